@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The IPVS table as values: virtual services, real servers, scope.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Everything here is immutable and canonical (addresses in compressed text form, flags
+sorted, real servers sorted), so two tables compare equal exactly when the kernel
+would hold the same configuration. Connection counters ride along on RealServer but
+never take part in equality. No I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+PROTOCOLS = ('tcp', 'udp', 'sctp')
+FWMARK = 'fwmark'
+
+# Kernel forwarding methods (IP_VS_CONN_F_*): masq=0, route (direct routing)=3, tunnel=2.
+FORWARDING = ('masq', 'route', 'tunnel')
+
+SCHEDULERS = ('rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos')
+
+# Scheduler flags the kernel knows (IP_VS_SVC_F_SCHED1..3) and which scheduler reads them.
+SCHEDULER_FLAGS = {
+    'sh': ('sh-fallback', 'sh-port'),
+    'mh': ('mh-fallback', 'mh-port'),
+}
+
+WEIGHT_MAX = 65535
+THRESHOLD_MAX = 2 ** 32 - 1
+FWMARK_MAX = 2 ** 32 - 1
+
+
+def canonical_address(text):
+    """Return the canonical text of an IPv4/IPv6 address (raises ValueError)."""
+    return str(ipaddress.ip_address(str(text).strip('[]')))
+
+
+def address_family(address):
+    """4 or 6 for an address in canonical text."""
+    return ipaddress.ip_address(address).version
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class ServiceKey:
+    """What identifies a virtual service in the kernel.
+
+    protocol is tcp/udp/sctp (address and port set) or 'fwmark' (fwmark set, address ''
+    and port 0). family is 4 or 6; a fwmark service has one too (ipvsadm -f N -6).
+    """
+
+    protocol: str
+    address: str = ''
+    port: int = 0
+    fwmark: int = 0
+    family: int = 4
+
+    @classmethod
+    def tcp_udp(cls, protocol, address, port):
+        address = canonical_address(address)
+        return cls(protocol=protocol, address=address, port=int(port), family=address_family(address))
+
+    @classmethod
+    def mark(cls, fwmark, family=4):
+        return cls(protocol=FWMARK, fwmark=int(fwmark), family=int(family))
+
+    @property
+    def is_fwmark(self):
+        return self.protocol == FWMARK
+
+    @property
+    def endpoint(self):
+        """'10.0.0.1:80', '[fd00::1]:80' or '10' (fwmark): the ipvsadm spelling."""
+        if self.is_fwmark:
+            return str(self.fwmark)
+        return join_host_port(self.address, self.port)
+
+    def __str__(self):
+        if self.is_fwmark:
+            return 'fwmark %d%s' % (self.fwmark, ' ipv6' if self.family == 6 else '')
+        return '%s %s' % (self.protocol, self.endpoint)
+
+
+def join_host_port(address, port):
+    if ':' in address:
+        return '[%s]:%d' % (address, port)
+    return '%s:%d' % (address, port)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class RealServer:
+    """A destination of a virtual service. Counters do not take part in equality."""
+
+    address: str
+    port: int
+    weight: int = 1
+    forwarding: str = 'masq'
+    upper_threshold: int = 0
+    lower_threshold: int = 0
+    active_connections: int = dataclasses.field(default=0, compare=False)
+    inactive_connections: int = dataclasses.field(default=0, compare=False)
+
+    @property
+    def key(self):
+        return (self.address, self.port)
+
+    @property
+    def endpoint(self):
+        return join_host_port(self.address, self.port)
+
+    @property
+    def connections(self):
+        return self.active_connections + self.inactive_connections
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def same_config(self, other):
+        return self == other
+
+
+@dataclasses.dataclass(frozen=True)
+class VirtualService:
+    """A virtual service and its real servers, in canonical form.
+
+    persistence_netmask is a prefix length for both families. When persistence is off
+    the netmask has no effect and is kept at the full length, so it never causes a diff.
+    """
+
+    key: ServiceKey
+    scheduler: str = 'wlc'
+    scheduler_flags: tuple = ()
+    persistence_timeout: int = 0
+    persistence_netmask: int = 32
+    real_servers: tuple = ()
+
+    def __post_init__(self):
+        full = 32 if self.key.family == 4 else 128
+        object.__setattr__(self, 'scheduler_flags', tuple(sorted(set(self.scheduler_flags))))
+        if not self.persistence_timeout:
+            object.__setattr__(self, 'persistence_netmask', full)
+        object.__setattr__(self, 'real_servers', tuple(sorted(self.real_servers, key=lambda rs: rs.key)))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def settings(self):
+        """The part of the service an edit changes (everything but real servers)."""
+        return (self.scheduler, self.scheduler_flags, self.persistence_timeout, self.persistence_netmask)
+
+    def server(self, key):
+        for rs in self.real_servers:
+            if rs.key == key:
+                return rs
+        return None
+
+    @property
+    def servers_by_key(self):
+        return dict((rs.key, rs) for rs in self.real_servers)
+
+
+def table_of(services):
+    """A table is a dict ServiceKey -> VirtualService."""
+    return dict((svc.key, svc) for svc in services)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """What a caller owns: services whose VIP is in one of networks, whose fwmark is in
+    one of fwmark ranges, or whose key is listed. Everything else is never touched."""
+
+    networks: tuple = ()
+    fwmarks: tuple = ()  # tuple of (first, last) inclusive
+    keys: frozenset = frozenset()
+
+    def contains(self, key):
+        if key in self.keys:
+            return True
+        if key.is_fwmark:
+            return any(first <= key.fwmark <= last for first, last in self.fwmarks)
+        address = ipaddress.ip_address(key.address)
+        return any(address in net for net in self.networks)
+
+    def __bool__(self):
+        return bool(self.networks or self.fwmarks or self.keys)
+
+
+class IpvsError(Exception):
+    """Base of the errors this package raises on purpose; modules turn them into fail_json."""
+
+
+class ValidationError(IpvsError):
+    """Bad input. Carries every problem found, each starting with its field path."""
+
+    def __init__(self, problems):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        super(ValidationError, self).__init__('; '.join(self.problems))
+
+
+# Action kinds in the order a run applies them (see plan.py for why).
+ADD_SERVICE = 'add_service'
+EDIT_SERVICE = 'edit_service'
+ADD_SERVER = 'add_server'
+EDIT_SERVER = 'edit_server'
+DELETE_SERVER = 'delete_server'
+DELETE_SERVICE = 'delete_service'
+ACTION_ORDER = (ADD_SERVICE, EDIT_SERVICE, ADD_SERVER, EDIT_SERVER, DELETE_SERVER, DELETE_SERVICE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """One kernel change. service is the complete desired service for add/edit (the
+    kernel's "set" replaces the whole entry) and the current one for deletes; server
+    likewise for the *_server kinds. reason says why ('drain', 'weight', ...)."""
+
+    op: str
+    service: VirtualService
+    server: RealServer = None
+    reason: str = ''
+
+    def as_dict(self):
+        result = {'op': self.op, 'service': str(self.service.key)}
+        if self.server is not None:
+            result['server'] = self.server.endpoint
+            result['weight'] = self.server.weight
+        if self.reason:
+            result['reason'] = self.reason
+        return result
+
+
+class BackendError(IpvsError):
+    """The kernel or ipvsadm refused something, or could not be reached."""
+
+
+class ApplyError(BackendError):
+    """An action failed midway: applied lists what the kernel took before it."""
+
+    def __init__(self, message, applied=(), failed=None):
+        self.applied = list(applied)
+        self.failed = failed
+        super(ApplyError, self).__init__(message)
