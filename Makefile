@@ -22,3 +22,52 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 .PHONY: venv
 venv: $(VENV)/.installed ## controller virtualenv (Python >= 3.12 when present)
+
+# ---------------------------------------------------------------------------- lab (qemu TCG VMs)
+# lab/netlb-lab is stdlib Python; see `lab/netlb-lab --help` and lab/README.md.
+LAB := lab/netlb-lab
+NODES ?= 1
+SUITE ?= bookworm
+SITE ?= playbooks/site.yml
+# Fail loudly when pytest collects nothing (exit 5) instead of reporting an empty success.
+PYTEST_RC = rc=$$?; if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; fi; exit $$rc
+
+.PHONY: lab-image lab-up lab-down lab-status
+lab-image: ## build (or reuse) the cached lab image (SUITE=bookworm|trixie)
+	$(LAB) image --suite $(SUITE)
+
+lab-up: ## boot NODES lab VMs (SUITE=...) and write inventories/lab/hosts.yml
+	$(LAB) up --nodes $(NODES) --suite $(SUITE)
+
+lab-down: ## stop the lab VMs, drop their overlays and inventories/lab/hosts.yml
+	$(LAB) down
+
+lab-status: ## show the lab VMs
+	$(LAB) status
+
+.PHONY: demo
+demo: venv ## build the image if absent, boot one node, run site.yml, show the result
+	$(LAB) up --nodes 1 --suite $(SUITE)
+	ansible-playbook -i inventories/lab/hosts.yml $(SITE)
+	@echo '==> evidence from node1'
+	$(LAB) ssh node1 'set -x; lsmod | grep ip_vs; ipvsadm --version; sysctl net.ipv4.ip_forward net.ipv4.vs.conntrack net.ipv4.vs.expire_nodest_conn net.ipv4.vs.expire_quiescent_template'
+	@echo '==> the lab is still up: `$(LAB) ssh node1` to look around, `make lab-down` to stop it'
+
+# ---------------------------------------------------------------------------- tests
+.PHONY: test test-unit test-vm
+TEST_STEPS := test-unit test-sanity lint test-vm
+# One step after the other with a header and its duration; stops at the first failure.
+test: venv ## everything: unit, sanity, lint, then the VM tests
+	@for step in $(TEST_STEPS); do \
+	  printf '\n===== make %s =====\n' "$$step"; start=$$SECONDS; \
+	  $(MAKE) --no-print-directory "$$step" || { echo "===== make $$step FAILED" >&2; exit 1; }; \
+	  printf '===== make %s: ok in %ds =====\n' "$$step" $$((SECONDS - start)); \
+	done
+
+test-unit: venv ## collection unit tests (pytest, no VM)
+	pytest -m 'not vm'; $(PYTEST_RC)
+
+test-vm: venv ## Molecule default (bookworm) + trixie, then pytest -m vm on a fresh lab
+	molecule test -s default
+	molecule test -s trixie
+	pytest -m vm tests/vm; $(PYTEST_RC)

@@ -1,0 +1,453 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The default backend: the kernel's IPVS generic-netlink family, spoken directly.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Stdlib only, so targets need nothing installed. Numbers come from <linux/ip_vs.h>.
+Translation rules (model <-> kernel attributes):
+- ports are big-endian; the protocol, family, fwmark, flags and counters host-order;
+- the persistence netmask is a 32-bit mask (network order) for IPv4 and a prefix
+  length (host order) for IPv6; the model holds a prefix length for both;
+- service flags travel as {flags, mask}; we always send mask 0xffffffff because
+  "set" replaces the whole entry; dumps carry the internal HASHED bit, masked out;
+- scheduler flags SCHED1/SCHED2 are sh-/mh-fallback and sh-/mh-port;
+- route and tunnel real servers get the service's port, as ipvsadm does, so both
+  backends leave the same table behind; tunnels are always ipip.
+Reads dump the services once, then the real servers service by service (the kernel
+runs one dump at a time per socket). Writes go out in batches (see _genl).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import struct
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base
+
+FAMILY_NAME = 'IPVS'
+VERSION = 1
+
+CMD_NEW_SERVICE = 1
+CMD_SET_SERVICE = 2
+CMD_DEL_SERVICE = 3
+CMD_GET_SERVICE = 4
+CMD_NEW_DEST = 5
+CMD_SET_DEST = 6
+CMD_DEL_DEST = 7
+CMD_GET_DEST = 8
+
+CMD_ATTR_SERVICE = 1
+CMD_ATTR_DEST = 2
+
+SVC_ATTR_AF = 1
+SVC_ATTR_PROTOCOL = 2
+SVC_ATTR_ADDR = 3
+SVC_ATTR_PORT = 4
+SVC_ATTR_FWMARK = 5
+SVC_ATTR_SCHED_NAME = 6
+SVC_ATTR_FLAGS = 7
+SVC_ATTR_TIMEOUT = 8
+SVC_ATTR_NETMASK = 9
+
+DEST_ATTR_ADDR = 1
+DEST_ATTR_PORT = 2
+DEST_ATTR_FWD_METHOD = 3
+DEST_ATTR_WEIGHT = 4
+DEST_ATTR_U_THRESH = 5
+DEST_ATTR_L_THRESH = 6
+DEST_ATTR_ACTIVE_CONNS = 7
+DEST_ATTR_INACT_CONNS = 8
+DEST_ATTR_ADDR_FAMILY = 11
+DEST_ATTR_TUN_TYPE = 13
+
+SVC_F_PERSISTENT = 0x1
+SVC_F_HASHED = 0x2
+SVC_F_SCHED1 = 0x8
+SVC_F_SCHED2 = 0x10
+SVC_F_SCHED3 = 0x20
+SCHED_BITS = (SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3)
+TUN_TYPE_IPIP = 0
+
+AF = {4: socket.AF_INET, 6: socket.AF_INET6}
+AF_FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
+PROTO = {'tcp': socket.IPPROTO_TCP, 'udp': socket.IPPROTO_UDP, 'sctp': 132}
+PROTO_NAME = dict((number, name) for name, number in PROTO.items())
+# IP_VS_CONN_F_*: LOCALNODE (1) is what ipvsadm also lists as -g.
+FWD = {'masq': 0, 'tunnel': 2, 'route': 3}
+FWD_NAME = {0: 'masq', 1: 'route', 2: 'tunnel', 3: 'route'}
+FLAG_BIT = {'flag-1': SVC_F_SCHED1, 'flag-2': SVC_F_SCHED2, 'flag-3': SVC_F_SCHED3}
+for _names in model.SCHEDULER_FLAGS.values():
+    FLAG_BIT.update(zip(_names, SCHED_BITS))
+
+_FLAGS = struct.Struct('=II')
+_ADDR_PAD = b'\0' * 12
+# Tables are large (50,000 real servers): addresses repeat, so both directions are cached.
+_PACKED = {}
+_TEXT = {}
+_SERVICE_IDS = {}
+# A real server's address, port (pre-swapped to network order), family, forwarding,
+# weight and thresholds: the attributes of every NEW_DEST/SET_DEST, packed in one go.
+_DEST_FULL = struct.Struct('=HH16s HHH2x HHH2x HHI HHI HHI HHI')
+_DEST_ID = struct.Struct('=HH16s HHH2x HHH2x')
+_ATTR = struct.Struct('=HH')
+_U16 = struct.Struct('=H')
+_U32 = struct.Struct('=I')
+_BE16 = struct.Struct('>H')
+
+
+# ---------------------------------------------------------------------------
+# Encoding (model -> attributes)
+
+
+def _packed(address):
+    """16 bytes (IPv4 zero-padded, as the kernel's union nf_inet_addr) and the AF_*."""
+    hit = _PACKED.get(address)
+    if hit is None:
+        if ':' in address:
+            hit = (socket.inet_pton(socket.AF_INET6, address), socket.AF_INET6)
+        else:
+            hit = (socket.inet_pton(socket.AF_INET, address) + _ADDR_PAD, socket.AF_INET)
+        _PACKED[address] = hit
+    return hit
+
+
+def netmask_bytes(prefix, family):
+    if family == 4:
+        return struct.pack('>I', (0xffffffff << (32 - prefix)) & 0xffffffff)
+    return struct.pack('=I', prefix)
+
+
+def service_id(key):
+    """The attributes naming a service (enough for deletes and real server commands)."""
+    attrs = _SERVICE_IDS.get(key)
+    if attrs is None:
+        attrs = _genl.u16(SVC_ATTR_AF, AF[key.family])
+        if key.is_fwmark:
+            attrs += _genl.u32(SVC_ATTR_FWMARK, key.fwmark)
+        else:
+            attrs += (_genl.u16(SVC_ATTR_PROTOCOL, PROTO[key.protocol])
+                      + _genl.attr(SVC_ATTR_ADDR, _packed(key.address)[0])
+                      + _genl.be16(SVC_ATTR_PORT, key.port))
+        _SERVICE_IDS[key] = attrs
+    return attrs
+
+
+def service_flags(service):
+    flags = SVC_F_PERSISTENT if service.persistence_timeout else 0
+    for name in service.scheduler_flags:
+        flags |= FLAG_BIT[name]
+    return flags
+
+
+def service_attrs(service):
+    """A complete service: the kernel's "set" replaces every setting."""
+    return b''.join((
+        service_id(service.key),
+        _genl.string(SVC_ATTR_SCHED_NAME, service.scheduler),
+        _genl.attr(SVC_ATTR_FLAGS, _FLAGS.pack(service_flags(service), 0xffffffff)),
+        _genl.u32(SVC_ATTR_TIMEOUT, service.persistence_timeout),
+        _genl.attr(SVC_ATTR_NETMASK, netmask_bytes(service.persistence_netmask, service.key.family)),
+    ))
+
+
+def server_port(service, server):
+    """The port the kernel is given: ipvsadm forces route/tunnel servers onto the
+    service's port, and so do we so that both backends agree."""
+    if server.forwarding in ('route', 'tunnel'):
+        return service.key.port
+    return server.port
+
+
+def dest_attrs(server, full=True, port=None):
+    packed, af = _packed(server.address)
+    port = socket.htons(server.port if port is None else port)
+    if not full:
+        return _DEST_ID.pack(20, DEST_ATTR_ADDR, packed, 6, DEST_ATTR_PORT, port, 6, DEST_ATTR_ADDR_FAMILY, af)
+    attrs = _DEST_FULL.pack(20, DEST_ATTR_ADDR, packed, 6, DEST_ATTR_PORT, port, 6, DEST_ATTR_ADDR_FAMILY, af,
+                            8, DEST_ATTR_FWD_METHOD, FWD[server.forwarding], 8, DEST_ATTR_WEIGHT, server.weight,
+                            8, DEST_ATTR_U_THRESH, server.upper_threshold,
+                            8, DEST_ATTR_L_THRESH, server.lower_threshold)
+    if server.forwarding == 'tunnel':
+        attrs += _genl.u8(DEST_ATTR_TUN_TYPE, TUN_TYPE_IPIP)
+    return attrs
+
+
+def request(action):
+    """(command, payload) for one action."""
+    service, server = action.service, action.server
+    op = action.op
+    if op in (model.ADD_SERVICE, model.EDIT_SERVICE):
+        cmd = CMD_NEW_SERVICE if op == model.ADD_SERVICE else CMD_SET_SERVICE
+        return cmd, _genl.nested(CMD_ATTR_SERVICE, service_attrs(service))
+    if op == model.DELETE_SERVICE:
+        return CMD_DEL_SERVICE, _genl.nested(CMD_ATTR_SERVICE, service_id(service.key))
+    svc = _genl.nested(CMD_ATTR_SERVICE, service_id(service.key))
+    if op == model.DELETE_SERVER:
+        # The server as the kernel holds it: no port rewriting here.
+        return CMD_DEL_DEST, svc + _genl.nested(CMD_ATTR_DEST, dest_attrs(server, full=False))
+    cmd = CMD_NEW_DEST if op == model.ADD_SERVER else CMD_SET_DEST
+    return cmd, svc + _genl.nested(CMD_ATTR_DEST, dest_attrs(server, port=server_port(service, server)))
+
+
+# ---------------------------------------------------------------------------
+# Decoding (attributes -> model)
+
+
+def _address(raw, family):
+    """Canonical text of a 16-byte kernel address (the model's spelling)."""
+    key = (raw, family)
+    text = _TEXT.get(key)
+    if text is None:
+        text = _TEXT[key] = str(ipaddress.ip_address(bytes(raw[:4] if family == 4 else raw[:16])))
+    return text
+
+
+def netmask_prefix(raw, family):
+    if family == 6:
+        return struct.unpack('=I', raw[:4])[0]
+    mask = struct.unpack('>I', raw[:4])[0]
+    return bin(mask).count('1')  # a non-contiguous mask cannot come from ipvsadm or us
+
+
+def flag_names(scheduler, flags):
+    names = model.SCHEDULER_FLAGS.get(scheduler, ())
+    result = []
+    for i, bit in enumerate(SCHED_BITS):
+        if flags & bit:
+            result.append(names[i] if i < len(names) else 'flag-%d' % (i + 1))
+    return tuple(result)
+
+
+def decode_service(attrs):
+    """A VirtualService (no real servers) from the attributes of a service dump."""
+    family = AF_FAMILY.get(_genl.get_u16(attrs, SVC_ATTR_AF))
+    if family is None:
+        raise _genl.ProtocolError('unknown address family %d' % _genl.get_u16(attrs, SVC_ATTR_AF))
+    if SVC_ATTR_FWMARK in attrs:
+        key = model.ServiceKey.mark(_genl.get_u32(attrs, SVC_ATTR_FWMARK), family)
+    else:
+        key = model.ServiceKey(
+            protocol=PROTO_NAME.get(_genl.get_u16(attrs, SVC_ATTR_PROTOCOL), 'unknown'),
+            address=_address(attrs[SVC_ATTR_ADDR], family),
+            port=_genl.get_be16(attrs, SVC_ATTR_PORT),
+            family=family)
+    flags = _FLAGS.unpack(attrs[SVC_ATTR_FLAGS][:8])[0] & ~SVC_F_HASHED
+    scheduler = _genl.get_string(attrs, SVC_ATTR_SCHED_NAME)
+    persistent = bool(flags & SVC_F_PERSISTENT)
+    return model.VirtualService(
+        key=key,
+        scheduler=scheduler,
+        scheduler_flags=flag_names(scheduler, flags),
+        persistence_timeout=_genl.get_u32(attrs, SVC_ATTR_TIMEOUT) if persistent else 0,
+        persistence_netmask=netmask_prefix(attrs[SVC_ATTR_NETMASK], family) if persistent else 0,
+    )
+
+
+_DEST_U32 = frozenset((DEST_ATTR_FWD_METHOD, DEST_ATTR_WEIGHT, DEST_ATTR_U_THRESH, DEST_ATTR_L_THRESH,
+                       DEST_ATTR_ACTIVE_CONNS, DEST_ATTR_INACT_CONNS))
+
+
+# The attributes a kernel since 5.2 puts first in a real server dump, in its order
+# (checked on 6.1): the hot path of a read unpacks them in one call.
+_DEST_DUMP = struct.Struct('=HH16s HHH2x HHI HHI HHB3x HHH2x HHH2x HHI HHI HHI HHI HHI HHH2x')
+_DEST_DUMP_HEADERS = ((20, DEST_ATTR_ADDR), (6, DEST_ATTR_PORT), (8, DEST_ATTR_FWD_METHOD), (8, DEST_ATTR_WEIGHT),
+                      (5, 13), (6, 14), (6, 15), (8, DEST_ATTR_U_THRESH), (8, DEST_ATTR_L_THRESH),
+                      (8, DEST_ATTR_ACTIVE_CONNS), (8, DEST_ATTR_INACT_CONNS), (8, 9), (6, DEST_ATTR_ADDR_FAMILY))
+_DEST_DUMP_LENGTHS = tuple(length for length, _kind in _DEST_DUMP_HEADERS)
+_DEST_DUMP_KINDS = tuple(kind for _length, kind in _DEST_DUMP_HEADERS)
+
+
+def decode_dest(data, offset, end, service_family):
+    """A RealServer from the attributes in data[offset:end] of a real server dump.
+
+    The hot loop of a read: 50,000 servers take seconds in pure Python, so the layout
+    today's kernels send is unpacked in one call; anything else takes the general loop.
+    """
+    if end - offset >= _DEST_DUMP.size:
+        fields = _DEST_DUMP.unpack_from(data, offset)
+        if fields[0::3] == _DEST_DUMP_LENGTHS and fields[1::3] == _DEST_DUMP_KINDS:
+            (raw, port, fwd, weight, _tt, _tp, _tf, upper, lower, active, inactive, _pc, af) = fields[2::3]
+            return model.RealServer(
+                address=_address(raw, AF_FAMILY.get(af, service_family)), port=socket.ntohs(port), weight=weight,
+                forwarding=FWD_NAME.get(fwd & 7, 'masq'), upper_threshold=upper, lower_threshold=lower,
+                active_connections=active, inactive_connections=inactive)
+    values = dict.fromkeys(_DEST_U32, 0)
+    raw, port, family = None, 0, service_family
+    unpack, mask = _ATTR.unpack_from, _genl.NLA_TYPE_MASK
+    while offset + 4 <= end:
+        length, kind = unpack(data, offset)
+        if length < 4:
+            raise _genl.ProtocolError('bad attribute length %d' % length)
+        kind &= mask
+        if kind in _DEST_U32:
+            values[kind] = _U32.unpack_from(data, offset + 4)[0]
+        elif kind == DEST_ATTR_ADDR:
+            raw = bytes(data[offset + 4:offset + 20])
+        elif kind == DEST_ATTR_PORT:
+            port = _BE16.unpack_from(data, offset + 4)[0]
+        elif kind == DEST_ATTR_ADDR_FAMILY:
+            family = AF_FAMILY.get(_U16.unpack_from(data, offset + 4)[0], service_family)
+        offset += (length + 3) & ~3
+    if raw is None:
+        raise _genl.ProtocolError('real server without an address')
+    return model.RealServer(
+        address=_address(raw, family),
+        port=port,
+        weight=values[DEST_ATTR_WEIGHT],
+        forwarding=FWD_NAME.get(values[DEST_ATTR_FWD_METHOD] & 7, 'masq'),
+        upper_threshold=values[DEST_ATTR_U_THRESH],
+        lower_threshold=values[DEST_ATTR_L_THRESH],
+        active_connections=values[DEST_ATTR_ACTIVE_CONNS],
+        inactive_connections=values[DEST_ATTR_INACT_CONNS],
+    )
+
+
+def nested_span(data, offset, end, kind):
+    """(start, stop) of the payload of top-level attribute kind in one reply message."""
+    while offset + 4 <= end:
+        length, got = _ATTR.unpack_from(data, offset)
+        if length < 4:
+            break
+        if got & _genl.NLA_TYPE_MASK == kind:
+            return offset + 4, offset + length
+        offset += (length + 3) & ~3
+    raise _genl.ProtocolError('reply without attribute %d' % kind)
+
+
+# ---------------------------------------------------------------------------
+# Errors
+
+# What an errno means for IPVS, by what we asked (the kernel's own words are terse).
+HINTS = {
+    errno.EEXIST: 'it already exists',
+    errno.ESRCH: 'no such virtual service',
+    errno.ENOENT: "no such real server, or the scheduler's kernel module is missing",
+    errno.EINVAL: 'for a real server: its address must be unicast, and loopback must be up in this '
+                  'network namespace',
+    errno.EPERM: 'managing IPVS needs CAP_NET_ADMIN (become root)',
+    errno.EAFNOSUPPORT: 'IPv6 disabled, or mixed address families for a server that is not a tunnel',
+}
+
+
+def describe(action):
+    text = '%s %s' % (action.op, action.service.key)
+    if action.server is not None:
+        text += ' -> %s' % action.server.endpoint
+    return text
+
+
+def _kernel_words(code, text):
+    words = os.strerror(code)
+    if code in HINTS:
+        words += ': ' + HINTS[code]
+    if text:
+        words += ' (%s)' % text
+    return words
+
+
+# ---------------------------------------------------------------------------
+# The backend
+
+
+class NetlinkBackend(base.Backend):
+    """IPVS over generic netlink, no dependency on the target."""
+
+    name = 'netlink'
+
+    def __init__(self, check_mode=False, sock=None):
+        super(NetlinkBackend, self).__init__(check_mode)
+        self._sock = sock
+        self._conn = None
+        self._family = None
+
+    def probe(self):
+        """Open the socket and find the IPVS family now; raises BackendError."""
+        self._connect()
+
+    def _connect(self):
+        if self._conn is None:
+            try:
+                conn = _genl.GenlSocket(self._sock)
+            except _genl.ProtocolError as exc:
+                raise model.BackendError(str(exc))
+            try:
+                self._family = conn.family(FAMILY_NAME)[0]
+            except _genl.NetlinkError as exc:
+                conn.close()
+                if exc.errno == errno.ENOENT:
+                    raise model.BackendError(
+                        'the kernel has no IPVS generic netlink family: the ip_vs module is not '
+                        'loaded (modprobe ip_vs) or IPVS is not built in')
+                raise model.BackendError('looking up the IPVS netlink family failed: %s' % exc)
+            except _genl.ProtocolError as exc:
+                conn.close()
+                raise model.BackendError(str(exc))
+            self._conn = conn
+        return self._conn
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _dump(self, cmd, payload, handle, what):
+        try:
+            self._conn.dump(self._family, cmd, VERSION, payload, handle)
+        except _genl.NetlinkError as exc:
+            if exc.errno == errno.EPERM:
+                raise model.BackendError('reading the IPVS table: permission denied: %s' % HINTS[errno.EPERM])
+            raise model.BackendError('reading %s from the kernel failed: %s' % (what, exc))
+        except _genl.ProtocolError as exc:
+            raise model.BackendError('reading %s from the kernel failed: %s' % (what, exc))
+
+    def read(self):
+        self._connect()
+        services = []
+
+        def on_service(data, offset, end):
+            start, stop = nested_span(data, offset, end, CMD_ATTR_SERVICE)
+            services.append(decode_service(_genl.parse_attrs(data, start, stop)))
+
+        self._dump(CMD_GET_SERVICE, b'', on_service, 'the virtual services')
+        table = {}
+        for service in services:
+            servers = []
+
+            def on_dest(data, offset, end, family=service.key.family):
+                start, stop = nested_span(data, offset, end, CMD_ATTR_DEST)
+                servers.append(decode_dest(data, start, stop, family))
+
+            self._dump(CMD_GET_DEST, _genl.nested(CMD_ATTR_SERVICE, service_id(service.key)),
+                       on_dest, 'the real servers of %s' % service.key)
+            table[service.key] = service.replace(real_servers=tuple(servers))
+        return table
+
+    def _apply(self, actions):
+        self._connect()
+        try:
+            sent, errors = self._conn.batch(self._family, VERSION, [request(a) for a in actions])
+        except _genl.ProtocolError as exc:
+            # Batches acknowledged before are known applied; the one in flight is not.
+            done = self._conn.acknowledged
+            raise model.ApplyError('talking to the kernel failed after %d of %d actions: %s'
+                                   % (done, len(actions), exc),
+                                   applied=actions[:done], failed=actions[done] if done < len(actions) else None)
+        if not errors:
+            return
+        failed = set(index for index, _code, _text in errors)
+        applied = [a for i, a in enumerate(actions[:sent]) if i not in failed]
+        lines = ['%s: %s' % (describe(actions[index]), _kernel_words(code, text))
+                 for index, code, text in errors]
+        message = 'the kernel refused %s' % '; '.join(lines)
+        if sent < len(actions):
+            message += ' (%d later action(s) not sent)' % (len(actions) - sent)
+        raise model.ApplyError(message, applied=applied, failed=actions[errors[0][0]])

@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""When each draining real server was set to weight 0, kept between runs.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+The state is a dict {(ServiceKey, (address, port)): since} where since is a Unix time.
+On disk it is a small JSON document written atomically (a reader never sees half a
+file). One file serves every task on a host: each run rewrites only the entries of its
+own scope (plan.py passes the others through), and lock() serialises runs so one
+cannot drop another's entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, read_text, write_atomic
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError, ServiceKey
+
+DEFAULT_PATH = '/var/lib/netlb-ipvs/drain-state.json'
+FORMAT_VERSION = 1
+
+
+class DrainStateError(IpvsError):
+    """The state file cannot be read, parsed or written."""
+
+
+def dumps(state):
+    """State -> JSON text, entries sorted so an unchanged state gives the same bytes."""
+    entries = []
+    for (key, (address, port)), since in sorted(state.items()):
+        service = {'protocol': key.protocol, 'family': key.family}
+        if key.is_fwmark:
+            service['fwmark'] = key.fwmark
+        else:
+            service.update(address=key.address, port=key.port)
+        entries.append({'service': service, 'server': {'address': address, 'port': port}, 'since': since})
+    return json.dumps({'version': FORMAT_VERSION, 'draining': entries}, indent=1, sort_keys=True) + '\n'
+
+
+def loads(text):
+    """JSON text -> state. Raises DrainStateError on anything unexpected."""
+    try:
+        document = json.loads(text)
+        if document.get('version') != FORMAT_VERSION:
+            raise ValueError('unknown version %r' % document.get('version'))
+        state = {}
+        for entry in document['draining']:
+            service = entry['service']
+            if service['protocol'] == 'fwmark':
+                key = ServiceKey.mark(service['fwmark'], service['family'])
+            else:
+                key = ServiceKey.tcp_udp(service['protocol'], service['address'], service['port'])
+            server = entry['server']
+            state[(key, (str(server['address']), int(server['port'])))] = float(entry['since'])
+        return state
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise DrainStateError('drain state is not valid: %s' % exc)
+
+
+class DrainStore(object):
+    """The state in a file (default /var/lib/netlb-ipvs/drain-state.json)."""
+
+    def __init__(self, path=DEFAULT_PATH):
+        self.path = path
+
+    def load(self):
+        """The saved state; {} when the file does not exist yet."""
+        try:
+            text = read_text(self.path)
+        except FileError as exc:
+            raise DrainStateError(str(exc))
+        if text is None:
+            return {}
+        try:
+            return loads(text)
+        except DrainStateError as exc:
+            raise DrainStateError('%s: %s' % (self.path, exc))
+
+    def save(self, state):
+        try:
+            self._make_directory()
+            write_atomic(self.path, dumps(state), mode=0o644)
+        except (FileError, OSError) as exc:
+            raise DrainStateError('cannot save drain state: %s' % exc)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold an exclusive lock (a sibling .lock file) for one read-plan-apply-save."""
+        try:
+            self._make_directory()
+            handle = open(self.path + '.lock', 'a')
+        except (IOError, OSError) as exc:
+            raise DrainStateError('cannot lock drain state %s: %s' % (self.path, exc))
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            yield
+        finally:
+            handle.close()  # closing releases the lock
+
+    def _make_directory(self):
+        directory = os.path.dirname(self.path)
+        if directory:
+            try:
+                os.makedirs(directory, 0o755)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
+
+
+class MemoryDrainStore(object):
+    """The state in memory: for a long-running watcher, and for tests."""
+
+    def __init__(self, state=None):
+        self.state = dict(state or {})
+        self.saves = 0
+
+    def load(self):
+        return dict(self.state)
+
+    def save(self, state):
+        self.state = dict(state)
+        self.saves += 1
+
+    @contextlib.contextmanager
+    def lock(self):
+        yield

@@ -1,0 +1,248 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Desired table + current table + scope -> ordered actions, the table after, drain state.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Rules (the invariants the tests hold this module to):
+
+1. Only services inside scope are looked at; everything else is never in an action,
+   and drain-state entries of other scopes are passed through untouched.
+2. Pure: no I/O, no clock. ``now`` and the drain timestamps are inputs, the new drain
+   state is an output, so check mode and a real run plan exactly the same actions.
+3. Change in place, never delete+add: a service whose scheduler, flags or persistence
+   differ is edited; a real server whose weight, forwarding or thresholds differ is
+   edited. Each add/edit carries the complete entry, as the kernel's "set" replaces it.
+4. Actions come in ACTION_ORDER: add services, edit services, add real servers, edit
+   real servers, delete real servers, delete services. New real servers are therefore
+   in place before old ones go. Within a kind, order is by service key then server key.
+5. A real server leaving a service (purge_real_servers) goes at once when not graceful,
+   for UDP, or when it is idle at weight 0. Otherwise it is drained: weight 0 now, deleted
+   by a later run once it has no connections or drain_timeout (if not 0) has passed since
+   the drain began. Waiting is not a change. A drained server that is wanted again gets
+   its weight back and leaves the drain state.
+6. A service not wanted (exclusive) is deleted at once with its real servers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    ACTION_ORDER,
+    ADD_SERVER,
+    ADD_SERVICE,
+    DELETE_SERVER,
+    DELETE_SERVICE,
+    EDIT_SERVER,
+    EDIT_SERVICE,
+    Action,
+    RealServer,
+    ValidationError,
+    VirtualService,
+    table_of,
+)
+
+SETTING_FIELDS = ('scheduler', 'scheduler_flags', 'persistence_timeout', 'persistence_netmask')
+SERVER_FIELDS = ('weight', 'forwarding', 'upper_threshold', 'lower_threshold')
+
+
+@dataclasses.dataclass(frozen=True)
+class Draining:
+    """A real server at weight 0 that a later run will delete."""
+
+    service: object  # ServiceKey
+    server: object  # RealServer (current, with counters)
+    since: float
+
+    def as_dict(self):
+        return {'service': str(self.service), 'server': self.server.endpoint, 'since': self.since,
+                'connections': self.server.connections}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """actions in apply order; before/after are the in-scope tables (ServiceKey ->
+    VirtualService); drain_state is the whole new state, other scopes' entries included."""
+
+    actions: tuple
+    before: dict
+    after: dict
+    drain_state: dict
+    draining: tuple = ()
+
+    @property
+    def changed(self):
+        return bool(self.actions)
+
+
+def plan(desired, current, scope, exclusive=True, purge_real_servers=True, graceful=True,
+         drain_timeout=0, drain_state=None, now=0.0):
+    """Plan the changes that turn the in-scope part of current into desired.
+
+    desired: VirtualServices (iterable or table), all inside scope. current: the kernel
+    table with counters. drain_state: {(ServiceKey, (address, port)): since}.
+    """
+    if not isinstance(desired, dict):
+        desired = table_of(desired)
+    owned = _Owner(scope)
+    keys = sorted(desired)
+    outside = [str(key) for key in keys if not owned(key)]
+    if outside:
+        raise ValidationError(['%s: outside scope' % name for name in outside])
+    old_drain = drain_state or {}
+    context = _Context(old_drain, graceful, drain_timeout, now)
+    context.drain_state.update((entry, since) for entry, since in old_drain.items() if not owned(entry[0]))
+
+    before = dict((key, svc) for key, svc in current.items() if owned(key))
+    for key in keys:
+        want = desired[key]
+        have = before.get(key)
+        if have is None:
+            context.add(ADD_SERVICE, want, reason='new')
+            for server in want.real_servers:
+                context.add(ADD_SERVER, want, server, 'new')
+            continue
+        if want.settings() != have.settings():
+            context.add(EDIT_SERVICE, want, reason=_changed(SETTING_FIELDS, have, want))
+        if want.real_servers != have.real_servers:  # counters are not compared: cheap no-op
+            context.servers(want, have, purge_real_servers)
+    if exclusive:
+        for key in sorted(set(before) - set(desired)):
+            context.add(DELETE_SERVICE, before[key], reason='not listed')
+
+    actions = tuple(action for op in ACTION_ORDER for action in context.actions[op])
+    return Plan(actions=actions, before=before, after=apply_to_table(before, actions),
+                drain_state=context.drain_state, draining=tuple(context.draining))
+
+
+class _Owner(object):
+    """scope.contains(key), memoised, with addresses compared as integers: the same
+    answer, but cheap enough to ask for every service of a 5,000-service table."""
+
+    def __init__(self, scope):
+        self.scope = scope
+        self.answers = {}
+        self.networks = [(net.version, int(net.network_address), int(net.netmask)) for net in scope.networks]
+
+    def __call__(self, key):
+        answer = self.answers.get(key)
+        if answer is None:
+            if key in self.scope.keys or key.is_fwmark:
+                answer = self.scope.contains(key)
+            else:
+                family = socket.AF_INET6 if key.family == 6 else socket.AF_INET
+                value = int.from_bytes(socket.inet_pton(family, key.address), 'big')
+                answer = any(version == key.family and value & mask == network
+                             for version, network, mask in self.networks)
+            self.answers[key] = answer
+        return answer
+
+
+class _Context(object):
+    def __init__(self, old_drain, graceful, drain_timeout, now):
+        self.old_drain = old_drain
+        self.graceful = graceful
+        self.drain_timeout = drain_timeout
+        self.now = now
+        self.actions = dict((op, []) for op in ACTION_ORDER)
+        self.drain_state = {}
+        self.draining = []
+
+    def add(self, op, service, server=None, reason=''):
+        self.actions[op].append(Action(op=op, service=service, server=server, reason=reason))
+
+    def servers(self, want, have, purge):
+        wanted = _by_key(want.real_servers)
+        present = _by_key(have.real_servers)
+        for key, server in wanted.items():
+            old = present.get(key)
+            if old is None:
+                self.add(ADD_SERVER, want, server, 'new')
+            elif old != server:
+                comeback = old.weight == 0 and (want.key, key) in self.old_drain
+                reason = 'undrain' if comeback else _server_changes(old, server)
+                self.add(EDIT_SERVER, want, _with_counters(server, old), reason)
+        if purge:
+            for key, old in present.items():
+                if key not in wanted:
+                    self.leave(want, have, old)
+
+    def leave(self, want, have, old):
+        """A real server that is not wanted any more: delete, drain or keep waiting."""
+        entry = (have.key, old.key)
+        since = self.old_drain.get(entry)
+        if not self.graceful or have.key.protocol == 'udp':
+            self.add(DELETE_SERVER, have, old, 'purge')
+        elif old.weight == 0 and old.connections == 0:
+            self.add(DELETE_SERVER, have, old, 'idle')
+        elif since is not None and self.drain_timeout and self.now - since >= self.drain_timeout:
+            self.add(DELETE_SERVER, have, old, 'drain_timeout')
+        else:
+            if old.weight:
+                self.add(EDIT_SERVER, want, old.replace(weight=0), 'drain')
+            # Weight 0 without an entry (set by hand, or state lost): the clock starts now.
+            since = self.now if since is None else since
+            self.drain_state[entry] = since
+            self.draining.append(Draining(service=have.key, server=old.replace(weight=0), since=since))
+
+
+def _with_counters(server, old):
+    # The constructor, not dataclasses.replace: this runs once per edited server.
+    return RealServer(server.address, server.port, server.weight, server.forwarding, server.upper_threshold,
+                      server.lower_threshold, old.active_connections, old.inactive_connections)
+
+
+def _by_key(servers):
+    return {(rs.address, rs.port): rs for rs in servers}
+
+
+def _server_changes(old, new):
+    # Weight alone is the common edit (and the one a large rollout makes everywhere).
+    if (old.forwarding, old.upper_threshold, old.lower_threshold) == (new.forwarding, new.upper_threshold,
+                                                                      new.lower_threshold):
+        return 'weight'
+    return _changed(SERVER_FIELDS, old, new)
+
+
+def _changed(fields, old, new):
+    return ','.join(name for name in fields if getattr(old, name) != getattr(new, name))
+
+
+def apply_to_table(table, actions):
+    """The table after actions (pure): what the kernel holds once they all succeed.
+
+    Edits replace the whole entry; a service edit keeps its real servers (they change
+    through their own actions). Also the behaviour a fake backend needs in tests.
+    """
+    after = dict(table)
+    touched = {}  # ServiceKey -> [settings (a VirtualService), {server key: RealServer}]
+    last_service = entry = None
+    for action in actions:
+        service = action.service
+        if action.op == DELETE_SERVICE:
+            after.pop(service.key, None)
+            touched.pop(service.key, None)
+            last_service = None
+            continue
+        if service is not last_service:  # consecutive actions mostly share one service object
+            last_service = service
+            entry = touched.get(service.key)
+            if entry is None:
+                base = after.get(service.key)
+                entry = touched[service.key] = [base, _by_key(base.real_servers) if base is not None else {}]
+        if action.op in (ADD_SERVICE, EDIT_SERVICE):
+            entry[0] = service
+        elif action.op in (ADD_SERVER, EDIT_SERVER):
+            entry[1][(action.server.address, action.server.port)] = action.server
+        elif action.op == DELETE_SERVER:
+            entry[1].pop((action.server.address, action.server.port), None)
+    for key, (service, servers) in touched.items():
+        if service is not None:
+            after[key] = VirtualService(key, service.scheduler, service.scheduler_flags, service.persistence_timeout,
+                                        service.persistence_netmask, tuple(servers.values()))
+    return after

@@ -1,0 +1,468 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""User parameters -> model values, with every problem reported by field path.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Callers are the ipvs_virtual_server module and plain Python (a watcher): no Ansible
+imports here, and defaults live here, not in an argument_spec, so both get the same
+result. Nothing is raised until the whole input has been read: ValidationError carries
+every problem, each starting with its path (``services[3].real_servers[1].weight``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    FORWARDING,
+    FWMARK_MAX,
+    PROTOCOLS,
+    SCHEDULER_FLAGS,
+    SCHEDULERS,
+    THRESHOLD_MAX,
+    WEIGHT_MAX,
+    RealServer,
+    Scope,
+    ServiceKey,
+    ValidationError,
+    VirtualService,
+)
+
+SERVICE_FIELDS = (
+    'protocol', 'address', 'port', 'fwmark', 'family', 'scheduler', 'scheduler_flags',
+    'persistence_timeout', 'persistence_netmask', 'real_servers',
+)
+SERVER_FIELDS = ('address', 'port', 'weight', 'forwarding', 'upper_threshold', 'lower_threshold')
+
+DEFAULT_SCHEDULER = 'wlc'  # what ipvsadm and the kernel pick when none is named
+FAMILIES = {'ipv4': 4, 'ipv6': 6}
+# The kernel stores timeout * HZ in 32 bits: beyond this it wraps with HZ=1000.
+PERSISTENCE_MAX = (2 ** 32 - 1) // 1000
+FWMARK_SCOPE_PREFIX = 'fwmark:'
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A validated call: what to converge to and what may be touched."""
+
+    services: tuple
+    scope: Scope
+    exclusive: bool = True
+    allow_empty: bool = False
+
+
+class _Problems(object):
+    def __init__(self):
+        self.items = []
+
+    def add(self, path, message):
+        self.items.append('%s: %s' % (path, message))
+
+    def raise_if_any(self):
+        if self.items:
+            raise ValidationError(self.items)
+
+
+def _join(prefix, field):
+    return '%s.%s' % (prefix, field) if prefix else field
+
+
+def _int(value, path, problems, low, high, range_text=None):
+    """An integer in [low, high] or None (problem recorded). Accepts digit strings."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        problems.add(path, '%r is not an integer' % (value,))
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.lstrip('-').isdigit():
+            problems.add(path, '%r is not an integer' % (value,))
+            return None
+        value = int(text)
+    if not low <= value <= high:
+        problems.add(path, '%d is out of range %s' % (value, range_text or '%d-%d' % (low, high)))
+        return None
+    return value
+
+
+def _address(value, path, problems):
+    """Canonical address text or None. Scoped, unspecified and prefixed forms are refused:
+    the kernel has no use for them and they are easy typos."""
+    text = str(value).strip() if value is not None else ''
+    if '%' in text:
+        problems.add(path, '%r: scoped IPv6 addresses are not supported' % (value,))
+        return None
+    try:
+        address = ipaddress.ip_address(text.strip('[]'))
+    except ValueError:
+        problems.add(path, '%r is not a valid IP address' % (value,))
+        return None
+    if address.is_unspecified:
+        problems.add(path, '%s is the unspecified address' % address)
+        return None
+    return str(address)
+
+
+def _family_name(family):
+    return 'IPv%d' % family
+
+
+def _check_keys(params, fields, path, problems):
+    if not isinstance(params, dict):
+        problems.add(path or '(top)', 'expected a dictionary, got %r' % (params,))
+        return False
+    for name in sorted(set(params) - set(fields)):
+        problems.add(_join(path, name), 'unknown option')
+    return True
+
+
+def _list(value, path, problems):
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        problems.add(path, 'expected a list, got %r' % (value,))
+        return []
+    return list(value)
+
+
+def parse_service(params, path, problems):
+    """One service dict -> VirtualService, or None when it has problems (recorded)."""
+    if not _check_keys(params, SERVICE_FIELDS, path, problems):
+        return None
+    before = len(problems.items)
+    key, port = _service_key(params, path, problems)
+    family = key.family if key else 4
+
+    scheduler = params.get('scheduler')
+    if scheduler is None:
+        scheduler = DEFAULT_SCHEDULER
+    elif scheduler not in SCHEDULERS:
+        problems.add(_join(path, 'scheduler'), '%r is not one of %s' % (scheduler, ', '.join(SCHEDULERS)))
+        scheduler = None
+    flags = _scheduler_flags(params.get('scheduler_flags'), scheduler, _join(path, 'scheduler_flags'), problems)
+
+    timeout = params.get('persistence_timeout')
+    timeout = 0 if timeout is None else _int(timeout, _join(path, 'persistence_timeout'), problems, 0, PERSISTENCE_MAX)
+    full = 32 if family == 4 else 128
+    netmask = params.get('persistence_netmask')
+    if netmask is None:
+        netmask = full
+    else:
+        netmask = _int(netmask, _join(path, 'persistence_netmask'), problems, 1, full,
+                       '1-%d for %s' % (full, _family_name(family)))
+    if key is not None and port == 0 and not key.is_fwmark and timeout == 0:
+        problems.add(_join(path, 'port'), '0 (all ports) needs persistence_timeout > 0')
+
+    servers = _real_servers(params.get('real_servers'), key, _join(path, 'real_servers'), problems)
+    if len(problems.items) > before:
+        return None
+    return VirtualService(key=key, scheduler=scheduler, scheduler_flags=tuple(flags), persistence_timeout=timeout,
+                          persistence_netmask=netmask, real_servers=tuple(servers))
+
+
+def _service_key(params, path, problems):
+    """(ServiceKey or None, port) from protocol/address/port or fwmark/family."""
+    fwmark = params.get('fwmark')
+    family_name = params.get('family')
+    family = None
+    if family_name is not None:
+        family = FAMILIES.get(family_name) if isinstance(family_name, str) else None
+        if family is None:
+            problems.add(_join(path, 'family'), '%r is not one of ipv4, ipv6' % (family_name,))
+    if fwmark is not None:
+        clash = [name for name in ('protocol', 'address', 'port') if params.get(name) is not None]
+        if clash:
+            problems.add(_join(path, 'fwmark'), 'cannot be combined with %s' % ', '.join(clash))
+        mark = _int(fwmark, _join(path, 'fwmark'), problems, 1, FWMARK_MAX)
+        if family is None:
+            # Unnamed: the family of the real servers, IPv4 when there are none.
+            family = _first_server_family(params.get('real_servers')) or 4
+        return (ServiceKey.mark(mark, family) if mark is not None and not clash else None), 0
+
+    protocol = params.get('protocol')
+    if protocol is None:
+        protocol = 'tcp'
+    elif protocol not in PROTOCOLS:
+        problems.add(_join(path, 'protocol'), '%r is not one of %s' % (protocol, ', '.join(PROTOCOLS)))
+        protocol = None
+    address = params.get('address')
+    if address is None:
+        problems.add(_join(path, 'address'), 'required (or give fwmark)')
+    else:
+        address = _address(address, _join(path, 'address'), problems)
+    port = params.get('port')
+    if port is None:
+        problems.add(_join(path, 'port'), 'required with address')
+    else:
+        port = _int(port, _join(path, 'port'), problems, 0, 65535, '1-65535')
+    if address is None or port is None or protocol is None:
+        return None, port
+    key = ServiceKey.tcp_udp(protocol, address, port)
+    if family is not None and family != key.family:
+        problems.add(_join(path, 'family'), '%s does not match address %s' % (family_name, address))
+    return key, port
+
+
+def _first_server_family(servers):
+    if not isinstance(servers, (list, tuple)):
+        return None
+    for server in servers:
+        if isinstance(server, dict):
+            try:
+                return ipaddress.ip_address(str(server.get('address')).strip('[]')).version
+            except ValueError:
+                continue
+    return None
+
+
+def _scheduler_flags(value, scheduler, path, problems):
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(',') if part.strip()]
+    known = dict((flag, owner) for owner, flags in SCHEDULER_FLAGS.items() for flag in flags)
+    flags = []
+    for index, flag in enumerate(_list(value, path, problems)):
+        item = '%s[%d]' % (path, index)
+        owner = known.get(flag) if isinstance(flag, str) else None
+        if owner is None:
+            problems.add(item, '%r is not a scheduler flag (%s)' % (flag, ', '.join(sorted(known))))
+        elif scheduler is not None and owner != scheduler:
+            problems.add(item, '%s applies only to scheduler %s, not %s' % (flag, owner, scheduler))
+        else:
+            flags.append(flag)
+    return flags
+
+
+def _real_servers(value, key, path, problems):
+    servers = []
+    seen = {}
+    for index, params in enumerate(_list(value, path, problems)):
+        item = '%s[%d]' % (path, index)
+        server = _real_server(params, key, item, problems)
+        if server is None:
+            continue
+        if server.key in seen:
+            problems.add(item, 'duplicate of %s[%d] (%s)' % (path, seen[server.key], server.endpoint))
+            continue
+        seen[server.key] = index
+        servers.append(server)
+    return servers
+
+
+def _real_server(params, key, path, problems):
+    """One real server dict -> RealServer or None. key may be None (service invalid):
+    the server's own fields are still checked so every problem shows at once."""
+    if not _check_keys(params, SERVER_FIELDS, path, problems):
+        return None
+    before = len(problems.items)
+    address = params.get('address')
+    if address is None:
+        problems.add(_join(path, 'address'), 'required')
+    else:
+        address = _address(address, _join(path, 'address'), problems)
+    if address is not None and key is not None:
+        family = ipaddress.ip_address(address).version
+        if family != key.family:
+            problems.add(_join(path, 'address'), '%s is %s but the service is %s'
+                         % (address, _family_name(family), _family_name(key.family)))
+
+    forwarding = params.get('forwarding')
+    if forwarding is None:
+        forwarding = 'masq'
+    elif forwarding not in FORWARDING:
+        problems.add(_join(path, 'forwarding'), '%r is not one of %s' % (forwarding, ', '.join(FORWARDING)))
+        forwarding = None
+
+    port = _server_port(params.get('port'), key, forwarding, _join(path, 'port'), problems)
+
+    weight = params.get('weight')
+    weight = 1 if weight is None else _int(weight, _join(path, 'weight'), problems, 0, WEIGHT_MAX)
+    upper = params.get('upper_threshold')
+    upper = 0 if upper is None else _int(upper, _join(path, 'upper_threshold'), problems, 0, THRESHOLD_MAX)
+    lower = params.get('lower_threshold')
+    lower = 0 if lower is None else _int(lower, _join(path, 'lower_threshold'), problems, 0, THRESHOLD_MAX)
+    if upper is not None and lower is not None and lower > upper:
+        # upper 0 means "no limit": a server is then never overloaded and lower does nothing.
+        problems.add(_join(path, 'lower_threshold'), '%d is above upper_threshold %d%s'
+                     % (lower, upper, ' (0 = no limit, so lower_threshold has no effect)' if not upper else ''))
+    if len(problems.items) > before or key is None:
+        return None
+    return RealServer(address=address, port=port, weight=weight, forwarding=forwarding,
+                      upper_threshold=upper, lower_threshold=lower)
+
+
+def _server_port(value, key, forwarding, path, problems):
+    """The real server port. Omitted = the service port (0 for fwmark: keep the packet's).
+
+    route and tunnel cannot remap ports: the kernel keeps whatever port netlink sends but
+    forwards to the packet's own port, and ipvsadm rewrites it to the service port. Only the
+    service port is accepted, so what we ask for is what a dump shows and runs converge.
+    """
+    service_port = 0 if key is None or key.is_fwmark else key.port
+    if value is None:
+        return service_port
+    low = 0 if service_port == 0 and key is not None else 1
+    port = _int(value, path, problems, low, 65535)
+    if port is None or key is None:
+        return port
+    if forwarding in ('route', 'tunnel') and port != service_port:
+        if key.is_fwmark:
+            problems.add(path, '%d cannot be used with forwarding %s in a fwmark service: the packet keeps its '
+                         'destination port; omit port' % (port, forwarding))
+        else:
+            problems.add(path, '%d differs from the service port %d, but forwarding %s cannot remap ports '
+                         '(the kernel ignores it); omit port or use %d' % (port, service_port, forwarding,
+                                                                           service_port))
+        return None
+    return port
+
+
+def parse_services(items, path='services'):
+    """A list of service dicts -> list of VirtualService. Raises ValidationError."""
+    problems = _Problems()
+    indexed = _services(items, path, problems)
+    problems.raise_if_any()
+    return [service for _index, service in indexed]
+
+
+def _services(items, path, problems):
+    """[(index, VirtualService)] for the valid entries; problems recorded for the rest."""
+    services = []
+    seen = {}
+    for index, params in enumerate(_list(items, path, problems)):
+        item = '%s[%d]' % (path, index)
+        service = parse_service(params, item, problems)
+        # The key alone, so a duplicate shows even when either copy has other problems.
+        key = service.key if service is not None else _key_only(params)
+        if key is not None and key in seen:
+            problems.add(item, 'duplicate of %s[%d] (%s)' % (path, seen[key], key))
+            continue
+        if key is not None:
+            seen[key] = index
+        if service is not None:
+            services.append((index, service))
+    return services
+
+
+def _key_only(params):
+    if not isinstance(params, dict):
+        return None
+    return _service_key(params, '', _Problems())[0]
+
+
+def parse_scope(items, path='scope'):
+    """Scope entries -> Scope. Raises ValidationError. See _scope for the syntax."""
+    problems = _Problems()
+    scope = _scope(items, path, problems)
+    problems.raise_if_any()
+    return scope
+
+
+def _scope(items, path, problems):
+    """Entries are a network (``10.96.0.0/12``, ``fd00::/108``), a single address
+    (``192.0.2.10`` = /32 or /128) or a firewall mark range (``fwmark:10``,
+    ``fwmark:10-20``, both families). Host bits in a network are an error, not rounded."""
+    networks = []
+    fwmarks = []
+    for index, entry in enumerate(_list(items, path, problems)):
+        item = '%s[%d]' % (path, index)
+        text = str(entry).strip()
+        if text.lower().startswith(FWMARK_SCOPE_PREFIX):
+            first, _sep, last = text[len(FWMARK_SCOPE_PREFIX):].partition('-')
+            first = _int(first, item, problems, 1, FWMARK_MAX)
+            last = first if not _sep else _int(last, item, problems, 1, FWMARK_MAX)
+            if first is not None and last is not None:
+                if first > last:
+                    problems.add(item, '%r: range is backwards' % text)
+                else:
+                    fwmarks.append((first, last))
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=True))
+        except ValueError as exc:
+            hint = ''
+            try:
+                hint = ' (did you mean %s?)' % ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                pass
+            problems.add(item, '%r is not a network, address or fwmark:N[-M] range: %s%s' % (entry, exc, hint))
+    return Scope(networks=tuple(networks), fwmarks=tuple(fwmarks))
+
+
+def parse_request(params):
+    """The module's (or a watcher's) parameters -> Request. Raises ValidationError.
+
+    Single form (address/port or fwmark at top level): the task owns exactly that
+    service. Table form (``services``): it owns ``scope``, or when scope is empty only
+    the services it lists, so ``exclusive`` then cannot delete anything. state=absent
+    deletes the named or listed services (their real servers are ignored).
+    """
+    problems = _Problems()
+    absent = params.get('state') == 'absent'
+    if params.get('drain_timeout') is not None:
+        _int(params['drain_timeout'], 'drain_timeout', problems, 0, 2 ** 63 - 1, '0 or more')
+    if params.get('services') is not None:
+        for name in SERVICE_FIELDS:
+            if params.get(name) is not None:
+                problems.add(name, 'cannot be combined with services (give it per service)')
+        indexed = _services(params.get('services'), 'services', problems)
+        scope = _scope(params.get('scope'), 'scope', problems) if params.get('scope') else None
+        for index, service in indexed:
+            if scope is not None and not scope.contains(service.key):
+                problems.add('services[%d]' % index, '%s is outside scope' % service.key)
+        problems.raise_if_any()
+        services = tuple(service for _index, service in indexed)
+        keys = Scope(keys=frozenset(service.key for service in services))
+        if absent:
+            return Request(services=(), scope=keys, exclusive=True, allow_empty=True)
+        return Request(services=services, scope=scope or keys, exclusive=_flag(params, 'exclusive', True),
+                       allow_empty=_flag(params, 'allow_empty', False))
+
+    single = dict((name, params.get(name)) for name in SERVICE_FIELDS)
+    if single['address'] is None and single['fwmark'] is None:
+        problems.add('address', 'give services (table form), or address and port, or fwmark (one service)')
+        problems.raise_if_any()
+    service = parse_service(single, '', problems)
+    problems.raise_if_any()
+    # A single-form task names its service, so deleting it (state=absent) is explicit.
+    scope = Scope(keys=frozenset([service.key]))
+    return Request(services=() if absent else (service,), scope=scope, exclusive=True, allow_empty=True)
+
+
+def _flag(params, name, default):
+    value = params.get(name)
+    return default if value is None else bool(value)
+
+
+def service_to_params(service):
+    """VirtualService -> the dict shape parse_service takes (plus connection counters),
+    used for the module's ``services`` return value."""
+    key = service.key
+    if key.is_fwmark:
+        result = {'fwmark': key.fwmark, 'family': 'ipv%d' % key.family}
+    else:
+        result = {'protocol': key.protocol, 'address': key.address, 'port': key.port}
+    result.update({
+        'scheduler': service.scheduler,
+        'scheduler_flags': list(service.scheduler_flags),
+        'persistence_timeout': service.persistence_timeout,
+        'persistence_netmask': service.persistence_netmask,
+        'real_servers': [server_to_params(rs) for rs in service.real_servers],
+    })
+    return result
+
+
+def server_to_params(server):
+    return {
+        'address': server.address,
+        'port': server.port,
+        'weight': server.weight,
+        'forwarding': server.forwarding,
+        'upper_threshold': server.upper_threshold,
+        'lower_threshold': server.lower_threshold,
+        'active_connections': server.active_connections,
+        'inactive_connections': server.inactive_connections,
+    }

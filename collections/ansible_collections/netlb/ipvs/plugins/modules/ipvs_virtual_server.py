@@ -1,0 +1,528 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: ipvs_virtual_server
+short_description: Manage IPVS virtual services and their real servers, one or a whole table at a time
+version_added: 0.1.0
+description:
+  - Makes the kernel's IPVS table hold the given virtual services and real servers, changing only what
+    differs. Reads the table once, plans every change, then applies them in this order, so live traffic
+    is disturbed no more than needed - add services, edit services, add real servers, edit real servers,
+    delete real servers, delete services.
+  - A service whose scheduler, scheduler flags or persistence differ is edited in place, never deleted
+    and added again. A real server whose weight, forwarding method or thresholds differ is edited in
+    place. New real servers are added before old ones are removed.
+  - "Single form: O(address) and O(port), or O(fwmark), name one service; the task touches that service
+    only."
+  - Table form (what a playbook at scale should use, never a task per service) - O(services) lists the
+    whole table for O(scope), the VIPs and firewall marks this task owns. Services outside O(scope) are
+    never touched, so keepalived, kube-proxy or hand-made rules stay exactly as they were. With
+    O(exclusive=true), in-scope services that are not listed are deleted.
+  - "All input is checked before the kernel is touched; every problem is reported at once with its field
+    path, for example C(services[3].real_servers[1].weight: 70000 is out of range 0-65535)."
+  - Graceful removal (O(graceful=true), TCP, SCTP and firewall-mark services) - a real server that is no
+    longer listed is set to weight 0 and deleted by a later run once it has no active or inactive
+    connections, or once O(drain_timeout) seconds have passed since it was drained. UDP real servers,
+    servers already at weight 0 without connections, and whole services are removed at once. A draining
+    server that is listed again gets its weight back. A run that only waits on draining servers reports
+    no change.
+  - If the kernel refuses an action midway, the task fails naming the actions applied and the one that
+    failed, with the kernel's message; the next run plans from a fresh read and converges.
+author:
+  - netlb.ipvs developers (@netlb)
+attributes:
+  check_mode:
+    support: full
+    description: Reads the kernel table and plans exactly as a real run, writes nothing (not even the drain
+      state file), and reports the same actions and diff a real run would.
+  diff_mode:
+    support: full
+    description: Shows the in-scope services before and after, in C(ipvsadm -S -n) format.
+  idempotent:
+    support: full
+    description: A second run with the same options reports no change (draining servers that are still
+      waiting do not count as a change).
+options:
+  protocol:
+    description:
+      - Single form - the protocol of the service. Defaults to V(tcp) when O(address) is given.
+      - Cannot be used with O(fwmark).
+    type: str
+    choices: [tcp, udp, sctp]
+  address:
+    description:
+      - Single form - the virtual IP address, IPv4 or IPv6.
+      - Requires O(port); cannot be used with O(fwmark).
+    type: str
+  port:
+    description:
+      - Single form - the service port, 1-65535.
+      - V(0) means all ports and needs O(persistence_timeout) above 0.
+    type: int
+  fwmark:
+    description:
+      - Single form - a firewall-mark service (1-4294967295) instead of O(protocol), O(address) and O(port).
+    type: int
+  family:
+    description:
+      - Single form - the address family of a firewall-mark service.
+      - Defaults to the family of its real servers, or V(ipv4) when it has none.
+      - With O(address) it must match the address when given.
+    type: str
+    choices: [ipv4, ipv6]
+  scheduler:
+    description:
+      - Single form - the scheduler. Defaults to V(wlc), as in C(ipvsadm).
+      - Changing it edits the service in place.
+    type: str
+    choices: [rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos]
+  scheduler_flags:
+    description:
+      - Single form - scheduler flags. V(sh-fallback) and V(sh-port) only with O(scheduler=sh);
+        V(mh-fallback) and V(mh-port) only with O(scheduler=mh). Defaults to none.
+    type: list
+    elements: str
+    choices: [sh-fallback, sh-port, mh-fallback, mh-port]
+  persistence_timeout:
+    description:
+      - Single form - persistence timeout in seconds (0-4294967); V(0) turns persistence off. Defaults to V(0).
+    type: int
+  persistence_netmask:
+    description:
+      - Single form - persistence granularity as a prefix length, 1-32 for IPv4 and 1-128 for IPv6.
+      - Defaults to the full length (V(32) or V(128)), one client address per entry.
+      - Has no effect without O(persistence_timeout).
+    type: int
+  real_servers:
+    description:
+      - Single form - the real servers of the service. Omitted means none.
+      - With O(purge_real_servers=true), real servers not listed are removed (gracefully, see O(graceful)).
+    type: list
+    elements: dict
+    suboptions: &real_server_options
+      address:
+        description:
+          - Address of the real server, of the same family as the service. Required.
+        type: str
+      port:
+        description:
+          - Port on the real server. Defaults to the service port (V(0), the packet's own port, for a
+            firewall-mark service).
+          - With O(real_servers[].forwarding=route) or V(tunnel) the kernel cannot remap ports, so only the
+            service port (or nothing) is accepted.
+        type: int
+      weight:
+        description:
+          - Weight, 0-65535. V(0) sends no new connections to the server.
+        type: int
+        default: 1
+      forwarding:
+        description:
+          - How packets reach the server - V(masq) (NAT), V(route) (direct routing) or V(tunnel) (IP-in-IP).
+        type: str
+        choices: [masq, route, tunnel]
+        default: masq
+      upper_threshold:
+        description:
+          - Connections above which the server gets no new ones; V(0) means no limit.
+        type: int
+        default: 0
+      lower_threshold:
+        description:
+          - Connections below which an overloaded server gets new ones again; at most O(real_servers[].upper_threshold).
+        type: int
+        default: 0
+  purge_real_servers:
+    description:
+      - Remove real servers of a managed service that are not listed.
+      - With V(false), unlisted real servers are left as they are.
+    type: bool
+    default: true
+  state:
+    description:
+      - V(present) creates or updates the service (or O(services)).
+      - V(absent) deletes the named service (or every service listed in O(services), whose real servers
+        are then ignored). Deleting a service is immediate.
+    type: str
+    choices: [present, absent]
+    default: present
+  services:
+    description:
+      - Table form - every service this task manages, each with the same keys as the single form.
+      - Cannot be combined with the single-form options.
+      - An empty list with O(exclusive=true) and a O(scope) would delete every service in scope, and is
+        refused unless O(allow_empty=true).
+    type: list
+    elements: dict
+    suboptions:
+      protocol:
+        description:
+          - Protocol of the service. Defaults to V(tcp) when O(services[].address) is given.
+        type: str
+        choices: [tcp, udp, sctp]
+      address:
+        description:
+          - Virtual IP address, IPv4 or IPv6. Requires O(services[].port); not with O(services[].fwmark).
+        type: str
+      port:
+        description:
+          - Service port, 1-65535; V(0) (all ports) needs O(services[].persistence_timeout).
+        type: int
+      fwmark:
+        description:
+          - Firewall mark (1-4294967295), instead of protocol, address and port.
+        type: int
+      family:
+        description:
+          - Address family of a firewall-mark service; defaults to that of its real servers, else V(ipv4).
+        type: str
+        choices: [ipv4, ipv6]
+      scheduler:
+        description:
+          - Scheduler.
+        type: str
+        choices: [rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos]
+        default: wlc
+      scheduler_flags:
+        description:
+          - Scheduler flags; V(sh-*) only with scheduler V(sh), V(mh-*) only with V(mh).
+        type: list
+        elements: str
+        choices: [sh-fallback, sh-port, mh-fallback, mh-port]
+        default: []
+      persistence_timeout:
+        description:
+          - Persistence timeout in seconds; V(0) turns persistence off.
+        type: int
+        default: 0
+      persistence_netmask:
+        description:
+          - Persistence granularity as a prefix length; defaults to the full length of the family.
+        type: int
+      real_servers:
+        description:
+          - Real servers of the service.
+        type: list
+        elements: dict
+        default: []
+        suboptions: *real_server_options
+  scope:
+    description:
+      - Table form - what this task owns. Each entry is a network (V(10.96.0.0/12), V(fd00:10:96::/108)),
+        a single address (V(192.0.2.10), meaning /32 or /128), or a firewall-mark range (V(fwmark:10) or
+        V(fwmark:10-20), both families).
+      - Networks with host bits set are refused, not rounded.
+      - Every service in O(services) must be inside the scope.
+      - When omitted, the task owns exactly the services it lists, so O(exclusive) deletes nothing.
+      - Real servers of an in-scope service are always owned by the task.
+    type: list
+    elements: str
+  exclusive:
+    description:
+      - Table form - delete in-scope services that are not in O(services).
+    type: bool
+    default: true
+  allow_empty:
+    description:
+      - Table form - allow an empty O(services) with O(exclusive=true) to delete every service in O(scope).
+      - Off by default because an empty list is more often a failed lookup (inventory, API, template) than
+        an intent, and acting on it would wipe live IPVS rules.
+    type: bool
+    default: false
+  graceful:
+    description:
+      - Drain real servers of TCP, SCTP and firewall-mark services before deleting them (see the description).
+      - With V(false), unlisted real servers are deleted at once.
+    type: bool
+    default: true
+  drain_timeout:
+    description:
+      - Seconds after which a draining real server is deleted even if it still has connections.
+      - V(0) waits until it is idle, however long that takes.
+    type: int
+    default: 0
+  drain_state_path:
+    description:
+      - File keeping when each draining real server was set to weight 0, written atomically.
+      - One file can serve every task on a host; each task rewrites only the entries of its own scope.
+    type: path
+    default: /var/lib/netlb-ipvs/drain-state.json
+  backend:
+    description:
+      - How to talk to the kernel. V(netlink) speaks the IPVS generic-netlink family directly (nothing to
+        install); V(ipvsadm) runs C(ipvsadm); V(auto) uses netlink when the kernel answers, else ipvsadm.
+    type: str
+    choices: [auto, netlink, ipvsadm]
+    default: auto
+notes:
+  - Needs root (C(CAP_NET_ADMIN)) and the C(ip_vs) kernel module; M(netlb.ipvs.ipvs_modules) loads it. The task
+    fails with a message saying so when either is missing.
+  - The C(services) return value and the diff cover the services in scope only (single form - the named
+    service).
+  - Connection counters in the C(services) return value are those read after the changes.
+seealso:
+  - module: netlb.ipvs.ipvs_modules
+  - name: ipvsadm(8)
+    description: The IPVS administration tool, whose C(-S -n) format the diff uses.
+    link: https://man7.org/linux/man-pages/man8/ipvsadm.8.html
+'''
+
+EXAMPLES = r'''
+- name: One TCP service with two NAT real servers
+  netlb.ipvs.ipvs_virtual_server:
+    protocol: tcp
+    address: 10.96.0.10
+    port: 80
+    scheduler: rr
+    real_servers:
+      - {address: 10.244.1.2, port: 8080}
+      - {address: 10.244.2.3, port: 8080, weight: 2}
+
+- name: Whole table for the cluster's service range in one call
+  netlb.ipvs.ipvs_virtual_server:
+    scope: [10.96.0.0/12]
+    exclusive: true
+    services:
+      - protocol: tcp
+        address: 10.96.0.1
+        port: 443
+        scheduler: rr
+        real_servers:
+          - {address: 192.0.2.11, port: 6443}
+          - {address: 192.0.2.12, port: 6443}
+      - protocol: udp
+        address: 10.96.0.10
+        port: 53
+        real_servers:
+          - {address: 10.244.1.5, port: 53}
+
+- name: Direct routing (the real servers answer clients themselves; the port stays the service port)
+  netlb.ipvs.ipvs_virtual_server:
+    address: 198.51.100.10
+    port: 80
+    scheduler: mh
+    scheduler_flags: [mh-port]
+    real_servers:
+      - {address: 198.51.100.21, forwarding: route}
+      - {address: 198.51.100.22, forwarding: route, upper_threshold: 5000, lower_threshold: 4000}
+
+- name: Firewall-mark service with persistence (all ports of a client go to one server for 5 minutes)
+  netlb.ipvs.ipvs_virtual_server:
+    fwmark: 10
+    scheduler: sh
+    persistence_timeout: 300
+    persistence_netmask: 24
+    real_servers:
+      - {address: 10.0.1.2}
+      - {address: 10.0.1.3}
+
+- name: IPv6 service
+  netlb.ipvs.ipvs_virtual_server:
+    address: "fd00:10:96::10"
+    port: 443
+    real_servers:
+      - {address: "fd00:10:244::2", port: 8443}
+
+- name: Take a server out gracefully - drained now, deleted once idle or after 10 minutes
+  netlb.ipvs.ipvs_virtual_server:
+    address: 10.96.0.10
+    port: 80
+    scheduler: rr
+    drain_timeout: 600
+    real_servers:
+      - {address: 10.244.2.3, port: 8080}
+
+- name: Own a range and the firewall marks 100-199, next to kube-proxy's rules
+  netlb.ipvs.ipvs_virtual_server:
+    scope: [192.0.2.0/24, "fwmark:100-199"]
+    services: "{{ lb_services }}"
+
+- name: Delete a service
+  netlb.ipvs.ipvs_virtual_server:
+    protocol: udp
+    address: 10.96.0.10
+    port: 53
+    state: absent
+
+- name: Really empty the scope (refused without allow_empty)
+  netlb.ipvs.ipvs_virtual_server:
+    scope: [192.0.2.0/24]
+    services: []
+    allow_empty: true
+'''
+
+RETURN = r'''
+actions:
+  description:
+    - The kernel changes made (in check mode, that a real run would make), in the order applied.
+    - C(op) is one of V(add_service), V(edit_service), V(add_server), V(edit_server), V(delete_server),
+      V(delete_service); C(server) and C(weight) are given for real-server actions; C(reason) says why
+      (V(new), the fields changed such as V(weight,forwarding), V(drain), V(undrain), V(idle),
+      V(drain_timeout), V(purge), V(not listed)).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {op: add_server, service: tcp 10.96.0.10:80, server: "10.244.3.4:8080", weight: 1, reason: new}
+    - {op: edit_server, service: tcp 10.96.0.10:80, server: "10.244.1.2:8080", weight: 0, reason: drain}
+services:
+  description:
+    - The services in scope after the run (single form - the named service, or none once absent), with
+      their real servers and connection counters, sorted by protocol, address and port.
+    - A firewall-mark service has C(fwmark) and C(family) instead of C(protocol), C(address) and C(port).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - protocol: tcp
+      address: 10.96.0.10
+      port: 80
+      scheduler: rr
+      scheduler_flags: []
+      persistence_timeout: 0
+      persistence_netmask: 32
+      real_servers:
+        - {address: 10.244.1.2, port: 8080, weight: 1, forwarding: masq, upper_threshold: 0,
+           lower_threshold: 0, active_connections: 3, inactive_connections: 12}
+draining:
+  description:
+    - Real servers at weight 0 that a later run will delete, with the Unix time their drain began and
+      their connections.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {service: tcp 10.96.0.10:80, server: "10.244.1.2:8080", since: 1732370000.5, connections: 4}
+diff:
+  description: The in-scope services before and after, in C(ipvsadm -S -n) format.
+  returned: in diff mode
+  type: dict
+  sample:
+    before: "-A -t 10.96.0.10:80 -s rr\n-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1\n"
+    after: "-A -t 10.96.0.10:80 -s rr\n-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0\n"
+timings:
+  description: Seconds spent reading the kernel table, planning, applying, confirming (re-reading after
+    changes) and in total.
+  returned: always
+  type: dict
+  sample: {read: 0.004, plan: 0.001, apply: 0.002, confirm: 0.004, total: 0.012}
+problems:
+  description: On invalid input, every problem found, each starting with its field path.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["services[3].real_servers[1].weight: 70000 is out of range 0-65535"]
+applied:
+  description: When the kernel refused an action midway, the actions applied before it.
+  returned: failure
+  type: list
+  elements: dict
+failed_action:
+  description: When the kernel refused an action midway, that action.
+  returned: failure
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, validation
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES, get_backend
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH, DrainStore
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    FORWARDING,
+    PROTOCOLS,
+    SCHEDULER_FLAGS,
+    SCHEDULERS,
+    ApplyError,
+    IpvsError,
+    ValidationError,
+)
+
+FLAGS = [flag for scheduler in sorted(SCHEDULER_FLAGS, reverse=True) for flag in SCHEDULER_FLAGS[scheduler]]
+SERVER_SPEC = dict(
+    address=dict(type='str'),
+    port=dict(type='int'),
+    weight=dict(type='int', default=1),
+    forwarding=dict(type='str', choices=list(FORWARDING), default='masq'),
+    upper_threshold=dict(type='int', default=0),
+    lower_threshold=dict(type='int', default=0),
+)
+# Single-form options carry no defaults, so giving any of them with services is an error
+# rather than silently ignored; validation applies the defaults.
+SINGLE_SPEC = dict(
+    protocol=dict(type='str', choices=list(PROTOCOLS)),
+    address=dict(type='str'),
+    port=dict(type='int'),
+    fwmark=dict(type='int'),
+    family=dict(type='str', choices=['ipv4', 'ipv6']),
+    scheduler=dict(type='str', choices=list(SCHEDULERS)),
+    scheduler_flags=dict(type='list', elements='str', choices=FLAGS),
+    persistence_timeout=dict(type='int'),
+    persistence_netmask=dict(type='int'),
+    real_servers=dict(type='list', elements='dict', options=SERVER_SPEC),
+)
+SERVICE_SPEC = dict(
+    SINGLE_SPEC,
+    scheduler=dict(type='str', choices=list(SCHEDULERS), default=validation.DEFAULT_SCHEDULER),
+    scheduler_flags=dict(type='list', elements='str', choices=FLAGS, default=[]),
+    persistence_timeout=dict(type='int', default=0),
+    real_servers=dict(type='list', elements='dict', options=SERVER_SPEC, default=[]),
+)
+ARGUMENT_SPEC = dict(
+    SINGLE_SPEC,
+    purge_real_servers=dict(type='bool', default=True),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+    services=dict(type='list', elements='dict', options=SERVICE_SPEC),
+    scope=dict(type='list', elements='str'),
+    exclusive=dict(type='bool', default=True),
+    allow_empty=dict(type='bool', default=False),
+    graceful=dict(type='bool', default=True),
+    drain_timeout=dict(type='int', default=0),
+    drain_state_path=dict(type='path', default=DEFAULT_PATH),
+    backend=dict(type='str', choices=list(BACKEND_CHOICES), default='auto'),
+)
+MUTUALLY_EXCLUSIVE = [('services', name) for name in SINGLE_SPEC] + [
+    ('fwmark', 'address'), ('fwmark', 'port'), ('fwmark', 'protocol'), ('scope', 'address'), ('scope', 'fwmark'),
+]
+
+
+def run(module):
+    """Validate, reconcile, and turn the result (or a known error) into exit/fail."""
+    params = module.params
+    try:
+        request = validation.parse_request(params)
+        backend = get_backend(params['backend'], runner=Runner(module), check_mode=module.check_mode)
+        result = engine.reconcile(
+            backend, request.services, request.scope, exclusive=request.exclusive,
+            purge_real_servers=params['purge_real_servers'], graceful=params['graceful'],
+            drain_timeout=params['drain_timeout'], drain_store=DrainStore(params['drain_state_path']),
+            allow_empty=request.allow_empty)
+    except ValidationError as exc:
+        module.fail_json(msg='invalid parameters: %s' % exc, problems=exc.problems)
+    except ApplyError as exc:
+        module.fail_json(msg=str(exc), changed=bool(exc.applied), applied=[action.as_dict() for action in exc.applied],
+                         failed_action=exc.failed.as_dict() if exc.failed is not None else None)
+    except IpvsError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.warnings:
+        module.warn(warning)
+    module.exit_json(**result.as_dict(diff=module._diff))
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE,
+                           required_one_of=[('services', 'address', 'fwmark')],
+                           required_together=[('address', 'port')], supports_check_mode=True)
+    run(module)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,239 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import netlink
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    Action,
+    RealServer,
+    ServiceKey,
+    VirtualService,
+)
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table
+
+TCP80 = ServiceKey.tcp_udp('tcp', '10.0.0.1', 80)
+UDP53_6 = ServiceKey.tcp_udp('udp', 'fd00::1', 53)
+SCTP = ServiceKey.tcp_udp('sctp', '10.0.0.3', 9000)
+MARK10 = ServiceKey.mark(10)
+MARK11_6 = ServiceKey.mark(11, 6)
+
+
+def inner(payload):
+    """The attributes inside the one nested attribute of a request payload."""
+    return _genl.parse_attrs(payload[4:])
+
+
+# Service encoding: the attribute bytes that carry a translation rule.
+@pytest.mark.parametrize('service, expect', [
+    pytest.param(VirtualService(TCP80, 'rr'),
+                 {1: b'\x02\x00', 2: b'\x06\x00', 3: b'\x0a\x00\x00\x01' + b'\0' * 12, 4: b'\x00\x50',
+                  6: b'rr\0', 7: b'\0\0\0\0\xff\xff\xff\xff', 8: b'\0\0\0\0', 9: b'\xff\xff\xff\xff'},
+                 id='tcp-v4'),
+    pytest.param(VirtualService(TCP80, 'rr', persistence_timeout=300, persistence_netmask=24),
+                 {7: b'\x01\0\0\0\xff\xff\xff\xff', 8: b'\x2c\x01\0\0', 9: b'\xff\xff\xff\x00'},
+                 id='persistent-v4-mask-network-order'),
+    pytest.param(VirtualService(UDP53_6, 'wrr', persistence_timeout=60, persistence_netmask=64),
+                 {1: b'\x0a\x00', 2: b'\x11\x00', 3: b'\xfd' + b'\0' * 14 + b'\x01', 4: b'\x00\x35',
+                  7: b'\x01\0\0\0\xff\xff\xff\xff', 9: b'\x40\0\0\0'}, id='persistent-v6-prefix-host-order'),
+    pytest.param(VirtualService(SCTP), {2: b'\x84\x00', 6: b'wlc\0'}, id='sctp'),
+    pytest.param(VirtualService(MARK10, 'sh', scheduler_flags=('sh-fallback', 'sh-port')),
+                 {1: b'\x02\x00', 5: b'\x0a\0\0\0', 7: b'\x18\0\0\0\xff\xff\xff\xff'}, id='fwmark-sh-flags'),
+    pytest.param(VirtualService(MARK11_6, 'mh', scheduler_flags=('mh-port',)),
+                 {1: b'\x0a\x00', 5: b'\x0b\0\0\0', 7: b'\x10\0\0\0\xff\xff\xff\xff', 9: b'\x80\0\0\0'},
+                 id='fwmark6-mh-port'),
+])
+def test_service_encoding(service, expect):
+    cmd, payload = netlink.request(Action(model.ADD_SERVICE, service))
+    attrs = inner(payload)
+    assert cmd == netlink.CMD_NEW_SERVICE
+    assert dict((k, attrs.get(k)) for k in expect) == expect
+    if service.key.is_fwmark:
+        assert not set(attrs) & {2, 3, 4}
+
+
+@pytest.mark.parametrize('op, cmd, keys', [
+    pytest.param(model.ADD_SERVICE, netlink.CMD_NEW_SERVICE, {1, 2, 3, 4, 6, 7, 8, 9}, id='add-complete'),
+    pytest.param(model.EDIT_SERVICE, netlink.CMD_SET_SERVICE, {1, 2, 3, 4, 6, 7, 8, 9}, id='edit-complete'),
+    pytest.param(model.DELETE_SERVICE, netlink.CMD_DEL_SERVICE, {1, 2, 3, 4}, id='delete-key-only'),
+])
+def test_service_commands(op, cmd, keys):
+    got_cmd, payload = netlink.request(Action(op, VirtualService(TCP80, 'rr')))
+    assert (got_cmd, set(inner(payload))) == (cmd, keys)
+
+
+def _dest(action):
+    cmd, payload = netlink.request(action)
+    top = _genl.parse_attrs(payload)
+    return cmd, _genl.parse_attrs(top[netlink.CMD_ATTR_DEST])
+
+
+WEB = VirtualService(TCP80, 'rr')
+
+
+@pytest.mark.parametrize('action, cmd, expect', [
+    pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.2', 8080, 3, 'masq', 100, 50)),
+                 netlink.CMD_NEW_DEST,
+                 {1: b'\x0a\xf4\x00\x02' + b'\0' * 12, 2: b'\x1f\x90', 3: b'\0\0\0\0', 4: b'\x03\0\0\0',
+                  5: b'\x64\0\0\0', 6: b'\x32\0\0\0', 11: b'\x02\x00', 13: None}, id='masq-complete'),
+    pytest.param(Action(model.EDIT_SERVER, WEB, RealServer('10.244.0.3', 80, 0, 'route')), netlink.CMD_SET_DEST,
+                 {2: b'\x00\x50', 3: b'\x03\0\0\0', 4: b'\0\0\0\0'}, id='route-drain'),
+    pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.4', 8080, 1, 'tunnel')), netlink.CMD_NEW_DEST,
+                 {2: b'\x00\x50', 3: b'\x02\0\0\0', 13: b'\x00'}, id='tunnel-ipip-service-port'),
+    pytest.param(Action(model.ADD_SERVER, VirtualService(UDP53_6), RealServer('192.0.2.7', 53, 1, 'tunnel')),
+                 netlink.CMD_NEW_DEST, {1: b'\xc0\x00\x02\x07' + b'\0' * 12, 11: b'\x02\x00'},
+                 id='ipv4-server-in-ipv6-service'),
+    pytest.param(Action(model.DELETE_SERVER, WEB, RealServer('10.244.0.4', 8080, 1, 'route')), netlink.CMD_DEL_DEST,
+                 {2: b'\x1f\x90', 3: None, 4: None}, id='delete-as-held-no-rewrite'),
+])
+def test_server_encoding(action, cmd, expect):
+    got_cmd, attrs = _dest(action)
+    assert got_cmd == cmd
+    assert dict((k, attrs.get(k)) for k in expect) == expect
+
+
+@pytest.mark.parametrize('flags, scheduler, names', [
+    pytest.param(0x2, 'rr', (), id='hashed-masked'),
+    pytest.param(0x1 | 0x2 | 0x8, 'sh', ('sh-fallback',), id='sh-fallback'),
+    pytest.param(0x18, 'mh', ('mh-fallback', 'mh-port'), id='mh-both'),
+    pytest.param(0x28, 'rr', ('flag-1', 'flag-3'), id='other-scheduler'),
+])
+def test_flag_names(flags, scheduler, names):
+    assert netlink.flag_names(scheduler, flags & ~netlink.SVC_F_HASHED) == names
+
+
+# Actions 0-4 add the services, 5-11 their servers. Round trips through the fake kernel: what we apply is what we read back.
+SERVICES = [
+    VirtualService(TCP80, 'rr', real_servers=(
+        RealServer('10.244.0.2', 8080), RealServer('10.244.0.3', 80, 0, 'route'),
+        RealServer('10.244.0.4', 80, 2, 'tunnel', 100, 10))),
+    VirtualService(UDP53_6, 'wrr', persistence_timeout=300, persistence_netmask=64, real_servers=(
+        RealServer('fd00::2', 5353, 3), RealServer('192.0.2.7', 53, 1, 'tunnel'))),
+    VirtualService(SCTP, 'sh', scheduler_flags=('sh-port',), persistence_timeout=60, persistence_netmask=24),
+    VirtualService(MARK10, 'mh', scheduler_flags=('mh-fallback', 'mh-port'), real_servers=(
+        RealServer('10.244.1.1', 0, 5, 'route'),)),
+    VirtualService(MARK11_6, 'lc', real_servers=(RealServer('fd00::9', 0, 1, 'masq'),)),
+]
+
+
+def create_actions(services):
+    actions = [Action(model.ADD_SERVICE, svc) for svc in services]
+    actions += [Action(model.ADD_SERVER, svc, rs) for svc in services for rs in svc.real_servers]
+    return actions
+
+
+@pytest.fixture
+def loaded(kernel):
+    backend = netlink.NetlinkBackend(sock=kernel)
+    backend.apply(create_actions(SERVICES))
+    return backend
+
+
+def test_round_trip(loaded):
+    assert loaded.read() == model.table_of(SERVICES)
+
+
+@pytest.mark.parametrize('actions', [
+    pytest.param([Action(model.EDIT_SERVICE, SERVICES[0].replace(scheduler='wlc', persistence_timeout=30))],
+                 id='edit-service'),
+    pytest.param([Action(model.EDIT_SERVICE, SERVICES[1].replace(persistence_timeout=0))], id='drop-persistence'),
+    pytest.param([Action(model.EDIT_SERVICE, SERVICES[3].replace(scheduler_flags=()))], id='drop-flags'),
+    pytest.param([Action(model.EDIT_SERVER, SERVICES[0], RealServer('10.244.0.2', 8080, 0)),
+                  Action(model.EDIT_SERVER, SERVICES[0], RealServer('10.244.0.4', 80, 7, 'tunnel'))],
+                 id='edit-servers-complete'),
+    pytest.param([Action(model.DELETE_SERVER, SERVICES[1], RealServer('fd00::2', 5353, 3)),
+                  Action(model.DELETE_SERVICE, SERVICES[4])], id='deletes'),
+    pytest.param([Action(model.ADD_SERVER, SERVICES[2], RealServer('10.9.9.9', 9000, 4, 'masq', 5, 1))],
+                 id='add-server'),
+])
+def test_changes_match_the_planner(loaded, actions):
+    before = loaded.read()
+    loaded.apply(actions)
+    assert loaded.read() == apply_to_table(before, actions)
+
+
+def test_counters_are_read(loaded, kernel):
+    kernel.counters('10.244.0.2', 4, 9)
+    server = loaded.read()[TCP80].server(('10.244.0.2', 8080))
+    assert (server.active_connections, server.inactive_connections) == (4, 9)
+
+
+def test_route_server_gets_the_service_port(kernel):
+    backend = netlink.NetlinkBackend(sock=kernel)
+    backend.apply([Action(model.ADD_SERVICE, WEB), Action(model.ADD_SERVER, WEB, RealServer('10.1.1.1', 8080, 1, 'route'))])
+    assert backend.read()[TCP80].real_servers == (RealServer('10.1.1.1', 80, 1, 'route'),)
+
+
+def test_check_mode_reads_but_never_writes(kernel):
+    backend = netlink.NetlinkBackend(check_mode=True, sock=kernel)
+    backend.apply(create_actions(SERVICES))
+    assert backend.read() == {}
+    assert all(cmd in (netlink.CMD_GET_SERVICE, netlink.CMD_GET_DEST, 3) for s in kernel.sends for cmd, _f, _s in s)
+
+
+@pytest.mark.parametrize('batch, refuse, expect_failed, expect_applied, expect_text', [
+    pytest.param(256, {(netlink.CMD_NEW_DEST, 2): errno.EINVAL}, 6, [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11],
+                 'add_server tcp 10.0.0.1:80 -> 10.244.0.3:80: Invalid argument: for a real server: its address '
+                 'must be unicast', id='later-actions-of-the-batch-applied'),
+    pytest.param(4, {(netlink.CMD_NEW_SERVICE, 2): errno.ENOENT}, 1, [0, 2, 3],
+                 'add_service udp [fd00::1]:53: No such file or directory: no such real server, or the scheduler', id='later-batches-not-sent'),
+    pytest.param(256, {(netlink.CMD_NEW_SERVICE, 1): errno.EEXIST, (netlink.CMD_NEW_DEST, 1): errno.ESRCH}, 0,
+                 [1, 2, 3, 4, 8, 9, 10, 11], 'add_service tcp 10.0.0.1:80: File exists: it already exists; '
+                 'add_server tcp 10.0.0.1:80 -> 10.244.0.2:8080: No such process: no such virtual service; '
+                 'add_server tcp 10.0.0.1:80 -> 10.244.0.3:80: No such process', id='every-error-reported'),
+])
+def test_apply_error_maps_by_sequence(kernel, monkeypatch, batch, refuse, expect_failed, expect_applied, expect_text):
+    monkeypatch.setattr(_genl, 'BATCH_COUNT', batch)
+    kernel.refuse = refuse
+    actions = create_actions(SERVICES)
+    with pytest.raises(model.ApplyError) as info:
+        netlink.NetlinkBackend(sock=kernel).apply(actions)
+    assert info.value.failed is actions[expect_failed]
+    assert info.value.applied == [actions[i] for i in expect_applied]
+    assert expect_text in str(info.value)
+
+
+def test_ip_vs_not_loaded(kernel):
+    kernel.loaded = False
+    with pytest.raises(model.BackendError, match=r'ip_vs module is not loaded \(modprobe ip_vs\)'):
+        netlink.NetlinkBackend(sock=kernel).read()
+    assert kernel.closed
+
+
+def test_no_cap_net_admin(kernel):
+    kernel.permitted = False
+    with pytest.raises(model.BackendError, match='needs CAP_NET_ADMIN'):
+        netlink.NetlinkBackend(sock=kernel).read()
+
+
+def test_decode_dest_general_layout_equals_fast_path(loaded, kernel):
+    """Today's kernel layout takes the one-unpack path; an old kernel's (no tunnel
+    attributes) the general loop. Both read the same table."""
+    dest = next(iter(kernel.services.values()))['dests']
+    layout = kernel._dest_attrs(next(iter(dest.values())))
+    fields = netlink._DEST_DUMP.unpack_from(layout)
+    assert (fields[0::3], fields[1::3]) == (netlink._DEST_DUMP_LENGTHS, netlink._DEST_DUMP_KINDS)
+    fast = loaded.read()
+    original = kernel._dest_attrs
+    kernel._dest_attrs = lambda dest: original(dest)[:44] + original(dest)[68:]  # drop TUN_TYPE/PORT/FLAGS
+    assert loaded.read() == fast
+
+
+def test_decode_localnode_as_route_and_ipv4_netmask_prefix():
+    attrs = {netlink.SVC_ATTR_AF: b'\x02\x00', netlink.SVC_ATTR_PROTOCOL: b'\x06\x00',
+             netlink.SVC_ATTR_ADDR: b'\x0a\0\0\x01' + b'\0' * 12, netlink.SVC_ATTR_PORT: b'\x00\x50',
+             netlink.SVC_ATTR_SCHED_NAME: b'rr\0', netlink.SVC_ATTR_FLAGS: b'\x03\0\0\0\xff\xff\xff\xff',
+             netlink.SVC_ATTR_TIMEOUT: b'\x2c\x01\0\0', netlink.SVC_ATTR_NETMASK: b'\xff\xff\xf0\x00'}
+    assert netlink.decode_service(attrs) == VirtualService(TCP80, 'rr', persistence_timeout=300,
+                                                           persistence_netmask=20)
+    dest = (b'\x14\x00\x01\x00' + b'\x0a\0\0\x02' + b'\0' * 12 + b'\x06\x00\x02\x00\x00\x50\x00\x00'
+            + b'\x08\x00\x03\x00\x01\0\0\0' + b'\x08\x00\x04\x00\x01\0\0\0')
+    assert netlink.decode_dest(dest, 0, len(dest), 4) == RealServer('10.0.0.2', 80, 1, 'route')

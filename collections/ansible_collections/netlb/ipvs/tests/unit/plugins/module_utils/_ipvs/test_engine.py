@@ -1,0 +1,229 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""read -> plan -> apply -> confirm against an in-memory kernel."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore, MemoryDrainStore
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import parse_scope
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import (
+    FakeBackend,
+    brief,
+    drain,
+    drain_names,
+    key,
+    table,
+)
+
+NOW = 5000.0
+SCOPE = parse_scope(['10.0.0.0/24'])
+OLD = '''
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1
+-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1
+-A -t 10.0.0.2:80 -s rr
+'''
+NEW = '''
+-A -t 10.0.0.1:80 -s wrr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 2
+-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 1
+-A -t 10.0.0.3:80 -s rr
+-a -t 10.0.0.3:80 -r 10.1.0.1:80 -m -w 1
+'''
+FOREIGN = '''
+-A -t 192.0.2.1:80 -s wlc
+-a -t 192.0.2.1:80 -r 10.9.0.1:80 -m -w 1
+'''
+LEAVING = 'tcp 10.0.0.1:80 10.1.0.2:80'
+
+
+def reconcile(backend, desired, **options):
+    options.setdefault('now', NOW)
+    return engine.reconcile(backend, list(table(desired).values()), SCOPE, **options)
+
+
+def in_scope(backend):
+    return dict((k, v) for k, v in backend.table.items() if SCOPE.contains(k))
+
+
+def test_converges_and_reports():
+    backend = FakeBackend(table(OLD + FOREIGN, {LEAVING: (2, 0)}))
+    store = MemoryDrainStore()
+    result = reconcile(backend, NEW, drain_store=store)
+    assert [brief(a) for a in result.actions] == [
+        'add_service tcp 10.0.0.3:80 new',
+        'edit_service tcp 10.0.0.1:80 scheduler',
+        'add_server tcp 10.0.0.1:80 10.1.0.3:80 w1 new',
+        'add_server tcp 10.0.0.3:80 10.1.0.1:80 w1 new',
+        'edit_server tcp 10.0.0.1:80 10.1.0.1:80 w2 weight',
+        'edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain',
+        'delete_service tcp 10.0.0.2:80 not listed',
+    ]
+    assert result.changed
+    assert backend.table[key('tcp 192.0.2.1:80')] == table(FOREIGN)[key('tcp 192.0.2.1:80')]
+    assert drain_names(store.state) == {LEAVING: NOW}
+    report = result.as_dict()
+    assert report['diff']['before'] == '-A -t 10.0.0.1:80 -s rr\n' \
+        '-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n' \
+        '-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1\n' \
+        '-A -t 10.0.0.2:80 -s rr\n'
+    assert '-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 0\n' in report['diff']['after']
+    assert '192.0.2.1' not in report['diff']['after']
+    assert [s['address'] for s in report['services']] == ['10.0.0.1', '10.0.0.3']
+    assert report['draining'] == [{'service': 'tcp 10.0.0.1:80', 'server': '10.1.0.2:80', 'since': NOW,
+                                   'connections': 2}]
+    assert set(report['timings']) == {'read', 'plan', 'apply', 'confirm', 'total'}
+    assert result.warnings == []
+
+    # Waiting on the draining server is not a change.
+    again = reconcile(backend, NEW, drain_store=store, now=NOW + 30)
+    assert (again.changed, again.actions) == (False, ())
+    assert drain_names(store.state) == {LEAVING: NOW}
+
+    # Once idle it goes, and leaves the drain state.
+    backend.table = table(backend_text(backend), {})
+    last = reconcile(backend, NEW, drain_store=store, now=NOW + 60)
+    assert [brief(a) for a in last.actions] == ['delete_server tcp 10.0.0.1:80 10.1.0.2:80 w0 idle']
+    assert in_scope(backend) == table(NEW)
+    assert store.state == {}
+
+
+def backend_text(backend):
+    from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
+    return save_format.render(backend.table)
+
+
+def test_check_mode_plans_the_same_and_writes_nothing(tmp_path):
+    path = str(tmp_path / 'state' / 'drain-state.json')
+    checked = FakeBackend(table(OLD + FOREIGN, {LEAVING: (1, 1)}), check_mode=True)
+    real = FakeBackend(table(OLD + FOREIGN, {LEAVING: (1, 1)}))
+    predicted = reconcile(checked, NEW, drain_store=DrainStore(path))
+    assert checked.table == table(OLD + FOREIGN) and checked.applied == []
+    assert not os.path.exists(os.path.dirname(path))  # not even the lock file
+    done = reconcile(real, NEW, drain_store=DrainStore(path))
+    assert predicted.actions == done.actions
+    assert predicted.as_dict()['diff'] == done.as_dict()['diff']
+    assert 'confirm' not in predicted.timings
+    assert drain_names(DrainStore(path).load()) == {LEAVING: NOW}
+
+
+def test_apply_error_midway_then_next_run_converges():
+    refused = 'add_server tcp 10.0.0.3:80 10.1.0.1:80 w1 new'
+    backend = FakeBackend(table(OLD), refuse=lambda action: 'Invalid argument' if brief(action) == refused else None)
+    store = MemoryDrainStore()
+    with pytest.raises(ApplyError) as caught:
+        reconcile(backend, NEW, drain_store=store)
+    assert [brief(a) for a in caught.value.applied] == [
+        'add_service tcp 10.0.0.3:80 new',
+        'edit_service tcp 10.0.0.1:80 scheduler',
+        'add_server tcp 10.0.0.1:80 10.1.0.3:80 w1 new',
+    ]
+    assert brief(caught.value.failed) == refused
+    assert 'Invalid argument' in str(caught.value)
+    assert store.saves == 0
+
+    backend.refuse = None
+    result = reconcile(backend, NEW, drain_store=store, graceful=False)
+    assert [brief(a) for a in result.actions] == [
+        'add_server tcp 10.0.0.3:80 10.1.0.1:80 w1 new',
+        'edit_server tcp 10.0.0.1:80 10.1.0.1:80 w2 weight',
+        'delete_server tcp 10.0.0.1:80 10.1.0.2:80 w1 purge',
+        'delete_service tcp 10.0.0.2:80 not listed',
+    ]
+    assert in_scope(backend) == table(NEW)
+    assert reconcile(backend, NEW, drain_store=store).changed is False
+
+
+@pytest.mark.parametrize('scope_entries, allow_empty, refused', [
+    pytest.param(['10.0.0.0/24'], False, True, id='network-scope-refused'),
+    pytest.param(['fwmark:1-10'], False, True, id='fwmark-scope-refused'),
+    pytest.param(['10.0.0.0/24'], True, False, id='allowed-explicitly'),
+])
+def test_empty_table_needs_allow_empty(scope_entries, allow_empty, refused):
+    backend = FakeBackend(table(OLD))
+    scope = parse_scope(scope_entries)
+    if refused:
+        with pytest.raises(ValidationError, match='allow_empty'):
+            engine.reconcile(backend, [], scope, allow_empty=allow_empty)
+        assert backend.reads == 0  # refused before the kernel is read
+    else:
+        result = engine.reconcile(backend, [], scope, allow_empty=allow_empty)
+        assert [a.op for a in result.actions] == ['delete_service', 'delete_service']
+        assert backend.table == {}
+
+
+def test_empty_table_is_fine_when_not_exclusive():
+    backend = FakeBackend(table(OLD))
+    assert engine.reconcile(backend, [], SCOPE, exclusive=False).changed is False
+
+
+def test_corrupt_drain_state_warns_and_carries_on(tmp_path):
+    path = tmp_path / 'drain-state.json'
+    path.write_text('garbage')
+    backend = FakeBackend(table(OLD, {LEAVING: (1, 0)}))
+    result = reconcile(backend, OLD.replace('-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1', ''),
+                       drain_store=DrainStore(str(path)))
+    assert [brief(a) for a in result.actions] == ['edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain']
+    assert result.warnings == ['%s: drain state is not valid: Expecting value: line 1 column 1 (char 0); '
+                               'starting with an empty drain state' % path]
+    assert drain_names(DrainStore(str(path)).load()) == {LEAVING: NOW}
+
+
+def test_unsaved_drain_state_is_a_warning(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+
+    class Unwritable(DrainStore):
+        """Reads nothing, cannot write (its directory is a file)."""
+
+        def load(self):
+            return {}
+
+        def lock(self):
+            return MemoryDrainStore().lock()
+
+    backend = FakeBackend(table(OLD, {LEAVING: (1, 0)}))
+    result = reconcile(backend, OLD.replace('-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1', ''),
+                       drain_store=Unwritable(str(blocker / 'state.json')))
+    assert result.changed
+    assert len(result.warnings) == 1 and 'cannot save drain state' in result.warnings[0]
+
+
+def test_drain_timeout_from_saved_state():
+    backend = FakeBackend(table(OLD.replace('10.1.0.2:80 -m -w 1', '10.1.0.2:80 -m -w 0'), {LEAVING: (9, 9)}))
+    store = MemoryDrainStore(drain({LEAVING: NOW - 600}))
+    result = reconcile(backend, OLD.replace('-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1', ''), drain_store=store,
+                       drain_timeout=600)
+    assert [brief(a) for a in result.actions] == ['delete_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain_timeout']
+    assert store.state == {}
+
+
+def test_confirm_reports_a_kernel_that_disagrees():
+    class Forgetful(FakeBackend):
+        """Drops thresholds, as a backend with a translation bug would."""
+
+        def _apply(self, actions):
+            super(Forgetful, self)._apply(actions)
+            self.table = dict((k, v.replace(real_servers=tuple(rs.replace(upper_threshold=0, lower_threshold=0)
+                                                               for rs in v.real_servers)))
+                              for k, v in self.table.items())
+
+    backend = Forgetful({})
+    result = reconcile(backend, NEW.replace('10.1.0.3:80 -m -w 1', '10.1.0.3:80 -m -w 1 -x 10 -y 5'))
+    assert result.warnings == ['after apply the kernel differs from the plan for 1 service(s): tcp 10.0.0.1:80']
+    assert result.after == in_scope(backend)
+
+
+def test_no_drain_store_keeps_no_state():
+    backend = FakeBackend(table(OLD, {LEAVING: (1, 0)}))
+    result = reconcile(backend, OLD.replace('-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1', ''))
+    assert drain_names(result.drain_state) == {LEAVING: NOW}

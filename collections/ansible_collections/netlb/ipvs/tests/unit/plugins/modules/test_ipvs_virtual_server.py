@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The module's edge: arguments in, JSON out, known failures as fail_json (never a traceback)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import BackendError
+from ansible_collections.netlb.ipvs.plugins.modules import ipvs_virtual_server
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        old = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = old
+
+FOREIGN = '''
+-A -t 192.0.2.1:80 -s wlc
+-a -t 192.0.2.1:80 -r 10.9.0.1:80 -m -w 1
+'''
+WEB = {'address': '10.96.0.10', 'port': 80, 'scheduler': 'rr',
+       'real_servers': [{'address': '10.244.1.2', 'port': 8080}, {'address': '10.244.2.3', 'port': 8080}]}
+
+
+@pytest.fixture
+def kernel(monkeypatch, tmp_path):
+    """A FakeBackend every module call in the test shares, plus the drain state path."""
+    backend = FakeBackend(table(FOREIGN))
+    calls = []
+
+    def get_backend(name, runner=None, check_mode=False):
+        calls.append(name)
+        if backend.refuse == 'unreachable':
+            raise BackendError('IPVS is not available: the ip_vs module is not loaded (modprobe ip_vs)')
+        backend.check_mode = check_mode
+        return backend
+
+    monkeypatch.setattr(ipvs_virtual_server, 'get_backend', get_backend)
+    backend.calls = calls
+    backend.state_path = str(tmp_path / 'drain-state.json')
+    return backend
+
+
+def call(kernel, args, capsys, check_mode=False, diff=False):
+    args = dict(args, drain_state_path=kernel.state_path, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            ipvs_virtual_server.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_single_service_create_then_idempotent(kernel, capsys):
+    result = call(kernel, WEB, capsys, diff=True)
+    assert result['changed'] is True, result
+    assert [(a['op'], a.get('server')) for a in result['actions']] == [
+        ('add_service', None), ('add_server', '10.244.1.2:8080'), ('add_server', '10.244.2.3:8080')]
+    assert result['diff']['before'] == ''
+    assert result['diff']['after'].startswith('-A -t 10.96.0.10:80 -s rr\n')
+    assert [s['address'] for s in result['services']] == ['10.96.0.10']
+    assert set(result['timings']) >= {'read', 'plan', 'apply', 'total'}
+
+    again = call(kernel, WEB, capsys)
+    assert again['changed'] is False and again['actions'] == [] and 'diff' not in again
+    assert str(sorted(kernel.table)).count('192.0.2.1') == 1  # the foreign service is still there
+
+
+def test_check_mode_reports_and_changes_nothing(kernel, capsys):
+    before = dict(kernel.table)
+    predicted = call(kernel, WEB, capsys, check_mode=True, diff=True)
+    assert predicted['changed'] is True
+    assert kernel.table == before
+    done = call(kernel, WEB, capsys, diff=True)
+    assert predicted['actions'] == done['actions']
+    assert predicted['diff'] == done['diff']
+
+
+def test_graceful_drain_then_absent(kernel, capsys):
+    call(kernel, WEB, capsys)
+    fewer = dict(WEB, real_servers=WEB['real_servers'][:1])
+    kernel.table = table(FOREIGN + '''
+        -A -t 10.96.0.10:80 -s rr
+        -a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1
+        -a -t 10.96.0.10:80 -r 10.244.2.3:8080 -m -w 1
+        ''', {'tcp 10.96.0.10:80 10.244.2.3:8080': (3, 1)})
+    drained = call(kernel, fewer, capsys)
+    assert [(a['op'], a['weight'], a['reason']) for a in drained['actions']] == [('edit_server', 0, 'drain')]
+    assert [d['server'] for d in drained['draining']] == ['10.244.2.3:8080']
+    waiting = call(kernel, fewer, capsys)
+    assert waiting['changed'] is False and len(waiting['draining']) == 1
+
+    gone = call(kernel, dict(WEB, state='absent'), capsys)
+    assert [a['op'] for a in gone['actions']] == ['delete_service']
+    assert gone['services'] == []
+    assert sorted(map(str, kernel.table)) == ['tcp 192.0.2.1:80']
+
+
+def test_table_form_with_scope(kernel, capsys):
+    args = {'scope': ['10.96.0.0/12', 'fwmark:100-199'], 'services': [
+        dict(WEB, protocol='tcp'),
+        {'fwmark': 100, 'scheduler': 'sh', 'scheduler_flags': ['sh-port'],
+         'real_servers': [{'address': '10.0.1.2', 'forwarding': 'route'}]},
+    ]}
+    result = call(kernel, args, capsys)
+    assert result['changed'] is True
+    assert [s.get('fwmark') for s in result['services']] == [100, None]  # sorted by key: fwmark first
+    assert call(kernel, args, capsys)['changed'] is False
+    emptied = call(kernel, dict(args, services=[]), capsys)
+    assert emptied['failed'] is True and 'allow_empty' in emptied['msg']
+    wiped = call(kernel, dict(args, services=[], allow_empty=True), capsys)
+    assert [a['op'] for a in wiped['actions']] == ['delete_service', 'delete_service']
+    assert sorted(map(str, kernel.table)) == ['tcp 192.0.2.1:80']
+
+
+@pytest.mark.parametrize('args, msg, problems', [
+    pytest.param(dict(WEB, real_servers=[{'address': '10.244.1.2', 'weight': 70000}, {'address': 'fd00::1'}]),
+                 'invalid parameters: real_servers[0].weight: 70000 is out of range 0-65535; '
+                 'real_servers[1].address: fd00::1 is IPv6 but the service is IPv4',
+                 ['real_servers[0].weight: 70000 is out of range 0-65535',
+                  'real_servers[1].address: fd00::1 is IPv6 but the service is IPv4'], id='collects-all'),
+    pytest.param({'services': [WEB, dict(WEB, address='192.0.2.9')], 'scope': ['10.96.0.0/12']},
+                 'invalid parameters: services[1]: tcp 192.0.2.9:80 is outside scope',
+                 ['services[1]: tcp 192.0.2.9:80 is outside scope'], id='outside-scope'),
+    pytest.param({'fwmark': 5, 'drain_timeout': -1}, 'invalid parameters: drain_timeout: -1 is out of range 0 or more',
+                 ['drain_timeout: -1 is out of range 0 or more'], id='negative-drain-timeout'),
+])
+def test_invalid_input_fails_before_the_kernel(kernel, capsys, args, msg, problems):
+    result = call(kernel, args, capsys)
+    assert result['failed'] is True
+    assert result['msg'] == msg
+    assert result['problems'] == problems
+    assert 'exception' not in result
+    assert kernel.calls == [] and kernel.reads == 0
+
+
+@pytest.mark.parametrize('args, msg', [
+    pytest.param({'services': [WEB], 'address': '10.0.0.1', 'port': 80}, 'parameters are mutually exclusive',
+                 id='both-forms'),
+    pytest.param({'fwmark': 5, 'address': '10.0.0.1', 'port': 80}, 'parameters are mutually exclusive',
+                 id='fwmark-and-address'),
+    pytest.param({'scheduler': 'rr'}, 'one of the following is required: services, address, fwmark', id='nothing'),
+    pytest.param({'address': '10.0.0.1'}, 'parameters are required together: address, port', id='no-port'),
+])
+def test_argument_spec_rules(kernel, capsys, args, msg):
+    result = call(kernel, args, capsys)
+    assert result['failed'] is True
+    assert result['msg'].startswith(msg), result['msg']
+
+
+def test_kernel_refusal_names_applied_and_failed(kernel, capsys):
+    kernel.refuse = lambda action: 'Invalid argument' if action.server and action.server.address == '10.244.2.3' \
+        else None
+    result = call(kernel, WEB, capsys)
+    assert result['failed'] is True and result['changed'] is True
+    assert 'Invalid argument' in result['msg']
+    assert [a['op'] for a in result['applied']] == ['add_service', 'add_server']
+    assert result['failed_action'] == {'op': 'add_server', 'service': 'tcp 10.96.0.10:80', 'server': '10.244.2.3:8080',
+                                       'weight': 1, 'reason': 'new'}
+    kernel.refuse = None
+    assert call(kernel, WEB, capsys)['actions'] == [
+        {'op': 'add_server', 'service': 'tcp 10.96.0.10:80', 'server': '10.244.2.3:8080', 'weight': 1,
+         'reason': 'new'}]
+
+
+def test_unreachable_kernel_is_a_clear_failure(kernel, capsys):
+    kernel.refuse = 'unreachable'
+    result = call(kernel, WEB, capsys)
+    assert result['failed'] is True
+    assert result['msg'] == 'IPVS is not available: the ip_vs module is not loaded (modprobe ip_vs)'
+    assert 'exception' not in result

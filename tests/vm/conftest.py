@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fixtures for tests that need a real kernel with IPVS: a node of the qemu lab.
+
+`lab_node` boots one node for the whole session (in its own run directory, so it
+runs beside `make lab-up` and Molecule) and stops it at the end. To reuse a lab you
+already started, point NETLB_VM_RUN_DIR at its run directory (e.g. lab/run/lab after
+`make lab-up`); it is then left running. NETLB_LAB_SUITE=trixie picks Debian 13.
+
+Every test under tests/vm/ is marked `vm`, so `pytest -m 'not vm'` never boots a VM.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB = os.path.join(REPO, 'lab', 'netlb-lab')
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if str(item.fspath).startswith(HERE + os.sep):
+            item.add_marker(pytest.mark.vm)
+
+
+class LabNode:
+    """A running lab node: where to ssh, and helpers to run commands or reboot it."""
+
+    def __init__(self, run_dir, inventory, info, fresh):
+        self.run_dir = run_dir
+        self.fresh = fresh  # booted for this session (False: a reused, maybe converged lab)
+        self.inventory = inventory  # Ansible inventory (groups lab, ipvs_nodes)
+        self.name = info['name']
+        self.host = info['host']
+        self.port = info['port']
+        self.user = info['user']
+        self.key = info['key']
+        self.suite = info['suite']
+        self.console_log = info['console']
+
+    def _lab(self, *args, timeout=900):
+        subprocess.run([LAB, '--run-dir', self.run_dir, '--inventory', self.inventory] + list(args),
+                       check=True, timeout=timeout)
+
+    def ssh_argv(self, command):
+        return ['ssh', '-i', self.key, '-p', str(self.port), '-o', 'BatchMode=yes',
+                '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no',
+                '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+                '-o', 'ConnectTimeout=10', '%s@%s' % (self.user, self.host), command]
+
+    def run(self, command, check=True, timeout=300, input=None):
+        """Run a shell command (string, or argv list quoted for you) on the node as root.
+
+        Returns the CompletedProcess (text stdout/stderr); raises AssertionError with
+        both streams when check is set and the command fails.
+        """
+        if not isinstance(command, str):
+            command = ' '.join(shlex.quote(str(arg)) for arg in command)
+        proc = subprocess.run(self.ssh_argv(command), input=input, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+        if check and proc.returncode != 0:
+            raise AssertionError('on %s: %s -> rc=%d\nstdout:\n%s\nstderr:\n%s' % (
+                self.name, command, proc.returncode, proc.stdout, proc.stderr))
+        return proc
+
+    def reboot(self):
+        """Reboot the node (same disk) and return once the new boot answers on ssh."""
+        self._lab('reboot', self.name)
+
+    def wait(self):
+        """Wait until ssh answers (e.g. after a reboot the test triggered itself)."""
+        self._lab('wait', self.name)
+
+
+def _status(run_dir, inventory):
+    out = subprocess.run([LAB, '--run-dir', run_dir, '--inventory', inventory, 'status', '--json'],
+                         check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
+    return json.loads(out)
+
+
+@pytest.fixture(scope='session')
+def lab_node(tmp_path_factory):
+    """One running lab node for the session (see the module doc string)."""
+    reuse = os.environ.get('NETLB_VM_RUN_DIR')
+    if reuse:
+        run_dir = os.path.abspath(reuse)
+        inventory = os.environ.get('NETLB_LAB_INVENTORY', os.path.join(REPO, 'inventories', 'lab', 'hosts.yml'))
+        nodes = [n for n in _status(run_dir, inventory) if n['pid']]
+        if not nodes:
+            pytest.fail('NETLB_VM_RUN_DIR=%s has no running node (make lab-up?)' % run_dir)
+        yield LabNode(run_dir, inventory, nodes[0], fresh=False)
+        return
+    run_dir = str(tmp_path_factory.mktemp('lab'))
+    inventory = os.path.join(run_dir, 'hosts.yml')
+    lab = [LAB, '--run-dir', run_dir, '--inventory', inventory]
+    subprocess.run(lab + ['up', '--nodes', '1'], check=True, timeout=1800)
+    try:
+        yield LabNode(run_dir, inventory, _status(run_dir, inventory)[0], fresh=True)
+    finally:
+        subprocess.run(lab + ['down'], check=False, timeout=120)
