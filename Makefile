@@ -28,7 +28,7 @@ venv: $(VENV)/.installed ## controller virtualenv (Python >= 3.12 when present)
 LAB := lab/netlb-lab
 NODES ?= 1
 SUITE ?= bookworm
-SITE ?= playbooks/site.yml
+SITE ?= site.yml
 # Fail loudly when pytest collects nothing (exit 5) instead of reporting an empty success.
 PYTEST_RC = rc=$$?; if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; fi; exit $$rc
 
@@ -71,3 +71,26 @@ test-vm: venv ## Molecule default (bookworm) + trixie, then pytest -m vm on a fr
 	molecule test -s default
 	molecule test -s trixie
 	pytest -m vm tests/vm; $(PYTEST_RC)
+
+# ---------------------------------------------------------------------------- sanity + lint
+# ansible-test runs from the collection directory in throw-away virtualenvs (--venv) for the
+# controller's Python; tools/ansible-test-offline seeds the pip bootstrap it cannot download.
+# Module code also runs on the targets' Pythons (Debian 12: 3.11): compile + import run
+# there too when such a Python is on PATH or under ~/.pyenv, and are skipped otherwise.
+SANITY_PYTHON = $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+SANITY_TARGET_PYTHONS ?= 3.9 3.11
+
+.PHONY: test-sanity lint
+test-sanity: venv ## ansible-test sanity on the collection (ignore files stay empty)
+	ANSIBLE_TEST=$(CURDIR)/$(VENV)/bin/ansible-test tools/ansible-test-offline \
+		sanity --venv --python $(SANITY_PYTHON) --color no $(SANITY_ARGS)
+	@for v in $(SANITY_TARGET_PYTHONS); do \
+		py=$$(ls -d $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -1); \
+		bin=$$(dirname "$${py:-$$(command -v python$$v)}"); \
+		if [ "$$bin" = . ]; then echo "test-sanity: no python$$v, skipping compile/import there"; continue; fi; \
+		PATH="$$bin:$$PATH" ANSIBLE_TEST=$(CURDIR)/$(VENV)/bin/ansible-test tools/ansible-test-offline \
+			sanity --venv --python $$v --test compile --test import --color no || exit 1; \
+	done
+
+lint: venv ## ansible-lint, production profile (roles, playbooks, site.yml, molecule, inventories)
+	ansible-lint $(LINT_ARGS)

@@ -8,7 +8,7 @@ backends through one scenario and prints what the kernel held after every step, 
 test_backends.py (on the controller) ships the collection and this file to the node,
 then compares the two backends' records. `refusals` reports how each backend words a
 refused real server and a refused read; `bench N M` loads and reads N services x M
-real servers with each backend and prints the timings.
+real servers with each backend (or those named after M) and prints the timings.
 
 Each scenario is a list of tables; a step takes the kernel from one table to the next
 with the actions diff() computes (complete entries, in ACTION_ORDER). Before a
@@ -175,13 +175,13 @@ def run_scenario(name, backend_name):
     return records
 
 
-def bench(services, servers):
+def bench(services, servers, backends=('netlink', 'ipvsadm')):
     table = model.table_of(
         VS(T('tcp', '10.%d.%d.%d' % (100 + i // 65536, i // 256 % 256, i % 256), 80), 'rr',
            real_servers=tuple(RS('172.16.%d.%d' % (j, i % 250 + 1), 8080) for j in range(servers)))
         for i in range(services))
     result = {}
-    for name in ('netlink', 'ipvsadm'):
+    for name in backends:
         ipvsadm('-C')
         backend = get_backend(name, runner=RUNNER)
         actions = diff({}, table)
@@ -223,7 +223,7 @@ def refusals():
 
 def main():
     if sys.argv[2] == 'bench':
-        print(json.dumps(bench(int(sys.argv[3]), int(sys.argv[4]))))
+        print(json.dumps(bench(int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:] or ('netlink', 'ipvsadm'))))
         return
     if sys.argv[2] == 'refusals':
         print(json.dumps(refusals()))

@@ -7,7 +7,8 @@ runs beside `make lab-up` and Molecule) and stops it at the end. To reuse a lab 
 already started, point NETLB_VM_RUN_DIR at its run directory (e.g. lab/run/lab after
 `make lab-up`); it is then left running. NETLB_LAB_SUITE=trixie picks Debian 13.
 
-Every test under tests/vm/ is marked `vm`, so `pytest -m 'not vm'` never boots a VM.
+Every test under tests/vm/ is marked `vm`, so `pytest -m 'not vm'` never boots a VM;
+test_lab.py (the lab's own checks, on the pristine node) runs first.
 """
 
 import json
@@ -26,6 +27,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.fspath).startswith(HERE + os.sep):
             item.add_marker(pytest.mark.vm)
+    # The lab's own checks look at the pristine node, before other tests install things.
+    items.sort(key=lambda item: os.path.basename(str(item.fspath)) != 'test_lab.py')
 
 
 class LabNode:

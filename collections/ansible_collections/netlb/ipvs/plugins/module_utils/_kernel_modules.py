@@ -258,7 +258,7 @@ def plan_absent(modules, snapshot):
             elif staying:
                 in_use[name] = 'used by %s' % ', '.join(staying)
             elif not module.holders and module.refcount > 0:
-                in_use[name] = 'in use (%d references, e.g. IPVS services using it)' % module.refcount
+                in_use[name] = 'in use (refcount %d, e.g. IPVS services using it)' % module.refcount
             else:
                 continue
             changed = True

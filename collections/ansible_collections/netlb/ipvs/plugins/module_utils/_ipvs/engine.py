@@ -96,6 +96,7 @@ def reconcile(backend, desired, scope, exclusive=True, purge_real_servers=True, 
         # An empty answer from an inventory or an API is more often a fault than an intent.
         raise ValidationError('services: empty with exclusive=true would delete every service in scope; '
                               'set allow_empty=true if that is intended')
+    planner.check_scope(desired, scope)  # before the kernel is read, like every input check
     started = time.perf_counter()
     check_mode = backend.check_mode
     timings = {}

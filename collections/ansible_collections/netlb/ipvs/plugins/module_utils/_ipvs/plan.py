@@ -91,9 +91,7 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
         desired = table_of(desired)
     owned = _Owner(scope)
     keys = sorted(desired)
-    outside = [str(key) for key in keys if not owned(key)]
-    if outside:
-        raise ValidationError(['%s: outside scope' % name for name in outside])
+    check_scope(keys, scope, owned)
     old_drain = drain_state or {}
     context = _Context(old_drain, graceful, drain_timeout, now)
     context.drain_state.update((entry, since) for entry, since in old_drain.items() if not owned(entry[0]))
@@ -118,6 +116,15 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
     actions = tuple(action for op in ACTION_ORDER for action in context.actions[op])
     return Plan(actions=actions, before=before, after=apply_to_table(before, actions),
                 drain_state=context.drain_state, draining=tuple(context.draining))
+
+
+def check_scope(keys, scope, owned=None):
+    """Raise ValidationError naming every key outside scope (a caller's bug: the
+    planner never acts outside scope, so it refuses rather than ignores them)."""
+    owned = owned or _Owner(scope)
+    outside = ['%s: outside scope' % key for key in sorted(keys) if not owned(key)]
+    if outside:
+        raise ValidationError(outside)
 
 
 class _Owner(object):

@@ -280,7 +280,7 @@ IPVS_LOADED = [
     pytest.param(IPVS_LOADED, (), ['ip_vs', 'ip_vs_rr', 'ip_vs_sh', 'nf_conntrack'], ['ip_vs_rr', 'ip_vs_sh', 'ip_vs', 'nf_conntrack'], {},
                  id='all-free-holders-first'),
     pytest.param([proc_line('ip_vs_rr', 1)] + IPVS_LOADED[1:], (), ['ip_vs', 'ip_vs_rr', 'ip_vs_sh', 'nf_conntrack'], ['ip_vs_sh'],
-                 {'ip_vs_rr': 'in use (1 references', 'ip_vs': 'used by ip_vs_rr', 'nf_conntrack': 'used by ip_vs'},
+                 {'ip_vs_rr': 'in use (refcount 1', 'ip_vs': 'used by ip_vs_rr', 'nf_conntrack': 'used by ip_vs'},
                  id='service-on-rr-blocks-the-chain'),
     pytest.param(IPVS_LOADED[:3] + [proc_line('nf_conntrack', 2, ['nf_nat', 'ip_vs']), proc_line('nf_nat', 0)], (),
                  ['ip_vs', 'ip_vs_rr', 'ip_vs_sh', 'nf_conntrack'], ['ip_vs_rr', 'ip_vs_sh', 'ip_vs'], {'nf_conntrack': 'used by nf_nat'},

@@ -227,3 +227,10 @@ def test_no_drain_store_keeps_no_state():
     backend = FakeBackend(table(OLD, {LEAVING: (1, 0)}))
     result = reconcile(backend, OLD.replace('-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1', ''))
     assert drain_names(result.drain_state) == {LEAVING: NOW}
+
+
+def test_desired_outside_scope_is_refused_before_the_kernel_is_read():
+    backend = FakeBackend(table(OLD))
+    with pytest.raises(ValidationError, match=r'tcp 192\.0\.2\.1:80: outside scope'):
+        engine.reconcile(backend, list(table(FOREIGN).values()), SCOPE)
+    assert backend.reads == 0
