@@ -67,9 +67,13 @@ test: venv ## everything: unit, sanity, lint, then the VM tests
 test-unit: venv ## collection unit tests (pytest, no VM)
 	pytest -m 'not vm'; $(PYTEST_RC)
 
-test-vm: venv ## Molecule default (bookworm) + trixie, then pytest -m vm on a fresh lab
-	molecule test -s default
-	molecule test -s trixie
+MOLECULE_SCENARIOS ?= default trixie
+test-vm: venv ## Molecule scenarios (default = Debian 12, trixie = 13), then pytest -m vm
+	@for s in $(MOLECULE_SCENARIOS); do \
+	  printf '\n----- molecule test -s %s -----\n' "$$s"; start=$$SECONDS; \
+	  molecule test -s "$$s" || exit 1; \
+	  printf -- '----- molecule %s: ok in %ds -----\n' "$$s" $$((SECONDS - start)); \
+	done
 	pytest -m vm tests/vm; $(PYTEST_RC)
 
 # ---------------------------------------------------------------------------- sanity + lint
@@ -94,3 +98,12 @@ test-sanity: venv ## ansible-test sanity on the collection (ignore files stay em
 
 lint: venv ## ansible-lint, production profile (roles, playbooks, site.yml, molecule, inventories)
 	ansible-lint $(LINT_ARGS)
+
+# ---------------------------------------------------------------------------- benchmark
+# Boots its own lab node (lab/run/bench), flushes its IPVS table again and again, prints
+# one markdown table and tears the node down; see bench/README.md and docs/performance.md.
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: venv ## IPVS table benchmark, 1,000 and 5,000 services x 10 (BENCH_ARGS="--sizes 1000 --repeat 1")
+	$(PY) bench/ipvs_table_bench.py $(BENCH_ARGS)

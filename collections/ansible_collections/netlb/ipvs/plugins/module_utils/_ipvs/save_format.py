@@ -21,7 +21,8 @@ Format rules (ipvsadm 1.31, checked in the lab VM):
 - An IPv4 persistence netmask is dotted (`-M 255.255.255.0`), an IPv6 one a prefix
   length (`-M 64`); `-M` is printed only when it differs from the full length.
 - A tunnel real server is saved with `--tun-type ipip`; we write ipip only, and
-  leave the option out of restore scripts (ipip is ipvsadm's default).
+  leave the option out of restore scripts (ipip is ipvsadm's default). Other tunnel
+  types (gue, gre) read as plain 'tunnel', as the netlink backend reads them.
 - `-R` input has no comment syntax, and `-E`/`-e` replace the whole entry, so every
   line we write is complete (scheduler, flags, persistence; weight, forwarding,
   thresholds).
@@ -39,8 +40,6 @@ OPTION_PROTOCOL = {'-t': 'tcp', '--tcp-service': 'tcp', '-u': 'udp', '--udp-serv
 FORWARDING_OPTION = {'masq': '-m', 'route': '-g', 'tunnel': '-i'}
 OPTION_FORWARDING = {'-m': 'masq', '--masquerading': 'masq', '-g': 'route', '--gatewaying': 'route',
                      '-i': 'tunnel', '--ipip': 'tunnel'}
-# `ipvsadm -L` names the forwarding method in words.
-LISTING_FORWARDING = {'Masq': 'masq', 'Route': 'route', 'Tunnel': 'tunnel', 'Local': 'route'}
 LISTING_PROTOCOL = {'TCP': 'tcp', 'UDP': 'udp', 'SCTP': 'sctp', 'FWM': model.FWMARK}
 
 # Options that take a value, so the tokenizer knows what to skip over.
@@ -214,10 +213,9 @@ def _server_of(options, number):
     if target is None:
         raise FormatError('line %d: no real server' % number)
     address, port = split_host_port(target)
+    # Any --tun-type reads as 'tunnel', as the netlink backend reads it: the model has
+    # no tunnel type and writes ipip only.
     forwarding = [OPTION_FORWARDING[o] for o in options if o in OPTION_FORWARDING]
-    tunnel = options.get('--tun-type', 'ipip')
-    if tunnel != 'ipip':
-        raise FormatError('line %d: tunnel type %s is not supported' % (number, tunnel))
     return model.RealServer(
         address=address,
         port=port,

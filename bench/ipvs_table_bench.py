@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""IPVS table benchmark: the engine and ipvs_virtual_server against bare ipvsadm.
+
+Run from the repository root (`make bench`, or bench/ipvs_table_bench.py --help):
+
+1. boot a lab node of its own (lab/netlb-lab, run dir lab/run/bench), or reuse a
+   running one (--reuse);
+2. prepare it: site.yml (the ipvs_node role: ipvsadm, ip_vs) or plain apt-get;
+3. ship the collection and ipvs_node_bench.py, which measures on the node, per size:
+   bare `ipvsadm -R` and `ipvsadm -S -n`, the engine with both backends (full apply
+   from empty, no-op, 1% of real servers replaced), one ipvsadm process per rule on a
+   sample (extrapolated);
+4. time `ansible-playbook bench/module_run.yml` (one ipvs_virtual_server task with the
+   whole table) end to end from here: full apply from empty, then the no-op run;
+5. print one markdown table with every figure and the ratios against the goals, and
+   tear the lab down (unless --reuse or --keep).
+
+The node's IPVS table is flushed again and again: never point this at a node that
+carries real traffic. Stdlib only, besides ansible-playbook for steps 2 and 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib.util
+import io
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+LAB = os.path.join(REPO, 'lab', 'netlb-lab')
+COLLECTIONS = os.path.join(REPO, 'collections')
+PLAYBOOK = os.path.join(HERE, 'module_run.yml')
+REMOTE = '/var/tmp/netlb-bench'
+MODULE_DRAIN_STATE = REMOTE + '/module-drain-state.json'
+MARKER = 'NETLB_BENCH '
+
+# The goals (from the performance issue): ratio limits, and the size a goal is judged at
+# (None: every size).
+GOAL_FULL_ENGINE = 0.25
+GOAL_FULL_MODULE = 0.5
+GOAL_FULL_MODULE_AT = 5000
+GOAL_NOOP = 1.0
+GOAL_REPLACED = 1.2
+
+
+def _node_bench():
+    """ipvs_node_bench.py as a module: the table generator is shared with the node."""
+    spec = importlib.util.spec_from_file_location('ipvs_node_bench', os.path.join(HERE, 'ipvs_node_bench.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NODE = _node_bench()
+
+
+def log(text):
+    sys.stderr.write('[bench %s] %s\n' % (time.strftime('%H:%M:%S'), text))
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------
+# The lab node
+
+
+class Lab(object):
+    """One lab (run dir + inventory + prefix) driven through lab/netlb-lab."""
+
+    def __init__(self, run_dir, prefix):
+        self.run_dir = os.path.abspath(run_dir)
+        self.inventory = os.path.join(self.run_dir, 'hosts.yml')
+        self.prefix = prefix
+
+    def _argv(self, *args):
+        return [LAB, '--run-dir', self.run_dir, '--inventory', self.inventory, '--prefix', self.prefix] + list(args)
+
+    def up(self, suite):
+        subprocess.run(self._argv('up', '--nodes', '1', '--suite', suite), check=True)
+
+    def down(self):
+        subprocess.run(self._argv('down'), check=False)
+
+    def node(self):
+        out = subprocess.run(self._argv('status', '--json'), check=True, stdout=subprocess.PIPE,
+                             universal_newlines=True).stdout
+        nodes = [node for node in json.loads(out) if node.get('pid')]
+        if not nodes:
+            raise SystemExit('no running node in %s (drop --reuse to boot one)' % self.run_dir)
+        return Node(nodes[0])
+
+
+class Node(object):
+    """ssh to a lab node as root."""
+
+    def __init__(self, info):
+        self.name = info['name']
+        self.info = info
+
+    def ssh_argv(self, command):
+        info = self.info
+        return ['ssh', '-i', info['key'], '-p', str(info['port']), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes',
+                '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+                '-o', 'ConnectTimeout=20', '%s@%s' % (info['user'], info['host']), command]
+
+    def run(self, command, data=None, capture=True, timeout=7200):
+        """Run a shell command on the node; stderr goes to ours (progress); returns stdout."""
+        if not isinstance(command, str):
+            command = ' '.join(shlex.quote(str(arg)) for arg in command)
+        proc = subprocess.run(self.ssh_argv(command), input=data, stdout=subprocess.PIPE if capture else None,
+                              stdin=None if data is not None else subprocess.DEVNULL, universal_newlines=True,
+                              timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise SystemExit('on %s: %s -> rc=%d' % (self.name, command, proc.returncode))
+        return proc.stdout
+
+    def json(self, argv):
+        return json.loads(self.run(argv))
+
+
+def ansible_playbook():
+    """ansible-playbook of the interpreter running us (the venv), else from PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+    return beside if os.access(beside, os.X_OK) else 'ansible-playbook'
+
+
+def ansible_env():
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_CALLBACK_RESULT_FORMAT='json')
+    return env
+
+
+def prepare(lab, node, how):
+    """ipvsadm installed and ip_vs loaded: through the project's role, or apt-get."""
+    if how == 'role':
+        log('preparing %s with site.yml (ipvs_node role)' % node.name)
+        subprocess.run([ansible_playbook(), '-i', lab.inventory, '-l', node.name, os.path.join(REPO, 'site.yml')],
+                       cwd=REPO, env=ansible_env(), check=True, stdout=sys.stderr)
+    else:
+        log('preparing %s with apt-get' % node.name)
+        node.run('command -v ipvsadm >/dev/null || (apt-get -q update && '
+                 'DEBIAN_FRONTEND=noninteractive apt-get -qy install ipvsadm)', capture=False)
+        node.run('modprobe ip_vs')
+    node.run('modprobe ip_vs && command -v ipvsadm >/dev/null')
+
+
+def collection_tarball():
+    """The collection (without tests) and the node script, base64 of a tar.gz."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w:gz') as tar:
+        tar.add(os.path.join(COLLECTIONS, 'ansible_collections'), arcname='collections/ansible_collections',
+                filter=lambda info: None if ('__pycache__' in info.name or '/tests' in info.name) else info)
+        tar.add(os.path.join(HERE, 'ipvs_node_bench.py'), arcname='ipvs_node_bench.py')
+    return base64.b64encode(buf.getvalue()).decode('ascii')
+
+
+def ship(node):
+    node.run('rm -rf {0} && mkdir -p {0} && base64 -d | tar -xz -C {0}'.format(REMOTE), data=collection_tarball())
+
+
+def node_script(*args):
+    return ['python3', REMOTE + '/ipvs_node_bench.py'] + [str(arg) for arg in args]
+
+
+# ---------------------------------------------------------------------------
+# Module wall time (ansible-playbook from here)
+
+
+def module_run(lab, node, vars_file):
+    """(seconds end to end, what the module reported) for one ansible-playbook run."""
+    argv = [ansible_playbook(), '-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
+            '-e', 'bench_hosts=%s' % node.name, PLAYBOOK]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit('ansible-playbook failed (rc=%d):\n%s\n%s' % (proc.returncode, proc.stdout[-4000:],
+                                                                       proc.stderr[-4000:]))
+    return wall, parse_report(proc.stdout)
+
+
+def parse_report(stdout):
+    """The module's report from the debug task's line: "msg": "NETLB_BENCH {...}"."""
+    for line in stdout.splitlines():
+        if MARKER in line and '"msg"' in line:
+            message = json.loads('{%s}' % line.strip().rstrip(','))['msg']
+            return json.loads(message[len(MARKER):])
+    raise SystemExit('no %sline in the ansible-playbook output:\n%s' % (MARKER, stdout[-4000:]))
+
+
+def module_runs(lab, node, services, servers, repeat):
+    """Median wall times of full apply from empty and of the no-op run."""
+    with tempfile.NamedTemporaryFile('w', suffix='.json', prefix='netlb-bench-vars-', delete=False) as f:
+        json.dump({'bench_services': NODE.table_params(services, servers), 'bench_scope': NODE.SCOPE,
+                   'bench_drain_state': MODULE_DRAIN_STATE}, f)
+        vars_file = f.name
+    runs = {'full': [], 'noop': []}
+    try:
+        for round_no in range(1, repeat + 1):
+            node.run('ipvsadm -C && rm -f %s' % MODULE_DRAIN_STATE)
+            for variant in ('full', 'noop'):
+                log('%d x %d, round %d/%d: module %s' % (services, servers, round_no, repeat, variant))
+                wall, report = module_run(lab, node, vars_file)
+                expect = variant == 'full'
+                if report['changed'] != expect:
+                    raise SystemExit('module %s run: changed=%s, expected %s' % (variant, report['changed'], expect))
+                report['wall'] = round(wall, 6)
+                runs[variant].append(report)
+        node.run('ipvsadm -C')
+    finally:
+        os.unlink(vars_file)
+    return dict((variant, sorted(found, key=lambda r: r['wall'])[(len(found) - 1) // 2])
+                for variant, found in runs.items())
+
+
+# ---------------------------------------------------------------------------
+# The table
+
+
+def seconds(value):
+    if value is None:
+        return 'n/a'
+    if value >= 100:
+        return '%.0f' % value
+    if value >= 10:
+        return '%.1f' % value
+    return '%.2f' % value
+
+
+def breakdown(timings):
+    parts = [seconds(timings.get(name)) if name in timings else '-' for name in ('read', 'plan', 'apply', 'confirm')]
+    return '%s (%s)' % (seconds(timings['total']), ' / '.join(parts))
+
+
+def verdict(ratio, limit, judged=True):
+    if ratio is None:
+        return 'n/a'
+    if not judged:
+        return '%.2fx (goal judged at %s)' % (ratio, '{:,}'.format(GOAL_FULL_MODULE_AT))
+    return '%.2fx %s' % (ratio, 'met' if ratio <= limit else '**NOT met**')
+
+
+def _ratio(numerator, denominator):
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def rows_for(results):
+    """(label, [cell per size]) rows; one place says what each row means."""
+    rows = []
+
+    def row(label, fn):
+        rows.append((label, [fn(r) for r in results]))
+
+    def engine(backend, variant):
+        return lambda r: breakdown(r['engine'][backend][variant]['timings'])
+
+    def module(variant, field):
+        def cell(r):
+            found = r.get('module')
+            if not found:
+                return 'not run'
+            if field == 'wall':
+                return seconds(found[variant]['wall'])
+            return breakdown(found[variant]['timings'])
+        return cell
+
+    row('rules (services + real servers)', lambda r: '{:,}'.format(r['rules']))
+    row('bare `ipvsadm -R`, full load from empty', lambda r: seconds(r['restore']))
+    row('bare `ipvsadm -S -n`', lambda r: seconds(r['save']))
+    row('one ipvsadm process per rule, **extrapolated** from a %d-rule sample' % results[0]['per_rule']['sample'],
+        lambda r: seconds(r['per_rule']['extrapolated']))
+    for backend in NODE.BACKENDS:
+        row('engine `%s`, full apply from empty: total (read / plan / apply / confirm)' % backend,
+            engine(backend, 'full'))
+        row('engine `%s`, no-op run' % backend, engine(backend, 'noop'))
+        row('engine `%s`, 1%% of real servers replaced' % backend, engine(backend, 'replaced'))
+    row('parameter validation (module and engine run it, outside the engine total)',
+        lambda r: seconds(r['engine']['netlink']['full']['validate']))
+    row('**module wall time** (ansible-playbook end to end), full apply from empty', module('full', 'wall'))
+    row('**module wall time**, no-op run', module('noop', 'wall'))
+    row('module\'s own `timings`, full apply from empty', module('full', 'timings'))
+    row('module\'s own `timings`, no-op run', module('noop', 'timings'))
+
+    def full_engine(r):
+        return verdict(_ratio(r['engine']['netlink']['full']['timings']['total'], r['restore']), GOAL_FULL_ENGINE)
+
+    def full_module(r):
+        if not r.get('module'):
+            return 'not run'
+        return verdict(_ratio(r['module']['full']['wall'], r['restore']), GOAL_FULL_MODULE,
+                       judged=r['services'] >= GOAL_FULL_MODULE_AT)
+
+    def noop(r):
+        return verdict(_ratio(r['engine']['netlink']['noop']['timings']['total'], r['save']), GOAL_NOOP)
+
+    def replaced(r):
+        engine_runs = r['engine']['netlink']
+        return verdict(_ratio(engine_runs['replaced']['timings']['total'], engine_runs['noop']['timings']['total']),
+                       GOAL_REPLACED)
+
+    row('goal: full apply, engine `netlink` total / `ipvsadm -R` (<= %.2fx)' % GOAL_FULL_ENGINE, full_engine)
+    row('goal: full apply, module wall time / `ipvsadm -R` (<= %.1fx at %s)'
+        % (GOAL_FULL_MODULE, '{:,}'.format(GOAL_FULL_MODULE_AT)), full_module)
+    row('goal: no-op, engine `netlink` total / `ipvsadm -S -n` (<= %.1fx)' % GOAL_NOOP, noop)
+    row('goal: 1%% replaced, engine `netlink` total / its no-op total (<= %.1fx)' % GOAL_REPLACED, replaced)
+    row('for comparison: one process per rule / `ipvsadm -R`',
+        lambda r: '%.0fx' % _ratio(r['per_rule']['extrapolated'], r['restore']))
+    return rows
+
+
+def markdown(results, host, facts, repeat):
+    sizes = ['%s x %d' % ('{:,}'.format(r['services']), r['servers']) for r in results]
+    lines = [
+        'Seconds, median of %d run(s); engine cells: total (read / plan / apply / confirm).' % repeat,
+        '',
+        '| measurement | %s |' % ' | '.join(sizes),
+        '|---|%s' % ('---:|' * len(results)),
+    ]
+    for label, cells in rows_for(results):
+        lines.append('| %s | %s |' % (label, ' | '.join(cells)))
+    replaced = ', '.join('%s: %s' % (size, '{:,}'.format(r['replaced'])) for size, r in zip(sizes, results))
+    lines += [
+        '',
+        'Real servers replaced in the 1%% run: %s (each added, the old one drained to weight 0).' % replaced,
+        'Controller: %d CPUs, load average %s at start (%s).' % (
+            host['cpus'], ' / '.join('%.2f' % x for x in host['loadavg']), host['started']),
+        'Lab node: %s, kernel %s, %s (%s), %d vCPUs, %d MiB, Python %s, %s; load average %s at start.' % (
+            facts['os'], facts['kernel'], 'qemu TCG' if facts['virt'] == 'qemu' else 'virtualisation',
+            facts['virt'], facts['cpus'], facts['memory_mib'], facts['python'], facts['ipvsadm'],
+            ' / '.join('%.2f' % x for x in facts['loadavg'])),
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+# ---------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('--sizes', default='1000,5000', help='comma-separated service counts (default 1000,5000)')
+    parser.add_argument('--servers', type=int, default=10, help='real servers per service (default 10)')
+    parser.add_argument('--repeat', type=int, default=3, help='runs per figure; the median is shown (default 3)')
+    parser.add_argument('--sample', type=int, default=300,
+                        help='rules in the one-process-per-rule sample (default 300)')
+    parser.add_argument('--run-dir', default=os.path.join(REPO, 'lab', 'run', 'bench'),
+                        help='the lab run directory (default lab/run/bench)')
+    parser.add_argument('--prefix', default='bench', help='lab node name prefix (default bench)')
+    parser.add_argument('--suite', default='bookworm', choices=('bookworm', 'trixie'))
+    parser.add_argument('--reuse', action='store_true',
+                        help='use the node already running in --run-dir and leave it running')
+    parser.add_argument('--keep', action='store_true', help='leave the lab running at the end')
+    parser.add_argument('--prepare', choices=('role', 'apt', 'none'), default='role',
+                        help='how to get ipvsadm and ip_vs on the node: site.yml (default), apt-get, or nothing')
+    parser.add_argument('--skip-module', action='store_true', help='no ansible-playbook runs (node figures only)')
+    parser.add_argument('--json', help='also write every figure (and the raw runs) to this JSON file')
+    parser.add_argument('--markdown', help='also write the table to this file')
+    args = parser.parse_args(argv)
+    args.sizes = [int(size) for size in re.split(r'[,\s]+', args.sizes.strip()) if size]
+    if args.repeat < 1 or args.sample < 1 or not args.sizes:
+        parser.error('--repeat, --sample and --sizes need positive values')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    host = {'cpus': os.cpu_count(), 'loadavg': os.getloadavg(), 'started': time.strftime('%Y-%m-%d %H:%M %Z')}
+    log('controller load average %s' % ' / '.join('%.2f' % x for x in host['loadavg']))
+    lab = Lab(args.run_dir, args.prefix)
+    if not args.reuse:
+        lab.up(args.suite)
+    try:
+        node = lab.node()
+        if args.prepare != 'none':
+            prepare(lab, node, args.prepare)
+        ship(node)
+        facts = node.json(node_script('facts'))
+        results = []
+        for services in args.sizes:
+            result = node.json(node_script('measure', '--collections', REMOTE + '/collections', '--services', services,
+                                           '--servers', args.servers, '--repeat', args.repeat,
+                                           '--sample', args.sample))
+            if not args.skip_module:
+                result['module'] = module_runs(lab, node, services, args.servers, args.repeat)
+            results.append(result)
+        table = markdown(results, host, facts, args.repeat)
+        sys.stdout.write(table)
+        if args.markdown:
+            with open(args.markdown, 'w') as f:
+                f.write(table)
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump({'host': host, 'node': facts, 'results': results, 'median_of': args.repeat}, f, indent=1)
+    finally:
+        if not (args.reuse or args.keep):
+            log('tearing the lab down')
+            lab.down()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
