@@ -33,17 +33,14 @@ Stdlib only: the lab image has python3 and iproute2, nothing else to serve with.
 an Ansible `script` (one transfer, no Python module to start: cheap under TCG).
 """
 
-import http.server
 import json
 import os
 import re
 import shutil
 import socket
-import socketserver
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 NAMESPACES = (('nlbt-c', 0), ('nlbt-b1', 1), ('nlbt-b2', 2))
@@ -122,51 +119,51 @@ def client(host, port, directory):
 
 # ---------------------------------------------------------------------------- backend
 
-class Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ('%s\n' % self.server.backend_name).encode()
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/plain')
-        self.send_header('Content-Length', str(len(body)))
-        # One request per connection: each curl is a new IPVS scheduling decision.
-        self.send_header('Connection', 'close')
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class Ticks(socketserver.StreamRequestHandler):
-    def handle(self):
-        count = 0
-        try:
-            while True:
-                count += 1
-                self.wfile.write(('%s %d\n' % (self.server.backend_name, count)).encode())
-                self.wfile.flush()
-                time.sleep(TICK)
-        except OSError:
-            pass  # the client closed or reset the connection
-
-
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        self.request[1].sendto(('%s\n' % self.server.backend_name).encode(), self.client_address)
-
-
-class TCPServer(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
 def backend(name):
+    # Imported here: they take seconds under TCG, and only the backends need them.
+    import http.server
+    import socketserver
+    import threading
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = ('%s\n' % name).encode()
+            self.send_response(200)
+            self.send_header('Content-Type', 'text/plain')
+            self.send_header('Content-Length', str(len(body)))
+            # One request per connection: each curl is a new IPVS scheduling decision.
+            self.send_header('Connection', 'close')
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    class Ticks(socketserver.StreamRequestHandler):
+        def handle(self):
+            count = 0
+            try:
+                while True:
+                    count += 1
+                    self.wfile.write(('%s %d\n' % (name, count)).encode())
+                    self.wfile.flush()
+                    time.sleep(TICK)
+            except OSError:
+                pass  # the client closed or reset the connection
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request[1].sendto(('%s\n' % name).encode(), self.client_address)
+
+    class TCPServer(socketserver.ThreadingTCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
     servers = [http.server.ThreadingHTTPServer(('0.0.0.0', 8080), Hello),
                TCPServer(('0.0.0.0', 9000), Ticks),
                socketserver.ThreadingUDPServer(('0.0.0.0', 5353), Echo)]
     threads = []
     for server in servers:
-        server.backend_name = name
         server.daemon_threads = True
         threads.append(threading.Thread(target=server.serve_forever))
         threads[-1].start()

@@ -31,7 +31,7 @@ import re
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError
 from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
-from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, check_writable, ensure_absent, ensure_content
+from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, ensure_absent, ensure_content
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS, ValidationError
 
 BASE_MODULE = 'ip_vs'
@@ -395,13 +395,15 @@ def _ensure_present(request, snapshot, tree, runner, check_mode, diff, result):
     if plan.missing:
         raise KernelModuleError(missing_message(plan.missing, snapshot), missing=plan.missing)
     result.update(loaded=plan.load, present=plan.present, builtin=plan.builtin)
-    diff.add('modules', plan.present + plan.builtin, list(request.modules))
+    there = set(plan.present + plan.builtin)
+    diff.add('modules', [n for n in request.modules if n in there], list(request.modules))
 
     content = render_persist_file(request.modules) if request.persist else None
     try:
         if content is not None:
-            # Fail on an unwritable file before touching the kernel, not halfway.
-            check_writable(request.persist_file)
+            # A dry run first, so a file that needs writing but cannot be written fails
+            # the task before the kernel is touched, not halfway.
+            ensure_content(request.persist_file, content, PERSIST_MODE, check_mode=True)
         if plan.load and not check_mode:
             _modprobe(runner, ['-a'] + plan.load, 'load %s' % ', '.join(plan.load))
             after = tree.snapshot()

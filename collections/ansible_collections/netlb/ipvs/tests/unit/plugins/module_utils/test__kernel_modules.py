@@ -520,3 +520,11 @@ def test_captured_missing_scheduler_message(tmp_path):
     assert missing_message(plan.missing, snapshot) == (
         'schedulers: this kernel (6.1.0-56-amd64) has no module ip_vs_twos; '
         'it offers rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf')
+
+
+def test_present_read_only_directory_is_fine_when_nothing_to_write(tmp_path, etc, monkeypatch):
+    kernel = FakeKernel(tmp_path, loaded=DEFAULT_MODULES)
+    (etc / 'netlb-ipvs.conf').write_text(render_persist_file(DEFAULT_MODULES))
+    os.chmod(str(etc / 'netlb-ipvs.conf'), 0o644)
+    monkeypatch.setattr(os, 'access', lambda path, mode: False)
+    assert run(tmp_path, kernel)['changed'] is False
