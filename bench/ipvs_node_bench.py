@@ -7,13 +7,17 @@
 
     python3 ipvs_node_bench.py measure --collections DIR --services N --servers M [--repeat R] [--sample S]
     python3 ipvs_node_bench.py engine --collections DIR --services N --servers M --backend B --variant V
+    python3 ipvs_node_bench.py module --collections DIR --ansible-lib DIR --services N --servers M --variant V
     python3 ipvs_node_bench.py facts
 
 `measure` prints one JSON document with every node-side figure for one table size:
 bare `ipvsadm -R` from empty, bare `ipvsadm -S -n`, the engine (full apply from empty,
 no-op, 1% of real servers replaced) with each backend, and one ipvsadm process per rule
-on a sample. Each engine figure comes from a fresh `engine` process, as each module run
-is one: the netlink backend's address caches start cold, as they do for a user.
+on a sample and, given --ansible-lib (a directory holding ansible/module_utils), the
+ipvs_virtual_server module run as a process on the node, split into Ansible's argument
+checks, the module's validation, the engine and exit_json. Each engine or module figure
+comes from a fresh process, as each module run is one: the netlink backend's address
+caches start cold, as they do for a user.
 
 It flushes the node's IPVS table (ipvsadm -C) before every measurement: run it only on a
 node that belongs to the benchmark. Progress goes to stderr, the result to stdout.
@@ -24,6 +28,7 @@ run and the engine runs converge to exactly the same table.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -41,6 +46,7 @@ REPLACED_SHARE = 0.01  # "1% of real servers replaced"
 DRAIN_STATE = '/var/tmp/netlb-bench/drain-state.json'
 BACKENDS = ('netlink', 'ipvsadm')
 VARIANTS = ('full', 'noop', 'replaced')  # the order the engine runs them in, per backend
+MODULE_VARIANTS = ('full', 'noop')
 IPVSADM_TIMEOUT = 3600
 
 
@@ -165,6 +171,21 @@ def engine_run(collections, services, servers, backend, variant):
     return result
 
 
+def module_run(collections, ansible_lib, services, servers, variant):
+    """One module process (see `module`); returns its spans plus its wall time."""
+    argv = [sys.executable, os.path.abspath(__file__), 'module', '--collections', collections,
+            '--ansible-lib', ansible_lib, '--services', str(services), '--servers', str(servers), '--variant', variant]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=IPVSADM_TIMEOUT, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError('module %s failed (rc=%d): %s' % (variant, proc.returncode, proc.stderr[-2000:]))
+    result = json.loads(proc.stdout)
+    result['process_wall'] = round(wall, 6)
+    return result
+
+
 def median_run(runs, field='total'):
     """The run whose `field` is the median (the lower middle one for an even count), so
     its parts (read, plan, apply...) stay consistent with each other."""
@@ -172,12 +193,13 @@ def median_run(runs, field='total'):
     return ordered[(len(ordered) - 1) // 2]
 
 
-def measure(collections, services, servers, repeat, sample):
+def measure(collections, services, servers, repeat, sample, ansible_lib=None):
     params = table_params(services, servers)
     script = restore_text(params)
     rules = services * (servers + 1)
     raw = {'restore': [], 'save': [], 'per_rule': [], 'engine': dict((b, dict((v, []) for v in VARIANTS))
-                                                                      for b in BACKENDS)}
+                                                                      for b in BACKENDS),
+           'module': dict((v, []) for v in MODULE_VARIANTS)}
     for round_no in range(1, repeat + 1):
         log('%d x %d, round %d/%d: ipvsadm -R' % (services, servers, round_no, repeat))
         raw['restore'].append(bare_restore(script, rules))
@@ -189,6 +211,11 @@ def measure(collections, services, servers, repeat, sample):
                 log('engine %s %s' % (backend, variant))
                 run = engine_run(collections, services, servers, backend, variant)
                 raw['engine'][backend][variant].append(run)
+        if ansible_lib:
+            flush()
+            for variant in MODULE_VARIANTS:
+                log('module process %s' % variant)
+                raw['module'][variant].append(module_run(collections, ansible_lib, services, servers, variant))
         log('one ipvsadm process per rule, %d-rule sample' % sample)
         raw['per_rule'].append(per_rule_sample(script, sample)[0])
         flush()
@@ -196,12 +223,16 @@ def measure(collections, services, servers, repeat, sample):
     for backend in BACKENDS:
         engine[backend] = dict((variant, median_run(raw['engine'][backend][variant])) for variant in VARIANTS)
     per_rule = statistics.median(raw['per_rule'])
+    module = None
+    if ansible_lib:
+        module = dict((variant, median_run(raw['module'][variant])) for variant in MODULE_VARIANTS)
     return {
         'services': services, 'servers': servers, 'rules': rules, 'repeat': repeat,
         'restore': statistics.median(raw['restore']),
         'save': statistics.median(raw['save']),
         'per_rule': {'sample': min(sample, rules), 'seconds_per_rule': per_rule, 'extrapolated': per_rule * rules},
         'engine': engine,
+        'module_process': module,
         'replaced': len(replaced_slots(services, servers)),
         'raw': {'restore': raw['restore'], 'save': raw['save'], 'per_rule': raw['per_rule'],
                 'engine_total': dict((b, dict((v, [r['timings']['total'] for r in raw['engine'][b][v]])
@@ -251,6 +282,75 @@ def engine(collections, services, servers, backend_name, variant):
             'warnings': result.warnings, 'validate': round(validate, 6), 'timings': result.timings}
 
 
+# ---------------------------------------------------------------------------
+# One module run on the node, without the controller
+
+
+class _Spans(object):
+    """Wraps functions so that their seconds land in self.timings[name]."""
+
+    def __init__(self):
+        self.timings = {}
+
+    def wrap(self, owner, attribute, name):
+        original = getattr(owner, attribute)
+        spans = self
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:  # exit_json leaves through SystemExit
+                spans.timings[name] = round(spans.timings.get(name, 0) + time.perf_counter() - start, 6)
+        setattr(owner, attribute, timed)
+
+
+def module(collections, ansible_lib, services, servers, variant):
+    """ipvs_virtual_server as Ansible runs it on a target (AnsiballZ hands the module its
+    arguments the same way), timed by part: arguments (AnsibleModule: JSON decoding and
+    the argument spec), validate (parse_request), engine (reconcile; its own timings
+    too), exit_json (the result through Ansible's checks and JSON). Nothing of the
+    controller, ssh or AnsiballZ packing is in here: the controller times that."""
+    arguments = {'services': table_params(services, servers, variant), 'scope': SCOPE, 'backend': 'netlink',
+                 'drain_state_path': DRAIN_STATE, '_ansible_check_mode': False, '_ansible_diff': False}
+    arguments = json.dumps({'ANSIBLE_MODULE_ARGS': arguments}).encode()
+    start = time.perf_counter()
+    sys.path[:0] = [ansible_lib, collections]
+    from ansible.module_utils import basic
+    from ansible_collections.netlb.ipvs.plugins.modules import ipvs_virtual_server as ipvs_module
+
+    spans = _Spans()
+    spans.timings['imports'] = round(time.perf_counter() - start, 6)
+    spans.wrap(basic.AnsibleModule, '__init__', 'arguments')
+    spans.wrap(ipvs_module.validation, 'parse_request', 'validate')
+    spans.wrap(ipvs_module.engine, 'reconcile', 'engine')
+    spans.wrap(basic.AnsibleModule, 'exit_json', 'exit_json')
+    engine_timings = {}
+    reconcile = ipvs_module.engine.reconcile
+
+    def keep_timings(*args, **kwargs):
+        result = reconcile(*args, **kwargs)
+        engine_timings.update(result.timings)
+        return result
+    ipvs_module.engine.reconcile = keep_timings
+    basic._ANSIBLE_ARGS = arguments
+    basic._ANSIBLE_PROFILE = 'legacy'  # what AnsiballZ sets for a module that names none
+    captured, real_stdout = io.StringIO(), sys.stdout
+    sys.stdout = captured
+    try:
+        ipvs_module.main()
+    except SystemExit:
+        pass
+    finally:
+        sys.stdout = real_stdout
+    answer = json.loads(captured.getvalue())
+    if answer.get('failed'):
+        raise RuntimeError('module failed: %s' % answer.get('msg'))
+    spans.timings['total'] = round(time.perf_counter() - start, 6)
+    return {'variant': variant, 'changed': answer['changed'], 'actions': len(answer['actions']),
+            'result_bytes': len(captured.getvalue()), 'timings': spans.timings, 'engine': engine_timings}
+
+
 def facts():
     """What the node is: vCPUs, kernel, virtualisation, load, Python, ipvsadm."""
     virt = subprocess.run(['systemd-detect-virt'], stdout=subprocess.PIPE, universal_newlines=True,
@@ -283,25 +383,33 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
-    for name in ('measure', 'engine'):
+    for name in ('measure', 'engine', 'module'):
         p = sub.add_parser(name)
         p.add_argument('--collections', required=True, help='directory holding ansible_collections/')
         p.add_argument('--services', type=int, required=True)
         p.add_argument('--servers', type=int, required=True)
+        if name != 'engine':
+            p.add_argument('--ansible-lib', required=name == 'module',
+                           help='directory holding ansible/module_utils (the module run; measure skips it without)')
         if name == 'measure':
             p.add_argument('--repeat', type=int, default=1)
             p.add_argument('--sample', type=int, default=300)
-        else:
+        elif name == 'engine':
             p.add_argument('--backend', choices=BACKENDS, required=True)
             p.add_argument('--variant', choices=VARIANTS, required=True)
+        else:
+            p.add_argument('--variant', choices=MODULE_VARIANTS, required=True)
     sub.add_parser('facts')
     args = parser.parse_args(argv)
     if args.command == 'facts':
         answer = facts()
     elif args.command == 'engine':
         answer = engine(args.collections, args.services, args.servers, args.backend, args.variant)
+    elif args.command == 'module':
+        answer = module(args.collections, args.ansible_lib, args.services, args.servers, args.variant)
     else:
-        answer = measure(args.collections, args.services, args.servers, args.repeat, args.sample)
+        answer = measure(args.collections, args.services, args.servers, args.repeat, args.sample,
+                         args.ansible_lib)
     json.dump(answer, sys.stdout)
     sys.stdout.write('\n')
 

@@ -157,18 +157,38 @@ def prepare(lab, node, how):
     node.run('modprobe ip_vs && command -v ipvsadm >/dev/null')
 
 
-def collection_tarball():
-    """The collection (without tests) and the node script, base64 of a tar.gz."""
+def module_utils_dir():
+    """ansible/module_utils of the ansible-core this controller runs, or None."""
+    try:
+        import ansible.module_utils
+    except ImportError:
+        return None
+    return os.path.dirname(os.path.abspath(ansible.module_utils.__file__))
+
+
+def _no_cache(info):
+    return None if ('__pycache__' in info.name or '/tests' in info.name) else info
+
+
+def collection_tarball(module_utils):
+    """The collection (without tests), the node script and, for the module run on the
+    node, Ansible's module_utils under an empty ansible/ package (what AnsiballZ ships):
+    base64 of a tar.gz."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode='w:gz') as tar:
         tar.add(os.path.join(COLLECTIONS, 'ansible_collections'), arcname='collections/ansible_collections',
-                filter=lambda info: None if ('__pycache__' in info.name or '/tests' in info.name) else info)
+                filter=_no_cache)
         tar.add(os.path.join(HERE, 'ipvs_node_bench.py'), arcname='ipvs_node_bench.py')
+        if module_utils:
+            empty = tarfile.TarInfo('ansible_lib/ansible/__init__.py')
+            tar.addfile(empty, io.BytesIO(b''))
+            tar.add(module_utils, arcname='ansible_lib/ansible/module_utils', filter=_no_cache)
     return base64.b64encode(buf.getvalue()).decode('ascii')
 
 
-def ship(node):
-    node.run('rm -rf {0} && mkdir -p {0} && base64 -d | tar -xz -C {0}'.format(REMOTE), data=collection_tarball())
+def ship(node, module_utils):
+    node.run('rm -rf {0} && mkdir -p {0} && base64 -d | tar -xz -C {0}'.format(REMOTE),
+             data=collection_tarball(module_utils))
 
 
 def node_script(*args):
@@ -292,6 +312,19 @@ def rows_for(results):
         row('engine `%s`, 1%% of real servers replaced' % backend, engine(backend, 'replaced'))
     row('parameter validation (module and engine run it, outside the engine total)',
         lambda r: seconds(r['engine']['netlink']['full']['validate']))
+    def on_node(variant):
+        def cell(r):
+            found = r.get('module_process')
+            if not found:
+                return 'not run'
+            spans = found[variant]['timings']
+            return '%s (%s)' % (seconds(spans['total']), ' / '.join(
+                seconds(spans.get(name)) for name in ('arguments', 'validate', 'engine', 'exit_json')))
+        return cell
+
+    row('module process on the node, full apply: total (AnsibleModule arguments / validate / engine / '
+        'exit_json)', on_node('full'))
+    row('module process on the node, no-op run', on_node('noop'))
     row('**module wall time** (ansible-playbook end to end), full apply from empty', module('full', 'wall'))
     row('**module wall time**, no-op run', module('noop', 'wall'))
     row('module\'s own `timings`, full apply from empty', module('full', 'timings'))
@@ -389,13 +422,18 @@ def main(argv=None):
         node = lab.node()
         if args.prepare != 'none':
             prepare(lab, node, args.prepare)
-        ship(node)
+        module_utils = None if args.skip_module else module_utils_dir()
+        if not (args.skip_module or module_utils):
+            log('no ansible.module_utils importable here: the module is not timed on the node')
+        ship(node, module_utils)
         facts = node.json(node_script('facts'))
         results = []
         for services in args.sizes:
-            result = node.json(node_script('measure', '--collections', REMOTE + '/collections', '--services', services,
-                                           '--servers', args.servers, '--repeat', args.repeat,
-                                           '--sample', args.sample))
+            measure = ['measure', '--collections', REMOTE + '/collections', '--services', services,
+                       '--servers', args.servers, '--repeat', args.repeat, '--sample', args.sample]
+            if module_utils:
+                measure += ['--ansible-lib', REMOTE + '/ansible_lib']
+            result = node.json(node_script(*measure))
             if not args.skip_module:
                 result['module'] = module_runs(lab, node, services, args.servers, args.repeat)
             results.append(result)

@@ -21,6 +21,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils import _command
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import gc_paused
 
 
 def reflected(action, table):
@@ -79,12 +80,15 @@ class IpvsadmBackend(base.Backend):
         return result.stdout
 
     def read(self):
-        try:
-            table = save_format.parse(self._text(['-S', '-n']))
-            listing = save_format.parse_listing(self._text(['-L', '-n', '--thresholds']))
-        except save_format.FormatError as exc:
-            raise model.BackendError('cannot read ipvsadm output: %s' % exc)
-        return save_format.with_listing(table, listing)
+        saved = self._text(['-S', '-n'])
+        listed = self._text(['-L', '-n', '--thresholds'])
+        with gc_paused():
+            try:
+                table = save_format.parse(saved)
+                listing = save_format.parse_listing(listed)
+            except save_format.FormatError as exc:
+                raise model.BackendError('cannot read ipvsadm output: %s' % exc)
+            return save_format.with_listing(table, listing)
 
     def _apply(self, actions):
         script = save_format.restore_script(actions)

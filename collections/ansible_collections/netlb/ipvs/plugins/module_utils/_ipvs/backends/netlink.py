@@ -32,6 +32,7 @@ import struct
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import gc_paused
 
 FAMILY_NAME = 'IPVS'
 VERSION = 1
@@ -410,6 +411,10 @@ class NetlinkBackend(base.Backend):
             raise model.BackendError('reading %s from the kernel failed: %s' % (what, exc))
 
     def read(self):
+        with gc_paused():
+            return self._read()
+
+    def _read(self):
         self._connect()
         services = []
 
