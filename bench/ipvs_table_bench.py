@@ -319,11 +319,11 @@ def rows_for(results):
                 return 'not run'
             spans = found[variant]['timings']
             return '%s (%s)' % (seconds(spans['total']), ' / '.join(
-                seconds(spans.get(name)) for name in ('arguments', 'validate', 'engine', 'exit_json')))
+                seconds(spans.get(name)) for name in ('imports', 'arguments', 'validate', 'engine', 'exit_json')))
         return cell
 
-    row('module process on the node, full apply: total (AnsibleModule arguments / validate / engine / '
-        'exit_json)', on_node('full'))
+    row('module process on the node, full apply: total (imports / AnsibleModule arguments / validate / '
+        'engine / exit_json)', on_node('full'))
     row('module process on the node, no-op run', on_node('noop'))
     row('**module wall time** (ansible-playbook end to end), full apply from empty', module('full', 'wall'))
     row('**module wall time**, no-op run', module('noop', 'wall'))
@@ -404,6 +404,8 @@ def parse_args(argv):
     parser.add_argument('--skip-module', action='store_true', help='no ansible-playbook runs (node figures only)')
     parser.add_argument('--json', help='also write every figure (and the raw runs) to this JSON file')
     parser.add_argument('--markdown', help='also write the table to this file')
+    parser.add_argument('--render', nargs='+', metavar='JSON',
+                        help='no lab: print the table of earlier --json files (sizes side by side, in order)')
     args = parser.parse_args(argv)
     args.sizes = [int(size) for size in re.split(r'[,\s]+', args.sizes.strip()) if size]
     if args.repeat < 1 or args.sample < 1 or not args.sizes:
@@ -411,8 +413,28 @@ def parse_args(argv):
     return args
 
 
+def render(paths):
+    """The table of earlier runs (one or several --json files): each run's facts are
+    kept, the first run's shown; a note lists the others."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    results = [result for run in runs for result in run['results']]
+    table = markdown(results, runs[0]['host'], runs[0]['node'], runs[0]['median_of'])
+    for path, run in zip(paths[1:], runs[1:]):
+        sizes = ', '.join('{:,}'.format(r['services']) for r in run['results'])
+        table += 'Sizes %s from %s: controller load average %s at start (%s), median of %d.\n' % (
+            sizes, os.path.basename(path), ' / '.join('%.2f' % x for x in run['host']['loadavg']),
+            run['host']['started'], run['median_of'])
+    return table
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.render:
+        sys.stdout.write(render(args.render))
+        return 0
     host = {'cpus': os.cpu_count(), 'loadavg': os.getloadavg(), 'started': time.strftime('%Y-%m-%d %H:%M %Z')}
     log('controller load average %s' % ' / '.join('%.2f' % x for x in host['loadavg']))
     lab = Lab(args.run_dir, args.prefix)

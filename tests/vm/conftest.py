@@ -54,7 +54,10 @@ class LabNode:
         return ['ssh', '-i', self.key, '-p', str(self.port), '-o', 'BatchMode=yes',
                 '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no',
                 '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-                '-o', 'ConnectTimeout=10', '%s@%s' % (self.user, self.host), command]
+                '-o', 'ConnectTimeout=10',
+                # a rebooting guest never closes its connections: notice it is gone
+                '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=6',
+                '%s@%s' % (self.user, self.host), command]
 
     def run(self, command, check=True, timeout=300, input=None):
         """Run a shell command (string, or argv list quoted for you) on the node as root.
