@@ -208,7 +208,13 @@ def _address(raw, family):
     key = (raw, family)
     text = _TEXT.get(key)
     if text is None:
-        text = _TEXT[key] = str(ipaddress.ip_address(bytes(raw[:4] if family == 4 else raw[:16])))
+        if family == 4:
+            # Same text as ipaddress gives, for a fraction of the cost: a read decodes every
+            # real server's address, mostly all different (~30% of a 10,000-server read).
+            text = socket.inet_ntop(socket.AF_INET, bytes(raw[:4]))
+        else:
+            text = str(ipaddress.ip_address(bytes(raw[:16])))
+        _TEXT[key] = text
     return text
 
 
