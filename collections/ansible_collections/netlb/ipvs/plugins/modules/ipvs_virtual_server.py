@@ -408,11 +408,10 @@ diff:
     before: "-A -t 10.96.0.10:80 -s rr\n-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1\n"
     after: "-A -t 10.96.0.10:80 -s rr\n-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0\n"
 timings:
-  description: Seconds spent reading the kernel table, planning, applying, confirming (re-reading after
-    changes) and in total.
+  description: Seconds spent reading the kernel table, planning, applying, and in total.
   returned: always
   type: dict
-  sample: {read: 0.004, plan: 0.001, apply: 0.002, confirm: 0.004, total: 0.012}
+  sample: {read: 0.004, plan: 0.001, apply: 0.002, total: 0.012}
 problems:
   description: On invalid input, every problem found, each starting with its field path.
   returned: failure

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""One reconcile: read -> plan -> apply -> confirm, with timings and drain state.
+"""One reconcile: read -> plan -> apply (-> confirm), with timings and drain state.
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
@@ -82,12 +82,16 @@ class Result:
 
 
 def reconcile(backend, desired, scope, exclusive=True, purge_real_servers=True, graceful=True, drain_timeout=0,
-              drain_store=None, allow_empty=False, now=None):
+              drain_store=None, allow_empty=False, now=None, confirm=False):
     """Make the in-scope part of the kernel table equal desired. Returns a Result.
 
     desired: VirtualServices (validated, all inside scope). drain_store: something with
     load()/save(state)/lock() (drain_state.DrainStore, MemoryDrainStore) or None to keep
     no state (drains then restart their clock each run). now: Unix time, for tests.
+    confirm: re-read the whole table after a change and warn where it differs from the
+    plan. Off by default: a read costs as much as a no-op run, and both backends already
+    account for every action (netlink maps each kernel answer to its request, ipvsadm
+    re-reads by itself), so the planned table is what the kernel holds.
     In check mode (backend.check_mode) nothing is written, the drain state included,
     and the actions are exactly those a real run would apply.
     """
@@ -115,7 +119,7 @@ def reconcile(backend, desired, scope, exclusive=True, purge_real_servers=True, 
         with clock('apply'):
             backend.apply(result.actions)
         after = result.after
-        if result.actions and not check_mode:
+        if confirm and result.actions and not check_mode:
             with clock('confirm'):
                 after = _confirm(backend, scope, result.after, warnings)
         if drain_store is not None and not check_mode and result.drain_state != drain:
