@@ -5,14 +5,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
 
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import (
     C_LOCALE,
@@ -21,18 +18,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._command import (
     Runner,
     format_cmd,
 )
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 
 
 @pytest.fixture

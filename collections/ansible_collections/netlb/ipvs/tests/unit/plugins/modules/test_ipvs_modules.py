@@ -7,30 +7,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
-
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import KernelTree, render_persist_file
 from ansible_collections.netlb.ipvs.plugins.modules import ipvs_modules
+from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
 
 RELEASE = '6.1.0-35-amd64'
 SCHEDULERS = ('rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf')  # no twos

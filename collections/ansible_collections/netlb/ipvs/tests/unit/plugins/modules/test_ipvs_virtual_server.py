@@ -7,29 +7,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
-
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import BackendError
 from ansible_collections.netlb.ipvs.plugins.modules import ipvs_virtual_server
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
+from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
 
 FOREIGN = '''
 -A -t 192.0.2.1:80 -s wlc
