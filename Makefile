@@ -68,7 +68,7 @@ test-unit: venv ## collection unit tests (pytest, no VM)
 	pytest -m 'not vm'; $(PYTEST_RC)
 
 MOLECULE_SCENARIOS ?= default trixie ipvs_virtual_server
-test-vm: venv ## Molecule scenarios (default = Debian 12, trixie = 13), then pytest -m vm
+test-vm: venv ## Molecule scenarios (default, trixie, ipvs_virtual_server), then pytest -m vm
 	@for s in $(MOLECULE_SCENARIOS); do \
 	  printf '\n----- molecule test -s %s -----\n' "$$s"; start=$$SECONDS; \
 	  molecule test -s "$$s" || exit 1; \
