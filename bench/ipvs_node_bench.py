@@ -19,8 +19,10 @@ checks, the module's validation, the engine and exit_json. Each engine or module
 comes from a fresh process, as each module run is one: the netlink backend's address
 caches start cold, as they do for a user.
 
-It flushes the node's IPVS table (ipvsadm -C) before every measurement: run it only on a
-node that belongs to the benchmark. Progress goes to stderr, the result to stdout.
+Every measurement from empty starts in a new network namespace (enter_fresh_netns), so
+the node's own table is never touched and no run inherits the kernel's leftovers of the
+one before. Run it on a lab node: it loads the CPU for minutes. Progress goes to
+stderr, the result to stdout.
 
 The controller (ipvs_table_bench.py) imports this file for table_params(), so the module
 run and the engine runs converge to exactly the same table.
@@ -48,6 +50,8 @@ BACKENDS = ('netlink', 'ipvsadm')
 VARIANTS = ('full', 'noop', 'replaced')  # the order the engine runs them in, per backend
 MODULE_VARIANTS = ('full', 'noop')
 IPVSADM_TIMEOUT = 3600
+NETNS = 'netlb-bench'  # where every measurement runs (see enter_fresh_netns)
+CLONE_NEWNET = 0x40000000
 
 
 # ---------------------------------------------------------------------------
@@ -130,11 +134,35 @@ def count_rules():
 
 
 def flush():
-    ipvsadm(['-C'])
+    """Start from an empty table: a new network namespace (see enter_fresh_netns)."""
+    enter_fresh_netns()
     try:
         os.unlink(DRAIN_STATE)
     except FileNotFoundError:
         pass
+
+
+def enter_fresh_netns(name=NETNS):
+    """Move this process (and so every child: ipvsadm, engine and module processes) into
+    a new network namespace, dropping the previous one.
+
+    IPVS state is per namespace, and a new one has an empty table and an empty dest
+    trash. After a flush the kernel keeps deleted real servers in that trash for up to
+    ~3 minutes and every add walks it, which made loads "from empty" 1-3x slower
+    depending on what ran before them; a fresh namespace makes runs comparable.
+    """
+    import ctypes
+
+    if os.path.exists(os.path.join('/run/netns', name)):
+        subprocess.run(['ip', 'netns', 'exec', name, 'ipvsadm', '-C'], check=False)
+        subprocess.run(['ip', 'netns', 'delete', name], check=True)
+    subprocess.run(['ip', 'netns', 'add', name], check=True)
+    # Real servers cannot be added while loopback is down in the namespace.
+    subprocess.run(['ip', '-n', name, 'link', 'set', 'lo', 'up'], check=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open(os.path.join('/run/netns', name)) as handle:
+        if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), 'setns into %s failed' % name)
 
 
 def bare_restore(script, rules):
@@ -400,9 +428,13 @@ def main(argv=None):
         else:
             p.add_argument('--variant', choices=MODULE_VARIANTS, required=True)
     sub.add_parser('facts')
+    sub.add_parser('netns', help='(re)create the namespace %s, empty, for the module runs' % NETNS)
     args = parser.parse_args(argv)
     if args.command == 'facts':
         answer = facts()
+    elif args.command == 'netns':
+        enter_fresh_netns()
+        answer = {'netns': NETNS}
     elif args.command == 'engine':
         answer = engine(args.collections, args.services, args.servers, args.backend, args.variant)
     elif args.command == 'module':

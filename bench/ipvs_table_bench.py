@@ -19,8 +19,9 @@ Run from the repository root (`make bench`, or bench/ipvs_table_bench.py --help)
 5. print one markdown table with every figure and the ratios against the goals, and
    tear the lab down (unless --reuse or --keep).
 
-The node's IPVS table is flushed again and again: never point this at a node that
-carries real traffic. Stdlib only, besides ansible-playbook for steps 2 and 4.
+Every load from empty runs in a new network namespace on the node (netlb-bench), so
+the node's own IPVS table is left alone; still, use a lab node, not one that carries
+traffic: the runs load the CPU for minutes. Stdlib only, besides ansible-playbook for steps 2 and 4.
 """
 
 from __future__ import annotations
@@ -202,7 +203,10 @@ def node_script(*args):
 def module_run(lab, node, vars_file):
     """(seconds end to end, what the module reported) for one ansible-playbook run."""
     argv = [ansible_playbook(), '-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
-            '-e', 'bench_hosts=%s' % node.name, PLAYBOOK]
+            '-e', 'bench_hosts=%s' % node.name,
+            # Run the module inside the benchmark's namespace (fresh for each full load):
+            # with pipelining the interpreter is a command line, so ip netns exec fits.
+            '-e', 'ansible_python_interpreter="ip netns exec %s /usr/bin/python3"' % NODE.NETNS, PLAYBOOK]
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, check=False)
@@ -231,7 +235,7 @@ def module_runs(lab, node, services, servers, repeat):
     runs = {'full': [], 'noop': []}
     try:
         for round_no in range(1, repeat + 1):
-            node.run('ipvsadm -C && rm -f %s' % MODULE_DRAIN_STATE)
+            node.run('%s && rm -f %s' % (' '.join(node_script('netns')), MODULE_DRAIN_STATE))
             for variant in ('full', 'noop'):
                 log('%d x %d, round %d/%d: module %s' % (services, servers, round_no, repeat, variant))
                 wall, report = module_run(lab, node, vars_file)
@@ -240,7 +244,7 @@ def module_runs(lab, node, services, servers, repeat):
                     raise SystemExit('module %s run: changed=%s, expected %s' % (variant, report['changed'], expect))
                 report['wall'] = round(wall, 6)
                 runs[variant].append(report)
-        node.run('ipvsadm -C')
+        node.run('ip netns delete %s' % NODE.NETNS)
     finally:
         os.unlink(vars_file)
     return dict((variant, sorted(found, key=lambda r: r['wall'])[(len(found) - 1) // 2])

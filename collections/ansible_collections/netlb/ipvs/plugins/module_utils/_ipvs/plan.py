@@ -41,7 +41,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     EDIT_SERVER,
     EDIT_SERVICE,
     Action,
-    RealServer,
     ValidationError,
     VirtualService,
     table_of,
@@ -56,12 +55,13 @@ class Draining:
     """A real server at weight 0 that a later run will delete."""
 
     service: object  # ServiceKey
-    server: object  # RealServer (current, with counters)
+    server: object  # RealServer
     since: float
+    connections: int = 0  # active + inactive when planned
 
     def as_dict(self):
         return {'service': str(self.service), 'server': self.server.endpoint, 'since': self.since,
-                'connections': self.server.connections}
+                'connections': self.connections}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +122,7 @@ def check_scope(keys, scope, owned=None):
     """Raise ValidationError naming every key outside scope (a caller's bug: the
     planner never acts outside scope, so it refuses rather than ignores them)."""
     owned = owned or _Owner(scope)
-    outside = ['%s: outside scope' % key for key in sorted(keys) if not owned(key)]
+    outside = ['%s: outside scope' % (key,) for key in sorted(keys) if not owned(key)]
     if outside:
         raise ValidationError(outside)
 
@@ -161,7 +161,7 @@ class _Context(object):
         self.draining = []
 
     def add(self, op, service, server=None, reason=''):
-        self.actions[op].append(Action(op=op, service=service, server=server, reason=reason))
+        self.actions[op].append(Action(op, service, server, reason))
 
     def servers(self, want, have, purge):
         wanted = _by_key(want.real_servers)
@@ -173,7 +173,7 @@ class _Context(object):
             elif old != server:
                 comeback = old.weight == 0 and (want.key, key) in self.old_drain
                 reason = 'undrain' if comeback else _server_changes(old, server)
-                self.add(EDIT_SERVER, want, _with_counters(server, old), reason)
+                self.add(EDIT_SERVER, want, server, reason)
         if purge:
             for key, old in present.items():
                 if key not in wanted:
@@ -183,9 +183,10 @@ class _Context(object):
         """A real server that is not wanted any more: delete, drain or keep waiting."""
         entry = (have.key, old.key)
         since = self.old_drain.get(entry)
+        connections = sum(have.connections_of(old.key))
         if not self.graceful or have.key.protocol == 'udp':
             self.add(DELETE_SERVER, have, old, 'purge')
-        elif old.weight == 0 and old.connections == 0:
+        elif old.weight == 0 and connections == 0:
             self.add(DELETE_SERVER, have, old, 'idle')
         elif since is not None and self.drain_timeout and self.now - since >= self.drain_timeout:
             self.add(DELETE_SERVER, have, old, 'drain_timeout')
@@ -195,13 +196,8 @@ class _Context(object):
             # Weight 0 without an entry (set by hand, or state lost): the clock starts now.
             since = self.now if since is None else since
             self.drain_state[entry] = since
-            self.draining.append(Draining(service=have.key, server=old.replace(weight=0), since=since))
-
-
-def _with_counters(server, old):
-    # The constructor, not dataclasses.replace: this runs once per edited server.
-    return RealServer(server.address, server.port, server.weight, server.forwarding, server.upper_threshold,
-                      server.lower_threshold, old.active_connections, old.inactive_connections)
+            self.draining.append(Draining(service=have.key, server=old.replace(weight=0), since=since,
+                                          connections=connections))
 
 
 def _by_key(servers):
@@ -227,7 +223,7 @@ def apply_to_table(table, actions):
     through their own actions). Also the behaviour a fake backend needs in tests.
     """
     after = dict(table)
-    touched = {}  # ServiceKey -> [settings (a VirtualService), {server key: RealServer}]
+    touched = {}  # ServiceKey -> [settings (a VirtualService), {server key: RealServer}, counters]
     last_service = entry = None
     for action in actions:
         service = action.service
@@ -241,15 +237,17 @@ def apply_to_table(table, actions):
             entry = touched.get(service.key)
             if entry is None:
                 base = after.get(service.key)
-                entry = touched[service.key] = [base, _by_key(base.real_servers) if base is not None else {}]
+                entry = touched[service.key] = ([base, _by_key(base.real_servers), base.connections]
+                                                if base is not None else [None, {}, {}])
         if action.op in (ADD_SERVICE, EDIT_SERVICE):
             entry[0] = service
         elif action.op in (ADD_SERVER, EDIT_SERVER):
             entry[1][(action.server.address, action.server.port)] = action.server
         elif action.op == DELETE_SERVER:
             entry[1].pop((action.server.address, action.server.port), None)
-    for key, (service, servers) in touched.items():
+    for key, (service, servers, connections) in touched.items():
         if service is not None:
+            # Counters stay those read: a run changes configuration, not connections.
             after[key] = VirtualService(key, service.scheduler, service.scheduler_flags, service.persistence_timeout,
-                                        service.persistence_netmask, tuple(servers.values()))
+                                        service.persistence_netmask, tuple(servers.values()), connections)
     return after

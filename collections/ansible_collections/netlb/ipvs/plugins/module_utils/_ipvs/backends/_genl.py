@@ -62,6 +62,7 @@ _U32 = struct.Struct('=I')
 _BE16 = struct.Struct('>H')
 _ERRNO = struct.Struct('=i')
 HEADER_LEN = _NLMSGHDR.size + _GENLHDR.size
+_REQUEST_HEADER = struct.Struct('=IHHIIBBH')  # nlmsghdr + genlmsghdr in one pack
 
 # Sizes chosen so a batch in which every request fails still has room for all its
 # error messages in the receive buffer (each costs the kernel ~1 KiB of truesize).
@@ -73,11 +74,13 @@ TIMEOUT = 120.0
 
 
 class NetlinkError(Exception):
-    """The kernel answered a request with an error (errno > 0)."""
+    """The kernel answered a request with an error (errno > 0). index: which of the
+    requests of a dumps() call, when there."""
 
-    def __init__(self, code, text=''):
+    def __init__(self, code, text='', index=None):
         self.errno = code
         self.text = text
+        self.index = index
         message = os.strerror(code)
         if text:
             message = '%s (%s)' % (message, text)
@@ -228,6 +231,15 @@ def open_socket():
     return sock
 
 
+def _receive_error(exc):
+    """The ProtocolError for a failed receive (socket.timeout is an OSError)."""
+    if isinstance(exc, socket.timeout):
+        return ProtocolError('no answer from the kernel within %d s' % TIMEOUT)
+    if exc.errno == errno.ENOBUFS:
+        return ProtocolError('netlink receive buffer overflowed: kernel answers were lost')
+    return ProtocolError('netlink receive failed: %s' % exc)
+
+
 class GenlSocket:
     """Requests, dumps and batches over one netlink socket.
 
@@ -266,12 +278,8 @@ class GenlSocket:
         """One datagram into the shared buffer; returns its length."""
         try:
             length = self.sock.recv_into(self.buffer, len(self.buffer), socket.MSG_TRUNC)
-        except socket.timeout:
-            raise ProtocolError('no answer from the kernel within %d s' % TIMEOUT)
         except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                raise ProtocolError('netlink receive buffer overflowed: kernel answers were lost')
-            raise ProtocolError('netlink receive failed: %s' % exc)
+            raise _receive_error(exc)
         if length > len(self.buffer):
             raise ProtocolError('netlink message of %d bytes does not fit the buffer' % length)
         return length
@@ -301,21 +309,60 @@ class GenlSocket:
     def dump(self, family, cmd, version, payload, handle):
         """Run one dump; call handle(data, offset, end) per reply message (offset at its
         attributes). Raises NetlinkError if the kernel refuses the dump."""
-        seq = self.next_seq()
-        self._send(message(family, NLM_F_REQUEST | NLM_F_DUMP, seq, cmd, version, payload))
-        while True:
-            length = self._receive()
-            for kind, flags, got, offset, end in iter_messages(self.buffer, length):
-                if got != seq:
+        self.dumps(family, cmd, version, (payload,), lambda _index, data, offset, end: handle(data, offset, end))
+
+    def dumps(self, family, cmd, version, payloads, handle, datagram=None):
+        """Run one dump per payload, one after the other (the kernel runs one dump at a
+        time per socket), in one loop: a table read runs thousands of them.
+
+        handle(index, data, offset, end) gets each reply message of the index-th dump.
+        datagram(index, data, length, seq), if given, sees each received datagram first
+        and returns True when it has taken all of it (a caller's fast path for replies of
+        a known layout). A refusal raises NetlinkError with .index set.
+        """
+        # The loop runs once per service of a table: socket calls inlined, errors mapped
+        # around it as _send and _receive map them.
+        buffer, view, size = self.buffer, self.view, len(self.buffer)
+        send, recv_into, header = self.sock.send, self.sock.recv_into, _NLMSGHDR.unpack_from
+        flags = NLM_F_REQUEST | NLM_F_DUMP
+        for index, payload in enumerate(payloads):
+            seq = self.next_seq()
+            request = message(family, flags, seq, cmd, version, payload)
+            try:
+                sent = send(request)
+            except OSError as exc:
+                raise ProtocolError('netlink send failed: %s' % exc)
+            if sent != len(request):
+                raise ProtocolError('netlink send was cut short (%d of %d bytes)' % (sent, len(request)))
+            while True:
+                try:
+                    length = recv_into(buffer, size, socket.MSG_TRUNC)
+                except OSError as exc:
+                    raise _receive_error(exc)
+                if length > size:
+                    raise ProtocolError('netlink message of %d bytes does not fit the buffer' % length)
+                size_, kind, _flags, got, _pid = header(buffer, 0)
+                if kind == NLMSG_DONE and size_ == length and got == seq:
+                    break  # the common end: DONE alone in its datagram
+                if datagram is not None and datagram(index, view, length, seq):
                     continue
-                if kind == NLMSG_DONE:
-                    return
-                if kind == NLMSG_ERROR:
-                    code, text = parse_error(self.buffer, offset, end, flags)
-                    raise NetlinkError(code or errno.EIO, text)
-                if flags & NLM_F_DUMP_INTR:
-                    raise NetlinkError(errno.EINTR, 'the table changed during the dump')
-                handle(self.buffer, offset + _GENLHDR.size, end)
+                if self._dump_messages(index, length, seq, handle):
+                    break
+
+    def _dump_messages(self, index, length, seq, handle):
+        """Hand one datagram's replies of dump seq to handle; True once DONE is seen."""
+        for kind, flags, got, offset, end in iter_messages(self.buffer, length):
+            if got != seq:
+                continue
+            if kind == NLMSG_DONE:
+                return True
+            if kind == NLMSG_ERROR:
+                code, text = parse_error(self.buffer, offset, end, flags)
+                raise NetlinkError(code or errno.EIO, text, index)
+            if flags & NLM_F_DUMP_INTR:
+                raise NetlinkError(errno.EINTR, 'the table changed during the dump', index)
+            handle(index, self.buffer, offset + _GENLHDR.size, end)
+        return False
 
     def batch(self, family, version, requests):
         """Send requests [(cmd, payload)] in batches, stopping after the first batch in
@@ -326,22 +373,26 @@ class GenlSocket:
         was applied.
         """
         index = self.acknowledged = 0
-        while index < len(requests):
-            chunk, seqs, size = [], {}, 0
-            while index < len(requests) and len(chunk) < BATCH_COUNT:
+        total, header = len(requests), _REQUEST_HEADER.pack
+        while index < total:
+            chunk, seqs, size, seq = [], {}, 0, self.seq
+            while index < total and len(chunk) < BATCH_COUNT:
                 cmd, payload = requests[index]
-                if chunk and size + HEADER_LEN + len(payload) > BATCH_BYTES:
+                length = HEADER_LEN + len(payload)
+                if chunk and size + length > BATCH_BYTES:
                     break
-                seq = self.next_seq()
+                seq = (seq + 1) & 0xffffffff or 1
                 seqs[seq] = index
-                chunk.append((seq, cmd, payload))
-                size += HEADER_LEN + len(payload)
+                chunk.append(header(length, family, NLM_F_REQUEST, seq, 0, cmd, version, 0) + payload)
+                size += length
                 index += 1
-            last = chunk[-1][0]
-            self._send(b''.join(
-                message(family, NLM_F_REQUEST | (NLM_F_ACK if seq == last else 0), seq, cmd, version, payload)
-                for seq, cmd, payload in chunk))
-            errors = self._collect(seqs, last)
+            self.seq = seq
+            # Only the last request asks for an ACK: its arrival closes the batch.
+            cmd, payload = requests[index - 1]
+            chunk[-1] = header(HEADER_LEN + len(payload), family, NLM_F_REQUEST | NLM_F_ACK, seq, 0, cmd, version,
+                               0) + payload
+            self._send(b''.join(chunk))
+            errors = self._collect(seqs, seq)
             self.acknowledged = index
             if errors:
                 return index, errors

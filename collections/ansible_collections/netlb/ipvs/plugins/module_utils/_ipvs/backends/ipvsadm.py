@@ -36,7 +36,7 @@ def reflected(action, table):
     current = service.server(action.server.key)
     if action.op == model.DELETE_SERVER:
         return current is None
-    return current is not None and current.same_config(action.server)
+    return current is not None and current == action.server
 
 
 class IpvsadmBackend(base.Backend):

@@ -76,6 +76,7 @@ SVC_F_SCHED1 = 0x8
 SVC_F_SCHED2 = 0x10
 SVC_F_SCHED3 = 0x20
 SCHED_BITS = (SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3)
+_SCHED_MASK = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3
 TUN_TYPE_IPIP = 0
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -95,10 +96,15 @@ _ADDR_PAD = b'\0' * 12
 _PACKED = {}
 _TEXT = {}
 _SERVICE_IDS = {}
+_SELECTORS = {}
 # A real server's address, port (pre-swapped to network order), family, forwarding,
 # weight and thresholds: the attributes of every NEW_DEST/SET_DEST, packed in one go.
 _DEST_FULL = struct.Struct('=HH16s HHH2x HHH2x HHI HHI HHI HHI')
 _DEST_ID = struct.Struct('=HH16s HHH2x HHH2x')
+_DEST_NESTED_FULL = struct.Struct('=HH' + _DEST_FULL.format[1:])  # CMD_ATTR_DEST around _DEST_FULL
+# A service's identity: family, protocol, address, port (network order) / family, fwmark.
+_SVC_ADDR = struct.Struct('=HHH2x HHH2x HH16s HHH2x')
+_SVC_MARK = struct.Struct('=HHH2x HHI')
 _ATTR = struct.Struct('=HH')
 _U16 = struct.Struct('=H')
 _U32 = struct.Struct('=I')
@@ -131,15 +137,22 @@ def service_id(key):
     """The attributes naming a service (enough for deletes and real server commands)."""
     attrs = _SERVICE_IDS.get(key)
     if attrs is None:
-        attrs = _genl.u16(SVC_ATTR_AF, AF[key.family])
         if key.is_fwmark:
-            attrs += _genl.u32(SVC_ATTR_FWMARK, key.fwmark)
+            attrs = _SVC_MARK.pack(6, SVC_ATTR_AF, AF[key.family], 8, SVC_ATTR_FWMARK, key.fwmark)
         else:
-            attrs += (_genl.u16(SVC_ATTR_PROTOCOL, PROTO[key.protocol])
-                      + _genl.attr(SVC_ATTR_ADDR, _packed(key.address)[0])
-                      + _genl.be16(SVC_ATTR_PORT, key.port))
+            attrs = _SVC_ADDR.pack(6, SVC_ATTR_AF, AF[key.family], 6, SVC_ATTR_PROTOCOL, PROTO[key.protocol],
+                                   20, SVC_ATTR_ADDR, _packed(key.address)[0], 6, SVC_ATTR_PORT, socket.htons(key.port))
         _SERVICE_IDS[key] = attrs
     return attrs
+
+
+def service_selector(key):
+    """CMD_ATTR_SERVICE around service_id(key): what every real server request names."""
+    selector = _SELECTORS.get(key)
+    if selector is None:
+        attrs = service_id(key)
+        selector = _SELECTORS[key] = _ATTR.pack(4 + len(attrs), CMD_ATTR_SERVICE) + attrs
+    return selector
 
 
 def service_flags(service):
@@ -191,11 +204,19 @@ def request(action):
         return cmd, _genl.nested(CMD_ATTR_SERVICE, service_attrs(service))
     if op == model.DELETE_SERVICE:
         return CMD_DEL_SERVICE, _genl.nested(CMD_ATTR_SERVICE, service_id(service.key))
-    svc = _genl.nested(CMD_ATTR_SERVICE, service_id(service.key))
+    svc = service_selector(service.key)
     if op == model.DELETE_SERVER:
         # The server as the kernel holds it: no port rewriting here.
         return CMD_DEL_DEST, svc + _genl.nested(CMD_ATTR_DEST, dest_attrs(server, full=False))
     cmd = CMD_NEW_DEST if op == model.ADD_SERVER else CMD_SET_DEST
+    if server.forwarding == 'masq':
+        # The common case in one pack (a full load sends one per real server).
+        packed, af = _packed(server.address)
+        return cmd, svc + _DEST_NESTED_FULL.pack(
+            4 + _DEST_FULL.size, CMD_ATTR_DEST, 20, DEST_ATTR_ADDR, packed, 6, DEST_ATTR_PORT,
+            socket.htons(server.port), 6, DEST_ATTR_ADDR_FAMILY, af, 8, DEST_ATTR_FWD_METHOD, 0, 8,
+            DEST_ATTR_WEIGHT, server.weight, 8, DEST_ATTR_U_THRESH, server.upper_threshold, 8,
+            DEST_ATTR_L_THRESH, server.lower_threshold)
     return cmd, svc + _genl.nested(CMD_ATTR_DEST, dest_attrs(server, port=server_port(service, server)))
 
 
@@ -236,6 +257,45 @@ def flag_names(scheduler, flags):
 
 def decode_service(attrs):
     """A VirtualService (no real servers) from the attributes of a service dump."""
+    return model.VirtualService(*decode_service_fields(attrs))
+
+
+# A virtual service reply as kernels since 2.6.30 fill it for address services: AF,
+# PROTOCOL, ADDR, PORT (this struct, = _SVC_ADDR), SCHED_NAME, then FLAGS, TIMEOUT,
+# NETMASK (_SVC_TAIL) unless a persistence engine name comes between.
+_SVC_HEAD_HEADERS = (6, SVC_ATTR_AF, 6, SVC_ATTR_PROTOCOL, 20, SVC_ATTR_ADDR, 6, SVC_ATTR_PORT)
+_SVC_TAIL = struct.Struct('=HHII HHI HHI')
+_SVC_TAIL_HEADERS = (12, SVC_ATTR_FLAGS, 8, SVC_ATTR_TIMEOUT, 8, SVC_ATTR_NETMASK)
+
+
+def decode_service_message(data, start, stop):
+    """decode_service_fields() of the attributes in data[start:stop], with one unpack
+    for the head and one for the tail in the usual layout (a read decodes thousands)."""
+    tail = start + _SVC_ADDR.size
+    if stop - tail >= 4 + _SVC_TAIL.size:
+        head = _SVC_ADDR.unpack_from(data, start)
+        length, kind = _ATTR.unpack_from(data, tail)
+        if head[0:2] + head[3:5] + head[6:8] + head[9:11] == _SVC_HEAD_HEADERS and kind == SVC_ATTR_SCHED_NAME:
+            name = bytes(data[tail + 4:tail + length]).split(b'\0', 1)[0].decode('ascii', 'replace')
+            tail += (length + 3) & ~3
+            if stop - tail >= _SVC_TAIL.size:
+                fields = _SVC_TAIL.unpack_from(data, tail)
+                af, family = head[2], AF_FAMILY.get(head[2])
+                if fields[0:2] + fields[4:6] + fields[7:9] == _SVC_TAIL_HEADERS and family is not None:
+                    key = model.ServiceKey(PROTO_NAME.get(head[5], 'unknown'), _address(head[8], family),
+                                           socket.ntohs(head[11]), 0, family)
+                    flags = fields[2] & ~SVC_F_HASHED
+                    persistent = flags & SVC_F_PERSISTENT
+                    netmask = 0
+                    if persistent:
+                        netmask = bin(socket.ntohl(fields[9])).count('1') if af == socket.AF_INET else fields[9]
+                    return (key, name, flag_names(name, flags) if flags & _SCHED_MASK else (),
+                            fields[6] if persistent else 0, netmask)
+    return decode_service_fields(_genl.parse_attrs(data, start, stop))
+
+
+def decode_service_fields(attrs):
+    """(key, scheduler, scheduler flags, persistence timeout, netmask) of a service dump."""
     family = AF_FAMILY.get(_genl.get_u16(attrs, SVC_ATTR_AF))
     if family is None:
         raise _genl.ProtocolError('unknown address family %d' % _genl.get_u16(attrs, SVC_ATTR_AF))
@@ -250,13 +310,9 @@ def decode_service(attrs):
     flags = _FLAGS.unpack(attrs[SVC_ATTR_FLAGS][:8])[0] & ~SVC_F_HASHED
     scheduler = _genl.get_string(attrs, SVC_ATTR_SCHED_NAME)
     persistent = bool(flags & SVC_F_PERSISTENT)
-    return model.VirtualService(
-        key=key,
-        scheduler=scheduler,
-        scheduler_flags=flag_names(scheduler, flags),
-        persistence_timeout=_genl.get_u32(attrs, SVC_ATTR_TIMEOUT) if persistent else 0,
-        persistence_netmask=netmask_prefix(attrs[SVC_ATTR_NETMASK], family) if persistent else 0,
-    )
+    return (key, scheduler, flag_names(scheduler, flags) if flags & _SCHED_MASK else (),
+            _genl.get_u32(attrs, SVC_ATTR_TIMEOUT) if persistent else 0,
+            netmask_prefix(attrs[SVC_ATTR_NETMASK], family) if persistent else 0)
 
 
 _DEST_U32 = frozenset((DEST_ATTR_FWD_METHOD, DEST_ATTR_WEIGHT, DEST_ATTR_U_THRESH, DEST_ATTR_L_THRESH,
@@ -264,29 +320,75 @@ _DEST_U32 = frozenset((DEST_ATTR_FWD_METHOD, DEST_ATTR_WEIGHT, DEST_ATTR_U_THRES
 
 
 # The attributes a kernel since 5.2 puts first in a real server dump, in its order
-# (checked on 6.1): the hot path of a read unpacks them in one call.
+# (checked on 6.1 and 6.12): the hot path of a read unpacks them in one call.
 _DEST_DUMP = struct.Struct('=HH16s HHH2x HHI HHI HHB3x HHH2x HHH2x HHI HHI HHI HHI HHI HHH2x')
 _DEST_DUMP_HEADERS = ((20, DEST_ATTR_ADDR), (6, DEST_ATTR_PORT), (8, DEST_ATTR_FWD_METHOD), (8, DEST_ATTR_WEIGHT),
                       (5, 13), (6, 14), (6, 15), (8, DEST_ATTR_U_THRESH), (8, DEST_ATTR_L_THRESH),
                       (8, DEST_ATTR_ACTIVE_CONNS), (8, DEST_ATTR_INACT_CONNS), (8, 9), (6, DEST_ATTR_ADDR_FAMILY))
 _DEST_DUMP_LENGTHS = tuple(length for length, _kind in _DEST_DUMP_HEADERS)
 _DEST_DUMP_KINDS = tuple(kind for _length, kind in _DEST_DUMP_HEADERS)
+# A whole real server reply message: nlmsghdr, genlmsghdr, the CMD_ATTR_DEST header, the
+# attributes above, then the rest (stats) skipped; built per message size (see _dest_row).
+_DEST_ROW_HEAD = '=IHHI4x BBH HH' + _DEST_DUMP.format[1:]
+_DEST_ROW_PREFIX = struct.calcsize(_DEST_ROW_HEAD)
+# Where the fields sit in a row: attribute headers (length, kind) and the values.
+_ROW_ATTR_LENGTHS = slice(9, 9 + 3 * len(_DEST_DUMP_HEADERS), 3)
+_ROW_ATTR_KINDS = slice(10, 10 + 3 * len(_DEST_DUMP_HEADERS), 3)
+_ROW_NESTED_KIND = 8
+_DEST_ROWS = {}  # message size -> Struct of the whole message
+_new_server = tuple.__new__  # RealServer is a tuple: build it without a Python-level __new__
+
+
+def _dest_row(size):
+    """The Struct for real server reply messages of size bytes (None if too short)."""
+    row = _DEST_ROWS.get(size)
+    if row is None and size >= _DEST_ROW_PREFIX and size % 4 == 0:
+        row = _DEST_ROWS[size] = struct.Struct(_DEST_ROW_HEAD + '%dx' % (size - _DEST_ROW_PREFIX))
+    return row
+
+
+def decode_dest_rows(data, length, family, seq, servers, connections):
+    """Decode a datagram of real server replies in one unpack, if it is made of
+    messages of one size in today's layout; returns False (nothing decoded) otherwise.
+
+    The hot loop of a read: 50,000 real servers. The kernel fills every reply with the
+    same attributes in the same order, so equal sizes mean equal layouts; the first row
+    of each datagram is checked field by field, every row for its header.
+    """
+    size = _U32.unpack_from(data, 0)[0]
+    row = _dest_row(size)
+    if row is None or length % size:
+        return False
+    rows = list(row.iter_unpack(data[:length]))
+    first = rows[0]
+    if (first[_ROW_ATTR_LENGTHS] != _DEST_DUMP_LENGTHS or first[_ROW_ATTR_KINDS] != _DEST_DUMP_KINDS
+            or first[_ROW_NESTED_KIND] & _genl.NLA_TYPE_MASK != CMD_ATTR_DEST):
+        return False
+    head = (size, first[1], _genl.NLM_F_MULTI, seq)
+    ntop, ntohs, af_inet, fwd_name = socket.inet_ntop, socket.ntohs, socket.AF_INET, FWD_NAME
+    decoded, counted = [], []
+    for (m_size, m_type, m_flags, m_seq, _c, _v, _r, _nl, _nk, _l, _k, raw, _l, _k, port, _l, _k, fwd,
+         _l, _k, weight, _l, _k, _tt, _l, _k, _tp, _l, _k, _tf, _l, _k, upper, _l, _k, lower,
+         _l, _k, active, _l, _k, inactive, _l, _k, _pc, _l, _k, af) in rows:
+        if (m_size, m_type, m_flags, m_seq) != head:
+            return False  # an interrupted dump, an error: the general path says which
+        if af == af_inet:
+            address = ntop(af_inet, raw[:4])
+        else:
+            address = _address(raw, AF_FAMILY.get(af, family))
+        server = _new_server(model.RealServer, (address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'),
+                                                upper, lower))
+        decoded.append(server)
+        if active or inactive:
+            counted.append(((address, server[1]), (active, inactive)))
+    servers.extend(decoded)
+    connections.update(counted)
+    return True
 
 
 def decode_dest(data, offset, end, service_family):
-    """A RealServer from the attributes in data[offset:end] of a real server dump.
-
-    The hot loop of a read: 50,000 servers take seconds in pure Python, so the layout
-    today's kernels send is unpacked in one call; anything else takes the general loop.
-    """
-    if end - offset >= _DEST_DUMP.size:
-        fields = _DEST_DUMP.unpack_from(data, offset)
-        if fields[0::3] == _DEST_DUMP_LENGTHS and fields[1::3] == _DEST_DUMP_KINDS:
-            (raw, port, fwd, weight, _tt, _tp, _tf, upper, lower, active, inactive, _pc, af) = fields[2::3]
-            return model.RealServer(
-                address=_address(raw, AF_FAMILY.get(af, service_family)), port=socket.ntohs(port), weight=weight,
-                forwarding=FWD_NAME.get(fwd & 7, 'masq'), upper_threshold=upper, lower_threshold=lower,
-                active_connections=active, inactive_connections=inactive)
+    """(RealServer, (active, inactive)) from the attributes in data[offset:end] of one
+    real server reply, in any attribute order (old kernels, future ones)."""
     values = dict.fromkeys(_DEST_U32, 0)
     raw, port, family = None, 0, service_family
     unpack, mask = _ATTR.unpack_from, _genl.NLA_TYPE_MASK
@@ -306,16 +408,15 @@ def decode_dest(data, offset, end, service_family):
         offset += (length + 3) & ~3
     if raw is None:
         raise _genl.ProtocolError('real server without an address')
-    return model.RealServer(
+    server = model.RealServer(
         address=_address(raw, family),
         port=port,
         weight=values[DEST_ATTR_WEIGHT],
         forwarding=FWD_NAME.get(values[DEST_ATTR_FWD_METHOD] & 7, 'masq'),
         upper_threshold=values[DEST_ATTR_U_THRESH],
         lower_threshold=values[DEST_ATTR_L_THRESH],
-        active_connections=values[DEST_ATTR_ACTIVE_CONNS],
-        inactive_connections=values[DEST_ATTR_INACT_CONNS],
     )
+    return server, (values[DEST_ATTR_ACTIVE_CONNS], values[DEST_ATTR_INACT_CONNS])
 
 
 def nested_span(data, offset, end, kind):
@@ -406,15 +507,16 @@ class NetlinkBackend(base.Backend):
             self._conn.close()
             self._conn = None
 
-    def _dump(self, cmd, payload, handle, what):
+    def _dumps(self, cmd, payloads, handle, what, datagram=None):
+        """Run dumps; what(index) names what the index-th one reads, for errors."""
         try:
-            self._conn.dump(self._family, cmd, VERSION, payload, handle)
+            self._conn.dumps(self._family, cmd, VERSION, payloads, handle, datagram)
         except _genl.NetlinkError as exc:
             if exc.errno == errno.EPERM:
                 raise model.BackendError('reading the IPVS table: permission denied: %s' % HINTS[errno.EPERM])
-            raise model.BackendError('reading %s from the kernel failed: %s' % (what, exc))
+            raise model.BackendError('reading %s from the kernel failed: %s' % (what(exc.index), exc))
         except _genl.ProtocolError as exc:
-            raise model.BackendError('reading %s from the kernel failed: %s' % (what, exc))
+            raise model.BackendError('reading the IPVS table from the kernel failed: %s' % exc)
 
     def read(self):
         with gc_paused():
@@ -424,23 +526,30 @@ class NetlinkBackend(base.Backend):
         self._connect()
         services = []
 
-        def on_service(data, offset, end):
+        def on_service(_index, data, offset, end):
             start, stop = nested_span(data, offset, end, CMD_ATTR_SERVICE)
-            services.append(decode_service(_genl.parse_attrs(data, start, stop)))
+            services.append(decode_service_message(data, start, stop))
 
-        self._dump(CMD_GET_SERVICE, b'', on_service, 'the virtual services')
-        table = {}
-        for service in services:
-            servers = []
+        self._dumps(CMD_GET_SERVICE, (b'',), on_service, lambda _index: 'the virtual services')
+        keys = [service[0] for service in services]
+        servers = [[] for _key in keys]
+        counters = [{} for _key in keys]
 
-            def on_dest(data, offset, end, family=service.key.family):
-                start, stop = nested_span(data, offset, end, CMD_ATTR_DEST)
-                servers.append(decode_dest(data, start, stop, family))
+        def on_dest(index, data, offset, end):
+            start, stop = nested_span(data, offset, end, CMD_ATTR_DEST)
+            server, counted = decode_dest(data, start, stop, keys[index].family)
+            servers[index].append(server)
+            if counted != model.NO_CONNECTIONS:
+                counters[index][server.key] = counted
 
-            self._dump(CMD_GET_DEST, _genl.nested(CMD_ATTR_SERVICE, service_id(service.key)),
-                       on_dest, 'the real servers of %s' % service.key)
-            table[service.key] = service.replace(real_servers=tuple(servers))
-        return table
+        def on_datagram(index, data, length, seq):
+            return decode_dest_rows(data, length, keys[index].family, seq, servers[index], counters[index])
+
+        self._dumps(CMD_GET_DEST, [service_selector(key) for key in keys], on_dest,
+                    lambda index: 'the real servers of %s' % (keys[index],), on_datagram)
+        return dict((fields[0], model.VirtualService(*fields, real_servers=tuple(servers[index]),
+                                                     connections=counters[index]))
+                    for index, fields in enumerate(services))
 
     def _apply(self, actions):
         self._connect()

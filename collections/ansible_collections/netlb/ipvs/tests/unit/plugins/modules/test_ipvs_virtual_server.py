@@ -10,8 +10,15 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import BackendError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    FORWARDING,
+    PROTOCOLS,
+    SCHEDULERS,
+    BackendError,
+)
 from ansible_collections.netlb.ipvs.plugins.modules import ipvs_virtual_server
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
@@ -133,6 +140,68 @@ def test_invalid_input_fails_before_the_kernel(kernel, capsys, args, msg, proble
     assert result['problems'] == problems
     assert 'exception' not in result
     assert kernel.calls == [] and kernel.reads == 0
+
+
+def test_table_form_entries_are_checked_by_validation(kernel, capsys):
+    """services has no nested options in the argument spec (too slow at 50,000 real
+    servers): unknown keys and wrong types inside it are validation's to report, each with
+    its path and all at once, before the kernel is read."""
+    services = [
+        dict(WEB, vip='10.0.0.1', real_servers=[{'address': '10.244.1.2', 'wieght': 2},
+                                                {'address': '10.244.1.3', 'weight': 'heavy', 'port': [80]},
+                                                'address=10.244.1.4']),
+        dict(WEB, address='10.96.0.11', port='http', scheduler=['rr'], real_servers='10.244.1.5'),
+    ]
+    result = call(kernel, {'services': services}, capsys)
+    assert result['failed'] is True
+    assert result['problems'] == [
+        'services[0].vip: unknown option',
+        'services[0].real_servers[0].wieght: unknown option',
+        'services[0].real_servers[1].port: [80] is not an integer',
+        "services[0].real_servers[1].weight: 'heavy' is not an integer",
+        "services[0].real_servers[2]: expected a dictionary, got 'address=10.244.1.4'",
+        "services[1].port: 'http' is not an integer",
+        "services[1].scheduler: ['rr'] is not one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos",
+        "services[1].real_servers: expected a list, got '10.244.1.5'",
+    ]
+    assert kernel.calls == [] and kernel.reads == 0
+
+
+def test_table_form_takes_ints_as_ansible_does(kernel, capsys):
+    """Digit strings and whole floats, which the int type of an argument spec accepted."""
+    loose = dict(WEB, port='80', real_servers=[
+        {'address': '10.244.1.2', 'port': 8080.0, 'weight': '1'}, {'address': '10.244.2.3', 'port': '8080'}])
+    assert call(kernel, {'services': [loose]}, capsys)['changed'] is True
+    again = call(kernel, {'services': [WEB]}, capsys)
+    assert again['changed'] is False
+    assert [(rs['port'], rs['weight']) for rs in again['services'][0]['real_servers']] == [(8080, 1), (8080, 1)]
+
+
+def test_documented_suboptions_are_what_validation_takes():
+    """validate-modules compares documented suboptions with the argument spec's options;
+    services has none, so this holds its docs and validation together instead."""
+    docs = yaml.safe_load(ipvs_virtual_server.DOCUMENTATION)['options']['services']['suboptions']
+    server_docs = docs['real_servers']['suboptions']
+    assert tuple(docs) == validation.SERVICE_FIELDS
+    assert tuple(server_docs) == validation.SERVER_FIELDS
+    assert docs['protocol']['choices'] == list(PROTOCOLS)
+    assert docs['scheduler']['choices'] == list(SCHEDULERS)
+    assert docs['scheduler_flags']['choices'] == ipvs_virtual_server.FLAGS
+    assert docs['family']['choices'] == list(validation.FAMILIES)
+    assert server_docs['forwarding']['choices'] == list(FORWARDING)
+
+    (service,) = validation.parse_services([{'address': '10.96.0.10', 'port': 80,
+                                             'real_servers': [{'address': '10.244.1.2'}]}])
+    taken = {'scheduler': service.scheduler, 'scheduler_flags': list(service.scheduler_flags),
+             'persistence_timeout': service.persistence_timeout}
+    assert taken == dict((name, docs[name]['default']) for name in taken)
+    assert [name for name in docs if 'default' in docs[name]] == list(taken) + ['real_servers']
+    assert validation.parse_services([{'address': '10.96.0.10', 'port': 80}])[0].real_servers == ()
+    rs = service.real_servers[0]
+    assert dict((name, getattr(rs, name)) for name in server_docs if 'default' in server_docs[name]) == dict(
+        (name, server_docs[name]['default']) for name in server_docs if 'default' in server_docs[name])
+    assert [name for name in server_docs if 'default' in server_docs[name]] == [
+        'weight', 'forwarding', 'upper_threshold', 'lower_threshold']
 
 
 @pytest.mark.parametrize('args, msg', [

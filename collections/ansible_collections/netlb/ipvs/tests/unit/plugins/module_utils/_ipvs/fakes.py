@@ -23,9 +23,8 @@ def table(text, connections=None):
         service = result[key]
         if not any(rs.endpoint == server_name for rs in service.real_servers):
             raise KeyError(name)
-        servers = tuple(rs.replace(active_connections=active, inactive_connections=inactive)
-                        if rs.endpoint == server_name else rs for rs in service.real_servers)
-        result[key] = service.replace(real_servers=servers)
+        server = next(rs for rs in service.real_servers if rs.endpoint == server_name)
+        result[key] = service.replace(connections={**service.connections, server.key: (active, inactive)})
     return result
 
 

@@ -214,7 +214,7 @@ def test_before_and_after_cover_the_scope_only():
     assert result.after == table(DNS)
 
 
-def test_edits_carry_the_complete_entry_and_keep_counters():
+def test_edits_carry_the_complete_entry_and_the_after_table_keeps_counters():
     current = table(WEB.replace('10.1.0.2:80 -m -w 1', '10.1.0.2:80 -m -w 1 -x 9 -y 3'), {GONE: (4, 2)})
     desired = table(WEB.replace('10.1.0.2:80 -m -w 1', '10.1.0.2:80 -g -w 2 -x 9 -y 3').replace('-s rr', '-s sh'))
     result = plan(desired, current, parse_scope(SCOPE), now=NOW)
@@ -222,7 +222,7 @@ def test_edits_carry_the_complete_entry_and_keep_counters():
     assert edit_service.service == desired[key('tcp 10.0.0.1:80')]
     assert edit_server.server == RealServer('10.1.0.2', 80, weight=2, forwarding='route', upper_threshold=9,
                                             lower_threshold=3)
-    assert (edit_server.server.active_connections, edit_server.server.inactive_connections) == (4, 2)
+    assert result.after[key('tcp 10.0.0.1:80')].connections_of(('10.1.0.2', 80)) == (4, 2)
 
 
 def test_drain_keeps_the_rest_of_the_entry():

@@ -170,27 +170,25 @@ def test_parse_listing_covers_every_saved_server(name, columns):
             assert tuple(row) == columns
 
 
-@pytest.mark.parametrize('listing, server', [
+@pytest.mark.parametrize('listing, server, connections', [
     pytest.param({TCP80: {('10.244.0.2', 8080): {'Uthreshold': 100, 'Lthreshold': 50, 'ActiveConn': 3, 'InActConn': 4}}},
-                 RealServer('10.244.0.2', 8080, upper_threshold=100, lower_threshold=50,
-                            active_connections=3, inactive_connections=4), id='thresholds-listing'),
+                 RealServer('10.244.0.2', 8080, upper_threshold=100, lower_threshold=50), (3, 4),
+                 id='thresholds-listing'),
     pytest.param({TCP80: {('10.244.0.2', 8080): {'Forward': 'Masq', 'Weight': 1, 'ActiveConn': 7, 'InActConn': 1}}},
-                 RealServer('10.244.0.2', 8080, upper_threshold=9, active_connections=7, inactive_connections=1),
-                 id='plain-listing-keeps-thresholds'),
-    pytest.param({}, RealServer('10.244.0.2', 8080, upper_threshold=9), id='server-gone-meanwhile'),
+                 RealServer('10.244.0.2', 8080, upper_threshold=9), (7, 1), id='plain-listing-keeps-thresholds'),
+    pytest.param({}, RealServer('10.244.0.2', 8080, upper_threshold=9), (0, 0), id='server-gone-meanwhile'),
 ])
-def test_with_listing(listing, server):
+def test_with_listing(listing, server, connections):
     table = {TCP80: WEB.replace(real_servers=(RealServer('10.244.0.2', 8080, upper_threshold=9),))}
-    merged = save_format.with_listing(table, listing)[TCP80].real_servers[0]
-    assert merged == server
-    assert (merged.active_connections, merged.inactive_connections) == (
-        server.active_connections, server.inactive_connections)
+    merged = save_format.with_listing(table, listing)[TCP80]
+    assert merged.real_servers == (server,)
+    assert merged.connections_of(server.key) == connections
 
 
 def test_listing_counters_reach_the_table():
     table = save_format.with_listing(save_format.parse(fixture('ipvsadm-save.txt')),
                                      save_format.parse_listing(fixture('ipvsadm-list-thresholds.txt')))
-    counted = [rs for svc in table.values() for rs in svc.real_servers if rs.connections]
+    counted = [rs for svc in table.values() for rs in svc.real_servers if any(svc.connections_of(rs.key))]
     limited = [rs for svc in table.values() for rs in svc.real_servers if rs.upper_threshold]
     assert counted and limited
 

@@ -19,6 +19,9 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     VirtualService,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import (
+    _plain_real_server,
+    _Problems,
+    _real_server,
     parse_request,
     parse_scope,
     parse_services,
@@ -67,6 +70,18 @@ PROBLEM_CASES = [
                  ['services[0].real_servers[0].port: 70000 is out of range 1-65535'], id='server-port-too-big'),
     pytest.param([web(port='http')], ["services[0].port: 'http' is not an integer"], id='port-not-integer'),
     pytest.param([web(port=True)], ['services[0].port: True is not an integer'], id='port-bool'),
+    pytest.param([web(port=80.5)], ['services[0].port: 80.5 is not an integer'], id='port-fraction'),
+    pytest.param([web(real_servers=[server(weight='heavy', port=[8080])])],
+                 ["services[0].real_servers[0].port: [8080] is not an integer",
+                  "services[0].real_servers[0].weight: 'heavy' is not an integer"], id='server-wrong-types'),
+    pytest.param([web(real_servers='10.244.1.2')],
+                 ["services[0].real_servers: expected a list, got '10.244.1.2'"], id='servers-not-a-list'),
+    pytest.param([web(real_servers=['address=10.244.1.2'])],
+                 ["services[0].real_servers[0]: expected a dictionary, got 'address=10.244.1.2'"],
+                 id='server-not-a-dict'),
+    pytest.param([web(scheduler_flags={'sh-port': True})],
+                 ["services[0].scheduler_flags: expected a list, got {'sh-port': True}"], id='flags-not-a-list'),
+    pytest.param([web(family=6)], ["services[0].family: 6 is not one of ipv4, ipv6"], id='family-not-text'),
     pytest.param([web(scheduler='round-robin')],
                  ["services[0].scheduler: 'round-robin' is not one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, "
                   "nq, mh, fo, ovf, twos"], id='unknown-scheduler'),
@@ -191,6 +206,9 @@ GOOD_CASES = [
                   'persistence_netmask': 64},
                  VirtualService(ServiceKey.tcp_udp('udp', 'fd00::10', 53), persistence_timeout=60,
                                 persistence_netmask=64), id='ipv6-canonical'),
+    pytest.param(web(port=80.0, real_servers=[server(port='8080', weight=2.0)]),
+                 VirtualService(TCP80, 'rr', real_servers=(RealServer('10.244.1.2', 8080, weight=2),)),
+                 id='ints-as-ansible-takes-them'),
     pytest.param(web(scheduler='mh', scheduler_flags='mh-port,mh-fallback'),
                  VirtualService(TCP80, 'mh', scheduler_flags=('mh-fallback', 'mh-port'),
                                 real_servers=(RealServer('10.244.1.2', 8080),)), id='flags-as-text'),
@@ -298,3 +316,69 @@ def test_request_problems(params, problems):
     with pytest.raises(ValidationError) as caught:
         parse_request(params)
     assert caught.value.problems == problems
+
+
+FWMARK10 = ServiceKey.mark(10)
+V6 = ServiceKey.tcp_udp('tcp', 'fd00::10', 80)
+
+# Columns: the service key, one real server's parameters, whether the fast path takes it.
+# Whatever it takes must come out exactly as the field-by-field check makes it; whatever it
+# declines goes to that check, which accepts it or reports the problem.
+PLAIN_SERVER_CASES = [
+    pytest.param(TCP80, server(), True, id='plain'),
+    pytest.param(TCP80, {'address': '10.244.1.2'}, True, id='defaults'),
+    pytest.param(TCP80, server(weight=0, upper_threshold=10, lower_threshold=10), True, id='all-fields'),
+    pytest.param(TCP80, server(port=None, forwarding='route'), True, id='route-service-port'),
+    pytest.param(TCP80, server(port=80, forwarding='tunnel'), True, id='tunnel-same-port'),
+    pytest.param(FWMARK10, server(port=None), True, id='fwmark-keeps-port'),
+    pytest.param(FWMARK10, server(port=0), True, id='fwmark-port-0'),
+    pytest.param(TCP80, server(forwarding='route'), False, id='route-remaps'),
+    pytest.param(FWMARK10, server(port=80, forwarding='route'), False, id='fwmark-route-port'),
+    pytest.param(TCP80, server(port=0), False, id='port-0'),
+    pytest.param(TCP80, server(port='8080'), False, id='port-text'),
+    pytest.param(TCP80, server(weight=2.0), False, id='weight-float'),
+    pytest.param(TCP80, server(weight=True), False, id='weight-bool'),
+    pytest.param(TCP80, server(weight=65536), False, id='weight-range'),
+    pytest.param(TCP80, server(upper_threshold=2 ** 32), False, id='upper-range'),
+    pytest.param(TCP80, server(lower_threshold=1), False, id='lower-above-upper'),
+    pytest.param(TCP80, server(forwarding='nat'), False, id='forwarding-unknown'),
+    pytest.param(TCP80, server(forwarding=['masq']), False, id='forwarding-list'),
+    pytest.param(TCP80, server(address=' 10.244.1.2'), False, id='address-spaces'),
+    pytest.param(TCP80, server(address='010.244.1.2'), False, id='address-not-canonical'),
+    pytest.param(TCP80, server(address='0.0.0.0'), False, id='address-unspecified'),
+    pytest.param(TCP80, server(address='fd00::2'), False, id='address-v6'),
+    pytest.param(TCP80, server(address=None), False, id='address-missing'),
+    pytest.param(TCP80, server(wieght=2), False, id='unknown-key'),
+    pytest.param(V6, server(address='fd00::2'), False, id='v6-service'),
+    pytest.param(None, server(), False, id='service-invalid'),
+    pytest.param(TCP80, 'address=10.244.1.2', False, id='not-a-dict'),
+]
+
+
+@pytest.mark.parametrize('key, params, taken', PLAIN_SERVER_CASES)
+def test_plain_real_server_agrees_with_the_full_check(key, params, taken):
+    problems = _Problems()
+    checked = _real_server(params, key, 'rs', problems)
+    plain = _plain_real_server(params, key)
+    assert (plain is not None) is taken
+    if taken:
+        assert plain == checked and problems.items == []
+
+
+@pytest.mark.parametrize('scope, address, inside', [
+    pytest.param(['10.96.0.0/12'], '10.111.255.255', True, id='last-address'),
+    pytest.param(['10.96.0.0/12'], '10.112.0.0', False, id='next-network'),
+    pytest.param(['fd00::/8', '192.0.2.10'], '192.0.2.10', True, id='single-address'),
+    pytest.param(['fd00::/8'], '10.96.0.10', False, id='other-family-only'),
+    pytest.param(['10.0.0.0/8'], 'fd00::10', False, id='v6-vip-v4-scope'),
+])
+def test_request_scope_check_matches_scope(scope, address, inside):
+    params = {'services': [web(address=address, real_servers=[])], 'scope': scope}
+    key = ServiceKey.tcp_udp('tcp', address, 80)
+    assert parse_scope(scope).contains(key) is inside
+    if inside:
+        assert parse_request(params).services[0].key == key
+    else:
+        with pytest.raises(ValidationError) as caught:
+            parse_request(params)
+        assert caught.value.problems == ['services[0]: %s is outside scope' % (key,)]

@@ -69,9 +69,9 @@ LISTING = ('IP Virtual Server version 1.2.1 (size=4096)\n'
 def test_read_merges_thresholds_and_counters():
     runner = FakeRunner({SAVE: [(0, '-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.244.0.2:8080 -m -w 1\n', '')],
                          LIST: [(0, LISTING, '')]})
-    server = IpvsadmBackend(runner).read()[TCP80].real_servers[0]
-    assert server == A.replace(upper_threshold=10, lower_threshold=5)
-    assert (server.active_connections, server.inactive_connections) == (3, 1)
+    service = IpvsadmBackend(runner).read()[TCP80]
+    assert service.real_servers == (A.replace(upper_threshold=10, lower_threshold=5),)
+    assert service.connections_of(A.key) == (3, 1)
 
 
 def test_read_fixtures_from_the_lab():
@@ -139,7 +139,7 @@ def test_read_errors(runner, message):
     pytest.param(Action(model.EDIT_SERVICE, WEB), {TCP80: WEB.replace(real_servers=(A,))}, True,
                  id='servers-do-not-matter'),
     pytest.param(Action(model.DELETE_SERVICE, WEB), {}, True, id='service-gone'),
-    pytest.param(ADD_A, {TCP80: WEB.replace(real_servers=(A.replace(active_connections=5),))}, True,
+    pytest.param(ADD_A, {TCP80: WEB.replace(real_servers=(A,), connections={A.key: (5, 0)})}, True,
                  id='counters-do-not-matter'),
     pytest.param(DRAIN_A, {TCP80: WEB.replace(real_servers=(A,))}, False, id='weight-differs'),
     pytest.param(Action(model.DELETE_SERVER, WEB, A), {TCP80: WEB}, True, id='server-gone'),

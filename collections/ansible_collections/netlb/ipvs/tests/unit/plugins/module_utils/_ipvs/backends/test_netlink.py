@@ -162,8 +162,9 @@ def test_changes_match_the_planner(loaded, actions):
 
 def test_counters_are_read(loaded, kernel):
     kernel.counters('10.244.0.2', 4, 9)
-    server = loaded.read()[TCP80].server(('10.244.0.2', 8080))
-    assert (server.active_connections, server.inactive_connections) == (4, 9)
+    service = loaded.read()[TCP80]
+    assert service.connections_of(('10.244.0.2', 8080)) == (4, 9)
+    assert service.connections_of(('10.244.0.3', 80)) == (0, 0)
 
 
 def test_route_server_gets_the_service_port(kernel):
@@ -236,4 +237,4 @@ def test_decode_localnode_as_route_and_ipv4_netmask_prefix():
                                                            persistence_netmask=20)
     dest = (b'\x14\x00\x01\x00' + b'\x0a\0\0\x02' + b'\0' * 12 + b'\x06\x00\x02\x00\x00\x50\x00\x00'
             + b'\x08\x00\x03\x00\x01\0\0\0' + b'\x08\x00\x04\x00\x01\0\0\0')
-    assert netlink.decode_dest(dest, 0, len(dest), 4) == RealServer('10.0.0.2', 80, 1, 'route')
+    assert netlink.decode_dest(dest, 0, len(dest), 4) == (RealServer('10.0.0.2', 80, 1, 'route'), (0, 0))
