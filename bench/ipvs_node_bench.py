@@ -128,9 +128,12 @@ def ipvsadm(args, data=None):
 
 
 def count_rules():
-    """Services + real servers in the kernel table (from /proc, no ipvsadm)."""
-    with open('/proc/net/ip_vs') as f:
-        return sum(1 for line in f if line.startswith(('TCP', 'UDP', 'SCTP', 'FWM', '  ->')) and 'RemoteAddress' not in line)
+    """Services + real servers in the kernel table. From ipvsadm -S -n: /proc/net/ip_vs
+    lists only part of a big table in a namespace other than the initial one (6.1)."""
+    env = dict(os.environ, LANG='C', LC_ALL='C')
+    out = subprocess.run(['ipvsadm', '-S', '-n'], stdout=subprocess.PIPE, universal_newlines=True, env=env,
+                         timeout=IPVSADM_TIMEOUT, check=True).stdout
+    return sum(1 for line in out.splitlines() if line.startswith(('-A', '-a')))
 
 
 def flush():

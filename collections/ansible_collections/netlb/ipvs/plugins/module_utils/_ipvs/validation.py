@@ -40,6 +40,7 @@ SERVICE_FIELDS = (
 )
 SERVER_FIELDS = ('address', 'port', 'weight', 'forwarding', 'upper_threshold', 'lower_threshold')
 _SERVER_FIELD_SET = frozenset(SERVER_FIELDS)
+_INT_ONLY = frozenset([int])
 
 DEFAULT_SCHEDULER = 'wlc'  # what ipvsadm and the kernel pick when none is named
 FAMILIES = {'ipv4': 4, 'ipv6': 6}
@@ -292,14 +293,16 @@ def _plain_real_server(params, key):
     elif forwarding not in FORWARDING:
         return None
     service_port = 0 if key.is_fwmark else key.port
-    port, weight, upper, lower = (get(name) for name in SERVER_FIELDS[1:3] + SERVER_FIELDS[4:])
+    port = get('port')
     port = service_port if port is None else port
+    weight = get('weight')
     weight = 1 if weight is None else weight
+    upper = get('upper_threshold')
     upper = 0 if upper is None else upper
+    lower = get('lower_threshold')
     lower = 0 if lower is None else lower
-    for number in (port, weight, upper, lower):
-        if not isinstance(number, int) or isinstance(number, bool):
-            return None
+    if not {type(port), type(weight), type(upper), type(lower)} <= _INT_ONLY:  # bool, an int, is not a number here
+        return None
     if not ((0 if service_port == 0 else 1) <= port <= 65535 and 0 <= weight <= WEIGHT_MAX
             and 0 <= lower <= upper <= THRESHOLD_MAX):
         return None

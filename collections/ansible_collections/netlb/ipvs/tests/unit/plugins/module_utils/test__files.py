@@ -100,3 +100,13 @@ def test_read_text_errors(tmp_path):
         read_text(str(tmp_path / 'bin'))
     with pytest.raises(FileError):
         read_text(str(tmp_path))
+
+
+@pytest.mark.parametrize('durable, syncs', [(True, 2), (False, 0)])
+def test_write_atomic_syncs_only_when_durable(tmp_path, monkeypatch, durable, syncs):
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, 'fsync', lambda fd: calls.append(fd) or real_fsync(fd))
+    write_atomic(str(tmp_path / 'state.json'), '{}\n', durable=durable)
+    assert (tmp_path / 'state.json').read_text() == '{}\n'
+    assert len(calls) == syncs

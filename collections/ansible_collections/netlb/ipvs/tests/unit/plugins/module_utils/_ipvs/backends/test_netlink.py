@@ -238,3 +238,50 @@ def test_decode_localnode_as_route_and_ipv4_netmask_prefix():
     dest = (b'\x14\x00\x01\x00' + b'\x0a\0\0\x02' + b'\0' * 12 + b'\x06\x00\x02\x00\x00\x50\x00\x00'
             + b'\x08\x00\x03\x00\x01\0\0\0' + b'\x08\x00\x04\x00\x01\0\0\0')
     assert netlink.decode_dest(dest, 0, len(dest), 4) == (RealServer('10.0.0.2', 80, 1, 'route'), (0, 0))
+
+
+def test_reads_take_the_one_unpack_paths(loaded, kernel, monkeypatch):
+    """Today's layouts never reach the attribute-by-attribute decoders, except a
+    firewall-mark service (no fixed layout for those)."""
+    general = []
+    fields = netlink.decode_service_fields
+    monkeypatch.setattr(netlink, 'decode_service_fields', lambda attrs: general.append(attrs) or fields(attrs))
+    monkeypatch.setattr(netlink, 'decode_dest', lambda *args: pytest.fail('general real server decoder used'))
+    kernel.dump_chunk = 2  # several datagrams per dump
+    assert loaded.read() == model.table_of(SERVICES)
+    assert len(general) == 2  # MARK10, MARK11_6
+
+
+def test_a_reply_of_another_layout_takes_the_general_path(loaded, kernel):
+    """A datagram whose replies differ in size (a kernel adding an attribute to some)
+    is read message by message, with the same result."""
+    original = kernel._dest_attrs
+    kernel._dest_attrs = lambda dest: original(dest) + (b'\x08\x00\x63\x00\0\0\0\0' if dest['weight'] == 2 else b'')
+    kernel.dump_chunk = 3
+    assert loaded.read() == model.table_of(SERVICES)
+
+
+def test_an_interrupted_dump_is_an_error_not_a_short_table(loaded, kernel):
+    original = kernel._reply
+
+    def reply(kind, seq, cmd, payload, flags=0x2):
+        return original(kind, seq, cmd, payload, flags | (_genl.NLM_F_DUMP_INTR if cmd == 5 else 0))
+
+    kernel._reply = reply
+    with pytest.raises(model.BackendError, match=r'real servers of tcp 10\.0\.0\.1:80 .*changed during the dump'):
+        loaded.read()
+
+
+def test_a_refused_real_server_dump_names_its_service(loaded, kernel):
+    original = kernel._dump
+
+    def dump(seq, cmd, attrs):
+        if cmd == 8 and kernel.services:
+            kernel.queue.append(kernel._error(errno.ENOMEM, seq, b'\0' * 16))
+            return
+        original(seq, cmd, attrs)
+
+    kernel._dump = dump
+    with pytest.raises(model.BackendError, match=r'reading the real servers of tcp 10\.0\.0\.1:80 from the kernel '
+                                                 r'failed: Cannot allocate memory'):
+        loaded.read()
