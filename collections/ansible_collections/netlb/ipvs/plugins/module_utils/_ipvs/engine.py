@@ -28,6 +28,7 @@ import time
 from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import plan as planner
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import gc_paused
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStateError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError, table_of
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import service_to_params
@@ -107,7 +108,8 @@ def reconcile(backend, desired, scope, exclusive=True, purge_real_servers=True, 
     clock = _Clock(timings)
     warnings = []
     locking = drain_store is not None and not check_mode
-    with (drain_store.lock() if locking else contextlib.nullcontext()):
+    # No cyclic GC passes while tens of thousands of tuples are made (see gc_paused).
+    with (drain_store.lock() if locking else contextlib.nullcontext()), gc_paused():
         drain = _load_drain(drain_store, warnings)
         with clock('read'):
             current = backend.read()

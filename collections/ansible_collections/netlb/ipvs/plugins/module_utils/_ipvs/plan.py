@@ -46,6 +46,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     table_of,
 )
 
+_new = tuple.__new__  # Action is a tuple: build 55,000 of them without a Python-level __new__
 SETTING_FIELDS = ('scheduler', 'scheduler_flags', 'persistence_timeout', 'persistence_netmask')
 SERVER_FIELDS = ('weight', 'forwarding', 'upper_threshold', 'lower_threshold')
 
@@ -97,25 +98,37 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
     context.drain_state.update((entry, since) for entry, since in old_drain.items() if not owned(entry[0]))
 
     before = dict((key, svc) for key, svc in current.items() if owned(key))
+    # The table after is built alongside the actions (what apply_to_table(before, actions)
+    # gives, which the tests hold it to) rather than by replaying 55,000 of them.
+    after = dict(before)
+    added = context.actions[ADD_SERVER]
     for key in keys:
         want = desired[key]
         have = before.get(key)
         if have is None:
             context.add(ADD_SERVICE, want, reason='new')
-            for server in want.real_servers:
-                context.add(ADD_SERVER, want, server, 'new')
+            added.extend([_new(Action, (ADD_SERVER, want, server, 'new')) for server in want.real_servers])
+            after[key] = want
             continue
-        if want.settings() != have.settings():
+        edit = want.settings() != have.settings()
+        if edit:
             context.add(EDIT_SERVICE, want, reason=_changed(SETTING_FIELDS, have, want))
         if want.real_servers != have.real_servers:  # counters are not compared: cheap no-op
-            context.servers(want, have, purge_real_servers)
+            servers = context.servers(want, have, purge_real_servers)
+        elif edit:
+            servers = have.real_servers
+        else:
+            continue
+        after[key] = VirtualService(key, want.scheduler, want.scheduler_flags, want.persistence_timeout,
+                                    want.persistence_netmask, servers, have.connections)
     if exclusive:
         for key in sorted(set(before) - set(desired)):
             context.add(DELETE_SERVICE, before[key], reason='not listed')
+            del after[key]
 
     actions = tuple(action for op in ACTION_ORDER for action in context.actions[op])
-    return Plan(actions=actions, before=before, after=apply_to_table(before, actions),
-                drain_state=context.drain_state, draining=tuple(context.draining))
+    return Plan(actions=actions, before=before, after=after, drain_state=context.drain_state,
+                draining=tuple(context.draining))
 
 
 def check_scope(keys, scope, owned=None):
@@ -161,11 +174,13 @@ class _Context(object):
         self.draining = []
 
     def add(self, op, service, server=None, reason=''):
-        self.actions[op].append(Action(op, service, server, reason))
+        self.actions[op].append(_new(Action, (op, service, server, reason)))
 
     def servers(self, want, have, purge):
+        """Plan the real servers of a service in both tables; returns those it will have."""
         wanted = _by_key(want.real_servers)
         present = _by_key(have.real_servers)
+        kept = []
         for key, server in wanted.items():
             old = present.get(key)
             if old is None:
@@ -174,13 +189,16 @@ class _Context(object):
                 comeback = old.weight == 0 and (want.key, key) in self.old_drain
                 reason = 'undrain' if comeback else _server_changes(old, server)
                 self.add(EDIT_SERVER, want, server, reason)
-        if purge:
-            for key, old in present.items():
-                if key not in wanted:
-                    self.leave(want, have, old)
+        for key, old in present.items():
+            if key not in wanted:
+                stays = self.leave(want, have, old) if purge else old
+                if stays is not None:
+                    kept.append(stays)
+        return want.real_servers + tuple(kept)
 
     def leave(self, want, have, old):
-        """A real server that is not wanted any more: delete, drain or keep waiting."""
+        """A real server that is not wanted any more: delete, drain or keep waiting.
+        Returns it as it stays in the table (None once deleted)."""
         entry = (have.key, old.key)
         since = self.old_drain.get(entry)
         connections = sum(have.connections_of(old.key))
@@ -191,13 +209,15 @@ class _Context(object):
         elif since is not None and self.drain_timeout and self.now - since >= self.drain_timeout:
             self.add(DELETE_SERVER, have, old, 'drain_timeout')
         else:
+            drained = old.replace(weight=0) if old.weight else old
             if old.weight:
-                self.add(EDIT_SERVER, want, old.replace(weight=0), 'drain')
+                self.add(EDIT_SERVER, want, drained, 'drain')
             # Weight 0 without an entry (set by hand, or state lost): the clock starts now.
             since = self.now if since is None else since
             self.drain_state[entry] = since
-            self.draining.append(Draining(service=have.key, server=old.replace(weight=0), since=since,
-                                          connections=connections))
+            self.draining.append(Draining(service=have.key, server=drained, since=since, connections=connections))
+            return drained
+        return None
 
 
 def _by_key(servers):

@@ -52,7 +52,7 @@ def get_backend(name='auto', runner=None, check_mode=False):
 
 @contextlib.contextmanager
 def gc_paused():
-    """Pause the cyclic garbage collector while a read builds a big table.
+    """Pause the cyclic garbage collector while a reconcile builds big tables.
 
     Tens of thousands of new objects trigger full collections that rescan every live
     object (the desired table too); in the lab VM a 5,000 x 10 netlink read went from

@@ -182,6 +182,10 @@ def test_plan(current, desired, options, connections, drain_before, expected, dr
     assert order == sorted(order)
     assert all(parse_scope(SCOPE).contains(action.service.key) for action in result.actions)
     assert result.changed == bool(expected)
+    # The table after is exactly what the actions make of the table before, counters too.
+    replayed = apply_to_table(result.before, result.actions)
+    assert result.after == replayed
+    assert all(result.after[k].connections == replayed[k].connections for k in replayed)
     # The next run, from the table this plan leaves, has nothing left but idle deletions.
     again = plan(table(desired), result.after, parse_scope(SCOPE), drain_state=result.drain_state, now=NOW,
                  **options)
