@@ -145,6 +145,16 @@ def flush():
         pass
 
 
+def write_netns_python():
+    """A python3 that runs in NETNS, beside this script: Ansible's interpreter for the
+    module runs (it must be one path, so `ip netns exec` goes in a wrapper)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'python3-in-netns')
+    with open(path, 'w') as handle:
+        handle.write('#!/bin/sh\nexec ip netns exec %s /usr/bin/python3 "$@"\n' % NETNS)
+    os.chmod(path, 0o755)
+    return path
+
+
 def enter_fresh_netns(name=NETNS):
     """Move this process (and so every child: ipvsadm, engine and module processes) into
     a new network namespace, dropping the previous one.
@@ -437,7 +447,7 @@ def main(argv=None):
         answer = facts()
     elif args.command == 'netns':
         enter_fresh_netns()
-        answer = {'netns': NETNS}
+        answer = {'netns': NETNS, 'interpreter': write_netns_python()}
     elif args.command == 'engine':
         answer = engine(args.collections, args.services, args.servers, args.backend, args.variant)
     elif args.command == 'module':

@@ -204,9 +204,9 @@ def module_run(lab, node, vars_file):
     """(seconds end to end, what the module reported) for one ansible-playbook run."""
     argv = [ansible_playbook(), '-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
             '-e', 'bench_hosts=%s' % node.name,
-            # Run the module inside the benchmark's namespace (fresh for each full load):
-            # with pipelining the interpreter is a command line, so ip netns exec fits.
-            '-e', 'ansible_python_interpreter="ip netns exec %s /usr/bin/python3"' % NODE.NETNS, PLAYBOOK]
+            # The module runs inside the benchmark's namespace (fresh for each full load),
+            # through the wrapper `ipvs_node_bench.py netns` writes.
+            '-e', 'ansible_python_interpreter=%s/python3-in-netns' % REMOTE, PLAYBOOK]
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, check=False)

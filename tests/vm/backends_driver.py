@@ -70,7 +70,7 @@ def diff(before, after):
         for rs in new.real_servers:
             if rs.key not in have:
                 by_op[model.ADD_SERVER].append(Action(model.ADD_SERVER, new, rs))
-            elif not have[rs.key].same_config(rs):
+            elif have[rs.key] != rs:
                 by_op[model.EDIT_SERVER].append(Action(model.EDIT_SERVER, new, rs))
         for rs in (old.real_servers if old else ()):
             if new.server(rs.key) is None:

@@ -261,12 +261,26 @@ options:
     type: str
     choices: [auto, netlink, ipvsadm]
     default: auto
+  return_services:
+    description:
+      - Which services the RV(services) return value lists. V(all) - every service in scope after the run;
+        V(changed) - only those this run added or changed; V(none) - none.
+      - V(changed) suits big tables and timers - a converged run then returns almost nothing, where listing
+        50,000 real servers costs Ansible tens of seconds to return and the controller to keep.
+        RV(summary) counts the table either way.
+    type: str
+    choices: [all, changed, none]
+    default: all
 notes:
   - Needs root (C(CAP_NET_ADMIN)) and the C(ip_vs) kernel module; M(netlb.ipvs.ipvs_modules) loads it. The task
     fails with a message saying so when either is missing.
   - The C(services) return value and the diff cover the services in scope only (single form - the named
     service).
   - Connection counters in the C(services) return value are those read after the changes.
+  - For big tables, hand O(services) to the task through a lookup such as
+    C("{{ lookup('ansible.builtin.file', 'lb-table.json') | from_json }}") - ansible-core loads a 50,000-entry
+    variable from C(-e @file) or C(group_vars) several times slower (see docs/performance.md) - and set
+    O(return_services=changed).
 seealso:
   - module: netlb.ipvs.ipvs_modules
   - name: ipvsadm(8)
@@ -391,6 +405,12 @@ services:
       real_servers:
         - {address: 10.244.1.2, port: 8080, weight: 1, forwarding: masq, upper_threshold: 0,
            lower_threshold: 0, active_connections: 3, inactive_connections: 12}
+summary:
+  description:
+    - Counts of the in-scope table after the run (C(services), C(real_servers)) and of the actions by C(op).
+  returned: always
+  type: dict
+  sample: {services: 5000, real_servers: 50000, actions: {add_server: 500, edit_server: 500}}
 draining:
   description:
     - Real servers at weight 0 that a later run will delete, with the Unix time their drain began and
@@ -486,6 +506,7 @@ ARGUMENT_SPEC = dict(
     drain_timeout=dict(type='int', default=0),
     drain_state_path=dict(type='path', default=DEFAULT_PATH),
     backend=dict(type='str', choices=list(BACKEND_CHOICES), default='auto'),
+    return_services=dict(type='str', choices=['all', 'changed', 'none'], default='all'),
 )
 MUTUALLY_EXCLUSIVE = [('services', name) for name in SINGLE_SPEC] + [
     ('fwmark', 'address'), ('fwmark', 'port'), ('fwmark', 'protocol'), ('scope', 'address'), ('scope', 'fwmark'),
@@ -512,7 +533,7 @@ def run(module):
         module.fail_json(msg=str(exc))
     for warning in result.warnings:
         module.warn(warning)
-    module.exit_json(**result.as_dict(diff=module._diff))
+    module.exit_json(**result.as_dict(diff=module._diff, services=params['return_services']))
 
 
 def main():

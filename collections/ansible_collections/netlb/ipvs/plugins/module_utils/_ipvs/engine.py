@@ -59,21 +59,37 @@ class Result:
     def after_text(self):
         return save_format.render(self.after)
 
-    def services(self):
-        """The in-scope table after the run, as plain dicts (JSON-friendly)."""
-        return [service_to_params(self.after[key]) for key in sorted(self.after)]
+    def services(self, which='all'):
+        """The in-scope table after the run, as plain dicts (JSON-friendly): 'all' of it,
+        the services an action 'changed' (added or edited, not deleted), or 'none'."""
+        if which == 'none':
+            return []
+        keys = self.after
+        if which == 'changed':
+            keys = set(action.service.key for action in self.actions) & set(self.after)
+        return [service_to_params(self.after[key]) for key in sorted(keys)]
+
+    def summary(self):
+        """Counts: in-scope services and real servers after the run, actions by op."""
+        actions = {}
+        for action in self.actions:
+            actions[action.op] = actions.get(action.op, 0) + 1
+        return {'services': len(self.after), 'actions': actions,
+                'real_servers': sum(len(service.real_servers) for service in self.after.values())}
 
     def diff(self):
         tracker = DiffTracker()
         tracker.add_text(DIFF_HEADER, self.before_text(), self.after_text())
         return tracker.diff()
 
-    def as_dict(self, diff=True):
-        """JSON-friendly; diff=False skips rendering the two texts (large tables)."""
+    def as_dict(self, diff=True, services='all'):
+        """JSON-friendly; diff=False skips rendering the two texts (large tables);
+        services says which services to list (see services())."""
         result = {
             'changed': self.changed,
             'actions': [action.as_dict() for action in self.actions],
-            'services': self.services(),
+            'services': self.services(services),
+            'summary': self.summary(),
             'draining': [entry.as_dict() for entry in self.draining],
             'timings': dict(self.timings),
         }

@@ -121,6 +121,27 @@ def test_table_form_with_scope(kernel, capsys):
     assert sorted(map(str, kernel.table)) == ['tcp 192.0.2.1:80']
 
 
+@pytest.mark.parametrize('which, first, second', [
+    pytest.param('all', ['10.96.0.10', '10.96.0.11'], ['10.96.0.10', '10.96.0.11'], id='all'),
+    pytest.param('changed', ['10.96.0.10', '10.96.0.11'], ['10.96.0.11'], id='changed'),
+    pytest.param('none', [], [], id='none'),
+])
+def test_return_services_chooses_what_is_listed(kernel, capsys, which, first, second):
+    other = dict(WEB, address='10.96.0.11', real_servers=[{'address': '10.244.1.9', 'port': 80}])
+    args = {'scope': ['10.96.0.0/12'], 'return_services': which, 'services': [WEB, other]}
+    created = call(kernel, args, capsys)
+    assert [s['address'] for s in created['services']] == first
+    assert created['summary'] == {'services': 2, 'real_servers': 3, 'actions': {'add_service': 2, 'add_server': 3}}
+    # One weight edited: only that service has changed; the counts still cover the table.
+    edited = dict(other, real_servers=[{'address': '10.244.1.9', 'port': 80, 'weight': 5}])
+    result = call(kernel, dict(args, services=[WEB, edited]), capsys)
+    assert [s['address'] for s in result['services']] == second
+    assert result['summary'] == {'services': 2, 'real_servers': 3, 'actions': {'edit_server': 1}}
+    converged = call(kernel, dict(args, services=[WEB, edited]), capsys)
+    assert converged['services'] == ([] if which != 'all' else result['services'])
+    assert converged['summary']['actions'] == {}
+
+
 @pytest.mark.parametrize('args, msg, problems', [
     pytest.param(dict(WEB, real_servers=[{'address': '10.244.1.2', 'weight': 70000}, {'address': 'fd00::1'}]),
                  'invalid parameters: real_servers[0].weight: 70000 is out of range 0-65535; '

@@ -19,7 +19,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     VirtualService,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import (
-    _plain_real_server,
+    _plain_real_servers,
     _Problems,
     _real_server,
     parse_request,
@@ -356,13 +356,23 @@ PLAIN_SERVER_CASES = [
 
 
 @pytest.mark.parametrize('key, params, taken', PLAIN_SERVER_CASES)
-def test_plain_real_server_agrees_with_the_full_check(key, params, taken):
+def test_plain_real_servers_agree_with_the_full_check(key, params, taken):
     problems = _Problems()
     checked = _real_server(params, key, 'rs', problems)
-    plain = _plain_real_server(params, key)
+    plain = _plain_real_servers([params], key)
     assert (plain is not None) is taken
     if taken:
-        assert plain == checked and problems.items == []
+        assert plain == [checked] and problems.items == []
+
+
+@pytest.mark.parametrize('servers', [
+    pytest.param([server(), server(weight=2)], id='duplicate'),
+    pytest.param([server(), server(address='10.244.1.3', weight='2')], id='one-not-plain'),
+    pytest.param('10.244.1.2', id='not-a-list'),
+    pytest.param(None, id='none'),
+])
+def test_plain_real_servers_leave_lists_to_the_full_check(servers):
+    assert _plain_real_servers(servers, TCP80) is None
 
 
 @pytest.mark.parametrize('scope, address, inside', [
