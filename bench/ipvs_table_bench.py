@@ -200,9 +200,10 @@ def node_script(*args):
 # Module wall time (ansible-playbook from here)
 
 
-def module_run(lab, node, vars_file):
+def module_run(lab, node, vars_file, returned='all'):
     """(seconds end to end, what the module reported) for one ansible-playbook run."""
     argv = [ansible_playbook(), '-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
+            '-e', 'bench_return_services=%s' % returned,
             '-e', 'bench_hosts=%s' % node.name,
             # The module runs inside the benchmark's namespace (fresh for each full load),
             # through the wrapper `ipvs_node_bench.py netns` writes.
@@ -238,18 +239,22 @@ def module_runs(lab, node, services, servers, repeat):
         json.dump({'bench_table_file': table_file, 'bench_scope': NODE.SCOPE,
                    'bench_drain_state': MODULE_DRAIN_STATE}, f)
         vars_file = f.name
-    runs = {'full': [], 'noop': []}
+    runs = dict((variant + suffix, []) for suffix in ('', '-changed') for variant in ('full', 'noop'))
     try:
         for round_no in range(1, repeat + 1):
-            node.run('%s && rm -f %s' % (' '.join(node_script('netns')), MODULE_DRAIN_STATE))
-            for variant in ('full', 'noop'):
-                log('%d x %d, round %d/%d: module %s' % (services, servers, round_no, repeat, variant))
-                wall, report = module_run(lab, node, vars_file)
-                expect = variant == 'full'
-                if report['changed'] != expect:
-                    raise SystemExit('module %s run: changed=%s, expected %s' % (variant, report['changed'], expect))
-                report['wall'] = round(wall, 6)
-                runs[variant].append(report)
+            # With the default return_services=all, then with return_services=changed.
+            for suffix, returned in (('', 'all'), ('-changed', 'changed')):
+                node.run('%s && rm -f %s' % (' '.join(node_script('netns')), MODULE_DRAIN_STATE))
+                for variant in ('full', 'noop'):
+                    log('%d x %d, round %d/%d: module %s, return_services=%s'
+                        % (services, servers, round_no, repeat, variant, returned))
+                    wall, report = module_run(lab, node, vars_file, returned)
+                    expect = variant == 'full'
+                    if report['changed'] != expect:
+                        raise SystemExit('module %s run: changed=%s, expected %s'
+                                         % (variant, report['changed'], expect))
+                    report['wall'] = round(wall, 6)
+                    runs[variant + suffix].append(report)
         node.run('ip netns delete %s' % NODE.NETNS)
     finally:
         os.unlink(vars_file)
@@ -304,7 +309,7 @@ def rows_for(results):
     def module(variant, field):
         def cell(r):
             found = r.get('module')
-            if not found:
+            if not found or variant not in found:
                 return 'not run'
             if field == 'wall':
                 return seconds(found[variant]['wall'])
@@ -338,6 +343,8 @@ def rows_for(results):
     row('module process on the node, no-op run', on_node('noop'))
     row('**module wall time** (ansible-playbook end to end), full apply from empty', module('full', 'wall'))
     row('**module wall time**, no-op run', module('noop', 'wall'))
+    row('module wall time with `return_services: changed`, full apply from empty', module('full-changed', 'wall'))
+    row('module wall time with `return_services: changed`, no-op run', module('noop-changed', 'wall'))
     row('module\'s own `timings`, full apply from empty', module('full', 'timings'))
     row('module\'s own `timings`, no-op run', module('noop', 'timings'))
 
