@@ -358,6 +358,12 @@ EXAMPLES = r'''
     scope: [192.0.2.0/24, "fwmark:100-199"]
     services: "{{ lb_services }}"
 
+- name: A big table kept in a file (fast to load), returning only what a run changed
+  netlb.ipvs.ipvs_virtual_server:
+    scope: [10.96.0.0/12]
+    services: "{{ lookup('ansible.builtin.file', 'lb-table.json') | from_json }}"
+    return_services: changed
+
 - name: Delete a service
   netlb.ipvs.ipvs_virtual_server:
     protocol: udp
