@@ -45,6 +45,7 @@ REPO = os.path.dirname(HERE)
 LAB = os.path.join(REPO, 'lab', 'netlb-lab')
 COLLECTIONS = os.path.join(REPO, 'collections')
 PLAYBOOK = os.path.join(HERE, 'module_run.yml')
+FLOOR_PLAYBOOK = os.path.join(HERE, 'ansible_floor.yml')
 REMOTE = '/var/tmp/netlb-bench'
 MODULE_DRAIN_STATE = REMOTE + '/module-drain-state.json'
 MARKER = 'NETLB_BENCH '
@@ -200,14 +201,14 @@ def node_script(*args):
 # Module wall time (ansible-playbook from here)
 
 
-def module_run(lab, node, vars_file, returned='all'):
+def module_run(lab, node, vars_file, returned='all', playbook=PLAYBOOK):
     """(seconds end to end, what the module reported) for one ansible-playbook run."""
     argv = [ansible_playbook(), '-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
             '-e', 'bench_return_services=%s' % returned,
             '-e', 'bench_hosts=%s' % node.name,
             # The module runs inside the benchmark's namespace (fresh for each full load),
             # through the wrapper `ipvs_node_bench.py netns` writes.
-            '-e', 'ansible_python_interpreter=%s/python3-in-netns' % REMOTE, PLAYBOOK]
+            '-e', 'ansible_python_interpreter=%s/python3-in-netns' % REMOTE, playbook]
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, check=False)
@@ -240,6 +241,7 @@ def module_runs(lab, node, services, servers, repeat):
                    'bench_drain_state': MODULE_DRAIN_STATE}, f)
         vars_file = f.name
     runs = dict((variant + suffix, []) for suffix in ('', '-changed') for variant in ('full', 'noop'))
+    runs['floor'] = []
     try:
         for round_no in range(1, repeat + 1):
             # With the default return_services=all, then with return_services=changed.
@@ -255,6 +257,13 @@ def module_runs(lab, node, services, servers, repeat):
                                          % (variant, report['changed'], expect))
                     report['wall'] = round(wall, 6)
                     runs[variant + suffix].append(report)
+        for round_no in range(1, repeat + 1):
+            log('%d x %d, round %d/%d: Ansible alone (a module that only counts the table)'
+                % (services, servers, round_no, repeat))
+            wall, report = module_run(lab, node, vars_file, playbook=FLOOR_PLAYBOOK)
+            if report.get('count') != services:
+                raise SystemExit('the counting module saw %r services, expected %d' % (report.get('count'), services))
+            runs['floor'].append(dict(report, wall=round(wall, 6)))
         node.run('ip netns delete %s' % NODE.NETNS)
     finally:
         os.unlink(vars_file)
@@ -345,6 +354,8 @@ def rows_for(results):
     row('**module wall time**, no-op run', module('noop', 'wall'))
     row('module wall time with `return_services: changed`, full apply from empty', module('full-changed', 'wall'))
     row('module wall time with `return_services: changed`, no-op run', module('noop-changed', 'wall'))
+    row('Ansible alone: the same table handed to a module that only counts it (floor of any module)',
+        module('floor', 'wall'))
     row('module\'s own `timings`, full apply from empty', module('full', 'timings'))
     row('module\'s own `timings`, no-op run', module('noop', 'timings'))
 

@@ -29,6 +29,7 @@ Rules (the invariants the tests hold this module to):
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import socket
 
@@ -41,6 +42,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     EDIT_SERVER,
     EDIT_SERVICE,
     Action,
+    RealServer,
     ValidationError,
     VirtualService,
     table_of,
@@ -51,14 +53,11 @@ SETTING_FIELDS = ('scheduler', 'scheduler_flags', 'persistence_timeout', 'persis
 SERVER_FIELDS = ('weight', 'forwarding', 'upper_threshold', 'lower_threshold')
 
 
-@dataclasses.dataclass(frozen=True)
-class Draining:
-    """A real server at weight 0 that a later run will delete."""
+class Draining(collections.namedtuple('Draining', ('service', 'server', 'since', 'connections'))):
+    """A real server at weight 0 that a later run will delete: its ServiceKey, the
+    RealServer, when the drain began, and its connections (active + inactive) when planned."""
 
-    service: object  # ServiceKey
-    server: object  # RealServer
-    since: float
-    connections: int = 0  # active + inactive when planned
+    __slots__ = ()
 
     def as_dict(self):
         return {'service': str(self.service), 'server': self.server.endpoint, 'since': self.since,
@@ -209,13 +208,13 @@ class _Context(object):
         elif since is not None and self.drain_timeout and self.now - since >= self.drain_timeout:
             self.add(DELETE_SERVER, have, old, 'drain_timeout')
         else:
-            drained = old.replace(weight=0) if old.weight else old
+            drained = _new(RealServer, (old[0], old[1], 0) + old[3:]) if old.weight else old  # weight 0
             if old.weight:
                 self.add(EDIT_SERVER, want, drained, 'drain')
             # Weight 0 without an entry (set by hand, or state lost): the clock starts now.
             since = self.now if since is None else since
             self.drain_state[entry] = since
-            self.draining.append(Draining(service=have.key, server=drained, since=since, connections=connections))
+            self.draining.append(_new(Draining, (have.key, drained, since, connections)))
             return drained
         return None
 
