@@ -277,6 +277,9 @@ notes:
   - The C(services) return value and the diff cover the services in scope only (single form - the named
     service).
   - Connection counters in the C(services) return value are those read after the changes.
+  - Settings this module does not model (one-packet scheduling C(ipvsadm -o), persistence engines
+    C(--pe), GUE/GRE tunnel types) are not compared - a service keeps them until this module edits it, and
+    an edit, which replaces the whole service in the kernel, does not carry them over.
   - For big tables, hand O(services) to the task through a lookup such as
     C("{{ lookup('ansible.builtin.file', 'lb-table.json') | from_json }}") - ansible-core loads a 50,000-entry
     variable from C(-e @file) or C(group_vars) several times slower (see docs/performance.md) - and set
