@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import ipaddress
+import socket
 
 PROTOCOLS = ('tcp', 'udp', 'sctp')
 FWMARK = 'fwmark'
@@ -196,6 +197,29 @@ class Scope:
 
     def __bool__(self):
         return bool(self.networks or self.fwmarks or self.keys)
+
+
+class ScopeTest(object):
+    """scope.contains(key), memoised, with addresses compared as integers: the same
+    answer, but cheap enough to ask for every service of a 5,000-service table."""
+
+    def __init__(self, scope):
+        self.scope = scope
+        self.answers = {}
+        self.networks = [(net.version, int(net.network_address), int(net.netmask)) for net in scope.networks]
+
+    def __call__(self, key):
+        answer = self.answers.get(key)
+        if answer is None:
+            if key in self.scope.keys or key.is_fwmark:
+                answer = self.scope.contains(key)
+            else:
+                family = socket.AF_INET6 if key.family == 6 else socket.AF_INET
+                value = int.from_bytes(socket.inet_pton(family, key.address), 'big')
+                answer = any(version == key.family and value & mask == network
+                             for version, network, mask in self.networks)
+            self.answers[key] = answer
+        return answer
 
 
 class IpvsError(Exception):

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     ACTION_ORDER,
@@ -43,6 +42,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     EDIT_SERVICE,
     Action,
     RealServer,
+    ScopeTest,
     ValidationError,
     VirtualService,
     table_of,
@@ -89,7 +89,7 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
     """
     if not isinstance(desired, dict):
         desired = table_of(desired)
-    owned = _Owner(scope)
+    owned = ScopeTest(scope)
     keys = sorted(desired)
     check_scope(keys, scope, owned)
     old_drain = drain_state or {}
@@ -133,33 +133,10 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
 def check_scope(keys, scope, owned=None):
     """Raise ValidationError naming every key outside scope (a caller's bug: the
     planner never acts outside scope, so it refuses rather than ignores them)."""
-    owned = owned or _Owner(scope)
+    owned = owned or ScopeTest(scope)
     outside = ['%s: outside scope' % (key,) for key in sorted(keys) if not owned(key)]
     if outside:
         raise ValidationError(outside)
-
-
-class _Owner(object):
-    """scope.contains(key), memoised, with addresses compared as integers: the same
-    answer, but cheap enough to ask for every service of a 5,000-service table."""
-
-    def __init__(self, scope):
-        self.scope = scope
-        self.answers = {}
-        self.networks = [(net.version, int(net.network_address), int(net.netmask)) for net in scope.networks]
-
-    def __call__(self, key):
-        answer = self.answers.get(key)
-        if answer is None:
-            if key in self.scope.keys or key.is_fwmark:
-                answer = self.scope.contains(key)
-            else:
-                family = socket.AF_INET6 if key.family == 6 else socket.AF_INET
-                value = int.from_bytes(socket.inet_pton(family, key.address), 'big')
-                answer = any(version == key.family and value & mask == network
-                             for version, network, mask in self.networks)
-            self.answers[key] = answer
-        return answer
 
 
 class _Context(object):

@@ -19,7 +19,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     ValidationError,
     VirtualService,
 )
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import _Owner, apply_to_table, plan
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table, plan
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import parse_scope
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import (
     brief,
@@ -293,4 +293,4 @@ def test_5000_services_plan_at_scale(current_weight, expected_actions):
 ])
 def test_fast_scope_check_agrees_with_scope(service):
     scope = parse_scope(SCOPE + ['192.0.2.7'])
-    assert _Owner(scope)(key(service)) == scope.contains(key(service))
+    assert model.ScopeTest(scope)(key(service)) == scope.contains(key(service))
