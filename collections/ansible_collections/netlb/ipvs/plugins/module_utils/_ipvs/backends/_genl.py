@@ -306,11 +306,6 @@ class GenlSocket:
                     attrs = parse_attrs(self.buffer, offset + _GENLHDR.size, end)
                     found = (get_u16(attrs, CTRL_ATTR_FAMILY_ID), self.buffer[offset + 1])
 
-    def dump(self, family, cmd, version, payload, handle):
-        """Run one dump; call handle(data, offset, end) per reply message (offset at its
-        attributes). Raises NetlinkError if the kernel refuses the dump."""
-        self.dumps(family, cmd, version, (payload,), lambda _index, data, offset, end: handle(data, offset, end))
-
     def dumps(self, family, cmd, version, payloads, handle, datagram=None):
         """Run one dump per payload, one after the other (the kernel runs one dump at a
         time per socket), in one loop: a table read runs thousands of them.
@@ -320,20 +315,14 @@ class GenlSocket:
         and returns True when it has taken all of it (a caller's fast path for replies of
         a known layout). A refusal raises NetlinkError with .index set.
         """
-        # The loop runs once per service of a table: socket calls inlined, errors mapped
-        # around it as _send and _receive map them.
+        # The loop runs twice per service of a table: the receive is inlined, its errors
+        # mapped as _receive maps them.
         buffer, view, size = self.buffer, self.view, len(self.buffer)
-        send, recv_into, header = self.sock.send, self.sock.recv_into, _NLMSGHDR.unpack_from
+        recv_into, header = self.sock.recv_into, _NLMSGHDR.unpack_from
         flags = NLM_F_REQUEST | NLM_F_DUMP
         for index, payload in enumerate(payloads):
             seq = self.next_seq()
-            request = message(family, flags, seq, cmd, version, payload)
-            try:
-                sent = send(request)
-            except OSError as exc:
-                raise ProtocolError('netlink send failed: %s' % exc)
-            if sent != len(request):
-                raise ProtocolError('netlink send was cut short (%d of %d bytes)' % (sent, len(request)))
+            self._send(message(family, flags, seq, cmd, version, payload))
             while True:
                 try:
                     length = recv_into(buffer, size, socket.MSG_TRUNC)

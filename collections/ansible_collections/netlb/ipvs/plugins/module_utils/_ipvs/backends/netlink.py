@@ -240,10 +240,15 @@ def _address(raw, family):
 
 
 def netmask_prefix(raw, family):
+    return _prefix_of(_U32.unpack(raw[:4])[0], family)
+
+
+def _prefix_of(value, family):
+    """The prefix length of a NETMASK attribute read as a host-order u32: IPv6 sends the
+    length itself, IPv4 a mask in network order."""
     if family == 6:
-        return struct.unpack('=I', raw[:4])[0]
-    mask = struct.unpack('>I', raw[:4])[0]
-    return bin(mask).count('1')  # a non-contiguous mask cannot come from ipvsadm or us
+        return value
+    return bin(socket.ntohl(value)).count('1')  # a non-contiguous mask cannot come from ipvsadm or us
 
 
 def flag_names(scheduler, flags):
@@ -253,11 +258,6 @@ def flag_names(scheduler, flags):
         if flags & bit:
             result.append(names[i] if i < len(names) else 'flag-%d' % (i + 1))
     return tuple(result)
-
-
-def decode_service(attrs):
-    """A VirtualService (no real servers) from the attributes of a service dump."""
-    return model.VirtualService(*decode_service_fields(attrs))
 
 
 # A virtual service reply as kernels since 2.6.30 fill it for address services: AF,
@@ -280,17 +280,14 @@ def decode_service_message(data, start, stop):
             tail += (length + 3) & ~3
             if stop - tail >= _SVC_TAIL.size:
                 fields = _SVC_TAIL.unpack_from(data, tail)
-                af, family = head[2], AF_FAMILY.get(head[2])
+                family = AF_FAMILY.get(head[2])
                 if fields[0:2] + fields[4:6] + fields[7:9] == _SVC_TAIL_HEADERS and family is not None:
                     key = model.ServiceKey(PROTO_NAME.get(head[5], 'unknown'), _address(head[8], family),
                                            socket.ntohs(head[11]), 0, family)
                     flags = fields[2] & ~SVC_F_HASHED
                     persistent = flags & SVC_F_PERSISTENT
-                    netmask = 0
-                    if persistent:
-                        netmask = bin(socket.ntohl(fields[9])).count('1') if af == socket.AF_INET else fields[9]
                     return (key, name, flag_names(name, flags) if flags & _SCHED_MASK else (),
-                            fields[6] if persistent else 0, netmask)
+                            fields[6] if persistent else 0, _prefix_of(fields[9], family) if persistent else 0)
     return decode_service_fields(_genl.parse_attrs(data, start, stop))
 
 

@@ -101,7 +101,7 @@ def test_dump_collects_every_chunk(kernel):
     conn = _genl.GenlSocket(kernel)
     conn.batch(0x1c, 1, [_service(n) for n in range(1, 8)])
     seen = []
-    conn.dump(0x1c, 4, 1, b'', lambda data, offset, end: seen.append(end - offset))
+    conn.dumps(0x1c, 4, 1, (b'',), lambda index, data, offset, end: seen.append(end - offset))
     assert len(seen) == 7
     assert not kernel.queue
 
@@ -109,7 +109,7 @@ def test_dump_collects_every_chunk(kernel):
 def test_dump_refused(kernel):
     kernel.permitted = False
     with pytest.raises(_genl.NetlinkError) as info:
-        _genl.GenlSocket(kernel).dump(0x1c, 4, 1, b'', lambda *a: None)
+        _genl.GenlSocket(kernel).dumps(0x1c, 4, 1, (b'',), lambda *a: None)
     assert info.value.errno == errno.EPERM
 
 

@@ -233,8 +233,8 @@ def test_decode_localnode_as_route_and_ipv4_netmask_prefix():
              netlink.SVC_ATTR_ADDR: b'\x0a\0\0\x01' + b'\0' * 12, netlink.SVC_ATTR_PORT: b'\x00\x50',
              netlink.SVC_ATTR_SCHED_NAME: b'rr\0', netlink.SVC_ATTR_FLAGS: b'\x03\0\0\0\xff\xff\xff\xff',
              netlink.SVC_ATTR_TIMEOUT: b'\x2c\x01\0\0', netlink.SVC_ATTR_NETMASK: b'\xff\xff\xf0\x00'}
-    assert netlink.decode_service(attrs) == VirtualService(TCP80, 'rr', persistence_timeout=300,
-                                                           persistence_netmask=20)
+    expect = VirtualService(TCP80, 'rr', persistence_timeout=300, persistence_netmask=20)
+    assert VirtualService(*netlink.decode_service_fields(attrs)) == expect
     dest = (b'\x14\x00\x01\x00' + b'\x0a\0\0\x02' + b'\0' * 12 + b'\x06\x00\x02\x00\x00\x50\x00\x00'
             + b'\x08\x00\x03\x00\x01\0\0\0' + b'\x08\x00\x04\x00\x01\0\0\0')
     assert netlink.decode_dest(dest, 0, len(dest), 4) == (RealServer('10.0.0.2', 80, 1, 'route'), (0, 0))
