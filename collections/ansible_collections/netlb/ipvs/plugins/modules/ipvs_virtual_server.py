@@ -156,11 +156,15 @@ options:
   services:
     description:
       - Table form - every service this task manages, each with the same keys as the single form.
+      - A list of dictionaries, or the same list as JSON text, for example
+        C("{{ lookup('ansible.builtin.file', 'lb-table.json') }}") or a template's output. Text is handed to
+        the node as one string, which for a big table is many times faster than a list of 50,000 entries
+        that ansible-core copies and checks one by one (see docs/performance.md).
       - Cannot be combined with the single-form options.
       - An empty list with O(exclusive=true) and a O(scope) would delete every service in scope, and is
-        refused unless O(allow_empty=true).
-    type: list
-    elements: dict
+        refused unless O(allow_empty=true). So is text that is not valid JSON of a list (an empty lookup
+        result, for one), with the parse error.
+    type: raw
     suboptions:
       protocol:
         description:
@@ -271,6 +275,13 @@ options:
     type: str
     choices: [all, changed, none]
     default: all
+  return_actions:
+    description:
+      - Whether RV(actions) lists every kernel change. RV(summary) counts them by operation either way.
+      - V(false) suits the first load of a big table - 50,000 additions listed one by one cost Ansible more
+        time to return than the kernel takes to apply them.
+    type: bool
+    default: true
 notes:
   - Needs root (C(CAP_NET_ADMIN)) and the C(ip_vs) kernel module; M(netlb.ipvs.ipvs_modules) loads it. The task
     fails with a message saying so when either is missing.
@@ -280,10 +291,11 @@ notes:
   - Settings this module does not model (one-packet scheduling C(ipvsadm -o), persistence engines
     C(--pe), GUE/GRE tunnel types) are not compared - a service keeps them until this module edits it, and
     an edit, which replaces the whole service in the kernel, does not carry them over.
-  - For big tables, hand O(services) to the task through a lookup such as
-    C("{{ lookup('ansible.builtin.file', 'lb-table.json') | from_json }}") - ansible-core loads a 50,000-entry
-    variable from C(-e @file) or C(group_vars) several times slower (see docs/performance.md) - and set
-    O(return_services=changed).
+  - For big tables, hand O(services) to the task as JSON text, such as
+    C("{{ lookup('ansible.builtin.file', 'lb-table.json') }}") - the same table as a list (from
+    C(| from_json), C(-e @file) or C(group_vars)) costs ansible-core several times longer to move (see
+    docs/performance.md) - and set O(return_services=changed) (O(return_services=none) and
+    O(return_actions=false) for a first load).
 seealso:
   - module: netlb.ipvs.ipvs_modules
   - name: ipvsadm(8)
@@ -361,11 +373,18 @@ EXAMPLES = r'''
     scope: [192.0.2.0/24, "fwmark:100-199"]
     services: "{{ lb_services }}"
 
-- name: A big table kept in a file (fast to load), returning only what a run changed
+- name: A big table kept in a JSON file, handed over as text (fast), returning only what a run changed
   netlb.ipvs.ipvs_virtual_server:
     scope: [10.96.0.0/12]
-    services: "{{ lookup('ansible.builtin.file', 'lb-table.json') | from_json }}"
+    services: "{{ lookup('ansible.builtin.file', 'lb-table.json') }}"
     return_services: changed
+
+- name: First load of a big table - counts only (summary), no list of every change
+  netlb.ipvs.ipvs_virtual_server:
+    scope: [10.96.0.0/12]
+    services: "{{ lookup('ansible.builtin.file', 'lb-table.json') }}"
+    return_services: none
+    return_actions: false
 
 - name: Delete a service
   netlb.ipvs.ipvs_virtual_server:
@@ -389,7 +408,7 @@ actions:
       V(delete_service); C(server) and C(weight) are given for real-server actions; C(reason) says why
       (V(new), the fields changed such as V(weight,forwarding), V(drain), V(undrain), V(idle),
       V(drain_timeout), V(purge), V(not listed)).
-  returned: always
+  returned: unless O(return_actions=false)
   type: list
   elements: dict
   sample:
@@ -502,12 +521,13 @@ SINGLE_SPEC = dict(
 # on a small node). validation.parse_request checks every key, type and value of each
 # service and real server instead, unknown keys included, applies the defaults documented
 # above and names each problem's field path; tests/unit hold those docs and validation
-# together, which validate-modules no longer does for a list without options.
+# together, which validate-modules no longer does for a list without options. It is raw,
+# not a list, so that JSON text reaches validation as one string (parsed there in C).
 ARGUMENT_SPEC = dict(
     SINGLE_SPEC,
     purge_real_servers=dict(type='bool', default=True),
     state=dict(type='str', choices=['present', 'absent'], default='present'),
-    services=dict(type='list', elements='dict'),
+    services=dict(type='raw'),
     scope=dict(type='list', elements='str'),
     exclusive=dict(type='bool', default=True),
     allow_empty=dict(type='bool', default=False),
@@ -516,6 +536,7 @@ ARGUMENT_SPEC = dict(
     drain_state_path=dict(type='path', default=DEFAULT_PATH),
     backend=dict(type='str', choices=list(BACKEND_CHOICES), default='auto'),
     return_services=dict(type='str', choices=['all', 'changed', 'none'], default='all'),
+    return_actions=dict(type='bool', default=True),
 )
 MUTUALLY_EXCLUSIVE = [('services', name) for name in SINGLE_SPEC] + [
     ('fwmark', 'address'), ('fwmark', 'port'), ('fwmark', 'protocol'), ('scope', 'address'), ('scope', 'fwmark'),
@@ -542,7 +563,8 @@ def run(module):
         module.fail_json(msg=str(exc))
     for warning in result.warnings:
         module.warn(warning)
-    module.exit_json(**result.as_dict(diff=module._diff, services=params['return_services']))
+    module.exit_json(**result.as_dict(diff=module._diff, services=params['return_services'],
+                                      actions=params['return_actions']))
 
 
 def main():

@@ -82,17 +82,19 @@ class Result:
         tracker.add_text(DIFF_HEADER, self.before_text(), self.after_text())
         return tracker.diff()
 
-    def as_dict(self, diff=True, services='all'):
+    def as_dict(self, diff=True, services='all', actions=True):
         """JSON-friendly; diff=False skips rendering the two texts (large tables);
-        services says which services to list (see services())."""
+        services says which services to list (see services()); actions=False leaves the
+        action list out (summary still counts it)."""
         result = {
             'changed': self.changed,
-            'actions': [action.as_dict() for action in self.actions],
             'services': self.services(services),
             'summary': self.summary(),
             'draining': [entry.as_dict() for entry in self.draining],
             'timings': dict(self.timings),
         }
+        if actions:
+            result['actions'] = [action.as_dict() for action in self.actions]
         if diff:
             result['diff'] = self.diff()
         return result

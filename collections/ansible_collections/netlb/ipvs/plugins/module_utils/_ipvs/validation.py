@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
@@ -41,7 +42,6 @@ SERVICE_FIELDS = (
 )
 SERVER_FIELDS = ('address', 'port', 'weight', 'forwarding', 'upper_threshold', 'lower_threshold')
 _SERVER_FIELD_SET = frozenset(SERVER_FIELDS)
-_INT_ONLY = frozenset([int])
 
 DEFAULT_SCHEDULER = 'wlc'  # what ipvsadm and the kernel pick when none is named
 FAMILIES = {'ipv4': 4, 'ipv6': 6}
@@ -288,10 +288,12 @@ def _plain_real_servers(items, key):
         return None
     service_port = 0 if key.is_fwmark else key.port
     low = 0 if service_port == 0 else 1
-    fields, ints, pton, ntop, inet = _SERVER_FIELD_SET, _INT_ONLY, socket.inet_pton, socket.inet_ntop, socket.AF_INET
+    fields, pton, ntop, inet = _SERVER_FIELD_SET, socket.inet_pton, socket.inet_ntop, socket.AF_INET
+    make, server_type = tuple.__new__, RealServer
     servers = []
+    append = servers.append
     for params in items:
-        if not isinstance(params, dict) or not fields.issuperset(params):
+        if type(params) is not dict or not fields.issuperset(params):
             return None
         get = params.get
         address = get('address')
@@ -300,27 +302,20 @@ def _plain_real_servers(items, key):
                 return None
         except (OSError, TypeError, ValueError):
             return None
-        forwarding = get('forwarding')
-        if forwarding is None:
-            forwarding = 'masq'
-        elif forwarding not in FORWARDING:
+        forwarding = get('forwarding', 'masq')
+        port = get('port', service_port)
+        weight = get('weight', 1)
+        upper = get('upper_threshold', 0)
+        lower = get('lower_threshold', 0)
+        # A null, a bool or a float fails here (not an int): the full check reports it.
+        if not (type(port) is int and type(weight) is int and type(upper) is int and type(lower) is int
+                and low <= port <= 65535 and 0 <= weight <= WEIGHT_MAX and 0 <= lower <= upper <= THRESHOLD_MAX):
             return None
-        port = get('port')
-        port = service_port if port is None else port
-        weight = get('weight')
-        weight = 1 if weight is None else weight
-        upper = get('upper_threshold')
-        upper = 0 if upper is None else upper
-        lower = get('lower_threshold')
-        lower = 0 if lower is None else lower
-        if not {type(port), type(weight), type(upper), type(lower)} <= ints:  # bool, an int, is no number here
-            return None
-        if not (low <= port <= 65535 and 0 <= weight <= WEIGHT_MAX and 0 <= lower <= upper <= THRESHOLD_MAX):
-            return None
-        if port != service_port and forwarding != 'masq':
+        if forwarding != 'masq' and (type(forwarding) is not str or forwarding not in FORWARDING
+                                     or port != service_port):
             return None  # route and tunnel cannot remap ports: _server_port says so
-        servers.append(RealServer(address, port, weight, forwarding, upper, lower))
-    if len(set((server.address, server.port) for server in servers)) != len(servers):
+        append(make(server_type, (address, port, weight, forwarding, upper, lower)))
+    if len(set([server[:2] for server in servers])) != len(servers):
         return None  # the full check names the duplicates
     return servers
 
@@ -405,6 +400,8 @@ def _services(items, path, problems):
     """[(index, VirtualService)] for the valid entries; problems recorded for the rest."""
     services = []
     seen = {}
+    if isinstance(items, str):
+        items = _json_text(items, path, problems)
     for index, params in enumerate(_list(items, path, problems)):
         item = '%s[%d]' % (path, index)
         service = parse_service(params, item, problems)
@@ -418,6 +415,20 @@ def _services(items, path, problems):
         if service is not None:
             services.append((index, service))
     return services
+
+
+def _json_text(text, path, problems):
+    """The table given as JSON text (one string is far cheaper for Ansible to hand over
+    than 50,000 dicts): its value, or None with the problem recorded."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        problems.add(path, 'a string must be the JSON text of a list of services: %s' % exc)
+        return None
+    if not isinstance(value, list):
+        problems.add(path, 'the JSON text must hold a list of services, not %s' % type(value).__name__)
+        return None
+    return value
 
 
 def _key_only(params):

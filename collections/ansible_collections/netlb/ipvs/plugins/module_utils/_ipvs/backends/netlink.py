@@ -551,7 +551,7 @@ class NetlinkBackend(base.Backend):
     def _apply(self, actions):
         self._connect()
         try:
-            sent, errors = self._conn.batch(self._family, VERSION, [request(a) for a in actions])
+            sent, errors = self._conn.batch(self._family, VERSION, actions, encode=request)
         except _genl.ProtocolError as exc:
             # Batches acknowledged before are known applied; the one in flight is not.
             done = self._conn.acknowledged

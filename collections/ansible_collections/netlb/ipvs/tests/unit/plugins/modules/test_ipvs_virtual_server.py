@@ -142,6 +142,28 @@ def test_return_services_chooses_what_is_listed(kernel, capsys, which, first, se
     assert converged['summary']['actions'] == {}
 
 
+def test_json_text_and_return_actions_false(kernel, capsys):
+    """The table as JSON text converges like the list; return_actions=false leaves the
+    action list out, and the summary still counts what was done."""
+    other = dict(WEB, address='10.96.0.11', real_servers=[{'address': '10.244.1.9', 'port': 80}])
+    args = {'scope': ['10.96.0.0/12'], 'services': json.dumps([WEB, other]), 'return_actions': False,
+            'return_services': 'none'}
+    created = call(kernel, args, capsys)
+    assert created['changed'] is True and 'actions' not in created and created['services'] == []
+    assert created['summary'] == {'services': 2, 'real_servers': 3, 'actions': {'add_service': 2, 'add_server': 3}}
+    assert sorted(map(str, kernel.table)) == ['tcp 10.96.0.10:80', 'tcp 10.96.0.11:80', 'tcp 192.0.2.1:80']
+    as_list = call(kernel, dict(args, services=[WEB, other], return_actions=True), capsys)
+    assert as_list['changed'] is False and as_list['actions'] == []
+
+
+def test_json_text_that_is_not_a_table_changes_nothing(kernel, capsys):
+    result = call(kernel, {'scope': ['10.96.0.0/12'], 'services': ''}, capsys)
+    assert result['failed'] is True
+    assert result['problems'] == ['services: a string must be the JSON text of a list of services: '
+                                  'Expecting value: line 1 column 1 (char 0)']
+    assert kernel.calls == [] and kernel.reads == 0
+
+
 @pytest.mark.parametrize('args, msg, problems', [
     pytest.param(dict(WEB, real_servers=[{'address': '10.244.1.2', 'weight': 70000}, {'address': 'fd00::1'}]),
                  'invalid parameters: real_servers[0].weight: 70000 is out of range 0-65535; '

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 
 import pytest
 
@@ -270,6 +271,30 @@ def test_request_table_form():
     assert request.services == tuple(parse_services([web()]))
     assert request.scope == parse_scope(['10.96.0.0/12'])
     assert (request.exclusive, request.allow_empty) == (False, False)
+
+
+def test_request_table_form_as_json_text_equals_the_list():
+    table = [web(), web(address='10.96.0.11', real_servers=[server(weight=3), server(address='10.244.1.3')])]
+    as_list = parse_request({'services': table, 'scope': ['10.96.0.0/12']})
+    as_text = parse_request({'services': json.dumps(table), 'scope': ['10.96.0.0/12']})
+    assert as_text == as_list and len(as_text.services) == 2
+
+
+@pytest.mark.parametrize('text, problem', [
+    pytest.param('', 'services: a string must be the JSON text of a list of services: '
+                 'Expecting value: line 1 column 1 (char 0)', id='empty-lookup'),
+    pytest.param('[{"address": "10.96.0.1",}]', 'services: a string must be the JSON text of a list of services: '
+                 'Expecting property name enclosed in double quotes: line 1 column 26 (char 25)', id='bad-json'),
+    pytest.param('{"address": "10.96.0.1"}', 'services: the JSON text must hold a list of services, not dict',
+                 id='not-a-list'),
+    pytest.param('null', 'services: the JSON text must hold a list of services, not NoneType', id='null'),
+    pytest.param('[{"address": "10.96.0.1", "port": 80, "real_servers": [{"address": "10.244.1.2", "weight": -1}]}]',
+                 'services[0].real_servers[0].weight: -1 is out of range 0-65535', id='paths-inside-the-text'),
+])
+def test_request_json_text_problems(text, problem):
+    with pytest.raises(ValidationError) as caught:
+        parse_request({'services': text, 'scope': ['10.96.0.0/12']})
+    assert caught.value.problems == [problem]
 
 
 def test_request_table_form_without_scope_owns_what_it_lists():

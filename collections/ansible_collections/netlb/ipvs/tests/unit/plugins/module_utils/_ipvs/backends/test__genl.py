@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import errno
+import sys
+import threading
 
 import pytest
 
@@ -88,6 +90,75 @@ def test_batch(kernel, monkeypatch, count, batch, refuse, expect_sent, expect_er
     for chunk in kernel.sends:  # an ACK is asked only of the last request of a batch
         assert [bool(flags & _genl.NLM_F_ACK) for _cmd, flags, _seq in chunk] == [False] * (len(chunk) - 1) + [True]
     assert not kernel.queue
+
+
+class _InOrder:
+    """_genl._Prefetch without the thread: the items as the generator makes them."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def close(self):
+        pass
+
+
+def _sent_bytes(kernel):
+    sent = []
+    send = kernel.send
+    kernel.send = lambda data: sent.append(data) or send(data)
+    return sent
+
+
+def test_batch_built_in_a_thread_sends_the_same_bytes(kernel, monkeypatch):
+    monkeypatch.setattr(_genl, 'BATCH_COUNT', 2)
+    requests = [_service(n) for n in range(1, 8)]
+    threaded = _sent_bytes(kernel)
+    assert _genl.GenlSocket(kernel).batch(0x1c, 1, requests) == (7, [])
+    monkeypatch.setattr(_genl, '_Prefetch', _InOrder)
+    other = type(kernel)()
+    in_order = _sent_bytes(other)
+    assert _genl.GenlSocket(other).batch(0x1c, 1, requests) == (7, [])
+    assert len(threaded) == 4 and threaded == in_order
+
+
+def test_batch_encodes_items_lazily(kernel, monkeypatch):
+    monkeypatch.setattr(_genl, 'BATCH_COUNT', 2)
+    conn = _genl.GenlSocket(kernel)
+    assert conn.batch(0x1c, 1, list(range(1, 6)), encode=_service) == (5, [])
+    assert [len(s) for s in kernel.sends] == [2, 2, 1]
+    assert len(kernel.services) == 5
+
+
+def test_batch_thread_ends_after_a_failed_batch(kernel, monkeypatch):
+    monkeypatch.setattr(_genl, 'BATCH_COUNT', 2)
+    kernel.refuse = {(1, 1): errno.ENOMEM}
+    before = threading.active_count()
+    interval = sys.getswitchinterval()
+    conn = _genl.GenlSocket(kernel)
+    assert conn.batch(0x1c, 1, [_service(n) for n in range(1, 40)]) == (2, [(0, errno.ENOMEM, '')])
+    assert len(kernel.sends) == 1  # nothing after the failed batch reached the kernel
+    assert threading.active_count() == before
+    assert sys.getswitchinterval() == interval
+
+
+def test_batch_encoding_error_is_raised_and_nothing_after_it_sent(kernel, monkeypatch):
+    monkeypatch.setattr(_genl, 'BATCH_COUNT', 2)
+    before = threading.active_count()
+
+    def encode(n):
+        if n == 4:
+            raise ValueError('cannot encode item 4')
+        return _service(n)
+
+    conn = _genl.GenlSocket(kernel)
+    with pytest.raises(ValueError, match='item 4'):
+        conn.batch(0x1c, 1, list(range(1, 10)), encode=encode)
+    assert [len(s) for s in kernel.sends] == [2]  # the batch holding item 4 never went out
+    assert conn.acknowledged == 2
+    assert threading.active_count() == before
 
 
 def test_batch_splits_by_bytes(kernel, monkeypatch):
