@@ -201,10 +201,16 @@ def node_script(*args):
 # Module wall time (ansible-playbook from here)
 
 
-def module_run(lab, node, vars_file, returned='all', playbook=PLAYBOOK):
+# How the module runs are made: (name suffix, how the table is handed over, return_services,
+# return_actions). The defaults, then what docs/performance.md advises for a big table.
+MODULE_SETTINGS = (('', 'list', 'all', True), ('-text', 'text', 'none', False))
+
+
+def module_run(lab, node, vars_file, table_as='list', returned='all', actions=True, playbook=PLAYBOOK):
     """(seconds end to end, what the module reported) for one ansible-playbook run."""
     argv = [ansible_playbook(), '-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
-            '-e', 'bench_return_services=%s' % returned,
+            '-e', 'bench_table_as=%s' % table_as, '-e', 'bench_return_services=%s' % returned,
+            '-e', 'bench_return_actions=%s' % actions,
             '-e', 'bench_hosts=%s' % node.name,
             # The module runs inside the benchmark's namespace (fresh for each full load),
             # through the wrapper `ipvs_node_bench.py netns` writes.
@@ -229,10 +235,12 @@ def parse_report(stdout):
 
 
 def module_runs(lab, node, services, servers, repeat):
-    """Median wall times of full apply from empty and of the no-op run."""
-    # The table goes in a file of its own that the task reads with lookup('file') | from_json,
-    # as docs/performance.md advises for big tables: ansible-core loads a 5,000 x 10 table
-    # given with -e @file (or group_vars) in ~40 s, through a lookup in ~7 s.
+    """Median wall times of full apply from empty and of the no-op run, with each of
+    MODULE_SETTINGS, and of the counting module (Ansible alone) with the table as a list
+    and as text."""
+    # The table goes in a file of its own that the task reads with a lookup: as a list
+    # (| from_json) or as JSON text, the two ways docs/performance.md compares. Given with
+    # -e @file (or group_vars), ansible-core takes several times longer to load it.
     with tempfile.NamedTemporaryFile('w', suffix='.json', prefix='netlb-bench-table-', delete=False) as f:
         json.dump(NODE.table_params(services, servers), f)
         table_file = f.name
@@ -240,30 +248,28 @@ def module_runs(lab, node, services, servers, repeat):
         json.dump({'bench_table_file': table_file, 'bench_scope': NODE.SCOPE,
                    'bench_drain_state': MODULE_DRAIN_STATE}, f)
         vars_file = f.name
-    runs = dict((variant + suffix, []) for suffix in ('', '-changed') for variant in ('full', 'noop'))
-    runs['floor'] = []
+    runs = dict((variant + settings[0], []) for settings in MODULE_SETTINGS for variant in ('full', 'noop', 'floor'))
     try:
         for round_no in range(1, repeat + 1):
-            # With the default return_services=all, then with return_services=changed.
-            for suffix, returned in (('', 'all'), ('-changed', 'changed')):
+            for suffix, table_as, returned, actions in MODULE_SETTINGS:
                 node.run('%s && rm -f %s' % (' '.join(node_script('netns')), MODULE_DRAIN_STATE))
                 for variant in ('full', 'noop'):
-                    log('%d x %d, round %d/%d: module %s, return_services=%s'
-                        % (services, servers, round_no, repeat, variant, returned))
-                    wall, report = module_run(lab, node, vars_file, returned)
+                    log('%d x %d, round %d/%d: module %s, table as %s, return_services=%s, return_actions=%s'
+                        % (services, servers, round_no, repeat, variant, table_as, returned, actions))
+                    wall, report = module_run(lab, node, vars_file, table_as, returned, actions)
                     expect = variant == 'full'
-                    if report['changed'] != expect:
-                        raise SystemExit('module %s run: changed=%s, expected %s'
-                                         % (variant, report['changed'], expect))
+                    if report['changed'] != expect or report['actions'] != (services * (servers + 1) if expect else 0):
+                        raise SystemExit('module %s run: changed=%s after %s actions, expected %s'
+                                         % (variant, report['changed'], report['actions'], expect))
                     report['wall'] = round(wall, 6)
                     runs[variant + suffix].append(report)
-        for round_no in range(1, repeat + 1):
-            log('%d x %d, round %d/%d: Ansible alone (a module that only counts the table)'
-                % (services, servers, round_no, repeat))
-            wall, report = module_run(lab, node, vars_file, playbook=FLOOR_PLAYBOOK)
-            if report.get('count') != services:
-                raise SystemExit('the counting module saw %r services, expected %d' % (report.get('count'), services))
-            runs['floor'].append(dict(report, wall=round(wall, 6)))
+                log('%d x %d, round %d/%d: Ansible alone (a module that only counts the table), table as %s'
+                    % (services, servers, round_no, repeat, table_as))
+                wall, report = module_run(lab, node, vars_file, table_as, playbook=FLOOR_PLAYBOOK)
+                if report.get('count') != services:
+                    raise SystemExit('the counting module saw %r services, expected %d'
+                                     % (report.get('count'), services))
+                runs['floor' + suffix].append(dict(report, wall=round(wall, 6)))
         node.run('ip netns delete %s' % NODE.NETNS)
     finally:
         os.unlink(vars_file)
@@ -350,23 +356,28 @@ def rows_for(results):
     row('module process on the node, full apply: total (imports / AnsibleModule arguments / validate / '
         'engine / exit_json)', on_node('full'))
     row('module process on the node, no-op run', on_node('noop'))
-    row('**module wall time** (ansible-playbook end to end), full apply from empty', module('full', 'wall'))
-    row('**module wall time**, no-op run', module('noop', 'wall'))
-    row('module wall time with `return_services: changed`, full apply from empty', module('full-changed', 'wall'))
-    row('module wall time with `return_services: changed`, no-op run', module('noop-changed', 'wall'))
-    row('Ansible alone: the same table handed to a module that only counts it (floor of any module)',
-        module('floor', 'wall'))
+    row('**module wall time** (ansible-playbook end to end), defaults (table as a list, everything returned), '
+        'full apply from empty', module('full', 'wall'))
+    row('**module wall time**, defaults, no-op run', module('noop', 'wall'))
+    row('**module wall time**, big-table settings (table as JSON text, `return_services: none`, '
+        '`return_actions: false`), full apply from empty', module('full-text', 'wall'))
+    row('**module wall time**, big-table settings, no-op run', module('noop-text', 'wall'))
+    row('Ansible alone: the same table, as a list, handed to a module that only counts it (floor of any module '
+        'taking it so)', module('floor', 'wall'))
+    row('Ansible alone: the same table as JSON text', module('floor-text', 'wall'))
     row('module\'s own `timings`, full apply from empty', module('full', 'timings'))
     row('module\'s own `timings`, no-op run', module('noop', 'timings'))
 
     def full_engine(r):
         return verdict(_ratio(r['engine']['netlink']['full']['timings']['total'], r['restore']), GOAL_FULL_ENGINE)
 
-    def full_module(r):
-        if not r.get('module'):
-            return 'not run'
-        return verdict(_ratio(r['module']['full']['wall'], r['restore']), GOAL_FULL_MODULE,
-                       judged=r['services'] >= GOAL_FULL_MODULE_AT)
+    def full_module(variant):
+        def cell(r):
+            if not r.get('module') or variant not in r['module']:
+                return 'not run'
+            return verdict(_ratio(r['module'][variant]['wall'], r['restore']), GOAL_FULL_MODULE,
+                           judged=r['services'] >= GOAL_FULL_MODULE_AT)
+        return cell
 
     def noop(r):
         return verdict(_ratio(r['engine']['netlink']['noop']['timings']['total'], r['save']), GOAL_NOOP)
@@ -377,8 +388,9 @@ def rows_for(results):
                        GOAL_REPLACED)
 
     row('goal: full apply, engine `netlink` total / `ipvsadm -R` (<= %.2fx)' % GOAL_FULL_ENGINE, full_engine)
-    row('goal: full apply, module wall time / `ipvsadm -R` (<= %.1fx at %s)'
-        % (GOAL_FULL_MODULE, '{:,}'.format(GOAL_FULL_MODULE_AT)), full_module)
+    for variant, settings in (('full', 'defaults'), ('full-text', 'big-table settings')):
+        row('goal: full apply, module wall time (%s) / `ipvsadm -R` (<= %.1fx at %s)'
+            % (settings, GOAL_FULL_MODULE, '{:,}'.format(GOAL_FULL_MODULE_AT)), full_module(variant))
     row('goal: no-op, engine `netlink` total / `ipvsadm -S -n` (<= %.1fx)' % GOAL_NOOP, noop)
     row('goal: 1%% replaced, engine `netlink` total / its no-op total (<= %.1fx)' % GOAL_REPLACED, replaced)
     row('for comparison: one process per rule / `ipvsadm -R`',
