@@ -5,8 +5,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """How the way a big table reaches a task changes what ansible-core costs, on the
 controller alone (connection local, no VM): the benchmark table handed to a module that
-only counts it (library/bench_table_echo.py), once loaded with `-e @file` (as
-group_vars or host_vars are), once read in the task with lookup('file') | from_json.
+only counts it (library/bench_table_echo.py): loaded with `-e @file` (as group_vars
+or host_vars are), read in the task with lookup('file') | from_json (a list), and read
+with lookup('file') alone (JSON text, which ipvs_virtual_server also takes).
 
     .venv/bin/python bench/ansible_vars_bench.py [--sizes 1000,5000]
 
@@ -39,6 +40,8 @@ PLAY = '''
 WAYS = (
     ('`-e @table.json` (like group_vars)', 'bench_services', lambda path: ['-e', '@' + path + '.vars']),
     ("`lookup('file')` piped to `from_json` in the task", "lookup('ansible.builtin.file', bench_table_file) | from_json",
+     lambda path: ['-e', 'bench_table_file=' + path]),
+    ("`lookup('file')` alone: the table as JSON text", "lookup('ansible.builtin.file', bench_table_file)",
      lambda path: ['-e', 'bench_table_file=' + path]),
 )
 

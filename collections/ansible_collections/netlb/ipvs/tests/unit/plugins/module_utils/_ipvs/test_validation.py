@@ -21,10 +21,12 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import (
     _plain_real_servers,
+    _plain_service,
     _Problems,
     _real_server,
     parse_request,
     parse_scope,
+    parse_service,
     parse_services,
     service_to_params,
 )
@@ -417,3 +419,67 @@ def test_request_scope_check_matches_scope(scope, address, inside):
         with pytest.raises(ValidationError) as caught:
             parse_request(params)
         assert caught.value.problems == ['services[0]: %s is outside scope' % (key,)]
+
+
+# Columns: one service entry, whether the fast path takes it. Whatever it takes must come out
+# exactly as parse_service makes it; whatever it declines goes to parse_service.
+PLAIN_SERVICE_CASES = [
+    pytest.param(web(), True, id='plain'),
+    pytest.param({'address': '10.96.0.10', 'port': 80}, True, id='defaults'),
+    pytest.param(web(protocol='udp', scheduler='sh', scheduler_flags=[], persistence_timeout=0), True,
+                 id='explicit-empty-settings'),
+    pytest.param(web(real_servers=[]), True, id='no-servers'),
+    pytest.param(web(real_servers=[server(address='10.244.1.3'), server()]), True, id='servers-sorted'),
+    pytest.param(web(protocol='sctp', port=65535), True, id='sctp-top-port'),
+    pytest.param(web(scheduler_flags=['sh-port'], scheduler='sh'), False, id='flags'),
+    pytest.param(web(scheduler_flags=0), False, id='flags-not-a-list'),
+    pytest.param(web(scheduler_flags=''), False, id='flags-empty-text'),
+    pytest.param(web(persistence_timeout=300), False, id='persistence'),
+    pytest.param(web(persistence_timeout=False), False, id='persistence-bool'),
+    pytest.param(web(persistence_timeout=0.0), False, id='persistence-float'),
+    pytest.param(web(persistence_netmask=24), False, id='netmask'),
+    pytest.param(web(port=0), False, id='port-0'),
+    pytest.param(web(port='80'), False, id='port-text'),
+    pytest.param(web(port=True), False, id='port-bool'),
+    pytest.param(web(port=70000), False, id='port-range'),
+    pytest.param(web(protocol='TCP'), False, id='protocol-case'),
+    pytest.param(web(protocol=['tcp']), False, id='protocol-list'),
+    pytest.param(web(scheduler='round-robin'), False, id='scheduler-unknown'),
+    pytest.param(web(address='fd00::10'), False, id='ipv6'),
+    pytest.param(web(address='10.96.0.010'), False, id='address-not-canonical'),
+    pytest.param(web(address='0.0.0.0'), False, id='address-unspecified'),
+    pytest.param(web(address=None), False, id='address-missing'),
+    pytest.param(web(port=None), False, id='port-missing'),
+    pytest.param(dict(web(), fwmark=5), False, id='fwmark'),
+    pytest.param(dict(web(), family='ipv4'), False, id='family'),
+    pytest.param(dict(web(), vip='x'), False, id='unknown-key'),
+    pytest.param(web(real_servers=[server(weight='2')]), False, id='server-not-plain'),
+    pytest.param(web(real_servers=[server(), server(weight=2)]), False, id='server-duplicate'),
+    pytest.param(dict(web(), real_servers=None), False, id='servers-null'),
+    pytest.param(['tcp', '10.96.0.10', 80], False, id='not-a-dict'),
+]
+
+
+@pytest.mark.parametrize('params, taken', PLAIN_SERVICE_CASES)
+def test_plain_service_agrees_with_the_full_check(params, taken):
+    problems = _Problems()
+    checked = parse_service(params, 'services[0]', problems)
+    plain = _plain_service(params)
+    assert (plain is not None) is taken
+    if taken:
+        assert plain == checked and problems.items == []
+        assert plain.real_servers == checked.real_servers  # equality of the service compares them too
+
+
+def test_big_tables_take_the_fast_paths(monkeypatch):
+    """The benchmark's kind of table never reaches the field-by-field checks."""
+    from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
+
+    def refuse(*args):
+        raise AssertionError('field-by-field check called')
+    monkeypatch.setattr(validation, 'parse_service', refuse)
+    monkeypatch.setattr(validation, '_real_server', refuse)
+    table = [web(address='10.96.0.%d' % n, real_servers=[server(address='10.244.%d.%d' % (n, m)) for m in range(4)])
+             for n in range(1, 30)]
+    request = parse_request({'services': json.dumps(table), 'scope': ['10.96.0.0/12']})
+    assert len(request.services) == 29 and all(len(service.real_servers) == 4 for service in request.services)
