@@ -44,6 +44,11 @@ SERVER_FIELDS = ('address', 'port', 'weight', 'forwarding', 'upper_threshold', '
 _SERVER_FIELD_SET = frozenset(SERVER_FIELDS)
 # What _plain_service takes: a service named by protocol, address and port.
 _PLAIN_SERVICE_FIELDS = frozenset(SERVICE_FIELDS) - frozenset(['fwmark', 'family'])
+# Exact types for the fast paths (a bool is an int, a str or dict subclass could be anything:
+# the full checks decide those).
+_DICT = frozenset([dict])
+_INT = frozenset([int])
+_STR = frozenset([str])
 
 DEFAULT_SCHEDULER = 'wlc'  # what ipvsadm and the kernel pick when none is named
 FAMILIES = {'ipv4': 4, 'ipv6': 6}
@@ -195,16 +200,16 @@ def _plain_service(params):
     field and reports. A big table is all such entries, and the per-service part of the
     full check (field paths, defaults one by one) is half of its time. Whatever this
     accepts, parse_service accepts with the same result; tests/unit hold the two together."""
-    if type(params) is not dict or not _PLAIN_SERVICE_FIELDS.issuperset(params):
+    if type(params) not in _DICT or not _PLAIN_SERVICE_FIELDS.issuperset(params):
         return None
     get = params.get
     protocol = get('protocol', 'tcp')
     address = get('address')
     port = get('port')
     scheduler = get('scheduler', DEFAULT_SCHEDULER)
-    if (type(protocol) is not str or protocol not in PROTOCOLS or type(port) is not int or not 1 <= port <= 65535
-            or type(scheduler) is not str or scheduler not in SCHEDULERS
-            or get('scheduler_flags', []) != [] or type(get('persistence_timeout', 0)) is not int
+    if (type(protocol) not in _STR or protocol not in PROTOCOLS or type(port) not in _INT or not 1 <= port <= 65535
+            or type(scheduler) not in _STR or scheduler not in SCHEDULERS
+            or get('scheduler_flags', []) != [] or type(get('persistence_timeout', 0)) not in _INT
             or get('persistence_timeout', 0) != 0 or get('persistence_netmask') is not None):
         return None
     try:
@@ -328,7 +333,7 @@ def _plain_real_servers(items, key):
     servers = []
     append = servers.append
     for params in items:
-        if type(params) is not dict or not fields.issuperset(params):
+        if type(params) not in _DICT or not fields.issuperset(params):
             return None
         get = params.get
         address = get('address')
@@ -343,10 +348,10 @@ def _plain_real_servers(items, key):
         upper = get('upper_threshold', 0)
         lower = get('lower_threshold', 0)
         # A null, a bool or a float fails here (not an int): the full check reports it.
-        if not (type(port) is int and type(weight) is int and type(upper) is int and type(lower) is int
+        if not ({type(port), type(weight), type(upper), type(lower)} <= _INT
                 and low <= port <= 65535 and 0 <= weight <= WEIGHT_MAX and 0 <= lower <= upper <= THRESHOLD_MAX):
             return None
-        if forwarding != 'masq' and (type(forwarding) is not str or forwarding not in FORWARDING
+        if forwarding != 'masq' and (type(forwarding) not in _STR or forwarding not in FORWARDING
                                      or port != service_port):
             return None  # route and tunnel cannot remap ports: _server_port says so
         append(make(server_type, (address, port, weight, forwarding, upper, lower)))
