@@ -212,12 +212,7 @@ def _plain_service(params):
             or get('scheduler_flags', []) != [] or type(get('persistence_timeout', 0)) not in _INT
             or get('persistence_timeout', 0) != 0 or get('persistence_netmask') is not None):
         return None
-    try:
-        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, address)) != address:
-            return None
-    except (OSError, TypeError, ValueError):
-        return None
-    if address == '0.0.0.0':
+    if type(address) not in _STR or _plain_ipv4(address) is None or address == '0.0.0.0':
         return None
     key = tuple.__new__(ServiceKey, (protocol, address, port, 0, 4))
     servers = _plain_real_servers(get('real_servers', []), key)
