@@ -79,12 +79,15 @@ class Fault:
     'gone' (410 Expired, only for requests with a continue token), 'no_items' (a list
     without `items`), 'garbage' (200 with a body that is not JSON).
     path: exact path, or a prefix when it ends with '*'; None matches every path.
+    continued: True = only requests with a continue token (later pages), False = only
+    without (first pages), None = both.
     """
 
-    def __init__(self, kind, path=None, method='GET', times=1, **params):
+    def __init__(self, kind, path=None, method='GET', times=1, continued=None, **params):
         if kind not in FAULTS:
             raise ValueError('unknown fault %r (one of %s)' % (kind, ', '.join(FAULTS)))
         self.kind, self.path, self.method, self.times, self.params = kind, path, method, times, params
+        self.continued = True if kind == 'gone' else continued
         self.hits = 0
 
     def matches(self, method, path, query):
@@ -92,7 +95,7 @@ class Fault:
             return False
         if self.method and method != self.method:
             return False
-        if self.kind == 'gone' and 'continue' not in query:
+        if self.continued is not None and self.continued != ('continue' in query):
             return False
         if self.path is None:
             return True
@@ -288,9 +291,9 @@ class KubeApiServer:
             obj = self.objects.get(path)
             return copy.deepcopy(obj) if obj is not None else None
 
-    def fault(self, kind, path=None, method='GET', times=1, **params):
+    def fault(self, kind, path=None, method='GET', times=1, continued=None, **params):
         """Inject a Fault (see its doc) for the next matching request(s); returns it."""
-        fault = Fault(kind, path=path, method=method, times=times, **params)
+        fault = Fault(kind, path=path, method=method, times=times, continued=continued, **params)
         with self._lock:
             self.faults.append(fault)
         return fault
