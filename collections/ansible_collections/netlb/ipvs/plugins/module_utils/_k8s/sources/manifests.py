@@ -124,6 +124,6 @@ def read_manifests(path, node_name=None):
                     if node_name and (obj.get('metadata') or {}).get('name') == node_name:
                         node = obj
                 else:
-                    label = '%s %s' % key if key[0] else str(key[1])
+                    label = ' '.join(str(part) for part in key if part) or '(no kind)'
                     ignored[label] = ignored.get(label, 0) + 1
     return ClusterSnapshot(node=node, origin=path, **fields), ignored
