@@ -47,10 +47,10 @@ LAYOUTS = {
         'pods.yaml': yaml.safe_dump(api_list('Pod', 'v1', [POD])),
     },
     'one object per file': dict(('%02d.yaml' % index, yaml.safe_dump(obj)) for index, obj in enumerate(ALL)),
-    'lists inside a list, empty documents': {'mixed.yaml': '---\n' + yaml.safe_dump(
-        {'apiVersion': 'v1', 'kind': 'List', 'items': [api_list('Service', 'v1', [WEB, EXT]),
-                                                          WEB_SLICE, EXT_ENDPOINTS, NODE1, NODE2, POD]})
-        + '---\n---\n'},
+    'lists inside a list, empty documents': {'mixed.yaml': '---\n' + yaml.safe_dump({
+        'apiVersion': 'v1', 'kind': 'List',
+        'items': [api_list('Service', 'v1', [WEB, EXT]), WEB_SLICE, EXT_ENDPOINTS, NODE1, NODE2, POD],
+    }) + '---\n---\n'},
 }
 
 
@@ -82,7 +82,7 @@ def test_every_layout_gives_the_same_snapshot(tmp_path, files):
 
 def test_a_single_file_and_no_node_name(tmp_path):
     write(tmp_path, LAYOUTS['multi-document yaml'])
-    snapshot, _ = read_manifests(str(tmp_path / 'all.yml'))
+    snapshot = read_manifests(str(tmp_path / 'all.yml'))[0]
     assert brief(snapshot)['node'] is None and snapshot.origin == str(tmp_path / 'all.yml')
 
 
@@ -92,7 +92,7 @@ def test_a_directory_is_read_in_name_order_without_subdirectories_or_other_files
                      'notes.txt': 'not a manifest', '.hidden.yaml': ': broken'})
     (tmp_path / 'sub').mkdir()
     write(tmp_path / 'sub', {'c.yaml': yaml.safe_dump(objects.service('nested'))})
-    snapshot, _ = read_manifests(str(tmp_path))
+    snapshot = read_manifests(str(tmp_path))[0]
     assert [item['metadata']['name'] for item in snapshot.services] == ['first', 'second']
     assert manifests.manifest_files(str(tmp_path)) == [str(tmp_path / 'a.json'), str(tmp_path / 'b.yaml')]
 
