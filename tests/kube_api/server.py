@@ -38,6 +38,8 @@ import urllib.parse
 from . import certs
 
 TOKEN = 'netlb-stand-in-token'
+# The host's loopback as a lab VM (qemu user networking) sees it: write_kubeconfig(host=VM_HOST).
+VM_HOST = '10.0.2.2'
 
 # plural -> kind, for the kinds this project reads or writes (others: guessed, see _kind_of).
 KINDS = {

@@ -230,7 +230,8 @@ class _Reader:
     def get(self, what, call, **kwargs):
         """The JSON answer of one call (a typed API method, returning the raw response)."""
         try:
-            response = call(_preload_content=False, _request_timeout=self.timeout, **kwargs)
+            # A (connect, read) pair: older clients ignore a single float.
+            response = call(_preload_content=False, _request_timeout=(self.timeout, self.timeout), **kwargs)
             data = response.data
         except ApiException as err:
             if err.status == 410 and kwargs.get('_continue'):
