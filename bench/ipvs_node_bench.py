@@ -314,8 +314,9 @@ def engine(collections, services, servers, backend_name, variant):
     request = validation.parse_request(params)
     validate = time.perf_counter() - start
     backend = get_backend(backend_name, runner=_command.Runner(LocalModule()))
-    result = ipvs_engine.reconcile(backend, request.services, request.scope, exclusive=request.exclusive,
-                                   drain_store=DrainStore(DRAIN_STATE), allow_empty=request.allow_empty)
+    options = ipvs_engine.ReconcileOptions(exclusive=request.exclusive, allow_empty=request.allow_empty)
+    result = ipvs_engine.reconcile(backend, request.services, request.scope, options,
+                                   drain_store=DrainStore(DRAIN_STATE))
     counts = {}
     for action in result.actions:
         counts[action.op] = counts.get(action.op, 0) + 1

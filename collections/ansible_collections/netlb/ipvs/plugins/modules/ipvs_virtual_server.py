@@ -489,6 +489,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     SCHEDULER_FLAGS,
     SCHEDULERS,
     ApplyError,
+    BackendError,
     IpvsError,
     ValidationError,
 )
@@ -548,17 +549,22 @@ def run(module):
     params = module.params
     try:
         request = validation.parse_request(params)
+        options = engine.ReconcileOptions(
+            exclusive=request.exclusive, purge_real_servers=params['purge_real_servers'],
+            graceful=params['graceful'], drain_timeout=params['drain_timeout'], allow_empty=request.allow_empty)
+        # Every input check before get_backend opens the kernel: bad input is reported as
+        # such on a node without IPVS too.
+        engine.check_input(request.services, request.scope, options)
         backend = get_backend(params['backend'], runner=Runner(module), check_mode=module.check_mode)
-        result = engine.reconcile(
-            backend, request.services, request.scope, exclusive=request.exclusive,
-            purge_real_servers=params['purge_real_servers'], graceful=params['graceful'],
-            drain_timeout=params['drain_timeout'], drain_store=DrainStore(params['drain_state_path']),
-            allow_empty=request.allow_empty)
+        result = engine.reconcile(backend, request.services, request.scope, options,
+                                  drain_store=DrainStore(params['drain_state_path']))
     except ValidationError as exc:
         module.fail_json(msg='invalid parameters: %s' % exc, problems=exc.problems)
     except ApplyError as exc:
         module.fail_json(msg=str(exc), changed=bool(exc.applied), applied=[action.as_dict() for action in exc.applied],
-                         failed_action=exc.failed.as_dict() if exc.failed is not None else None)
+                         failed_action=exc.failed.as_dict() if exc.failed is not None else None, **exc.evidence)
+    except BackendError as exc:
+        module.fail_json(msg=str(exc), **exc.evidence)
     except IpvsError as exc:
         module.fail_json(msg=str(exc))
     for warning in result.warnings:

@@ -3,16 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""One reconcile: read -> plan -> apply (-> confirm), with timings and drain state.
+"""One reconcile: read -> plan -> review -> apply -> settle drains (-> confirm), with timings and drain state.
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
 The API every caller uses (the ipvs_virtual_server module, a timer-driven playbook, a
 long-running watcher): build a backend, validated VirtualServices and a Scope, call
-reconcile(). No Ansible here. Errors are the model's: ValidationError (bad input,
-raised before the kernel is read), BackendError (kernel unreachable), ApplyError (an
-action refused midway; what was applied is on the exception, and the next reconcile
-plans from a fresh read, so it converges).
+reconcile() (with ReconcileOptions). No Ansible here. Errors are the model's:
+ValidationError (bad input, raised before the kernel is read), RefusedError (the
+caller's review refused the plan; nothing applied), BackendError (kernel unreachable,
+ipvsadm failed; its evidence dict says how), ApplyError (an action refused midway;
+what was applied is on the exception, and the next reconcile plans from a fresh read,
+so it converges).
 
 before/after (and their ``ipvsadm -S -n`` text) cover the services in scope only:
 foreign services are never touched, so they could only add noise, and on a node shared
@@ -30,7 +32,12 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import plan as pl
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import gc_paused
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStateError
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError, table_of
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    EDIT_SERVICE,
+    ApplyError,
+    ValidationError,
+    table_of,
+)
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import service_to_params
 
 DIFF_HEADER = 'ipvsadm -S -n (services in scope)'
@@ -100,26 +107,65 @@ class Result:
         return result
 
 
-def reconcile(backend, desired, scope, exclusive=True, purge_real_servers=True, graceful=True, drain_timeout=0,
-              drain_store=None, allow_empty=False, now=None, confirm=False):
-    """Make the in-scope part of the kernel table equal desired. Returns a Result.
+@dataclasses.dataclass(frozen=True)
+class ReconcileOptions:
+    """How a reconcile treats what is not wanted, and who may veto its plan.
 
-    desired: VirtualServices (validated, all inside scope). drain_store: something with
-    load()/save(state)/lock() (drain_state.DrainStore, MemoryDrainStore) or None to keep
-    no state (drains then restart their clock each run). now: Unix time, for tests.
+    exclusive: delete in-scope services not in desired. purge_real_servers: delete real
+    servers of a managed service that are not in desired. graceful: drain those (weight
+    0) before deleting them (TCP, SCTP, fwmark). drain_timeout: seconds after which a
+    draining server goes even with connections (0: never). allow_empty: an empty desired
+    table with exclusive and a scope of ranges may delete every service in scope.
     confirm: re-read the whole table after a change and warn where it differs from the
-    plan. Off by default: a read costs as much as a no-op run, and both backends already
-    account for every action (netlink maps each kernel answer to its request, ipvsadm
-    re-reads by itself), so the planned table is what the kernel holds.
-    In check mode (backend.check_mode) nothing is written, the drain state included,
-    and the actions are exactly those a real run would apply.
+    plan (off by default: a read costs as much as a no-op run, and both backends already
+    account for every action, so the planned table is what the kernel holds).
+    review: None or a callable review(plan) given the planner's Plan (actions, before,
+    after) after planning and before anything is applied, in check mode too; it may
+    raise an IpvsError (model.RefusedError) to refuse the run: then nothing is applied
+    and the drain state is not saved.
     """
-    desired = desired if isinstance(desired, dict) else table_of(desired)
-    if not desired and exclusive and not allow_empty and (scope.networks or scope.fwmarks):
+
+    exclusive: bool = True
+    purge_real_servers: bool = True
+    graceful: bool = True
+    drain_timeout: int = 0
+    allow_empty: bool = False
+    confirm: bool = False
+    review: object = None
+
+
+DEFAULT_OPTIONS = ReconcileOptions()
+
+
+def check_input(desired, scope, options=DEFAULT_OPTIONS):
+    """Every check of the input that needs no kernel; raises ValidationError.
+
+    reconcile() calls it before the kernel is read; a caller that opens the kernel
+    itself (the module: get_backend probes it) calls it first, so a node without IPVS
+    is told about bad input before it is told about the kernel.
+    """
+    if not desired and options.exclusive and not options.allow_empty and scope.has_ranges:
         # An empty answer from an inventory or an API is more often a fault than an intent.
         raise ValidationError('services: empty with exclusive=true would delete every service in scope; '
                               'set allow_empty=true if that is intended')
-    planner.check_scope(desired, scope)  # before the kernel is read, like every input check
+    planner.check_scope(desired if isinstance(desired, dict) else [service.key for service in desired], scope)
+
+
+def reconcile(backend, desired, scope, options=DEFAULT_OPTIONS, drain_store=None, now=None):
+    """Make the in-scope part of the kernel table equal desired. Returns a Result.
+
+    desired: VirtualServices (validated, all inside scope). options: ReconcileOptions.
+    drain_store: something with load()/save(state)/lock() (drain_state.DrainStore,
+    MemoryDrainStore) or None to keep no state (drains then restart their clock each
+    run). now: Unix time, for tests.
+
+    One run converges (plan.py rule 7): read, plan, review, apply; then the counters of
+    the servers this run set to weight 0 are re-read and those idle are deleted.
+    In check mode (backend.check_mode) nothing is written, the drain state included,
+    and the actions are exactly those a real run would apply given the same counters.
+    """
+    desired = desired if isinstance(desired, dict) else table_of(desired)
+    check_input(desired, scope, options)  # before the kernel is read, like every input check
     started = time.perf_counter()
     check_mode = backend.check_mode
     timings = {}
@@ -132,24 +178,71 @@ def reconcile(backend, desired, scope, exclusive=True, purge_real_servers=True, 
         with clock('read'):
             current = backend.read()
         with clock('plan'):
-            result = planner.plan(desired, current, scope, exclusive=exclusive,
-                                  purge_real_servers=purge_real_servers, graceful=graceful,
-                                  drain_timeout=drain_timeout, drain_state=drain,
-                                  now=time.time() if now is None else now)
+            first = planner.plan(desired, current, scope, exclusive=options.exclusive,
+                                 purge_real_servers=options.purge_real_servers, graceful=options.graceful,
+                                 drain_timeout=options.drain_timeout, drain_state=drain,
+                                 now=time.time() if now is None else now)
+        if options.review is not None:
+            options.review(first)
         with clock('apply'):
-            backend.apply(result.actions)
+            backend.apply(first.actions)
+        result = first
+        if first.settle:
+            with clock('settle'):
+                result = _settle(backend, first, current, drain_store, check_mode)
+        actions = first.actions + result.actions if result is not first else first.actions
         after = result.after
-        if confirm and result.actions and not check_mode:
+        if options.confirm and actions and not check_mode:
             with clock('confirm'):
                 after = _confirm(backend, scope, result.after, warnings)
-        if drain_store is not None and not check_mode and result.drain_state != drain:
-            try:
-                drain_store.save(result.drain_state)
-            except DrainStateError as exc:
-                warnings.append('%s; draining servers restart their drain_timeout clock next run' % exc)
+        _save_drain(drain_store, check_mode, drain, result.drain_state, warnings)
     timings['total'] = round(time.perf_counter() - started, 6)
-    return Result(actions=result.actions, before=result.before, after=after, timings=timings,
+    _warn_scheduler_changes(actions, first.before, warnings)
+    return Result(actions=actions, before=first.before, after=after, timings=timings,
                   drain_state=result.drain_state, draining=result.draining, warnings=warnings)
+
+
+def _settle(backend, first, current, drain_store, check_mode):
+    """The second step (plan.py rule 7): re-read the counters of the services whose
+    servers were just drained, delete those idle. In check mode nothing was drained, so
+    the counters first read are the current ones."""
+    if check_mode:
+        counters = dict((key, _counters_of(current[key])) for key in first.settle if key in current)
+    else:
+        counters = backend.read_counters(first.settle)
+    second = planner.settle_drains(first, counters)
+    try:
+        backend.apply(second.actions)
+    except ApplyError as exc:
+        # The drains took; keep their clocks, and report the whole run as applied.
+        _save_drain(drain_store, check_mode, None, first.drain_state, [])
+        raise ApplyError(str(exc), applied=list(first.actions) + exc.applied, failed=exc.failed,
+                         evidence=exc.evidence)
+    return second
+
+
+def _counters_of(service):
+    return dict((rs.key, service.connections_of(rs.key)) for rs in service.real_servers)
+
+
+def _save_drain(store, check_mode, old, new, warnings):
+    if store is None or check_mode or new == old:
+        return
+    try:
+        store.save(new)
+    except DrainStateError as exc:
+        warnings.append('%s; draining servers restart their drain_timeout clock next run' % exc)
+
+
+def _warn_scheduler_changes(actions, before, warnings):
+    """A scheduler change is not hitless: the kernel unbinds the old scheduler and binds
+    the new one, and a new connection to the service arriving in between is reset."""
+    changed = [action.service.key for action in actions if action.op == EDIT_SERVICE
+               and action.service.scheduler != before[action.service.key].scheduler]
+    if changed:
+        warnings.append('scheduler changed on %d live service(s) (%s%s): new connections arriving while the kernel '
+                        'swaps schedulers are reset' % (len(changed), ', '.join(str(key) for key in changed[:MISMATCH_SHOWN]),
+                                                        ' ...' if len(changed) > MISMATCH_SHOWN else ''))
 
 
 def _load_drain(store, warnings):

@@ -181,45 +181,62 @@ def table_of(services):
 @dataclasses.dataclass(frozen=True)
 class Scope:
     """What a caller owns: services whose VIP is in one of networks, whose fwmark is in
-    one of fwmark ranges, or whose key is listed. Everything else is never touched."""
+    one of fwmark ranges, whose VIP is in a network of ports and whose port is in that
+    entry's range (any protocol), or whose key is listed. Everything else is never touched.
+
+    Membership is answered in one place, ScopeTest; contains() asks it.
+    """
 
     networks: tuple = ()
     fwmarks: tuple = ()  # tuple of (first, last) inclusive
     keys: frozenset = frozenset()
+    ports: tuple = ()  # tuple of (ip_network, first_port, last_port), inclusive: NodePorts on node addresses
 
     def contains(self, key):
-        if key in self.keys:
-            return True
-        if key.is_fwmark:
-            return any(first <= key.fwmark <= last for first, last in self.fwmarks)
-        address = ipaddress.ip_address(key.address)
-        return any(address in net for net in self.networks)
+        return ScopeTest(self, memo=False)(key)
 
     def __bool__(self):
-        return bool(self.networks or self.fwmarks or self.keys)
+        return bool(self.networks or self.fwmarks or self.keys or self.ports)
+
+    @property
+    def has_ranges(self):
+        """Whether the scope owns more than listed keys (so exclusive can delete services)."""
+        return bool(self.networks or self.fwmarks or self.ports)
 
 
 class ScopeTest(object):
-    """scope.contains(key), memoised, with addresses compared as integers: the same
-    answer, but cheap enough to ask for every service of a 5,000-service table."""
+    """The scope test: key -> whether scope owns it, with addresses compared as integers
+    and (memo=True, for one plan) answers memoised, cheap enough to ask for every service
+    of a 5,000-service table."""
 
-    def __init__(self, scope):
+    def __init__(self, scope, memo=True):
         self.scope = scope
-        self.answers = {}
+        self.answers = {} if memo else None
         self.networks = [(net.version, int(net.network_address), int(net.netmask)) for net in scope.networks]
+        self.ports = [(net.version, int(net.network_address), int(net.netmask), int(first), int(last))
+                      for net, first, last in scope.ports]
 
     def __call__(self, key):
-        answer = self.answers.get(key)
+        answers = self.answers
+        answer = None if answers is None else answers.get(key)
         if answer is None:
-            if key in self.scope.keys or key.is_fwmark:
-                answer = self.scope.contains(key)
-            else:
-                family = socket.AF_INET6 if key.family == 6 else socket.AF_INET
-                value = int.from_bytes(socket.inet_pton(family, key.address), 'big')
-                answer = any(version == key.family and value & mask == network
-                             for version, network, mask in self.networks)
-            self.answers[key] = answer
+            answer = self._test(key)
+            if answers is not None:
+                answers[key] = answer
         return answer
+
+    def _test(self, key):
+        if key in self.scope.keys:
+            return True
+        if key.is_fwmark:
+            return any(first <= key.fwmark <= last for first, last in self.scope.fwmarks)
+        family = socket.AF_INET6 if key.family == 6 else socket.AF_INET
+        value = int.from_bytes(socket.inet_pton(family, key.address), 'big')
+        version, port = key.family, key.port
+        return (any(net_version == version and value & mask == network
+                    for net_version, network, mask in self.networks)
+                or any(net_version == version and value & mask == network and first <= port <= last
+                       for net_version, network, mask, first, last in self.ports))
 
 
 class IpvsError(Exception):
@@ -267,14 +284,26 @@ class Action(_ActionFields):
         return result
 
 
+class RefusedError(IpvsError):
+    """A caller's review of the plan refused it (ReconcileOptions.review): nothing was applied."""
+
+
 class BackendError(IpvsError):
-    """The kernel or ipvsadm refused something, or could not be reached."""
+    """The kernel or ipvsadm refused something, or could not be reached.
+
+    evidence: what a person needs to see why, for the module result besides msg, such
+    as {'cmd': ..., 'rc': ..., 'stderr': ...} of a failed ipvsadm call.
+    """
+
+    def __init__(self, message, evidence=None):
+        self.evidence = dict(evidence or {})
+        super(BackendError, self).__init__(message)
 
 
 class ApplyError(BackendError):
     """An action failed midway: applied lists what the kernel took before it."""
 
-    def __init__(self, message, applied=(), failed=None):
+    def __init__(self, message, applied=(), failed=None, evidence=None):
         self.applied = list(applied)
         self.failed = failed
-        super(ApplyError, self).__init__(message)
+        super(ApplyError, self).__init__(message, evidence)

@@ -20,11 +20,18 @@ Rules (the invariants the tests hold this module to):
    real servers, delete real servers, delete services. New real servers are therefore
    in place before old ones go. Within a kind, order is by service key then server key.
 5. A real server leaving a service (purge_real_servers) goes at once when not graceful,
-   for UDP, or when it is idle at weight 0. Otherwise it is drained: weight 0 now, deleted
-   by a later run once it has no connections or drain_timeout (if not 0) has passed since
-   the drain began. Waiting is not a change. A drained server that is wanted again gets
-   its weight back and leaves the drain state.
+   for UDP, or when it is idle at weight 0. Otherwise it is drained: weight 0 now (and
+   the service is listed in Plan.settle), deleted once it has no connections or
+   drain_timeout (if not 0) has passed since the drain began. Waiting is not a change.
+   A drained server that is wanted again gets its weight back and leaves the drain state.
 6. A service not wanted (exclusive) is deleted at once with its real servers.
+7. One run converges: once the drain edits are applied, the caller re-reads the counters
+   of the Plan.settle services and settle_drains() (pure, a second small step) deletes
+   the draining servers that are idle now; at weight 0 no new connection can reach them
+   (persistence templates included, with expire_quiescent_template=1), so idle stays
+   idle. Its actions are all delete_server and come after the first step's; each step
+   is in ACTION_ORDER on its own. In check mode nothing was set to 0, so the counters of
+   the first read are the current ones and settle_drains is given those.
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ class Plan:
     after: dict
     drain_state: dict
     draining: tuple = ()
+    settle: tuple = ()  # ServiceKeys whose servers this plan drains: re-read them after apply (rule 7)
 
     @property
     def changed(self):
@@ -126,8 +134,41 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
             del after[key]
 
     actions = tuple(action for op in ACTION_ORDER for action in context.actions[op])
+    settle = sorted(set(action.service.key for action in context.actions[EDIT_SERVER] if action.reason == 'drain'))
     return Plan(actions=actions, before=before, after=after, drain_state=context.drain_state,
-                draining=tuple(context.draining))
+                draining=tuple(context.draining), settle=tuple(settle))
+
+
+def settle_drains(first, counters):
+    """The second step of a run (rule 7): delete the draining servers now idle.
+
+    first: the Plan just applied. counters: {ServiceKey: {(address, port): (active,
+    inactive)}} re-read for (some of) first.settle, every real server the kernel holds
+    for that service; a service or server not in it is left waiting. Returns a Plan whose
+    actions are only the new deletes, whose before is first.before and whose after,
+    drain_state and draining are those of the whole run.
+    """
+    deletes = []
+    draining = []
+    drain_state = dict(first.drain_state)
+    after = dict(first.after)
+    gone = {}
+    for entry in first.draining:
+        held = counters.get(entry.service, {}).get(entry.server.key)
+        if held is None or sum(held):
+            draining.append(entry if held is None else _new(Draining, (entry.service, entry.server, entry.since,
+                                                                       sum(held))))
+            continue
+        service = after[entry.service]
+        deletes.append(_new(Action, (DELETE_SERVER, service, entry.server, 'idle')))
+        drain_state.pop((entry.service, entry.server.key), None)
+        gone.setdefault(entry.service, set()).add(entry.server.key)
+    for key, servers in gone.items():
+        service = after[key]
+        after[key] = service.replace(real_servers=tuple(rs for rs in service.real_servers if rs.key not in servers))
+    deletes.sort(key=lambda action: (action.service.key, action.server.key))
+    return Plan(actions=tuple(deletes), before=first.before, after=after, drain_state=drain_state,
+                draining=tuple(draining))
 
 
 def check_scope(keys, scope, owned=None):

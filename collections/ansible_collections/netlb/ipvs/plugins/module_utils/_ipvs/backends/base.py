@@ -29,6 +29,18 @@ class Backend(abc.ABC):
     def read(self):
         """Return the kernel table: dict ServiceKey -> VirtualService, with counters."""
 
+    def read_counters(self, keys):
+        """The connection counters of the real servers of the services keys, read now:
+        {ServiceKey: {(address, port): (active, inactive)}}, every real server the kernel
+        holds for such a service; a service the kernel does not hold is absent.
+
+        What a run re-reads once it has drained servers (engine: settle). This fallback
+        reads the whole table; backends override it with something cheaper.
+        """
+        table = self.read()
+        return dict((key, dict((rs.key, table[key].connections_of(rs.key)) for rs in table[key].real_servers))
+                    for key in keys if key in table)
+
     def apply(self, actions):
         """Apply actions in order. Raises ApplyError naming what was applied."""
         if self.check_mode or not actions:

@@ -12,7 +12,13 @@ which -S does not save, and the ActiveConn/InActConn counters a graceful drain n
 Writes every action in one `ipvsadm -R`, then reads the table back to see what took:
 -R goes on past lines the kernel refuses, its exit status reflects only the last line,
 and a line it cannot parse stops it with the earlier lines applied, so neither the
-exit status nor stderr says what was applied.
+exit status nor stderr says what was applied. A failed call raises an error whose
+evidence holds its cmd, rc, stdout and stderr, for the module result.
+
+After a run drains servers it re-reads their counters with one `ipvsadm -L -n
+--thresholds` of the whole table (read_counters): ipvsadm can list one service
+(`-L -t VIP:PORT`) but that is a process per service, and a run may drain servers of
+thousands; one listing is one process and half a read.
 """
 
 from __future__ import annotations
@@ -70,13 +76,13 @@ class IpvsadmBackend(base.Backend):
         try:
             return self.runner.run([self.path] + args, data=data, check=False)
         except _command.CommandError as exc:
-            raise model.BackendError(str(exc))
+            raise model.BackendError(str(exc), evidence=exc.as_dict())
 
     def _text(self, args):
         result = self._run(args)
         if result.rc != 0:
-            detail = result.stderr.strip() or result.stdout.strip() or 'no output'
-            raise model.BackendError('%s failed (rc=%d): %s' % (result.cmd, result.rc, detail))
+            error = _command.CommandError(result.argv, result.rc, result.stdout, result.stderr)
+            raise model.BackendError(str(error), evidence=error.as_dict())
         return result.stdout
 
     def read(self):
@@ -90,6 +96,16 @@ class IpvsadmBackend(base.Backend):
                 raise model.BackendError('cannot read ipvsadm output: %s' % exc)
             return save_format.with_listing(table, listing)
 
+    def read_counters(self, keys):
+        listed = self._text(['-L', '-n', '--thresholds'])
+        try:
+            listing = save_format.parse_listing(listed)
+        except save_format.FormatError as exc:
+            raise model.BackendError('cannot read ipvsadm output: %s' % exc)
+        return dict((key, dict((server, (row.get('ActiveConn', 0), row.get('InActConn', 0)))
+                               for server, row in listing[key].items()))
+                    for key in keys if key in listing)
+
     def _apply(self, actions):
         script = save_format.restore_script(actions)
         result = self._run(['-R'], data=script)
@@ -102,4 +118,5 @@ class IpvsadmBackend(base.Backend):
         raise model.ApplyError(
             'ipvsadm -R (rc=%d) left %d of %d action(s) undone, first %s: %s' % (
                 result.rc, len(missing), len(actions), save_format.restore_line(missing[0]), detail),
-            applied=applied, failed=missing[0])
+            applied=applied, failed=missing[0],
+            evidence={'cmd': result.cmd, 'rc': result.rc, 'stdout': result.stdout, 'stderr': result.stderr})

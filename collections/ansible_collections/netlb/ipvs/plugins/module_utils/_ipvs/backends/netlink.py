@@ -428,6 +428,15 @@ def nested_span(data, offset, end, kind):
     raise _genl.ProtocolError('reply without attribute %d' % kind)
 
 
+def _counter_rows(keys, rows):
+    """A dump handler filling rows[index] with {(address, port): (active, inactive)}."""
+    def on_dest(index, data, offset, end):
+        start, stop = nested_span(data, offset, end, CMD_ATTR_DEST)
+        server, counted = decode_dest(data, start, stop, keys[index].family)
+        rows[index][server.key] = counted
+    return on_dest
+
+
 # ---------------------------------------------------------------------------
 # Errors
 
@@ -529,6 +538,13 @@ class NetlinkBackend(base.Backend):
 
         self._dumps(CMD_GET_SERVICE, (b'',), on_service, lambda _index: 'the virtual services')
         keys = [service[0] for service in services]
+        servers, counters = self._read_dests(keys)
+        return dict((fields[0], model.VirtualService(*fields, real_servers=tuple(servers[index]),
+                                                     connections=counters[index]))
+                    for index, fields in enumerate(services))
+
+    def _read_dests(self, keys):
+        """The real servers and counters of each service of keys, one dump per service."""
         servers = [[] for _key in keys]
         counters = [{} for _key in keys]
 
@@ -544,9 +560,17 @@ class NetlinkBackend(base.Backend):
 
         self._dumps(CMD_GET_DEST, [service_selector(key) for key in keys], on_dest,
                     lambda index: 'the real servers of %s' % (keys[index],), on_datagram)
-        return dict((fields[0], model.VirtualService(*fields, real_servers=tuple(servers[index]),
-                                                     connections=counters[index]))
-                    for index, fields in enumerate(services))
+        return servers, counters
+
+    def read_counters(self, keys):
+        """Only the real servers of keys: one dump per service, not the whole table. The
+        kernel answers a service it does not hold (deleted meanwhile) with an empty dump."""
+        self._connect()
+        keys = list(keys)
+        rows = [{} for _key in keys]
+        self._dumps(CMD_GET_DEST, [service_selector(key) for key in keys], _counter_rows(keys, rows),
+                    lambda index: 'the real servers of %s' % (keys[index],))
+        return dict(zip(keys, rows))
 
     def _apply(self, actions):
         self._connect()

@@ -19,7 +19,14 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     SCHEDULERS,
     BackendError,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.ipvsadm import IpvsadmBackend
 from ansible_collections.netlb.ipvs.plugins.modules import ipvs_virtual_server
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.backends.test_ipvsadm import (
+    LIST,
+    RESTORE,
+    SAVE,
+    FakeRunner,
+)
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 
@@ -282,3 +289,37 @@ def test_unreachable_kernel_is_a_clear_failure(kernel, capsys):
     assert result['failed'] is True
     assert result['msg'] == 'IPVS is not available: the ip_vs module is not loaded (modprobe ip_vs)'
     assert 'exception' not in result
+
+
+def test_empty_table_is_refused_before_the_kernel_is_opened(kernel, capsys):
+    """A node without IPVS is told about its input first."""
+    kernel.refuse = 'unreachable'
+    result = call(kernel, {'scope': ['10.96.0.0/12'], 'services': []}, capsys)
+    assert result['failed'] is True and 'allow_empty' in result['msg']
+    assert kernel.calls == []
+
+
+@pytest.mark.parametrize('script, msg, evidence', [
+    pytest.param({SAVE: [(2, '', "Can't initialize ipvs: Protocol not available\n")]},
+                 "/usr/sbin/ipvsadm -S -n failed (rc=2): Can't initialize ipvs: Protocol not available",
+                 {'cmd': '/usr/sbin/ipvsadm -S -n', 'rc': 2, 'stdout': '',
+                  'stderr': "Can't initialize ipvs: Protocol not available\n"}, id='read'),
+    pytest.param({SAVE: [(0, '', '')], LIST: [(0, '', '')],
+                  RESTORE: [(1, '', 'Memory allocation problem\n')]},
+                 'ipvsadm -R (rc=1) left 3 of 3 action(s) undone, first -A -t 10.96.0.10:80 -s rr: '
+                 'Memory allocation problem',
+                 {'cmd': '/usr/sbin/ipvsadm -R', 'rc': 1, 'stdout': '', 'stderr': 'Memory allocation problem\n'},
+                 id='restore'),
+])
+def test_a_failed_ipvsadm_call_carries_its_evidence(monkeypatch, tmp_path, capsys, script, msg, evidence):
+    fake = FakeRunner(script)
+    monkeypatch.setattr(ipvs_virtual_server, 'get_backend',
+                        lambda name, runner=None, check_mode=False: IpvsadmBackend(fake, check_mode))
+    args = dict(WEB, drain_state_path=str(tmp_path / 'state.json'))
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            ipvs_virtual_server.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result['failed'] is True
+    assert result['msg'] == msg
+    assert dict((name, result[name]) for name in evidence) == evidence

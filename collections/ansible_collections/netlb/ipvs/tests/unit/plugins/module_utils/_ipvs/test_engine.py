@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore, MemoryDrainStore
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, RefusedError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import parse_scope
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import (
     FakeBackend,
@@ -46,9 +47,9 @@ FOREIGN = '''
 LEAVING = 'tcp 10.0.0.1:80 10.1.0.2:80'
 
 
-def reconcile(backend, desired, **options):
-    options.setdefault('now', NOW)
-    return engine.reconcile(backend, list(table(desired).values()), SCOPE, **options)
+def reconcile(backend, desired, drain_store=None, now=NOW, scope=SCOPE, **options):
+    return engine.reconcile(backend, list(table(desired).values()), scope, engine.ReconcileOptions(**options),
+                            drain_store=drain_store, now=now)
 
 
 def in_scope(backend):
@@ -81,8 +82,9 @@ def test_converges_and_reports():
     assert [s['address'] for s in report['services']] == ['10.0.0.1', '10.0.0.3']
     assert report['draining'] == [{'service': 'tcp 10.0.0.1:80', 'server': '10.1.0.2:80', 'since': NOW,
                                    'connections': 2}]
-    assert set(report['timings']) == {'read', 'plan', 'apply', 'total'}
-    assert result.warnings == []
+    assert set(report['timings']) == {'read', 'plan', 'apply', 'settle', 'total'}
+    assert result.warnings == ['scheduler changed on 1 live service(s) (tcp 10.0.0.1:80): new connections '
+                               'arriving while the kernel swaps schedulers are reset']
 
     # Waiting on the draining server is not a change.
     again = reconcile(backend, NEW, drain_store=store, now=NOW + 30)
@@ -153,17 +155,17 @@ def test_empty_table_needs_allow_empty(scope_entries, allow_empty, refused):
     scope = parse_scope(scope_entries)
     if refused:
         with pytest.raises(ValidationError, match='allow_empty'):
-            engine.reconcile(backend, [], scope, allow_empty=allow_empty)
+            engine.reconcile(backend, [], scope, engine.ReconcileOptions(allow_empty=allow_empty))
         assert backend.reads == 0  # refused before the kernel is read
     else:
-        result = engine.reconcile(backend, [], scope, allow_empty=allow_empty)
+        result = engine.reconcile(backend, [], scope, engine.ReconcileOptions(allow_empty=allow_empty))
         assert [a.op for a in result.actions] == ['delete_service', 'delete_service']
         assert backend.table == {}
 
 
 def test_empty_table_is_fine_when_not_exclusive():
     backend = FakeBackend(table(OLD))
-    assert engine.reconcile(backend, [], SCOPE, exclusive=False).changed is False
+    assert engine.reconcile(backend, [], SCOPE, engine.ReconcileOptions(exclusive=False)).changed is False
 
 
 def test_corrupt_drain_state_warns_and_carries_on(tmp_path):
@@ -235,3 +237,95 @@ def test_desired_outside_scope_is_refused_before_the_kernel_is_read():
     with pytest.raises(ValidationError, match=r'tcp 192\.0\.2\.1:80: outside scope'):
         engine.reconcile(backend, list(table(FOREIGN).values()), SCOPE)
     assert backend.reads == 0
+
+
+WITHOUT_LEAVING = OLD.replace('-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1', '')
+
+
+class Counting(FakeBackend):
+    """Records which services read_counters was asked for."""
+
+    def __init__(self, *args, **kwargs):
+        super(Counting, self).__init__(*args, **kwargs)
+        self.counted = []
+
+    def read_counters(self, keys):
+        self.counted.append([str(k) for k in keys])
+        return super(Counting, self).read_counters(keys)
+
+
+@pytest.mark.parametrize('check_mode', [pytest.param(False, id='real'), pytest.param(True, id='check')])
+def test_an_idle_leaving_server_goes_in_one_run(check_mode):
+    backend = Counting(table(OLD), check_mode=check_mode)
+    store = MemoryDrainStore()
+    result = reconcile(backend, WITHOUT_LEAVING, drain_store=store)
+    assert [brief(a) for a in result.actions] == ['edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain',
+                                                  'delete_server tcp 10.0.0.1:80 10.1.0.2:80 w0 idle']
+    assert result.after == table(WITHOUT_LEAVING) and result.draining == ()
+    # Check mode judges by the counters it read (nothing was set to 0): no second read.
+    assert backend.counted == ([] if check_mode else [['tcp 10.0.0.1:80']])
+    if check_mode:
+        assert backend.table == table(OLD) and store.saves == 0
+    else:
+        assert in_scope(backend) == table(WITHOUT_LEAVING) and store.state == {}
+        assert reconcile(backend, WITHOUT_LEAVING, drain_store=store).changed is False
+
+
+def test_a_busy_leaving_server_waits_then_goes_once_idle():
+    backend = Counting(table(OLD, {LEAVING: (1, 0)}))
+    store = MemoryDrainStore()
+    result = reconcile(backend, WITHOUT_LEAVING, drain_store=store)
+    assert [brief(a) for a in result.actions] == ['edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain']
+    assert drain_names(store.state) == {LEAVING: NOW}
+    # Still busy: waiting is no change, and nothing is re-read (the read was at weight 0).
+    assert reconcile(backend, WITHOUT_LEAVING, drain_store=store, now=NOW + 5).changed is False
+    assert backend.counted == [['tcp 10.0.0.1:80']]
+    backend.table = table(backend_text(backend))  # the connection closed
+    last = reconcile(backend, WITHOUT_LEAVING, drain_store=store, now=NOW + 10)
+    assert [brief(a) for a in last.actions] == ['delete_server tcp 10.0.0.1:80 10.1.0.2:80 w0 idle']
+    assert store.state == {}
+
+
+@pytest.mark.parametrize('check_mode', [pytest.param(False, id='real'), pytest.param(True, id='check')])
+def test_review_sees_the_plan_and_may_refuse_it(check_mode):
+    seen = []
+
+    def review(plan):
+        seen.append([brief(a) for a in plan.actions])
+        if any(a.op == 'delete_service' for a in plan.actions):
+            raise RefusedError('would delete a service')
+
+    backend = FakeBackend(table(OLD, {LEAVING: (1, 0)}), check_mode=check_mode)
+    store = MemoryDrainStore()
+    with pytest.raises(RefusedError, match='would delete a service'):
+        reconcile(backend, NEW, drain_store=store, review=review)
+    assert seen and 'delete_service tcp 10.0.0.2:80 not listed' in seen[0]
+    assert backend.applied == [] and store.saves == 0
+    # A plan it accepts is applied.
+    assert reconcile(backend, OLD, drain_store=store, review=review).changed is False
+
+
+def test_a_refused_delete_after_the_drain_reports_the_whole_run():
+    backend = FakeBackend(table(OLD), refuse=lambda action: 'Busy' if action.op == 'delete_server' else None)
+    store = MemoryDrainStore()
+    with pytest.raises(ApplyError) as caught:
+        reconcile(backend, WITHOUT_LEAVING, drain_store=store)
+    assert [brief(a) for a in caught.value.applied] == ['edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain']
+    assert brief(caught.value.failed) == 'delete_server tcp 10.0.0.1:80 10.1.0.2:80 w0 idle'
+    assert drain_names(store.state) == {LEAVING: NOW}  # the drain took: its clock is kept
+
+
+def test_check_input_refuses_before_any_backend_exists():
+    with pytest.raises(ValidationError, match='allow_empty'):
+        engine.check_input((), SCOPE)
+    with pytest.raises(ValidationError, match='outside scope'):
+        engine.check_input(tuple(table(FOREIGN).values()), SCOPE)
+    engine.check_input((), SCOPE, engine.ReconcileOptions(allow_empty=True))
+
+
+def test_reconcile_options_are_frozen_with_the_documented_defaults():
+    options = engine.ReconcileOptions()
+    assert (options.exclusive, options.purge_real_servers, options.graceful, options.drain_timeout,
+            options.allow_empty, options.confirm, options.review) == (True, True, True, 0, False, False, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.exclusive = False

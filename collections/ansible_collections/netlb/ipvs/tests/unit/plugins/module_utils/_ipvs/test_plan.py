@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 
 import pytest
 
@@ -19,7 +20,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     ValidationError,
     VirtualService,
 )
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table, plan
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table, plan, settle_drains
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import parse_scope
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import (
     brief,
@@ -186,10 +187,51 @@ def test_plan(current, desired, options, connections, drain_before, expected, dr
     replayed = apply_to_table(result.before, result.actions)
     assert result.after == replayed
     assert all(result.after[k].connections == replayed[k].connections for k in replayed)
-    # The next run, from the table this plan leaves, has nothing left but idle deletions.
-    again = plan(table(desired), result.after, parse_scope(SCOPE), drain_state=result.drain_state, now=NOW,
+    # settle_drains with the counters first read (what check mode gives it) deletes only
+    # idle drained servers, in order, and the run's actions replay to its after.
+    settled = settle_drains(result, counters_of(current_table, result.settle))
+    assert all((action.op, action.reason) == ('delete_server', 'idle') for action in settled.actions)
+    assert [action.service.key for action in settled.actions] == sorted(action.service.key
+                                                                        for action in settled.actions)
+    assert apply_to_table(result.before, result.actions + settled.actions) == settled.after
+    # One run converges: the next one, from the table this run leaves, has nothing to do.
+    again = plan(table(desired), settled.after, parse_scope(SCOPE), drain_state=settled.drain_state, now=NOW,
                  **options)
-    assert [action.reason for action in again.actions if action.reason != 'idle'] == []
+    assert [brief(action) for action in again.actions] == []
+
+
+def counters_of(current, keys):
+    """What a re-read of keys gives: every real server's (active, inactive)."""
+    return dict((k, dict((rs.key, current[k].connections_of(rs.key)) for rs in current[k].real_servers))
+                for k in keys if k in current)
+
+
+@pytest.mark.parametrize('current, desired, connections, recount, expected, drain_after', [
+    pytest.param(WEB, WEB_ONE, {}, {GONE: (0, 0)},
+                 ['edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain',
+                  'delete_server tcp 10.0.0.1:80 10.1.0.2:80 w0 idle'], {}, id='idle-goes-in-the-same-run'),
+    pytest.param(WEB, WEB_ONE, {GONE: (0, 0)}, {GONE: (0, 1)},
+                 ['edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain'], {GONE: NOW},
+                 id='a-connection-came-before-weight-0-waits'),
+    pytest.param(WEB, WEB_ONE, {GONE: (2, 0)}, {GONE: (0, 0)},
+                 ['edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain',
+                  'delete_server tcp 10.0.0.1:80 10.1.0.2:80 w0 idle'], {}, id='closed-meanwhile-goes'),
+    pytest.param(WEB, WEB_ONE, {}, {}, ['edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain'], {GONE: NOW},
+                 id='not-re-read-waits'),
+    pytest.param(WEB + MARK, WEB_ONE + MARK.replace('-a -f 10 -r 10.1.0.2:0 -g -w 1', ''),
+                 {GONE: (1, 0)}, {GONE: (1, 0), 'fwmark 10 10.1.0.2:0': (0, 0)},
+                 ['edit_server fwmark 10 10.1.0.2:0 w0 drain', 'edit_server tcp 10.0.0.1:80 10.1.0.2:80 w0 drain',
+                  'delete_server fwmark 10 10.1.0.2:0 w0 idle'], {GONE: NOW}, id='per-server'),
+])
+def test_settle_drains(current, desired, connections, recount, expected, drain_after):
+    first = plan(table(desired), table(current, connections), parse_scope(SCOPE), now=NOW)
+    counts = counters_of(table(current, recount), first.settle) if recount else {}
+    second = settle_drains(first, counts)
+    assert [brief(action) for action in first.actions + second.actions] == expected
+    assert drain_names(second.drain_state) == drain_after
+    assert [(str(entry.service), entry.server.endpoint) for entry in second.draining] == [
+        tuple(name.rsplit(' ', 1)) for name in drain_after]
+    assert second.before == first.before
 
 
 SINGLE = Scope(keys=frozenset([key('tcp 10.0.0.1:80')]))
@@ -281,16 +323,35 @@ def test_5000_services_plan_at_scale(current_weight, expected_actions):
     assert len(result.actions) == expected_actions
 
 
-@pytest.mark.parametrize('service', [
-    pytest.param('tcp 10.0.0.1:80', id='v4-in'),
-    pytest.param('tcp 10.0.1.1:80', id='v4-out'),
-    pytest.param('tcp 192.0.2.7:80', id='v4-single-address'),
-    pytest.param('udp [fd00::1]:53', id='v6-in'),
-    pytest.param('udp [fd00:0:0:1::1]:53', id='v6-out'),
-    pytest.param('fwmark 1', id='mark-first'),
-    pytest.param('fwmark 99 ipv6', id='mark-last-v6'),
-    pytest.param('fwmark 100', id='mark-out'),
+NODE_PORTS = (ipaddress.ip_network('192.0.2.0/28'), 30000, 32767)
+
+
+@pytest.mark.parametrize('service, ports, owned', [
+    pytest.param('tcp 10.0.0.1:80', (), True, id='v4-in'),
+    pytest.param('tcp 10.0.1.1:80', (), False, id='v4-out'),
+    pytest.param('tcp 192.0.2.77:80', (), True, id='v4-single-address'),
+    pytest.param('udp [fd00::1]:53', (), True, id='v6-in'),
+    pytest.param('udp [fd00:0:0:1::1]:53', (), False, id='v6-out'),
+    pytest.param('fwmark 1', (), True, id='mark-first'),
+    pytest.param('fwmark 99 ipv6', (), True, id='mark-last-v6'),
+    pytest.param('fwmark 100', (), False, id='mark-out'),
+    pytest.param('tcp 192.0.2.3:30000', (NODE_PORTS,), True, id='nodeport-first'),
+    pytest.param('udp 192.0.2.3:32767', (NODE_PORTS,), True, id='nodeport-last-any-protocol'),
+    pytest.param('tcp 192.0.2.3:29999', (NODE_PORTS,), False, id='nodeport-below'),
+    pytest.param('sctp 192.0.2.3:32768', (NODE_PORTS,), False, id='nodeport-above'),
+    pytest.param('tcp 192.0.2.16:30000', (NODE_PORTS,), False, id='nodeport-other-address'),
+    pytest.param('tcp [fd01::3]:30080', ((ipaddress.ip_network('fd01::/64'), 30000, 32767),), True,
+                 id='nodeport-v6'),
+    pytest.param('tcp [::c000:203]:30080', (NODE_PORTS,), False, id='nodeport-v6-same-integer-not-v4'),
 ])
-def test_fast_scope_check_agrees_with_scope(service):
-    scope = parse_scope(SCOPE + ['192.0.2.7'])
-    assert model.ScopeTest(scope)(key(service)) == scope.contains(key(service))
+def test_scope_test(service, ports, owned):
+    scope = parse_scope(SCOPE + ['192.0.2.77'])
+    scope = Scope(networks=scope.networks, fwmarks=scope.fwmarks, ports=ports)
+    assert model.ScopeTest(scope)(key(service)) is owned
+    assert model.ScopeTest(scope, memo=False)(key(service)) is owned
+    assert scope.contains(key(service)) is owned
+
+
+def test_ports_alone_are_a_scope_of_ranges():
+    assert Scope(ports=(NODE_PORTS,)) and Scope(ports=(NODE_PORTS,)).has_ranges
+    assert not Scope(keys=frozenset([key('tcp 10.0.0.1:80')])).has_ranges

@@ -109,6 +109,8 @@ def test_apply_confirms_by_reading_back(actions, rc, after, expect_applied, expe
             backend.apply(actions)
         assert (info.value.applied, info.value.failed) == (expect_applied, expect_failed)
         assert save_format.restore_line(expect_failed) in str(info.value)
+        assert info.value.evidence == {'cmd': '/usr/sbin/ipvsadm -R', 'rc': rc, 'stdout': '',
+                                       'stderr': 'Memory allocation problem\n'}
     assert runner.calls[0] == (RESTORE, save_format.restore_script(actions))
     assert [argv for argv, _data in runner.calls[1:]] == [SAVE, LIST]
 
@@ -131,6 +133,23 @@ def test_check_mode_never_restores():
 def test_read_errors(runner, message):
     with pytest.raises(model.BackendError, match=message):
         IpvsadmBackend(runner).read()
+
+
+def test_a_failed_call_carries_cmd_rc_and_stderr():
+    runner = FakeRunner({SAVE: [(2, '', "Can't initialize ipvs: Permission denied (you must be root)\n")]})
+    with pytest.raises(model.BackendError) as info:
+        IpvsadmBackend(runner).read()
+    assert info.value.evidence == {'cmd': '/usr/sbin/ipvsadm -S -n', 'rc': 2, 'stdout': '',
+                                   'stderr': "Can't initialize ipvs: Permission denied (you must be root)\n"}
+
+
+def test_read_counters_is_one_listing():
+    runner = FakeRunner({LIST: [(0, fixture('ipvsadm-list-thresholds.txt'), '')]})
+    gone = ServiceKey.tcp_udp('tcp', '10.0.0.99', 80)
+    counters = IpvsadmBackend(runner).read_counters([TCP80, gone])
+    assert counters == {TCP80: {('10.244.0.2', 8080): (0, 1), ('10.244.0.3', 80): (0, 0),
+                                ('10.244.0.4', 80): (1, 0)}}
+    assert [argv for argv, _data in runner.calls] == [LIST]
 
 
 @pytest.mark.parametrize('action, table, expect', [

@@ -167,6 +167,17 @@ def test_counters_are_read(loaded, kernel):
     assert service.connections_of(('10.244.0.3', 80)) == (0, 0)
 
 
+def test_read_counters_dumps_only_the_services_asked(loaded, kernel):
+    kernel.counters('10.244.0.2', 4, 9)
+    kernel.sends.clear()
+    gone = model.ServiceKey.tcp_udp('tcp', '10.0.0.99', 80)
+    assert loaded.read_counters([TCP80, gone]) == {
+        TCP80: {('10.244.0.2', 8080): (4, 9), ('10.244.0.3', 80): (0, 0), ('10.244.0.4', 80): (0, 0)},
+        gone: {},  # not held (deleted meanwhile): the kernel's dump is empty
+    }
+    assert [cmd for sent in kernel.sends for cmd, _flags, _seq in sent] == [8, 8]
+
+
 def test_route_server_gets_the_service_port(kernel):
     backend = netlink.NetlinkBackend(sock=kernel)
     backend.apply([Action(model.ADD_SERVICE, WEB), Action(model.ADD_SERVER, WEB, RealServer('10.1.1.1', 8080, 1, 'route'))])
