@@ -318,7 +318,7 @@ def _cluster_ips(spec, cluster_ip):
     ips = _list(spec.get('clusterIPs'), 'spec.clusterIPs') or [cluster_ip]
     result = {}
     for i, name in enumerate(families):
-        family = FAMILIES.get(name)
+        family = FAMILIES.get(name) if type(name) is str else None
         if family is None:
             raise _Malformed('spec.ipFamilies[%d]' % i, '%r is not one of IPv4, IPv6' % (name,))
         if i < len(ips):
@@ -369,7 +369,8 @@ def _read_slice(obj, node_name, warnings, ref):
     warned about and left out; a bad slice-level field leaves the whole slice out.
     """
     try:
-        family = FAMILIES.get(obj.get('addressType'))
+        address_type = obj.get('addressType')
+        family = FAMILIES.get(address_type) if type(address_type) is str else None
         if family is None:
             if obj.get('addressType') != 'FQDN':
                 raise _Malformed('addressType', '%r is not one of IPv4, IPv6, FQDN' % (obj.get('addressType'),))
@@ -607,7 +608,12 @@ class _Translator(object):
             endpoints = self._index(snapshot.endpoints or [], 'Endpoints', self._endpoints_owner)
             ordered = sorted(((_object_name(obj), i) for i, obj in enumerate(services)))
             for ref, i in ordered:
-                self._service(services[i], ref, slices, endpoints)
+                try:
+                    self._service(services[i], ref, slices, endpoints)
+                except Exception as error:  # pylint: disable=broad-except
+                    # A shape no check foresaw: lose this Service, not the node's whole table.
+                    self.warnings.append('Service %s: left out, unexpected %s: %s' % (ref, type(error).__name__, error))
+                    self._skip(SKIP_MALFORMED, ref)
         except Exception as error:  # pylint: disable=broad-except
             # A bug here must not take the node's proxy down with a traceback: say so.
             self.warnings.append('translation stopped early: %s: %s' % (type(error).__name__, error))
