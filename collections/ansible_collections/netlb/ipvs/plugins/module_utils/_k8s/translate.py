@@ -114,8 +114,12 @@ FAMILIES = {'IPv4': 4, 'IPv6': 6}
 _AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 _FULL_PREFIX = {4: 32, 6: 128}
 
-# An endpoint as the choice needs it: a plain tuple, indexed by these (100,000 of them).
-_ADDRESS, _READY, _SERVING, _TERMINATING, _LOCAL, _ZONES = range(6)
+# An endpoint's conditions and locality as bits of a small int. Endpoints are kept as
+# parallel lists of these and of address texts, not as an object or tuple each: 100,000
+# new containers would wake the cyclic garbage collector again and again, and each of
+# its passes walks every object of the snapshot (that cost more than all else together).
+READY, SERVING, TERMINATING, LOCAL = 1, 2, 4, 8
+SERVING_TERMINATING = SERVING | TERMINATING
 
 
 class _Malformed(Exception):
@@ -362,11 +366,36 @@ def _scheduler(annotations, default, ref, warnings):
 
 # ---------------------------------------------------------------------------- endpoints
 
-def _read_slice(obj, node_name, warnings, ref):
-    """(family, ports, endpoints) of one EndpointSlice, or None for an FQDN or unusable one.
+class Endpoints(object):
+    """Endpoints as parallel lists: addresses (canonical texts), flags (READY, SERVING,
+    TERMINATING, LOCAL bits), zones (None when no endpoint has zone hints, else a
+    frozenset or None per endpoint) and ports (one int for all, or a list, when the
+    endpoints were merged over slices whose port numbers differ)."""
 
-    ports: {(name, protocol): port}; endpoints: _ADDRESS.. tuples. A bad endpoint is
-    warned about and left out; a bad slice-level field leaves the whole slice out.
+    __slots__ = ('addresses', 'flags', 'zones', 'ports')
+
+    def __init__(self, addresses=None, flags=None, zones=None, ports=None):
+        self.addresses = [] if addresses is None else addresses
+        self.flags = [] if flags is None else flags
+        self.zones = zones
+        self.ports = ports
+
+    def append(self, address, flags, zones=None, port=None):
+        if self.zones is not None:
+            self.zones.append(zones)
+        elif zones is not None:
+            self.zones = [None] * len(self.addresses) + [zones]
+        if type(self.ports) is list:
+            self.ports.append(port)
+        self.addresses.append(address)
+        self.flags.append(flags)
+
+
+def _read_slice(obj, node_name, warnings, ref):
+    """(family, ports, Endpoints) of one EndpointSlice, or None for an FQDN or unusable one.
+
+    ports: {(name, protocol): port}. A bad endpoint is warned about and left out; a bad
+    slice-level field leaves the whole slice out.
     """
     try:
         address_type = obj.get('addressType')
@@ -388,66 +417,87 @@ def _read_slice(obj, node_name, warnings, ref):
     except _Malformed as problem:
         warnings.append('EndpointSlice %s: %s' % (ref, problem))
         return None
-    endpoints = []
-    append = endpoints.append
+    result = Endpoints()
+    addresses = result.addresses
+    flags = result.flags
     af = _AF[family]
     inet_pton = socket.inet_pton
     inet_ntop = socket.inet_ntop
     for i, ep in enumerate(endpoints_field):
         # The hot loop (every endpoint of the cluster): the common, well-formed shape is
-        # read inline; anything unusual goes to _read_endpoint for the full checks.
+        # read inline; anything else (hints, absent conditions, a fault) goes to
+        # _read_endpoint, which checks every field.
         try:
             address = ep['addresses'][0]
-            packed = inet_pton(af, address)
-            conditions = ep.get('conditions')
-            hints = ep.get('hints')
-            if (inet_ntop(af, packed) != address or hints is not None or type(conditions) is not dict
-                    or (family == 6 and '.' in address)):
+            if inet_ntop(af, inet_pton(af, address)) != address or (family == 6 and '.' in address):
                 raise LookupError
-            ready = conditions.get('ready', True)
-            serving = conditions.get('serving', True)
-            terminating = conditions.get('terminating', False)
-            if ready is None:
-                ready = True
-            if serving is None:
-                serving = True
-            if terminating is None:
-                terminating = False
-            if type(ready) is not bool or type(serving) is not bool or type(terminating) is not bool:
+            # The controller writes all three conditions; one missing takes the slow path.
+            conditions = ep['conditions']
+            value = conditions['ready']
+            if value is True:
+                bits = READY
+            elif value is False:
+                bits = 0
+            else:
                 raise LookupError
-            append((address, ready, serving, terminating, ep.get('nodeName') == node_name, None))
+            value = conditions['serving']
+            if value is True:
+                bits |= SERVING
+            elif value is not False:
+                raise LookupError
+            value = conditions['terminating']
+            if value is True:
+                bits |= TERMINATING
+            elif value is not False:
+                raise LookupError
+            if 'hints' in ep:
+                raise LookupError
+            if ep.get('nodeName') == node_name:
+                bits |= LOCAL
         except (LookupError, TypeError, ValueError, OSError, AttributeError):
             try:
-                append(_read_endpoint(ep, family, node_name, 'endpoints[%d]' % i))
+                address, bits, zones = _read_endpoint(ep, family, node_name, 'endpoints[%d]' % i)
             except _Malformed as problem:
                 warnings.append('EndpointSlice %s: %s' % (ref, problem))
-    return family, ports, endpoints
+                continue
+            result.append(address, bits, zones)
+            continue
+        if result.zones is not None:
+            result.zones.append(None)
+        addresses.append(address)
+        flags.append(bits)
+    return family, ports, result
 
 
 def _read_endpoint(ep, family, node_name, path):
-    """One endpoint, every field checked (the slow path of _read_slice)."""
+    """(address, flags, zones) of one endpoint, every field checked (the slow path of
+    _read_slice). Absent conditions: ready and serving, not terminating (the API's
+    reading of nil)."""
     ep = _dict(ep, path, required=True)
     addresses = _list(ep.get('addresses'), path + '.addresses')
     if not addresses:
         raise _Malformed(path + '.addresses', 'no address')
     address = _address(addresses[0], path + '.addresses[0]', family)[0]
     conditions = _dict(ep.get('conditions'), path + '.conditions')
-    flags = []
-    for name, default in (('ready', True), ('serving', True), ('terminating', False)):
+    bits = 0
+    for name, bit, default in (('ready', READY, True), ('serving', SERVING, True), ('terminating', TERMINATING, False)):
         value = conditions.get(name)
         if value is None:
             value = default
         elif type(value) is not bool:
             raise _Malformed('%s.conditions.%s' % (path, name), 'expected true or false, got %r' % (value,))
-        flags.append(value)
+        if value:
+            bits |= bit
     node = _str(ep.get('nodeName'), path + '.nodeName', None)
+    if node is not None and node == node_name:
+        bits |= LOCAL
     zones = None
     hints = _dict(ep.get('hints'), path + '.hints')
     for_zones = _list(hints.get('forZones'), path + '.hints.forZones')
     if for_zones:
         zones = frozenset(_str(_dict(zone, '%s.hints.forZones[%d]' % (path, i), required=True).get('name'),
                                '%s.hints.forZones[%d].name' % (path, i)) for i, zone in enumerate(for_zones))
-    return (address, flags[0], flags[1], flags[2], node is not None and node == node_name, zones)
+    return address, bits, zones
 
 
 def _read_endpoints(obj, node_name, warnings, ref):
@@ -466,7 +516,7 @@ def _read_endpoints(obj, node_name, warnings, ref):
                 port = _dict(port, ppath, required=True)
                 key = (_str(port.get('name'), ppath + '.name'), _protocol(port.get('protocol'), ppath + '.protocol'))
                 ports[key] = _port(port.get('port'), ppath + '.port')
-            by_family = {4: [], 6: []}
+            by_family = {4: Endpoints(), 6: Endpoints()}
             for field, ready in (('addresses', True), ('notReadyAddresses', False)):
                 for i, entry in enumerate(_list(subset.get(field), '%s.%s' % (path, field))):
                     epath = '%s.%s[%d]' % (path, field, i)
@@ -477,67 +527,94 @@ def _read_endpoints(obj, node_name, warnings, ref):
                     except _Malformed as problem:
                         warnings.append('Endpoints %s: %s' % (ref, problem))
                         continue
-                    by_family[family].append((address, ready, ready, False, node is not None and node == node_name,
-                                              None))
-            result.extend((family, ports, eps) for family, eps in sorted(by_family.items()) if eps)
+                    bits = (READY | SERVING if ready else 0) | (LOCAL if node is not None and node == node_name else 0)
+                    by_family[family].append(address, bits)
+            result.extend((family, ports, eps) for family, eps in sorted(by_family.items()) if eps.addresses)
     except _Malformed as problem:
         warnings.append('Endpoints %s: %s' % (ref, problem))
         return []
     return result
 
 
-def cluster_endpoints(merged, zone):
-    """The (endpoint, port) pairs cluster-wide traffic goes to (rule 5): ready ones,
-    narrowed to this zone's by topology hints when every ready one has hints and one names
-    the zone; with none ready, the serving-and-terminating ones (a rollout's last pods
-    keep serving)."""
-    ready = [item for item in merged if item[0][_READY]]
+def cluster_endpoints(endpoints, zone):
+    """Indices of the endpoints cluster-wide traffic goes to (rule 5): the ready ones,
+    narrowed to this zone's by topology hints when every ready one has hints and one
+    names the zone; with none ready, the serving-and-terminating ones (a rollout's last
+    pods keep serving)."""
+    flags = endpoints.flags
+    ready = [i for i, bits in enumerate(flags) if bits & READY]
     if not ready:
-        return [item for item in merged if item[0][_SERVING] and item[0][_TERMINATING]]
-    if zone and ready[0][0][_ZONES] is not None:
-        hinted = [item for item in ready if item[0][_ZONES] is not None and zone in item[0][_ZONES]]
-        if hinted and all(item[0][_ZONES] for item in ready):
+        return [i for i, bits in enumerate(flags) if bits & SERVING_TERMINATING == SERVING_TERMINATING]
+    zones = endpoints.zones
+    if zone and zones is not None:
+        hinted = [i for i in ready if zones[i] is not None and zone in zones[i]]
+        if hinted and all(zones[i] for i in ready):
             return hinted
     return ready
 
 
-def local_endpoints(merged):
-    """The (endpoint, port) pairs traffic policy Local uses (rule 5): this node's ready
+def local_endpoints(endpoints):
+    """Indices of the endpoints traffic policy Local uses (rule 5): this node's ready
     ones, else its serving-and-terminating ones. Empty when the node has none: no
     fallback to other nodes' endpoints (rule 8)."""
-    mine = [item for item in merged if item[0][_LOCAL]]
-    ready = [item for item in mine if item[0][_READY]]
+    flags = endpoints.flags
+    mine = [i for i, bits in enumerate(flags) if bits & LOCAL]
+    ready = [i for i in mine if flags[i] & READY]
     if ready:
         return ready
-    return [item for item in mine if item[0][_SERVING] and item[0][_TERMINATING]]
+    return [i for i in mine if flags[i] & SERVING_TERMINATING == SERVING_TERMINATING]
 
 
 def merge_endpoints(parts, name, protocol):
-    """[(endpoint, port)] of a Service port over its slices (rule 4): each slice's port
-    of that name and protocol; the same address:port once, a non-terminating copy
-    winning over a terminating one seen before it."""
-    found = None
-    result = None
-    for _family, ports, endpoints in parts:
-        port = ports.get((name, protocol))
-        if port is None or not endpoints:
-            continue
-        if found is None:
-            found = {}
-            result = []
-        for ep in endpoints:
-            key = (ep[_ADDRESS], port)
-            at = found.get(key)
+    """The Endpoints of one Service port over its slices (rule 4): from each slice, its
+    port of that name and protocol; the same address:port once, the first seen unless a
+    later copy is not terminating. None when no slice has the port."""
+    key = (name, protocol)
+    matched = [(ports[key], endpoints) for _family, ports, endpoints in parts
+               if key in ports and endpoints.addresses]
+    if not matched:
+        return None
+    first_port, first = matched[0]
+    if len(matched) == 1 and len(set(first.addresses)) == len(first.addresses):
+        return Endpoints(first.addresses, first.flags, first.zones, first_port)  # the common case: shared, not copied
+    uniform = all(port == first_port for port, _endpoints in matched)
+    if uniform:
+        addresses = [address for _port, endpoints in matched for address in endpoints.addresses]
+        if len(set(addresses)) == len(addresses):
+            # Slices of one Service, no address twice (the usual split of a big Service): joined.
+            flags = [bits for _port, endpoints in matched for bits in endpoints.flags]
+            zones = None
+            if any(endpoints.zones is not None for _port, endpoints in matched):
+                zones = [zone for _port, endpoints in matched
+                         for zone in (endpoints.zones or [None] * len(endpoints.addresses))]
+            return Endpoints(addresses, flags, zones, first_port)
+    result = Endpoints(ports=first_port if uniform else [])
+    seen = {}
+    for port, endpoints in matched:
+        zones = endpoints.zones
+        for i, address in enumerate(endpoints.addresses):
+            bits = endpoints.flags[i]
+            seen_key = address if uniform else (address, port)
+            at = seen.get(seen_key)
             if at is None:
-                found[key] = len(result)
-                result.append((ep, port))
-            elif not ep[_TERMINATING]:
-                result[at] = (ep, port)
-    return result or []
+                seen[seen_key] = len(result.addresses)
+                result.append(address, bits, None if zones is None else zones[i], port)
+            elif not bits & TERMINATING:
+                result.flags[at] = bits
+                if zones is not None or result.zones is not None:
+                    if result.zones is None:
+                        result.zones = [None] * len(result.addresses)
+                    result.zones[at] = None if zones is None else zones[i]
+    return result
 
 
-def _real_servers(chosen):
-    return tuple(RealServer(address=ep[_ADDRESS], port=port, weight=1, forwarding='masq') for ep, port in chosen)
+def _real_servers(endpoints, indices):
+    """RealServers of the chosen endpoints: masq (NAT), weight 1, as kube-proxy makes them."""
+    addresses = endpoints.addresses
+    port = endpoints.ports
+    if type(port) is int:
+        return tuple(RealServer(address=addresses[i], port=port, weight=1, forwarding='masq') for i in indices)
+    return tuple(RealServer(address=addresses[i], port=port[i], weight=1, forwarding='masq') for i in indices)
 
 
 # ---------------------------------------------------------------------------- the node
@@ -596,7 +673,9 @@ class _Translator(object):
         self.warnings = []
         self.skipped = {}
         self.claims = {}  # ServiceKey -> 'ns/name' that made it
-        self.made = []  # (ServiceKey, VirtualService, ServicePort)
+        # What was made, as three parallel lists rather than a tuple each: fewer objects for
+        # the cyclic garbage collector to count (see READY).
+        self.keys, self.services, self.ports = [], [], []
         self.dummy = set()
 
     def run(self):
@@ -617,11 +696,11 @@ class _Translator(object):
         except Exception as error:  # pylint: disable=broad-except
             # A bug here must not take the node's proxy down with a traceback: say so.
             self.warnings.append('translation stopped early: %s: %s' % (type(error).__name__, error))
-        self.made.sort(key=lambda item: item[0])
+        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
         return Translation(
-            services=[vs for _key, vs, _port in self.made],
+            services=[self.services[i] for i in order],
             dummy_addresses=frozenset(self.dummy - self.own_addresses),
-            ports=[port for _key, _vs, port in self.made],
+            ports=[self.ports[i] for i in order],
             skipped=dict((reason, sorted(refs)) for reason, refs in sorted(self.skipped.items())),
             warnings=self.warnings,
             seen=len(services),
@@ -640,20 +719,22 @@ class _Translator(object):
         return obj['metadata'].get('name')
 
     def _index(self, objects, kind, owner):
-        """(namespace, service name) -> [(object name, object)], in object-name order."""
+        """(namespace, service name) -> [objects], in object-name order."""
         index = {}
         for obj in objects:
             try:
                 service = owner(obj)
                 if not service:
                     continue
-                key = (obj['metadata']['namespace'], service)
-                index.setdefault(key, []).append((obj['metadata']['name'], obj))
+                meta = obj['metadata']
+                if type(meta['name']) is not str or type(meta['namespace']) is not str:
+                    raise TypeError
+                index.setdefault((meta['namespace'], service), []).append(obj)
             except (LookupError, TypeError, AttributeError):
                 self.warnings.append('%s %s: metadata: namespace, name and labels unreadable' % (kind, _object_name(obj)))
         for entries in index.values():
             if len(entries) > 1:
-                entries.sort(key=lambda entry: str(entry[0]))
+                entries.sort(key=lambda obj: obj['metadata']['name'])
         return index
 
     def _skip(self, reason, ref):
@@ -680,14 +761,13 @@ class _Translator(object):
         parts = [self._slice(entry, ref_name=svc.namespace) for entry in slices.get(key, ())]
         parts = [part for part in parts if part is not None]
         if key not in slices and not svc.selector and key in endpoints:
-            for name, legacy in endpoints[key]:
-                parts.extend(_read_endpoints(legacy, self.node.name, self.warnings, '%s/%s' % (svc.namespace, name)))
+            for legacy in endpoints[key]:
+                parts.extend(_read_endpoints(legacy, self.node.name, self.warnings, ref))
         for family in families:
             self._family(svc, family, [part for part in parts if part[0] == family])
 
-    def _slice(self, entry, ref_name):
-        name, obj = entry
-        return _read_slice(obj, self.node.name, self.warnings, '%s/%s' % (ref_name, name))
+    def _slice(self, obj, ref_name):
+        return _read_slice(obj, self.node.name, self.warnings, '%s/%s' % (ref_name, obj['metadata']['name']))
 
     def _family(self, svc, family, parts):
         """Every virtual service of one Service in one family (rules 3-5, 7)."""
@@ -704,7 +784,7 @@ class _Translator(object):
         node_port_addresses = self.node_port[family]
         external_ips = svc.external_ips[family]
         for name, protocol, port, node_port in svc.ports:
-            merged = merge_endpoints(parts, name, protocol) if parts else []
+            merged = merge_endpoints(parts, name, protocol) if parts else None
             cluster = local = None
             targets = [(CLUSTER_IP, cluster_ip, port, svc.internal_local)]
             if node_port:
@@ -722,13 +802,15 @@ class _Translator(object):
                                              % (ref, kind, key, owner))
                     continue
                 self.claims[key] = ref
-                if is_local:
+                if merged is None:
+                    servers = ()
+                elif is_local:
                     if local is None:
-                        local = _real_servers(local_endpoints(merged))
+                        local = _real_servers(merged, local_endpoints(merged))
                     servers = local
                 else:
                     if cluster is None:
-                        cluster = _real_servers(cluster_endpoints(merged, self.node.zone))
+                        cluster = _real_servers(merged, cluster_endpoints(merged, self.node.zone))
                     servers = cluster
                 vs = VirtualService(key=key, scheduler=svc.scheduler, persistence_timeout=svc.timeout,
                                     persistence_netmask=netmask, real_servers=servers)
@@ -736,6 +818,8 @@ class _Translator(object):
                                           local=is_local,
                                           source_ranges=source_ranges if kind == LOAD_BALANCER else (),
                                           service=ref)
-                self.made.append((key, vs, port_record))
+                self.keys.append(key)
+                self.services.append(vs)
+                self.ports.append(port_record)
                 if kind != NODE_PORT:
                     self.dummy.add(address)
