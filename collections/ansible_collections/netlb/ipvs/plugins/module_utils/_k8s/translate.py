@@ -144,7 +144,7 @@ def fast_canonical(text):
     whose spelling differs between libc and ipaddress) goes through the model's own
     canonical_address, so the result is always the engine's canonical form.
     """
-    if type(text) is not str:
+    if not isinstance(text, str):
         return None, None
     family = 6 if ':' in text else 4
     try:
@@ -174,7 +174,7 @@ def _address(value, path, family=None):
 
 def _source_range(value, path):
     """(family, canonical CIDR text) of one loadBalancerSourceRanges entry."""
-    if type(value) is not str:
+    if not isinstance(value, str):
         raise _Malformed(path, '%r is not a CIDR' % (value,))
     try:
         # The API's validation lets whitespace padding through; kube-proxy trims it too.
@@ -189,7 +189,7 @@ def _source_range(value, path):
 def _dict(value, path, required=False):
     if value is None and not required:
         return {}
-    if type(value) is not dict:
+    if not isinstance(value, dict):
         raise _Malformed(path, 'expected a mapping, got %r' % (value,))
     return value
 
@@ -197,7 +197,7 @@ def _dict(value, path, required=False):
 def _list(value, path):
     if value is None:
         return []
-    if type(value) is not list:
+    if not isinstance(value, list):
         raise _Malformed(path, 'expected a list, got %r' % (value,))
     return value
 
@@ -205,13 +205,13 @@ def _list(value, path):
 def _str(value, path, default=''):
     if value is None:
         return default
-    if type(value) is not str:
+    if not isinstance(value, str):
         raise _Malformed(path, 'expected a string, got %r' % (value,))
     return value
 
 
 def _port(value, path, low=1):
-    if type(value) is not int:
+    if isinstance(value, bool) or not isinstance(value, int):  # JSON true is no port
         raise _Malformed(path, 'expected an integer, got %r' % (value,))
     if not low <= value <= 65535:
         raise _Malformed(path, '%d is out of range %d-65535' % (value, low))
@@ -227,8 +227,8 @@ def _protocol(value, path):
 
 def _object_name(obj):
     """'namespace/name' of an object, as well as a broken one allows."""
-    meta = obj.get('metadata') if type(obj) is dict else None
-    if type(meta) is not dict:
+    meta = obj.get('metadata') if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
         return '?/?'
     return '%s/%s' % (meta.get('namespace') or '?', meta.get('name') or '?')
 
@@ -322,7 +322,7 @@ def _cluster_ips(spec, cluster_ip):
     ips = _list(spec.get('clusterIPs'), 'spec.clusterIPs') or [cluster_ip]
     result = {}
     for i, name in enumerate(families):
-        family = FAMILIES.get(name) if type(name) is str else None
+        family = FAMILIES.get(name) if isinstance(name, str) else None
         if family is None:
             raise _Malformed('spec.ipFamilies[%d]' % i, '%r is not one of IPv4, IPv6' % (name,))
         if i < len(ips):
@@ -341,7 +341,7 @@ def _affinity_timeout(spec):
     client = _dict(config.get('clientIP'), 'spec.sessionAffinityConfig.clientIP')
     timeout = client.get('timeoutSeconds', DEFAULT_AFFINITY_TIMEOUT)
     path = 'spec.sessionAffinityConfig.clientIP.timeoutSeconds'
-    if type(timeout) is not int:
+    if isinstance(timeout, bool) or not isinstance(timeout, int):
         raise _Malformed(path, 'expected an integer, got %r' % (timeout,))
     if not 1 <= timeout <= AFFINITY_TIMEOUT_MAX:
         raise _Malformed(path, '%d is out of range 1-%d' % (timeout, AFFINITY_TIMEOUT_MAX))
@@ -356,7 +356,7 @@ def _scheduler(annotations, default, ref, warnings):
         value = annotations.get(name)
         if value is None:
             continue
-        if type(value) is str and value.strip() in SCHEDULERS:
+        if isinstance(value, str) and value.strip() in SCHEDULERS:
             return value.strip()
         warnings.append('Service %s: metadata.annotations[%s]: %r is not a known scheduler (%s), using %s'
                         % (ref, name, value, ', '.join(SCHEDULERS), default))
@@ -385,7 +385,7 @@ class Endpoints(object):
             self.zones.append(zones)
         elif zones is not None:
             self.zones = [None] * len(self.addresses) + [zones]
-        if type(self.ports) is list:
+        if isinstance(self.ports, list):
             self.ports.append(port)
         self.addresses.append(address)
         self.flags.append(flags)
@@ -399,7 +399,7 @@ def _read_slice(obj, node_name, warnings, ref):
     """
     try:
         address_type = obj.get('addressType')
-        family = FAMILIES.get(address_type) if type(address_type) is str else None
+        family = FAMILIES.get(address_type) if isinstance(address_type, str) else None
         if family is None:
             if obj.get('addressType') != 'FQDN':
                 raise _Malformed('addressType', '%r is not one of IPv4, IPv6, FQDN' % (obj.get('addressType'),))
@@ -484,7 +484,7 @@ def _read_endpoint(ep, family, node_name, path):
         value = conditions.get(name)
         if value is None:
             value = default
-        elif type(value) is not bool:
+        elif not isinstance(value, bool):
             raise _Malformed('%s.conditions.%s' % (path, name), 'expected true or false, got %r' % (value,))
         if value:
             bits |= bit
@@ -612,7 +612,7 @@ def _real_servers(endpoints, indices):
     """RealServers of the chosen endpoints: masq (NAT), weight 1, as kube-proxy makes them."""
     addresses = endpoints.addresses
     port = endpoints.ports
-    if type(port) is int:
+    if isinstance(port, int):
         return tuple(RealServer(address=addresses[i], port=port, weight=1, forwarding='masq') for i in indices)
     return tuple(RealServer(address=addresses[i], port=port[i], weight=1, forwarding='masq') for i in indices)
 
@@ -626,7 +626,7 @@ def _node_addresses(node, options, warnings):
         try:
             interface, text = entry
             # Tolerate 'address/prefix' and a zone suffix ('fe80::1%eth0'), as `ip` prints them.
-            address, family = fast_canonical(str(text).split('/')[0].split('%')[0])
+            address, family = fast_canonical(str(text).split('/', 1)[0].split('%', 1)[0])
         except (TypeError, ValueError):
             address = None
         if address is None:
@@ -727,7 +727,7 @@ class _Translator(object):
                 if not service:
                     continue
                 meta = obj['metadata']
-                if type(meta['name']) is not str or type(meta['namespace']) is not str:
+                if not isinstance(meta['name'], str) or not isinstance(meta['namespace'], str):
                     raise TypeError
                 index.setdefault((meta['namespace'], service), []).append(obj)
             except (LookupError, TypeError, AttributeError):
@@ -743,7 +743,7 @@ class _Translator(object):
     def _service(self, obj, ref, slices, endpoints):
         options = self.options
         try:
-            if type(obj) is not dict:
+            if not isinstance(obj, dict):
                 raise _Malformed('(top)', 'expected a mapping, got %r' % (type(obj).__name__,))
             svc = _read_service(obj, options.scheduler, self.warnings)
         except _Malformed as problem:
