@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Builders of Kubernetes objects as the API returns them (JSON dicts), for the tests of
+the Kubernetes side. Shapes follow what the API server and its controllers write: the
+EndpointSlice controller sets all three conditions, a targetRef and the zone; defaults the
+API fills in (protocol TCP, ipFamilies, sessionAffinity None) are filled in here too
+unless a test leaves them out on purpose (None drops a field)."""
+
+from __future__ import annotations
+
+import itertools
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ClusterSnapshot, NodeContext
+
+NODE = 'node-a'
+ZONE = 'zone-a'
+_uid = itertools.count(1)
+
+
+def _drop_none(mapping):
+    return dict((key, value) for key, value in mapping.items() if value is not None)
+
+
+def service_port(port, name=None, protocol='TCP', target_port=None, node_port=None):
+    return _drop_none({'name': name, 'protocol': protocol, 'port': port,
+                       'targetPort': port if target_port is None else target_port, 'nodePort': node_port})
+
+
+def service(name, cluster_ip='10.96.0.10', ports=None, namespace='default', type='ClusterIP',  # pylint: disable=redefined-builtin
+            cluster_ips=None, ip_families=None, selector='app', external_ips=None, lb_ingress=None,
+            labels=None, annotations=None, external_policy=None, internal_policy='Cluster',
+            affinity_timeout=None, source_ranges=None):
+    """A v1 Service. cluster_ips/ip_families default to the single cluster_ip and its
+    family; selector 'app' means {app: name}; affinity_timeout: ClientIP affinity, 0 for
+    the API's default config (10800 s) written out; lb_ingress: list of ingress dicts."""
+    if cluster_ips is None and cluster_ip not in (None, '', 'None'):
+        cluster_ips = [cluster_ip]
+    if ip_families is None and cluster_ips:
+        ip_families = ['IPv6' if ':' in ip else 'IPv4' for ip in cluster_ips]
+    if external_policy is None and type in ('NodePort', 'LoadBalancer'):
+        external_policy = 'Cluster'
+    spec = _drop_none({
+        'type': type,
+        'clusterIP': cluster_ip,
+        'clusterIPs': cluster_ips,
+        'ipFamilies': ip_families,
+        'ipFamilyPolicy': None if not ip_families else ('RequireDualStack' if len(ip_families) > 1 else 'SingleStack'),
+        'ports': [service_port(80)] if ports is None else ports,
+        'selector': {'app': name} if selector == 'app' else selector,
+        'externalIPs': external_ips,
+        'loadBalancerSourceRanges': source_ranges,
+        'externalTrafficPolicy': external_policy,
+        'internalTrafficPolicy': internal_policy,
+        'sessionAffinity': 'None' if affinity_timeout is None else 'ClientIP',
+        'sessionAffinityConfig': None if affinity_timeout is None else (
+            {'clientIP': {'timeoutSeconds': affinity_timeout or 10800}}),
+    })
+    if type == 'ExternalName':
+        spec = {'type': 'ExternalName', 'externalName': 'db.example.com'}
+    obj = {
+        'apiVersion': 'v1',
+        'kind': 'Service',
+        'metadata': _drop_none({'name': name, 'namespace': namespace, 'uid': 'svc-%d' % next(_uid),
+                                'resourceVersion': '1000', 'labels': labels, 'annotations': annotations}),
+        'spec': spec,
+        'status': {'loadBalancer': {'ingress': lb_ingress} if lb_ingress else {}},
+    }
+    return obj
+
+
+def slice_port(port, name='', protocol='TCP'):
+    return _drop_none({'name': name, 'protocol': protocol, 'port': port})
+
+
+def endpoint(address, ready=True, serving=None, terminating=False, node=NODE, zone=ZONE, hints=None, pod=None):
+    """An EndpointSlice endpoint. serving defaults to ready (what the controller writes);
+    hints: list of zone names for hints.forZones."""
+    ep = {
+        'addresses': [address],
+        'conditions': {'ready': ready, 'serving': ready if serving is None else serving,
+                       'terminating': terminating},
+        'nodeName': node,
+        'zone': zone,
+        'targetRef': {'kind': 'Pod', 'namespace': 'default', 'name': pod or 'pod-%d' % next(_uid),
+                      'uid': 'pod-uid-%d' % next(_uid)},
+    }
+    if hints is not None:
+        ep['hints'] = {'forZones': [{'name': zone_name} for zone_name in hints]}
+    return _drop_none(ep)
+
+
+def endpoint_slice(service_name, endpoints, ports=None, name=None, namespace='default', address_type='IPv4',
+                   labels=None):
+    """A discovery.k8s.io/v1 EndpointSlice of service_name (labels=None: the controller's
+    labels; pass {} for a slice that belongs to no Service)."""
+    if labels is None:
+        labels = {'kubernetes.io/service-name': service_name,
+                  'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io'}
+    return {
+        'apiVersion': 'discovery.k8s.io/v1',
+        'kind': 'EndpointSlice',
+        'metadata': {'name': name or '%s-%s' % (service_name, 'abcde'), 'namespace': namespace,
+                     'labels': labels, 'uid': 'slice-%d' % next(_uid)},
+        'addressType': address_type,
+        'ports': [slice_port(80)] if ports is None else ports,
+        'endpoints': list(endpoints),
+    }
+
+
+def endpoints_subset(addresses, ports, not_ready=(), node=NODE):
+    def address(ip):
+        return {'ip': ip, 'nodeName': node}
+    return _drop_none({'addresses': [address(ip) for ip in addresses] or None,
+                       'notReadyAddresses': [address(ip) for ip in not_ready] or None,
+                       'ports': ports})
+
+
+def legacy_endpoints(name, subsets, namespace='default', labels=None):
+    """A v1 Endpoints object (what a selector-less Service's owner writes by hand)."""
+    return {'apiVersion': 'v1', 'kind': 'Endpoints',
+            'metadata': _drop_none({'name': name, 'namespace': namespace, 'labels': labels}),
+            'subsets': list(subsets)}
+
+
+def snapshot(objects):
+    """A ClusterSnapshot of a mixed list of Services, EndpointSlices and Endpoints."""
+    by_kind = {'Service': [], 'EndpointSlice': [], 'Endpoints': []}
+    for obj in objects:
+        by_kind[obj['kind']].append(obj)
+    return ClusterSnapshot(services=by_kind['Service'], endpoint_slices=by_kind['EndpointSlice'],
+                           endpoints=by_kind['Endpoints'], origin='test')
+
+
+def node(name=NODE, zone=ZONE, addresses=None, primary=('192.168.10.11', 'fd00:10::11')):
+    """This node: two IPv4 addresses (eth0, eth1), IPv6 global and link-local, loopback,
+    and a cluster IP already on the dummy interface (as the previous run left it)."""
+    if addresses is None:
+        addresses = (('eth0', '192.168.10.11/24'), ('eth0', 'fd00:10::11/64'), ('eth0', 'fe80::5054:ff:fe12:3456/64'),
+                     ('eth1', '10.0.0.11/24'), ('lo', '127.0.0.1/8'), ('lo', '::1/128'),
+                     ('kube-ipvs0', '10.96.0.10/32'))
+    return NodeContext(name=name, zone=zone, addresses=tuple(addresses), primary=tuple(primary))
