@@ -31,7 +31,8 @@ services are elements of sets keyed by address . protocol . port):
   ones too. 'none': no postrouting chain.
 - loadBalancerSourceRanges (chain input, filter priority 0: before IPVS's LOCAL_IN
   hook at NF_IP_PRI_NAT_SRC - 2 = 98): packets to a restricted LB address . protocol .
-  port from a source outside its ranges are dropped. No ranges: everyone.
+  port from a source outside its ranges are dropped. No ranges of the port's family:
+  everyone (kube-proxy filters the ranges by family the same way).
 - Dummy addresses (kubernetes#72236): a new connection to an address of the dummy
   interface on a protocol/port that is no service of it is rejected (port
   unreachable; TCP clients see "connection refused" at once), so the node's own
@@ -150,14 +151,14 @@ def _render(ports, dummy_addresses, options):
         concat = '%s . inet_proto . inet_service' % kind
         _set(lines, 'services' + suffix, concat, _unique(_element(p) for p in family_ports))
         _set(lines, 'dummy' + suffix, kind, _unique(str(a) for a in dummies[family]))
-        # Source ranges: only LB ports that have some; 0.0.0.0/0 or ::/0 in the list
-        # means everyone, as in kube-proxy.
+        # Source ranges, as kube-proxy reads them: only LB ports; ranges of the other
+        # family are ignored; none left, or 0.0.0.0/0 / ::/0 among them: everyone.
         restricted, allowed = [], []
         for port in family_ports:
             if port.kind != cluster.LOAD_BALANCER or not port.source_ranges:
                 continue
             nets = _networks(port.source_ranges, family)
-            if any(net.prefixlen == 0 for net in nets):
+            if not nets or any(net.prefixlen == 0 for net in nets):
                 continue
             restricted.append(_element(port))
             allowed.extend('%s . %s' % (_element(port), _net_text(net)) for net in nets)
