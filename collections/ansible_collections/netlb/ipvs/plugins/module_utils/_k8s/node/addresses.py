@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The node's own addresses: every local address, the primary one per family, and
+whether an address sits on an interface other than the dummy.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Read through rtnetlink (RTM_GETADDR and RTM_GETROUTE dumps on a stdlib socket) rather
+than `ip -j addr show`: no process to start, no dependency on iproute2's JSON format,
+and the same codec the dummy interface code writes with. Parsing (parse_addresses,
+parse_routes) and choosing (local_addresses, primary_addresses, on_other_interface) are
+pure and tested with dumps captured on the lab; read() is the only I/O.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import socket
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import _rtnl
+
+
+class Address(collections.namedtuple('Address', ('interface', 'family', 'address', 'prefixlen', 'scope', 'flags'))):
+    """One address of the node: interface name, family 4/6, canonical address text,
+    prefix length, rtnetlink scope (0 global, 253 link, 254 host) and IFA_F_* flags."""
+
+    __slots__ = ()
+
+    @property
+    def usable(self):
+        """Neither tentative (DAD running), failed DAD nor deprecated."""
+        return not self.flags & (_rtnl.IFA_F_TENTATIVE | _rtnl.IFA_F_DADFAILED | _rtnl.IFA_F_DEPRECATED)
+
+
+class Route(collections.namedtuple('Route', ('family', 'dst_len', 'table', 'type', 'priority', 'oif', 'prefsrc'))):
+    """One route as far as choosing a primary address needs: family 4/6, destination
+    prefix length, table, route type, metric, output interface index (0 when
+    multipath) and preferred source address text ('' when none)."""
+
+    __slots__ = ()
+
+
+def parse_addresses(bodies, names):
+    """Addresses from RTM_NEWADDR bodies (ifaddrmsg + attributes); names maps interface
+    index -> name (an index missing from it is named '#<index>')."""
+    result = []
+    for body in bodies:
+        family, prefixlen, flags, scope, index = _rtnl.IFADDRMSG.unpack_from(body, 0)
+        if family not in _rtnl.AF_TO_FAMILY:
+            continue
+        attrs = _genl.parse_attrs(body, _rtnl.IFADDRMSG.size)
+        # IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point links.
+        raw = attrs.get(_rtnl.IFA_LOCAL) or attrs.get(_rtnl.IFA_ADDRESS)
+        if raw is None:
+            continue
+        if _rtnl.IFA_FLAGS in attrs:  # the 8-bit header field cannot hold the newer flags
+            flags = _genl.get_u32(attrs, _rtnl.IFA_FLAGS)
+        result.append(Address(names.get(index, '#%d' % index), _rtnl.AF_TO_FAMILY[family],
+                              _rtnl.address_text(family, raw), prefixlen, scope, flags))
+    return result
+
+
+def parse_routes(bodies):
+    """Routes from RTM_NEWROUTE bodies (rtmsg + attributes)."""
+    result = []
+    for body in bodies:
+        (family, dst_len, _src_len, _tos, table, _proto, _scope, kind,
+         _flags) = _rtnl.RTMSG.unpack_from(body, 0)
+        if family not in _rtnl.AF_TO_FAMILY:
+            continue
+        attrs = _genl.parse_attrs(body, _rtnl.RTMSG.size)
+        prefsrc = attrs.get(_rtnl.RTA_PREFSRC)
+        result.append(Route(_rtnl.AF_TO_FAMILY[family], dst_len, _genl.get_u32(attrs, _rtnl.RTA_TABLE, table), kind,
+                            _genl.get_u32(attrs, _rtnl.RTA_PRIORITY), _genl.get_u32(attrs, _rtnl.RTA_OIF),
+                            _rtnl.address_text(family, prefsrc) if prefsrc else ''))
+    return result
+
+
+def local_addresses(addresses):
+    """Every local address as (interface, address text), in kernel order: what
+    NodeContext.addresses holds."""
+    return tuple((item.interface, item.address) for item in addresses)
+
+
+def primary_addresses(addresses, routes, names, dummy_interface='kube-ipvs0'):
+    """The node's primary address per family, as a tuple of texts (IPv4 first).
+
+    Per family: the preferred source of the main table's default route with the lowest
+    metric; without one, the first usable global address on that route's interface;
+    without a default route (or none of those), the first usable global address on
+    any interface but the dummy. A family with no global address has none.
+    """
+    result = []
+    for family in (4, 6):
+        candidates = [item for item in addresses
+                      if item.family == family and item.scope == _rtnl.RT_SCOPE_UNIVERSE and item.usable
+                      and item.interface != dummy_interface]
+        defaults = sorted((route for route in routes
+                           if route.family == family and route.dst_len == 0 and route.table == _rtnl.RT_TABLE_MAIN
+                           and route.type == _rtnl.RTN_UNICAST), key=lambda route: route.priority)
+        chosen = None
+        for route in defaults:
+            if route.prefsrc:
+                chosen = route.prefsrc
+            else:
+                on_link = [item.address for item in candidates if item.interface == names.get(route.oif)]
+                chosen = on_link[0] if on_link else None
+            if chosen:
+                break
+        if chosen is None and candidates:
+            chosen = candidates[0].address
+        if chosen:
+            result.append(chosen)
+    return tuple(result)
+
+
+def on_other_interface(addresses, address, dummy_interface='kube-ipvs0'):
+    """True when address (text, any spelling) is bound to an interface other than the
+    dummy: kube-proxy then leaves it off the dummy (an external IP the node owns)."""
+    wanted = ipaddress.ip_address(address)
+    return any(item.interface != dummy_interface and ipaddress.ip_address(item.address) == wanted
+               for item in addresses)
+
+
+class Snapshot(collections.namedtuple('Snapshot', ('addresses', 'routes', 'names'))):
+    """What read() found: [Address], [Route], {index: interface name}."""
+
+    __slots__ = ()
+
+    def local(self):
+        return local_addresses(self.addresses)
+
+    def primary(self, dummy_interface='kube-ipvs0'):
+        return primary_addresses(self.addresses, self.routes, self.names, dummy_interface)
+
+
+def interface_names():
+    """{index: name} of the node's interfaces (if_nameindex: one ioctl, no process)."""
+    return dict(socket.if_nameindex())
+
+
+def read(sock=None, names=None):
+    """Dump the node's addresses and its main-table routes over rtnetlink.
+
+    sock: an _rtnl.RtnlSocket (a new one when None, closed afterwards); names: index ->
+    name map (interface_names() when None). Raises _rtnl.NetlinkError/ProtocolError.
+    """
+    own = sock is None
+    sock = _rtnl.RtnlSocket() if own else sock
+    try:
+        if names is None:
+            names = interface_names()
+        addr_bodies = [body for kind, body in sock.dump(_rtnl.RTM_GETADDR, _rtnl.IFADDRMSG.pack(0, 0, 0, 0, 0))
+                       if kind == _rtnl.RTM_NEWADDR]
+        route_bodies = [body for kind, body in sock.dump(_rtnl.RTM_GETROUTE, _rtnl.RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0))
+                        if kind == _rtnl.RTM_NEWROUTE]
+    finally:
+        if own:
+            sock.close()
+    return Snapshot(parse_addresses(addr_bodies, names), parse_routes(route_bodies), names)

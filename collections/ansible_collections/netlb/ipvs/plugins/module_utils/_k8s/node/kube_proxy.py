@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Is a kube-proxy running on this node, and in which mode?
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Two kube-proxies in IPVS mode on one node would delete each other's virtual services
+and dummy addresses, so the module asks first. A process whose name (comm, or argv[0]'s
+base name) is kube-proxy counts as running, host or container alike. Its mode, most
+trustworthy first: its /proxyMode answer on the metrics address (what it really runs),
+then its --proxy-mode flag, then `mode:` in its --config file (read through
+/proc/PID/root, so a container's file is found too). A kube-proxy whose mode none of
+these tell is reported running with mode 'unknown', and the reason is said.
+
+find_processes(), mode_from_argv(), config_values() and decide() take a proc root or
+text and are tested with a fake /proc tree; detect() adds the HTTP question.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+
+try:
+    from urllib.request import urlopen
+except ImportError:  # pragma: no cover (Python 2 is not a target)
+    urlopen = None
+
+PROCESS_NAME = 'kube-proxy'
+DEFAULT_METRICS = '127.0.0.1:10249'
+UNKNOWN = 'unknown'
+# kube-proxy's empty mode means its platform default: iptables on Linux.
+DEFAULT_MODE = 'iptables'
+HTTP_TIMEOUT = 2.0
+
+
+class Status(collections.namedtuple('Status', ('running', 'pids', 'mode', 'source', 'detail'))):
+    """running: a kube-proxy process exists; pids: their ids; mode: 'ipvs', 'iptables',
+    'nftables', ..., 'unknown' (running, mode not found) or '' (not running);
+    source: where the mode came from ('metrics', 'flag', 'config', ''); detail: one
+    line for messages."""
+
+    __slots__ = ()
+
+    @property
+    def ipvs(self):
+        """True (IPVS mode), False (not running or another mode) or None (unknown)."""
+        if not self.running:
+            return False
+        return None if self.mode == UNKNOWN else self.mode == 'ipvs'
+
+
+def _read(path, mode='r'):
+    try:
+        with open(path, mode) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def find_processes(proc_root='/proc'):
+    """[(pid, argv)] of kube-proxy processes under proc_root (gone or unreadable
+    processes are skipped)."""
+    found = []
+    try:
+        entries = os.listdir(proc_root)
+    except OSError:
+        return found
+    for entry in sorted((e for e in entries if e.isdigit()), key=int):
+        base = os.path.join(proc_root, entry)
+        comm = (_read(os.path.join(base, 'comm')) or '').strip()
+        raw = _read(os.path.join(base, 'cmdline'), 'rb') or b''
+        argv = [part.decode('utf-8', 'replace') for part in raw.split(b'\0') if part]
+        # comm is cut at 15 characters; argv[0] may be a path (or a wrapper's name).
+        if comm == PROCESS_NAME or (argv and os.path.basename(argv[0]) == PROCESS_NAME):
+            found.append((int(entry), argv))
+    return found
+
+
+def _flag(argv, name):
+    """Value of --name=value or --name value (last wins), or None."""
+    value = None
+    for index, arg in enumerate(argv):
+        if arg.startswith('--%s=' % name) or arg.startswith('-%s=' % name):
+            value = arg.split('=', 1)[1]
+        elif arg in ('--%s' % name, '-%s' % name) and index + 1 < len(argv):
+            value = argv[index + 1]
+    return value
+
+
+def mode_from_argv(argv):
+    """The --proxy-mode flag's value ('' means the default), or None when absent."""
+    return _flag(argv, 'proxy-mode')
+
+
+def config_values(text):
+    """(mode, metricsBindAddress) from a KubeProxyConfiguration's text (YAML or JSON);
+    None for what it does not set. Top-level keys only: a regex, not a YAML parser,
+    so no third-party import is needed."""
+    values = {}
+    for key in ('mode', 'metricsBindAddress'):
+        match = re.search(r'''^["']?%s["']?\s*:\s*["']?([^"'\s,#}]*)''' % key, text, re.MULTILINE)
+        values[key] = match.group(1) if match else None
+    return values['mode'], values['metricsBindAddress']
+
+
+def metrics_url(bind_address):
+    """The /proxyMode URL for a metricsBindAddress (0.0.0.0 / :: / empty host -> loopback)."""
+    address = bind_address or DEFAULT_METRICS
+    host, _sep, port = address.rpartition(':')
+    host = host.strip('[]')
+    if host in ('', '0.0.0.0', '::'):
+        host = '127.0.0.1'
+    if ':' in host:
+        host = '[%s]' % host
+    return 'http://%s:%s/proxyMode' % (host, port or '10249')
+
+
+def decide(processes, answer, flag_mode, config_mode, answer_error=''):
+    """The Status, from what was found: answer is /proxyMode's body (None when not
+    reachable, answer_error then says why), flag_mode/config_mode as read (None when
+    absent)."""
+    pids = tuple(pid for pid, _argv in processes)
+    if not processes:
+        return Status(False, (), '', '', 'no kube-proxy process')
+    if answer is not None and answer.strip():
+        return Status(True, pids, answer.strip(), 'metrics', 'kube-proxy (pid %s) reports mode %s'
+                      % (', '.join(map(str, pids)), answer.strip()))
+    for source, mode in (('flag', flag_mode), ('config', config_mode)):
+        if mode is not None:
+            mode = mode or DEFAULT_MODE
+            return Status(True, pids, mode, source, 'kube-proxy (pid %s) runs with mode %s from its %s%s'
+                          % (', '.join(map(str, pids)), mode, source,
+                             ' (metrics not reachable: %s)' % answer_error if answer_error else ''))
+    return Status(True, pids, UNKNOWN, '', 'kube-proxy (pid %s) is running in an unknown mode: %s'
+                  % (', '.join(map(str, pids)), answer_error or 'no mode in its flags or config'))
+
+
+def _ask(url):
+    """(body, error text) of GET url."""
+    if urlopen is None:
+        return None, 'urllib unavailable'
+    try:
+        response = urlopen(url, timeout=HTTP_TIMEOUT)
+        try:
+            return response.read(256).decode('ascii', 'replace'), ''
+        finally:
+            response.close()
+    except Exception as exc:  # any failure to ask means "not reachable"
+        return None, '%s: %s' % (url, exc)
+
+
+def detect(proc_root='/proc', ask=_ask):
+    """Status of kube-proxy on this node (see the module doc string). ask(url) ->
+    (body or None, error text) is the HTTP question (tests pass a stand-in)."""
+    processes = find_processes(proc_root)
+    if not processes:
+        return decide(processes, None, None, None)
+    pid, argv = processes[0]
+    flag_mode = mode_from_argv(argv)
+    config_mode, bind = None, _flag(argv, 'metrics-bind-address')
+    path = _flag(argv, 'config')
+    if path:
+        text = _read(os.path.join(proc_root, str(pid), 'root', path.lstrip('/'))) or _read(path)
+        if text is not None:
+            config_mode, config_bind = config_values(text)
+            bind = bind or config_bind
+    answer, error = ask(metrics_url(bind))
+    return decide(processes, answer, flag_mode, config_mode, error)

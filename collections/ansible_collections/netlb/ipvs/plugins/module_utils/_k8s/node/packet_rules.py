@@ -1,0 +1,298 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The packet rules next to the IPVS table: one nftables table this toolkit owns.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Rules (what render() writes, per family; the rule count never grows with services:
+services are elements of sets keyed by address . protocol . port):
+
+- One `table inet netlb_ipvs`: one name to own and replace, both families in one
+  transaction. Nothing else is ever touched: apply() loads `table {}; delete table;
+  table {...}` in one `nft -f -` run, so the swap is atomic and works whether or not
+  the table existed.
+- Return path (chain postrouting, nat, srcnat): IPVS rewrites the destination in its
+  LOCAL_IN/LOCAL_OUT hooks, after nat prerouting, so postrouting no longer sees the
+  VIP in the packet. Conntrack still has it: with net.ipv4.vs.conntrack=1 (which NAT
+  after IPVS needs anyway, kube-proxy sets it too) the entry's original tuple keeps
+  client -> VIP:port. So postrouting matches `ct original ip daddr . meta l4proto .
+  ct original proto-dst` in a set: no packet mark is claimed, nothing can collide
+  with kube-proxy's 0x4000/0x8000 or a CNI's marks. nft only types proto-dst after a
+  protocol match, hence one rule per protocol (tcp, udp, sctp). Proven on the lab:
+  tests/vm/test_k8s_node.py (no rule: the backend's reply is lost; rule: it works).
+  masquerade 'external' (default, kube-proxy's semantics): NodePort, external IP and
+  LoadBalancer services unless local (externalTrafficPolicy Local keeps the client
+  address); cluster IPs from sources outside cluster_cidrs. Without cluster_cidrs of
+  a family, cluster-IP traffic of that family is not masqueraded (kube-proxy without
+  clusterCIDR/detectLocal and without masqueradeAll). 'all': every service, local
+  ones too. 'none': no postrouting chain.
+- loadBalancerSourceRanges (chain input, filter priority 0: before IPVS's LOCAL_IN
+  hook at NF_IP_PRI_NAT_SRC - 2 = 98): packets to a restricted LB address . protocol .
+  port from a source outside its ranges are dropped. No ranges of the port's family:
+  everyone (kube-proxy filters the ranges by family the same way).
+- Dummy addresses (kubernetes#72236): a new connection to an address of the dummy
+  interface on a protocol/port that is no service of it is rejected (port
+  unreachable; TCP clients see "connection refused" at once), so the node's own
+  daemons (sshd on 0.0.0.0:22) do not answer on every cluster IP. ICMP/ICMPv6 stay
+  allowed: ping to a service address is a harmless, common diagnostic.
+
+render() is pure; normalise() puts both our text and `nft list table` output in one
+form; apply() is the only I/O.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+
+from ansible_collections.netlb.ipvs.plugins.module_utils import _command
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import cluster
+
+TABLE_FAMILY = 'inet'
+TABLE_NAME = 'netlb_ipvs'
+TABLE = '%s %s' % (TABLE_FAMILY, TABLE_NAME)
+COMMENT = 'netlb.ipvs k8s_service_proxy: replaced as a whole on every run'
+
+MASQUERADE_EXTERNAL = 'external'
+MASQUERADE_ALL = 'all'
+MASQUERADE_NONE = 'none'
+MASQUERADE_MODES = (MASQUERADE_EXTERNAL, MASQUERADE_ALL, MASQUERADE_NONE)
+PROTOCOLS = ('tcp', 'udp', 'sctp')
+
+# Per family: the nft address type, the match keyword, the ICMP protocol name, the
+# reject type (written as nft lists it, so an unchanged table compares equal).
+_FAMILY = {
+    4: ('ipv4_addr', 'ip', 'icmp', 'icmp'),
+    6: ('ipv6_addr', 'ip6', 'ipv6-icmp', 'icmpv6'),
+}
+
+
+class PacketRulesError(Exception):
+    """The rules could not be rendered, read or loaded; carries nft's message."""
+
+
+class Options(collections.namedtuple('Options', ('masquerade', 'cluster_cidrs'))):
+    """masquerade: one of MASQUERADE_MODES; cluster_cidrs: CIDR texts (both families
+    mixed) whose sources need no masquerade toward cluster IPs."""
+
+    __slots__ = ()
+
+    def __new__(cls, masquerade=MASQUERADE_EXTERNAL, cluster_cidrs=()):
+        return super(Options, cls).__new__(cls, masquerade, tuple(cluster_cidrs))
+
+
+class ApplyResult(collections.namedtuple('ApplyResult', ('changed', 'before', 'after'))):
+    """changed: the table differs (or would, in check mode); before/after: the table
+    in normalised text ('' = no table), for the diff."""
+
+    __slots__ = ()
+
+
+def _networks(texts, family):
+    nets = [ipaddress.ip_network(text, strict=False) for text in texts]
+    return list(ipaddress.collapse_addresses(net for net in nets if net.version == family))
+
+
+def _net_text(net):
+    # nft lists a full-length prefix as the bare address.
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def _set(lines, name, kind, elements, interval=False):
+    lines.append('\tset %s {' % name)
+    lines.append('\t\ttype %s' % kind)
+    if interval:
+        lines.append('\t\tflags interval')
+    if elements:
+        lines.append('\t\telements = { %s }' % ',\n\t\t\t     '.join(elements))
+    lines.append('\t}')
+
+
+def render(ports, dummy_addresses, options=Options()):
+    """The table definition (nft syntax, in the form `nft list table` prints it) for
+    ServicePorts ports, the dummy interface's addresses and Options options.
+
+    Raises PacketRulesError for an unknown masquerade mode or an invalid address.
+    """
+    if options.masquerade not in MASQUERADE_MODES:
+        raise PacketRulesError('masquerade: %r is not one of %s' % (options.masquerade, ', '.join(MASQUERADE_MODES)))
+    try:
+        return _render(ports, dummy_addresses, options)
+    except ValueError as exc:
+        raise PacketRulesError('packet rules: %s' % exc)
+
+
+def _render(ports, dummy_addresses, options):
+    # Each address is parsed once (a node has ~10 ports per address at scale); elements
+    # are sorted as text: deterministic, and nft does not care.
+    canonical = {}
+
+    def _element(port):
+        address = canonical.get(port.address)
+        if address is None:
+            address = canonical[port.address] = str(ipaddress.ip_address(port.address))
+        return '%s . %s . %d' % (address, port.protocol, port.port)
+
+    by_family = dict((family, [p for p in ports if p.family == family and p.protocol in PROTOCOLS])
+                     for family in (4, 6))
+    dummies = dict((family, []) for family in (4, 6))
+    for text in dummy_addresses:
+        address = ipaddress.ip_address(text)
+        dummies[address.version].append(address)
+    lines = ['table %s {' % TABLE, '\tcomment "%s"' % COMMENT]
+    input_rules, post_rules = [], []
+    for family in (4, 6):
+        kind, match, icmp, reject = _FAMILY[family]
+        suffix = str(family)
+        family_ports = by_family[family]
+        concat = '%s . inet_proto . inet_service' % kind
+        _set(lines, 'services' + suffix, concat, _unique(_element(p) for p in family_ports))
+        _set(lines, 'dummy' + suffix, kind, _unique(str(a) for a in dummies[family]))
+        # Source ranges, as kube-proxy reads them: only LB ports; ranges of the other
+        # family are ignored; none left, or 0.0.0.0/0 / ::/0 among them: everyone.
+        restricted, allowed = [], []
+        for port in family_ports:
+            if port.kind != cluster.LOAD_BALANCER or not port.source_ranges:
+                continue
+            nets = _networks(port.source_ranges, family)
+            if not nets or any(net.prefixlen == 0 for net in nets):
+                continue
+            restricted.append(_element(port))
+            allowed.extend('%s . %s' % (_element(port), _net_text(net)) for net in nets)
+        _set(lines, 'lb_restricted' + suffix, concat, _unique(restricted))
+        _set(lines, 'lb_allowed' + suffix, '%s . %s' % (concat, kind), _unique(allowed), interval=True)
+        tuple_match = '%s daddr . meta l4proto . th dport' % match
+        input_rules.append('%s @lb_restricted%s %s . %s saddr != @lb_allowed%s drop'
+                           % (tuple_match, suffix, tuple_match, match, suffix))
+        input_rules.append('ct state new %s daddr @dummy%s meta l4proto != %s %s != @services%s reject with %s '
+                           'port-unreachable' % (match, suffix, icmp, tuple_match, suffix, reject))
+        if options.masquerade == MASQUERADE_NONE:
+            continue
+        if options.masquerade == MASQUERADE_ALL:
+            always, cluster_ports = family_ports, []
+        else:
+            always = [p for p in family_ports if p.kind != cluster.CLUSTER_IP and not p.local]
+            cluster_ports = [p for p in family_ports if p.kind == cluster.CLUSTER_IP]
+        cidrs = _networks(options.cluster_cidrs, family)
+        _set(lines, 'masquerade' + suffix, concat, _unique(_element(p) for p in always))
+        original = 'ct original %s daddr . meta l4proto . ct original proto-dst' % match
+        for protocol in PROTOCOLS:
+            post_rules.append('meta l4proto %s %s @masquerade%s masquerade' % (protocol, original, suffix))
+        if options.masquerade == MASQUERADE_EXTERNAL and cidrs:
+            _set(lines, 'cluster_ip' + suffix, concat, _unique(_element(p) for p in cluster_ports))
+            _set(lines, 'cluster_cidrs' + suffix, kind, [_net_text(net) for net in cidrs], interval=True)
+            for protocol in PROTOCOLS:
+                post_rules.append('meta l4proto %s ct original %s saddr != @cluster_cidrs%s %s @cluster_ip%s masquerade'
+                                  % (protocol, match, suffix, original, suffix))
+    lines.append('\tchain input {')
+    lines.append('\t\ttype filter hook input priority filter; policy accept;')
+    lines.extend('\t\t' + rule for rule in input_rules)
+    lines.append('\t}')
+    if post_rules:
+        lines.append('\tchain postrouting {')
+        lines.append('\t\ttype nat hook postrouting priority srcnat; policy accept;')
+        lines.extend('\t\t' + rule for rule in post_rules)
+        lines.append('\t}')
+    lines.append('}')
+    return '\n'.join(lines) + '\n'
+
+
+def _unique(items):
+    return sorted(set(items))
+
+
+def script(text):
+    """The `nft -f` input replacing the table atomically with definition text: the
+    empty `table` makes the `delete` valid when the table does not exist yet."""
+    return 'table %s {\n}\ndelete table %s\n%s' % (TABLE, TABLE, text)
+
+
+def normalise(text):
+    """One form for our text and `nft list table` output: no blank lines, indentation
+    by nesting, each set's elements sorted one per line (nft prints them in its own
+    order and wraps them at its own width)."""
+    out, depth, elements = [], 0, None
+    for raw in text.splitlines():
+        line = ' '.join(raw.split())
+        if not line:
+            continue
+        if elements is not None:
+            elements.append(line)
+            if line.endswith('}'):
+                out.extend(_elements(elements, depth))
+                elements = None
+            continue
+        if line.startswith('elements = {'):
+            if line.endswith('}'):
+                out.extend(_elements([line], depth))
+            else:
+                elements = [line]
+            continue
+        if line.startswith('}'):
+            depth -= 1
+        out.append('\t' * depth + line)
+        if line.endswith('{'):
+            depth += 1
+    return '\n'.join(out) + '\n' if out else ''
+
+
+def _elements(lines, depth):
+    body = ' '.join(lines)[len('elements = {'):].rstrip('}')
+    items = sorted(item.strip() for item in body.split(',') if item.strip())
+    return ['\t' * depth + 'elements = {'] + ['\t' * (depth + 1) + item + ',' for item in items] + ['\t' * depth + '}']
+
+
+def _nft(runner):
+    try:
+        return runner.which('nft')
+    except _command.CommandError as exc:
+        raise PacketRulesError('%s (install nftables)' % exc)
+
+
+def read(runner):
+    """The table as nft lists it, normalised; '' when it does not exist."""
+    nft = _nft(runner)
+    try:
+        result = runner.run([nft, 'list', 'table', TABLE_FAMILY, TABLE_NAME], check=False)
+    except _command.CommandError as exc:
+        raise PacketRulesError('cannot read table %s: %s' % (TABLE, exc))
+    if result.rc == 0:
+        return normalise(result.stdout)
+    if 'No such file or directory' in result.stderr:
+        return ''
+    raise PacketRulesError('cannot read table %s: %s' % (TABLE, _command.CommandError(result.argv, result.rc,
+                                                                                          result.stdout, result.stderr)))
+
+
+def apply(runner, text, check_mode=False):
+    """Make table inet netlb_ipvs hold text (render()'s output) in one nft transaction.
+
+    Returns ApplyResult; in check mode nothing is loaded and the result is the one a
+    real run would give. Raises PacketRulesError with nft's message.
+    """
+    before = read(runner)
+    after = normalise(text)
+    if before == after:
+        return ApplyResult(False, before, after)
+    if not check_mode:
+        try:
+            runner.run([_nft(runner), '-f', '-'], data=script(text))
+        except _command.CommandError as exc:
+            raise PacketRulesError('cannot load table %s: %s' % (TABLE, exc))
+    return ApplyResult(True, before, after)
+
+
+def remove(runner, check_mode=False):
+    """Delete the table if it exists (the proxy is removed from the node)."""
+    before = read(runner)
+    if not before:
+        return ApplyResult(False, '', '')
+    if not check_mode:
+        try:
+            runner.run([_nft(runner), 'delete', 'table', TABLE_FAMILY, TABLE_NAME])
+        except _command.CommandError as exc:
+            raise PacketRulesError('cannot delete table %s: %s' % (TABLE, exc))
+    return ApplyResult(True, before, '')

@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import kube_proxy
+
+
+def _proc(root, pid, comm, argv, files=None):
+    base = root / str(pid)
+    base.mkdir(parents=True)
+    (base / 'comm').write_text(comm + '\n')
+    (base / 'cmdline').write_bytes(b'\0'.join(a.encode() for a in argv) + b'\0')
+    for path, text in (files or {}).items():
+        target = base / 'root' / path.lstrip('/')
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+@pytest.fixture
+def proc(tmp_path):
+    _proc(tmp_path, 1, 'systemd', ['/sbin/init'])
+    _proc(tmp_path, 77, 'sshd', ['sshd: /usr/sbin/sshd -D'])
+    (tmp_path / 'self').mkdir()  # not a pid
+    return tmp_path
+
+
+CONFIG = '''apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+metricsBindAddress: 0.0.0.0:10249
+ipvs:
+  scheduler: rr
+  mode: nested-not-read
+mode: "ipvs"
+'''
+
+
+class Asked:
+    def __init__(self, answer=None, error='connection refused'):
+        self.answer, self.error, self.urls = answer, error, []
+
+    def __call__(self, url):
+        self.urls.append(url)
+        return (self.answer, '') if self.answer is not None else (None, self.error)
+
+
+@pytest.mark.parametrize('argv, files, answer, running, mode, source, ipvs, url', [
+    pytest.param(None, None, None, False, '', '', False, None, id='none'),
+    pytest.param(['/usr/local/bin/kube-proxy', '--config=/var/lib/kube-proxy/config.conf'],
+                 {'/var/lib/kube-proxy/config.conf': CONFIG}, 'ipvs', True, 'ipvs', 'metrics', True,
+                 'http://127.0.0.1:10249/proxyMode', id='metrics-answers'),
+    pytest.param(['/usr/local/bin/kube-proxy', '--config', '/var/lib/kube-proxy/config.conf'],
+                 {'/var/lib/kube-proxy/config.conf': CONFIG}, None, True, 'ipvs', 'config', True,
+                 'http://127.0.0.1:10249/proxyMode', id='config-in-container-root'),
+    pytest.param(['kube-proxy', '--proxy-mode=iptables', '--metrics-bind-address=10.0.0.5:10999'], None, None,
+                 True, 'iptables', 'flag', False, 'http://10.0.0.5:10999/proxyMode', id='flag'),
+    pytest.param(['kube-proxy', '--proxy-mode='], None, None, True, 'iptables', 'flag', False,
+                 'http://127.0.0.1:10249/proxyMode', id='empty-flag-is-default'),
+    pytest.param(['kube-proxy', '--v=2'], None, None, True, 'unknown', '', None,
+                 'http://127.0.0.1:10249/proxyMode', id='unknown'),
+    pytest.param(['kube-proxy', '--config=/missing.yaml'], None, 'nftables\n', True, 'nftables', 'metrics', False,
+                 'http://127.0.0.1:10249/proxyMode', id='metrics-beats-missing-config'),
+])
+def test_detect(proc, argv, files, answer, running, mode, source, ipvs, url):
+    if argv is not None:
+        _proc(proc, 4242, 'kube-proxy', argv, files)
+    asked = Asked(answer)
+    status = kube_proxy.detect(str(proc), ask=asked)
+    assert (status.running, status.mode, status.source, status.ipvs) == (running, mode, source, ipvs)
+    assert asked.urls == ([url] if url else [])
+    if running:
+        assert status.pids == (4242,)
+
+
+def test_unknown_says_why(proc):
+    _proc(proc, 9, 'kube-proxy', ['kube-proxy'])
+    status = kube_proxy.detect(str(proc), ask=Asked(None, 'http://127.0.0.1:10249/proxyMode: timed out'))
+    assert status.detail == ('kube-proxy (pid 9) is running in an unknown mode: '
+                             'http://127.0.0.1:10249/proxyMode: timed out')
+
+
+def test_found_by_argv0_when_comm_differs(proc):
+    _proc(proc, 12, 'hyperkube', ['/usr/bin/kube-proxy', '--proxy-mode', 'ipvs'])
+    assert kube_proxy.find_processes(str(proc)) == [(12, ['/usr/bin/kube-proxy', '--proxy-mode', 'ipvs'])]
+
+
+@pytest.mark.parametrize('text, expected', [
+    pytest.param(CONFIG, ('ipvs', '0.0.0.0:10249'), id='yaml'),
+    pytest.param('{"kind": "KubeProxyConfiguration", "mode": "ipvs"}', (None, None), id='json-one-line-not-top'),
+    pytest.param('{\n"mode": "iptables",\n"metricsBindAddress": "127.0.0.1:10249"\n}', ('iptables', '127.0.0.1:10249'),
+                 id='json-lines'),
+    pytest.param('mode: ""\n', ('', None), id='empty-mode'),
+])
+def test_config_values(text, expected):
+    assert kube_proxy.config_values(text) == expected
+
+
+@pytest.mark.parametrize('bind, url', [
+    pytest.param(None, 'http://127.0.0.1:10249/proxyMode', id='default'),
+    pytest.param('[::]:10250', 'http://127.0.0.1:10250/proxyMode', id='v6-any'),
+    pytest.param('[fd00::1]:10249', 'http://[fd00::1]:10249/proxyMode', id='v6'),
+])
+def test_metrics_url(bind, url):
+    assert kube_proxy.metrics_url(bind) == url
+
+
+def test_missing_proc_root(tmp_path):
+    assert kube_proxy.find_processes(os.path.join(str(tmp_path), 'nope')) == []

@@ -1,0 +1,232 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from ansible_collections.netlb.ipvs.plugins.module_utils import _command
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ServicePort as SP
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules as pr
+
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
+
+SMALL = [SP('cluster_ip', 4, 'tcp', '10.96.0.10', 80, False, (), 'default/web'),
+         SP('cluster_ip', 4, 'udp', '10.96.0.10', 53, False, (), 'kube-system/dns'),
+         SP('node_port', 4, 'tcp', '10.0.2.15', 30080, False, (), 'default/web'),
+         SP('load_balancer', 4, 'tcp', '192.0.2.5', 443, False, ('10.0.0.0/8', '172.16.0.1/32'), 'default/lb'),
+         SP('load_balancer', 6, 'tcp', '2001:db8::5', 443, True, ('2001:db8:1::/48',), 'default/lb'),
+         SP('cluster_ip', 6, 'sctp', 'fd00:0::10', 9000, False, (), 'default/s6')]
+SMALL_DUMMY = ['10.96.0.10', '192.0.2.5', '2001:db8::5', 'fd00::10']
+SMALL_OPTIONS = pr.Options('external', ('10.244.0.0/16', 'fd10::/56'))
+
+GOLDEN_NONE = '''table inet netlb_ipvs {
+	comment "netlb.ipvs k8s_service_proxy: replaced as a whole on every run"
+	set services4 {
+		type ipv4_addr . inet_proto . inet_service
+		elements = { 10.96.0.1 . tcp . 443 }
+	}
+	set dummy4 {
+		type ipv4_addr
+		elements = { 10.96.0.1 }
+	}
+	set lb_restricted4 {
+		type ipv4_addr . inet_proto . inet_service
+	}
+	set lb_allowed4 {
+		type ipv4_addr . inet_proto . inet_service . ipv4_addr
+		flags interval
+	}
+	set services6 {
+		type ipv6_addr . inet_proto . inet_service
+	}
+	set dummy6 {
+		type ipv6_addr
+	}
+	set lb_restricted6 {
+		type ipv6_addr . inet_proto . inet_service
+	}
+	set lb_allowed6 {
+		type ipv6_addr . inet_proto . inet_service . ipv6_addr
+		flags interval
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ip daddr . meta l4proto . th dport @lb_restricted4 ip daddr . meta l4proto . th dport . ip saddr != @lb_allowed4 drop
+		ct state new ip daddr @dummy4 meta l4proto != icmp ip daddr . meta l4proto . th dport != @services4 reject with icmp port-unreachable
+		ip6 daddr . meta l4proto . th dport @lb_restricted6 ip6 daddr . meta l4proto . th dport . ip6 saddr != @lb_allowed6 drop
+		ct state new ip6 daddr @dummy6 meta l4proto != ipv6-icmp ip6 daddr . meta l4proto . th dport != @services6 reject with icmpv6 port-unreachable
+	}
+}
+'''
+
+
+def test_golden_mode_none():
+    ports = [SP('cluster_ip', 4, 'tcp', '10.96.0.1', 443, False, (), 'default/kubernetes')]
+    assert pr.render(ports, ['10.96.0.1'], pr.Options('none')) == GOLDEN_NONE
+
+
+def test_render_matches_what_nft_lists():
+    """The fixture is nft's own listing of this render (lab): equal once normalised,
+    so an unchanged table is seen as unchanged."""
+    with open(os.path.join(FIXTURES, 'nft-list-table.txt')) as handle:
+        listed = handle.read()
+    assert pr.normalise(pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS)) == pr.normalise(listed)
+
+
+def _elements(text, name):
+    """Elements of set name in rendered text, as a set of strings."""
+    block = re.search(r'\tset %s \{\n(.*?)\n\t\}' % name, text, re.S)
+    if block is None:
+        return None
+    found = re.search(r'elements = \{ (.*?) \}', block.group(1), re.S)
+    return set(item.strip() for item in found.group(1).split(',')) if found else set()
+
+
+def _rules(text, chain):
+    block = re.search(r'\tchain %s \{\n(.*?)\n\t\}' % chain, text, re.S)
+    return [line.strip() for line in block.group(1).splitlines()[1:]] if block else []
+
+
+LB = SP('load_balancer', 4, 'tcp', '192.0.2.5', 443, False, (), 'a/lb')
+LB_LOCAL = LB._replace(local=True, port=8443)
+NODE = SP('node_port', 4, 'udp', '10.0.2.15', 30053, False, (), 'a/np')
+EXT = SP('external_ip', 4, 'sctp', '198.51.100.7', 9000, False, (), 'a/ext')
+CIP = SP('cluster_ip', 4, 'tcp', '10.96.0.1', 443, False, (), 'a/cip')
+CIP6 = SP('cluster_ip', 6, 'udp', 'fd00::a', 53, False, (), 'a/cip6')
+
+
+@pytest.mark.parametrize('mode, cidrs, masquerade4, cluster_ip4, cluster_cidrs4, masquerade6, cluster_ip6, n_post', [
+    pytest.param('external', (), {'192.0.2.5 . tcp . 443', '10.0.2.15 . udp . 30053', '198.51.100.7 . sctp . 9000'},
+                 None, None, set(), None, 6, id='external-no-cidrs-no-cluster-masquerade'),
+    pytest.param('external', ('10.244.0.0/16', '10.244.1.0/24'),
+                 {'192.0.2.5 . tcp . 443', '10.0.2.15 . udp . 30053', '198.51.100.7 . sctp . 9000'},
+                 {'10.96.0.1 . tcp . 443'}, {'10.244.0.0/16'}, set(), None, 9, id='external-v4-cidrs-collapsed'),
+    pytest.param('external', ('fd10::/56',), {'192.0.2.5 . tcp . 443', '10.0.2.15 . udp . 30053',
+                                              '198.51.100.7 . sctp . 9000'},
+                 None, None, set(), {'fd00::a . udp . 53'}, 9, id='external-v6-cidrs-only'),
+    pytest.param('all', ('10.244.0.0/16',), {'192.0.2.5 . tcp . 443', '192.0.2.5 . tcp . 8443', '10.0.2.15 . udp . 30053',
+                                             '198.51.100.7 . sctp . 9000', '10.96.0.1 . tcp . 443'},
+                 None, None, {'fd00::a . udp . 53'}, None, 6, id='all-includes-local-and-cluster'),
+    pytest.param('none', ('10.244.0.0/16',), None, None, None, None, None, 0, id='none-no-chain'),
+])
+def test_masquerade_sets(mode, cidrs, masquerade4, cluster_ip4, cluster_cidrs4, masquerade6, cluster_ip6, n_post):
+    text = pr.render([LB, LB_LOCAL, NODE, EXT, CIP, CIP6], [], pr.Options(mode, cidrs))
+    assert _elements(text, 'masquerade4') == masquerade4
+    assert _elements(text, 'cluster_ip4') == cluster_ip4
+    assert _elements(text, 'cluster_cidrs4') == cluster_cidrs4
+    assert _elements(text, 'masquerade6') == masquerade6
+    assert _elements(text, 'cluster_ip6') == cluster_ip6
+    assert len(_rules(text, 'postrouting')) == n_post
+
+
+@pytest.mark.parametrize('ranges, restricted, allowed', [
+    pytest.param((), set(), set(), id='no-ranges-everyone'),
+    pytest.param(('10.0.0.0/8', '10.1.0.0/16', '192.168.1.7/32'), {'192.0.2.5 . tcp . 443'},
+                 {'192.0.2.5 . tcp . 443 . 10.0.0.0/8', '192.0.2.5 . tcp . 443 . 192.168.1.7'}, id='collapsed-host-bare'),
+    pytest.param(('0.0.0.0/0',), set(), set(), id='any-means-everyone'),
+    pytest.param(('2001:db8::/32',), set(), set(), id='other-family-ignored-everyone'),
+    pytest.param(('2001:db8::/32', '10.0.0.0/8'), {'192.0.2.5 . tcp . 443'}, {'192.0.2.5 . tcp . 443 . 10.0.0.0/8'},
+                 id='mixed-families'),
+])
+def test_source_ranges(ranges, restricted, allowed):
+    text = pr.render([LB._replace(source_ranges=ranges), CIP._replace(source_ranges=('10.0.0.0/8',))], [],
+                     pr.Options('none'))
+    assert _elements(text, 'lb_restricted4') == restricted
+    assert _elements(text, 'lb_allowed4') == allowed
+
+
+def test_rule_count_does_not_grow():
+    few = pr.render([CIP], ['10.96.0.1'], SMALL_OPTIONS)
+    many = pr.render([CIP._replace(address='10.96.%d.%d' % (i // 250, i % 250 + 1)) for i in range(2000)],
+                     ['10.96.0.1'], SMALL_OPTIONS)
+    assert _rules(few, 'input') == _rules(many, 'input')
+    assert _rules(few, 'postrouting') == _rules(many, 'postrouting')
+    assert len(_elements(many, 'services4')) == 2000
+
+
+def test_render_errors():
+    with pytest.raises(pr.PacketRulesError, match="masquerade: 'some'"):
+        pr.render([], [], pr.Options('some'))
+    with pytest.raises(pr.PacketRulesError, match='10.0.0.300'):
+        pr.render([CIP._replace(address='10.0.0.300')], [], pr.Options())
+
+
+def test_normalise_is_order_and_wrap_blind():
+    a = 'table inet t {\n\tset s {\n\t\ttype ipv4_addr\n\t\telements = { 10.0.0.2,\n\t\t\t     10.0.0.1 }\n\t}\n\n}\n'
+    b = 'table inet t {\n  set s {\n    type ipv4_addr\n    elements = { 10.0.0.1, 10.0.0.2 }\n  }\n}\n'
+    assert pr.normalise(a) == pr.normalise(b)
+    assert pr.normalise('') == ''
+
+
+def test_script_replaces_atomically():
+    assert pr.script('table inet netlb_ipvs {\n}\n') == ('table inet netlb_ipvs {\n}\ndelete table inet netlb_ipvs\n'
+                                                         'table inet netlb_ipvs {\n}\n')
+
+
+class FakeRunner(_command.Runner):
+    """Scripts nft: `list table` answers with the held text; `-f -` stores it."""
+
+    def __init__(self, table=None, load_rc=0):
+        super(FakeRunner, self).__init__(None)
+        self.table = table
+        self.load_rc = load_rc
+        self.calls = []
+
+    def which(self, name, required=True):
+        return '/usr/sbin/' + name
+
+    def _execute(self, argv, data):
+        self.calls.append(argv[1:])
+        if argv[1:3] == ['list', 'table']:
+            if self.table is None:
+                return 1, '', 'Error: No such file or directory\nlist table inet netlb_ipvs\n'
+            return 0, self.table, ''
+        if argv[1:] == ['-f', '-']:
+            if self.load_rc:
+                return self.load_rc, '', 'Error: Could not process rule: Operation not supported\n'
+            self.table = data.split('delete table inet netlb_ipvs\n', 1)[1]
+            return 0, '', ''
+        if argv[1:3] == ['delete', 'table']:
+            self.table = None
+            return 0, '', ''
+        raise AssertionError(argv)
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_apply_new_table_then_idempotent(check_mode):
+    runner = FakeRunner()
+    text = pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS)
+    result = pr.apply(runner, text, check_mode=check_mode)
+    assert result == pr.ApplyResult(True, '', pr.normalise(text))
+    assert (['-f', '-'] in runner.calls) is not check_mode
+    if not check_mode:
+        again = pr.apply(runner, text)
+        assert again == pr.ApplyResult(False, pr.normalise(text), pr.normalise(text))
+        assert runner.calls.count(['-f', '-']) == 1
+
+
+def test_apply_unchanged_against_nft_listing():
+    with open(os.path.join(FIXTURES, 'nft-list-table.txt')) as handle:
+        runner = FakeRunner(handle.read())
+    result = pr.apply(runner, pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS))
+    assert not result.changed and ['-f', '-'] not in runner.calls
+
+
+def test_apply_load_error_carries_nft_message():
+    runner = FakeRunner(load_rc=1)
+    with pytest.raises(pr.PacketRulesError, match='cannot load table inet netlb_ipvs: .*Operation not supported'):
+        pr.apply(runner, GOLDEN_NONE)
+
+
+def test_remove():
+    runner = FakeRunner(GOLDEN_NONE)
+    assert pr.remove(runner, check_mode=True).changed and runner.table is not None
+    assert pr.remove(runner) == pr.ApplyResult(True, pr.normalise(GOLDEN_NONE), '')
+    assert runner.table is None
+    assert not pr.remove(runner).changed

@@ -1,0 +1,129 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Runs ON a lab node (python3 - COLLECTIONS COMMAND JSON < this file): drives the
+_k8s/node code against the real kernel and prints the outcome as JSON.
+
+test_k8s_node.py ships the collection and this file; each command is one step:
+  dummy {"interface", "desired", "owned", "check_mode"}      -> DummyResult + sends
+  rules {"ports": [[ServicePort fields]], "dummy", "masquerade", "cluster_cidrs", "check_mode"}
+  bench {"services"}                                        -> render/load/no-op timings
+  addresses {"dummy_interface"}                             -> local + primary
+  conntrack {"actions": [["delete_server", proto, vip, port, server, sport]]}
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, sys.argv[1])
+
+from ansible_collections.netlb.ipvs.plugins.module_utils import _command  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ServicePort  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (  # noqa: E402
+    _rtnl, addresses, conntrack, dummy, packet_rules)
+
+
+class LocalModule:
+    """The two AnsibleModule methods _command.Runner uses, with subprocess."""
+
+    def get_bin_path(self, name, opt_dirs=()):
+        return shutil.which(name, path=os.pathsep.join([os.environ.get('PATH', '')] + list(opt_dirs)))
+
+    def run_command(self, argv, check_rc=False, data=None, environ_update=None, **_kw):
+        env = dict(os.environ, **(environ_update or {}))
+        proc = subprocess.run(argv, input=data, capture_output=True, text=True, env=env, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+
+RUNNER = _command.Runner(LocalModule())
+
+
+class CountingSocket:
+    """A route netlink socket that counts the send() calls (one per batch)."""
+
+    def __init__(self):
+        self.sock = _rtnl.open_socket()
+        self.sends = 0
+
+    def send(self, data):
+        self.sends += 1
+        return self.sock.send(data)
+
+    def recv_into(self, *args):
+        return self.sock.recv_into(*args)
+
+    def close(self):
+        self.sock.close()
+
+
+def cmd_dummy(args):
+    counting = CountingSocket()
+    sock = _rtnl.RtnlSocket(counting)
+    try:
+        result = dummy.ensure(args['desired'], args['owned'], interface=args['interface'],
+                              check_mode=args.get('check_mode', False), sock=sock)
+    except dummy.DummyError as exc:
+        return {'error': str(exc)}
+    finally:
+        sock.close()
+    return {'created': result.created, 'added': result.added, 'removed': result.removed,
+            'owned': sorted(result.owned), 'changed': result.changed, 'sends': counting.sends}
+
+
+def cmd_rules(args):
+    ports = [ServicePort(*fields) for fields in args['ports']]
+    ports = [port._replace(source_ranges=tuple(port.source_ranges)) for port in ports]
+    text = packet_rules.render(ports, args['dummy'],
+                               packet_rules.Options(args.get('masquerade', 'external'), args.get('cluster_cidrs', ())))
+    result = packet_rules.apply(RUNNER, text, check_mode=args.get('check_mode', False))
+    return {'changed': result.changed, 'before': result.before, 'after': result.after}
+
+
+def cmd_bench(args):
+    ports = []
+    for i in range(args['services']):
+        address = '10.%d.%d.%d' % (96 + i // 62500, i // 250 % 250, i % 250 + 1)
+        ports.append(ServicePort('cluster_ip', 4, 'tcp', address, 80, False, (), 'ns/s%d' % i))
+        ports.append(ServicePort('node_port', 4, 'tcp', '10.0.2.15', 30000 + i % 2700, False, (), 'ns/s%d' % i))
+        if i % 10 == 0:
+            ports.append(ServicePort('load_balancer', 4, 'tcp', '192.0.%d.%d' % (i // 250 % 250, i % 250 + 1), 443,
+                                     i % 20 == 0, ('10.0.0.0/8',), 'ns/s%d' % i))
+    dummies = sorted(set(port.address for port in ports if port.kind != 'node_port'))
+    options = packet_rules.Options('external', ('10.244.0.0/16',))
+    start = time.time()
+    text = packet_rules.render(ports, dummies, options)
+    rendered = time.time()
+    subprocess.run(['nft', '-f', '-'], input=packet_rules.script(text), text=True, check=True)
+    loaded = time.time()
+    again = packet_rules.apply(RUNNER, text)
+    done = time.time()
+    subprocess.run(['nft', 'delete', 'table', 'inet', 'netlb_ipvs'], check=True)
+    return {'ports': len(ports), 'elements_services4': len(set(p.address + str(p.port) for p in ports)),
+            'render_s': round(rendered - start, 3), 'nft_load_s': round(loaded - rendered, 3),
+            'noop_apply_s': round(done - loaded, 3), 'noop_changed': again.changed}
+
+
+def cmd_addresses(args):
+    snapshot = addresses.read()
+    return {'local': snapshot.local(), 'primary': snapshot.primary(args.get('dummy_interface', 'kube-ipvs0'))}
+
+
+def cmd_conntrack(args):
+    actions = []
+    for op, protocol, vip, port, server, server_port in args['actions']:
+        service = model.VirtualService(model.ServiceKey.tcp_udp(protocol, vip, port), 'rr')
+        actions.append(model.Action(op, service, model.RealServer(server, server_port) if server else None))
+    return {'flows': [flow.as_dict() for flow in conntrack.clear(RUNNER, actions)]}
+
+
+COMMANDS = {'dummy': cmd_dummy, 'rules': cmd_rules, 'bench': cmd_bench, 'addresses': cmd_addresses,
+            'conntrack': cmd_conntrack}
+
+if __name__ == '__main__':
+    print(json.dumps(COMMANDS[sys.argv[2]](json.loads(sys.argv[3]))))
