@@ -218,4 +218,3 @@ def _ensure(sock, interface, desired, owned, check_mode):
             error.args = ('%s (and %d more refused)' % (error.args[0], len(errors) - 1),)
         raise error
     return result
-

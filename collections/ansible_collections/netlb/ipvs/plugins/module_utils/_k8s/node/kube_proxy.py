@@ -25,10 +25,7 @@ import collections
 import os
 import re
 
-try:
-    from urllib.request import urlopen
-except ImportError:  # pragma: no cover (Python 2 is not a target)
-    urlopen = None
+from ansible.module_utils.urls import open_url
 
 PROCESS_NAME = 'kube-proxy'
 DEFAULT_METRICS = '127.0.0.1:10249'
@@ -141,11 +138,9 @@ def decide(processes, answer, flag_mode, config_mode, answer_error=''):
 
 
 def _ask(url):
-    """(body, error text) of GET url."""
-    if urlopen is None:
-        return None, 'urllib unavailable'
+    """(body, error text) of GET url (never through a proxy: it is the node's own port)."""
     try:
-        response = urlopen(url, timeout=HTTP_TIMEOUT)
+        response = open_url(url, timeout=HTTP_TIMEOUT, use_proxy=False)
         try:
             return response.read(256).decode('ascii', 'replace'), ''
         finally:

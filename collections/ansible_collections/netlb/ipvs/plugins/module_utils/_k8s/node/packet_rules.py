@@ -263,8 +263,8 @@ def read(runner):
         return normalise(result.stdout)
     if 'No such file or directory' in result.stderr:
         return ''
-    raise PacketRulesError('cannot read table %s: %s' % (TABLE, _command.CommandError(result.argv, result.rc,
-                                                                                          result.stdout, result.stderr)))
+    error = _command.CommandError(result.argv, result.rc, result.stdout, result.stderr)
+    raise PacketRulesError('cannot read table %s: %s' % (TABLE, error))
 
 
 def apply(runner, text, check_mode=False):

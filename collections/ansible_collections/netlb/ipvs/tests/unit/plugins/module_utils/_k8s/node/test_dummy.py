@@ -161,8 +161,8 @@ def test_ensure_error_names_interface_address_and_kernel_message():
         dummy.ensure(['10.96.0.1', '10.96.0.2'], [], sock=fake)
     assert str(info.value) == ('cannot add address 10.96.0.2 on kube-ipvs0: Cannot assign requested address '
                                '(refused by the test)')
-    assert (info.value.interface, info.value.address, info.value.errno) == ('kube-ipvs0', '10.96.0.2',
-                                                                           errno.EADDRNOTAVAIL)
+    got = (info.value.interface, info.value.address, info.value.errno)
+    assert got == ('kube-ipvs0', '10.96.0.2', errno.EADDRNOTAVAIL)
 
 
 @pytest.mark.parametrize('name', ['', 'a' * 16, 'a/b', ' x'])

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 
 import pytest
 
@@ -112,3 +114,28 @@ def test_metrics_url(bind, url):
 
 def test_missing_proc_root(tmp_path):
     assert kube_proxy.find_processes(os.path.join(str(tmp_path), 'nope')) == []
+
+
+def test_ask_reads_proxy_mode_over_loopback():
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'ipvs' if self.path == '/proxyMode' else b'?')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    try:
+        assert kube_proxy._ask('http://127.0.0.1:%d/proxyMode' % server.server_port) == ('ipvs', '')
+    finally:
+        thread.join(5)
+        server.server_close()
+
+
+def test_ask_unreachable_says_where():
+    body, error = kube_proxy._ask('http://127.0.0.1:1/proxyMode')
+    assert body is None and error.startswith('http://127.0.0.1:1/proxyMode: ')

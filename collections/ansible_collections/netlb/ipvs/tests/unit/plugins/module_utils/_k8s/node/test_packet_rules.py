@@ -25,45 +25,46 @@ SMALL = [SP('cluster_ip', 4, 'tcp', '10.96.0.10', 80, False, (), 'default/web'),
 SMALL_DUMMY = ['10.96.0.10', '192.0.2.5', '2001:db8::5', 'fd00::10']
 SMALL_OPTIONS = pr.Options('external', ('10.244.0.0/16', 'fd10::/56'))
 
+# Written with 4-space indents here (pep8); nft's listing indents with tabs.
 GOLDEN_NONE = '''table inet netlb_ipvs {
-	comment "netlb.ipvs k8s_service_proxy: replaced as a whole on every run"
-	set services4 {
-		type ipv4_addr . inet_proto . inet_service
-		elements = { 10.96.0.1 . tcp . 443 }
-	}
-	set dummy4 {
-		type ipv4_addr
-		elements = { 10.96.0.1 }
-	}
-	set lb_restricted4 {
-		type ipv4_addr . inet_proto . inet_service
-	}
-	set lb_allowed4 {
-		type ipv4_addr . inet_proto . inet_service . ipv4_addr
-		flags interval
-	}
-	set services6 {
-		type ipv6_addr . inet_proto . inet_service
-	}
-	set dummy6 {
-		type ipv6_addr
-	}
-	set lb_restricted6 {
-		type ipv6_addr . inet_proto . inet_service
-	}
-	set lb_allowed6 {
-		type ipv6_addr . inet_proto . inet_service . ipv6_addr
-		flags interval
-	}
-	chain input {
-		type filter hook input priority filter; policy accept;
-		ip daddr . meta l4proto . th dport @lb_restricted4 ip daddr . meta l4proto . th dport . ip saddr != @lb_allowed4 drop
-		ct state new ip daddr @dummy4 meta l4proto != icmp ip daddr . meta l4proto . th dport != @services4 reject with icmp port-unreachable
-		ip6 daddr . meta l4proto . th dport @lb_restricted6 ip6 daddr . meta l4proto . th dport . ip6 saddr != @lb_allowed6 drop
-		ct state new ip6 daddr @dummy6 meta l4proto != ipv6-icmp ip6 daddr . meta l4proto . th dport != @services6 reject with icmpv6 port-unreachable
-	}
+    comment "netlb.ipvs k8s_service_proxy: replaced as a whole on every run"
+    set services4 {
+        type ipv4_addr . inet_proto . inet_service
+        elements = { 10.96.0.1 . tcp . 443 }
+    }
+    set dummy4 {
+        type ipv4_addr
+        elements = { 10.96.0.1 }
+    }
+    set lb_restricted4 {
+        type ipv4_addr . inet_proto . inet_service
+    }
+    set lb_allowed4 {
+        type ipv4_addr . inet_proto . inet_service . ipv4_addr
+        flags interval
+    }
+    set services6 {
+        type ipv6_addr . inet_proto . inet_service
+    }
+    set dummy6 {
+        type ipv6_addr
+    }
+    set lb_restricted6 {
+        type ipv6_addr . inet_proto . inet_service
+    }
+    set lb_allowed6 {
+        type ipv6_addr . inet_proto . inet_service . ipv6_addr
+        flags interval
+    }
+    chain input {
+        type filter hook input priority filter; policy accept;
+        ip daddr . meta l4proto . th dport @lb_restricted4 ip daddr . meta l4proto . th dport . ip saddr != @lb_allowed4 drop
+        ct state new ip daddr @dummy4 meta l4proto != icmp ip daddr . meta l4proto . th dport != @services4 reject with icmp port-unreachable
+        ip6 daddr . meta l4proto . th dport @lb_restricted6 ip6 daddr . meta l4proto . th dport . ip6 saddr != @lb_allowed6 drop
+        ct state new ip6 daddr @dummy6 meta l4proto != ipv6-icmp ip6 daddr . meta l4proto . th dport != @services6 reject with icmpv6 port-unreachable
+    }
 }
-'''
+'''.replace('    ', '\t')
 
 
 def test_golden_mode_none():
