@@ -16,7 +16,9 @@ Errors are FileError naming the path; nothing here exits the module.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
+import fcntl
 import os
 import stat
 import tempfile
@@ -148,3 +150,30 @@ def ensure_absent(path, check_mode=False):
             if exc.errno != errno.ENOENT:
                 raise FileError(path, 'remove', _reason(exc))
     return FileChange(path, True, before, None, mode_before, None)
+
+
+def make_parent_directory(path, mode=0o755):
+    """Create the directory path lives in (and its parents) if missing."""
+    directory = os.path.dirname(path)
+    if directory:
+        try:
+            os.makedirs(directory, mode)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise FileError(directory, 'create', _reason(exc))
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive lock on a sibling path + '.lock' for the block: serialises whole
+    runs that read, change and save one state file."""
+    make_parent_directory(path)
+    try:
+        handle = open(path + '.lock', 'a')
+    except (IOError, OSError) as exc:
+        raise FileError(path + '.lock', 'open', _reason(exc))
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # closing releases the lock

@@ -285,6 +285,15 @@ def apply(runner, text, check_mode=False):
     return ApplyResult(True, before, after)
 
 
+def check(runner, text):
+    """Have nft check text (render()'s output) without loading it (`nft -c`), so a rule
+    set the kernel would refuse fails a run before anything changed."""
+    try:
+        runner.run([_nft(runner), '-c', '-f', '-'], data=script(text))
+    except _command.CommandError as exc:
+        raise PacketRulesError('nft refuses the rules for table %s: %s' % (TABLE, exc))
+
+
 def remove(runner, check_mode=False):
     """Delete the table if it exists (the proxy is removed from the node)."""
     before = read(runner)

@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The node as proxy.sync() sees it: one object over the edges in this folder.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Addresses and the dummy interface over rtnetlink, packet rules with nft, stale UDP
+flows with conntrack, kube-proxy from /proc. Every failure of these edges becomes a
+NodeError naming what failed, so callers handle one error type. Tests drive sync()
+with a double that has the same methods.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
+    _rtnl,
+    addresses,
+    conntrack,
+    dummy,
+    kube_proxy,
+    packet_rules,
+)
+
+EDGE_ERRORS = (_rtnl.NetlinkError, _rtnl.ProtocolError, dummy.DummyError, packet_rules.PacketRulesError,
+               conntrack.ConntrackError, OSError)
+
+
+class NodeError(IpvsError):
+    """The node refused or could not do something (an address, the rules, conntrack)."""
+
+
+class _Edge(object):
+    """with _Edge('what'): turn an edge's failure into a NodeError starting with what."""
+
+    def __init__(self, what):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, traceback):
+        if exc is not None and isinstance(exc, EDGE_ERRORS):
+            raise NodeError('%s: %s' % (self.what, exc)) from exc
+        return False
+
+
+class HostNode(object):
+    """This machine. runner: a _command.Runner (nft, conntrack)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+        self._found = None
+
+    def _snapshot(self):
+        if self._found is None:
+            with _Edge('reading the node\'s addresses'):
+                self._found = addresses.read()
+        return self._found
+
+    def addresses(self):
+        """Every local address as (interface, address)."""
+        return self._snapshot().local()
+
+    def primary_addresses(self, dummy_interface):
+        """The node's primary address per family."""
+        return self._snapshot().primary(dummy_interface)
+
+    def kube_proxy_ipvs(self):
+        """A description when kube-proxy runs here in IPVS mode, or in a mode that could
+        not be found (refusing is the safe answer); None otherwise."""
+        status = kube_proxy.detect()
+        return None if status.ipvs is False else status.detail
+
+    def check_rules(self, text):
+        with _Edge('checking the packet rules'):
+            packet_rules.check(self.runner, text)
+
+    def sync_dummy(self, interface, desired, owned, check_mode):
+        """dummy.DummyResult of making interface hold desired (removing only owned)."""
+        with _Edge('dummy interface %s' % interface):
+            return dummy.ensure(desired, owned, interface=interface, check_mode=check_mode)
+
+    def sync_rules(self, text, check_mode):
+        """packet_rules.ApplyResult of replacing our nft table with text."""
+        with _Edge('packet rules'):
+            return packet_rules.apply(self.runner, text, check_mode=check_mode)
+
+    def clear_udp_flows(self, actions, check_mode):
+        """The conntrack Flows of UDP real servers the actions removed, deleted."""
+        with _Edge('stale UDP flows'):
+            return conntrack.clear(self.runner, actions, check_mode=check_mode)

@@ -1,0 +1,113 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The k8s_service_proxy options that shape a sync, checked and turned into SyncOptions.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Every problem names its option and all are reported at once (ValidationError), before
+the cluster or the kernel is read. No I/O but the host name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.proxy import SyncOptions
+
+MASQUERADE = ('external', 'all', 'none')
+FAMILIES = {'ipv4': 4, 'ipv6': 6}
+PRIMARY = 'primary'
+# Linux interface names: at most 15 bytes, no '/', no whitespace, not '.' or '..'.
+_INTERFACE = re.compile(r'^(?!\.{1,2}$)[^/\s:]{1,15}$')
+
+
+def node_name_default():
+    """kube-proxy's default: the host name, trimmed and lower-cased."""
+    return socket.gethostname().strip().lower()
+
+
+def _networks(values, option, problems):
+    networks = []
+    for index, value in enumerate(values or ()):
+        try:
+            networks.append(ipaddress.ip_network(str(value).strip(), strict=False))
+        except ValueError:
+            problems.append('%s[%d]: %r is not a CIDR' % (option, index, value))
+    return tuple(networks)
+
+
+def _port_range(text, problems):
+    match = re.match(r'^\s*(\d+)\s*-\s*(\d+)\s*$', str(text))
+    if not match:
+        problems.append('node_port_range: %r is not FIRST-LAST, e.g. 30000-32767' % (text,))
+        return (0, 0)
+    first, last = int(match.group(1)), int(match.group(2))
+    if not 1 <= first <= last <= 65535:
+        problems.append('node_port_range: %r must satisfy 1 <= first <= last <= 65535' % (text,))
+    return (first, last)
+
+
+def _node_port_addresses(values, problems):
+    values = [str(value).strip() for value in values or ()]
+    if PRIMARY in values:
+        if len(values) > 1:
+            problems.append("node_port_addresses: 'primary' must be the only value")
+        return (PRIMARY,)
+    return tuple(str(network) for network in _networks(values, 'node_port_addresses', problems))
+
+
+def parse_options(params):
+    """Module params -> (SyncOptions, node name). Raises ValidationError listing every
+    problem, each starting with the option's name."""
+    problems = []
+    scheduler = params.get('scheduler') or 'rr'
+    if scheduler not in SCHEDULERS:
+        problems.append('scheduler: %r is not one of %s' % (scheduler, ', '.join(SCHEDULERS)))
+    families = []
+    for index, family in enumerate(params.get('families') or ('ipv4', 'ipv6')):
+        if family not in FAMILIES:
+            problems.append('families[%d]: %r is not ipv4 or ipv6' % (index, family))
+        elif FAMILIES[family] not in families:
+            families.append(FAMILIES[family])
+    interface = params.get('dummy_interface') or 'kube-ipvs0'
+    if not _INTERFACE.match(interface):
+        problems.append('dummy_interface: %r is not an interface name (1-15 characters, no "/", ":" or spaces)'
+                        % (interface,))
+    masquerade = params.get('masquerade') or 'external'
+    if masquerade not in MASQUERADE:
+        problems.append('masquerade: %r is not one of %s' % (masquerade, ', '.join(MASQUERADE)))
+    ratio = params.get('max_delete_ratio')
+    ratio = 0.5 if ratio is None else ratio
+    if not 0 <= ratio <= 1:
+        problems.append('max_delete_ratio: %s is not between 0 and 1' % ratio)
+    drain_timeout = params.get('drain_timeout') or 0
+    if drain_timeout < 0:
+        problems.append('drain_timeout: %d is negative' % drain_timeout)
+    service_cidrs = _networks(params.get('service_cidrs'), 'service_cidrs', problems)
+    if not params.get('service_cidrs'):
+        problems.append('service_cidrs: give the cluster\'s service CIDR(s) (kube-apiserver '
+                        '--service-cluster-ip-range)')
+    proxy = ProxyOptions(scheduler=scheduler, families=tuple(sorted(families)),
+                         node_port_addresses=_node_port_addresses(params.get('node_port_addresses'), problems),
+                         dummy_interface=interface)
+    options = SyncOptions(
+        proxy=proxy,
+        service_cidrs=service_cidrs,
+        node_port_range=_port_range(params.get('node_port_range') or '30000-32767', problems),
+        masquerade=masquerade,
+        cluster_cidrs=_networks(params.get('cluster_cidrs'), 'cluster_cidrs', problems),
+        max_delete_ratio=float(ratio),
+        force=bool(params.get('force')),
+        allow_kube_proxy=bool(params.get('allow_kube_proxy')),
+        drain_timeout=int(drain_timeout),
+    )
+    if problems:
+        raise ValidationError(problems)
+    return options, (params.get('node_name') or node_name_default()).strip().lower()

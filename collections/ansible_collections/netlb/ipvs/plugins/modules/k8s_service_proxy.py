@@ -1,0 +1,455 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: k8s_service_proxy
+short_description: Serve Kubernetes Services on this node through IPVS, with kube-proxy's semantics
+version_added: 0.2.0
+description:
+  - Reads the cluster's Services and EndpointSlices (live from the API, or from manifest files), computes the
+    IPVS table kube-proxy's IPVS mode would build for this node, and makes the node hold it - the IPVS
+    virtual services and real servers, the Service addresses on a dummy interface, and the packet rules
+    (return-path masquerade, C(loadBalancerSourceRanges), and a reject for ports that are no service).
+  - One call handles the whole table. Changes go through the same engine as M(netlb.ipvs.ipvs_virtual_server)
+    - in place, new real servers before old ones go, leaving real servers drained.
+  - "Semantics per node: headless, ExternalName and Services labelled C(service.kubernetes.io/service-proxy-name)
+    or C(service.kubernetes.io/headless) are skipped; a virtual service per port for the cluster IP(s) of each
+    family, the NodePort on each node address, each external IP and each load-balancer ingress IP (unless its
+    C(ipMode) is C(Proxy)); real servers are ready endpoints (topology-hint filtered), else serving and
+    terminating ones; C(externalTrafficPolicy: Local) and C(internalTrafficPolicy: Local) use this node's
+    endpoints only; C(sessionAffinity: ClientIP) becomes persistence."
+  - "Unlike kube-proxy, a service with C(externalTrafficPolicy: Local) and no local endpoint keeps no real
+    servers (the Service API's rule; kube-proxy's IPVS mode falls back to every endpoint, kubernetes#71596), and
+    IPVS services outside this module's scope (keepalived VIPs, firewall-mark services, hand-made rules) are
+    never touched (kubernetes#59507)."
+  - "Scope - the O(service_cidrs), the O(node_port_range) on the node's addresses, and the external and
+    load-balancer services this module created before (kept in O(state_path)). A service of the kernel that
+    equals a wanted one is adopted without a change, so a node kube-proxy served converges with no IPVS action."
+  - Safety - a failed, refused, slow or truncated read of the cluster fails the task and changes nothing. A run
+    that would delete more than O(max_delete_ratio) of the managed virtual services, or all of them, is refused
+    unless O(force=true). A malformed object is skipped with a warning naming it and its field.
+author:
+  - netlb.ipvs developers (@netlb)
+requirements:
+  - nftables (the C(nft) command)
+  - conntrack (the C(conntrack) command), to clear the flows of UDP real servers that went
+  - "O(source=api) - the Python C(kubernetes) client on the node (Debian package C(python3-kubernetes); the
+    C(ipvs_node) role installs it)"
+  - "O(source=manifests) with YAML files - PyYAML (Debian package C(python3-yaml))"
+attributes:
+  check_mode:
+    support: full
+    description: Reads the cluster, the IPVS table, the dummy interface and the packet rules, plans exactly as a
+      real run, has the kernel check the rule set, and writes nothing (not even the state files).
+  diff_mode:
+    support: full
+    description: Shows the managed IPVS services in C(ipvsadm -S -n) form, the dummy interface's addresses, and
+      the nftables table, before and after.
+  idempotent:
+    support: full
+    description: A second run against an unchanged cluster reports no change.
+options:
+  source:
+    description:
+      - Where the cluster's objects come from. V(api) reads the live API; V(manifests) reads files written by
+        C(kubectl get -o yaml) or C(-o json) (a C(List), multi-document YAML, or single objects).
+    type: str
+    choices: [api, manifests]
+    default: api
+  kubeconfig:
+    description:
+      - With O(source=api), the path of a kubeconfig file, or its content as a dict. Also C(K8S_AUTH_KUBECONFIG).
+      - Without any connection option, the in-cluster configuration is used in a pod, else C($KUBECONFIG) or
+        C(~/.kube/config).
+    type: raw
+  context:
+    description: The kubeconfig context to use. Also C(K8S_AUTH_CONTEXT).
+    type: str
+  host:
+    description: The API server's URL, e.g. C(https://192.0.2.10:6443). Also C(K8S_AUTH_HOST).
+    type: str
+  api_key:
+    description: A bearer token for O(host). Also C(K8S_AUTH_API_KEY).
+    type: str
+  validate_certs:
+    description:
+      - Verify the API server's certificate. Also C(K8S_AUTH_VALIDATE_CERTS) or C(K8S_AUTH_VERIFY_SSL).
+      - Overrides a kubeconfig's C(insecure-skip-tls-verify).
+    type: bool
+    default: true
+    aliases: [verify_ssl]
+  ca_cert:
+    description: The CA certificate file of the API server. Also C(K8S_AUTH_CA_CERT) or C(K8S_AUTH_SSL_CA_CERT).
+    type: path
+    aliases: [ssl_ca_cert]
+  client_cert:
+    description: A client certificate file. Also C(K8S_AUTH_CLIENT_CERT) or C(K8S_AUTH_CERT_FILE).
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description: The client certificate's key file. Also C(K8S_AUTH_CLIENT_KEY) or C(K8S_AUTH_KEY_FILE).
+    type: path
+    aliases: [key_file]
+  path:
+    description:
+      - With O(source=manifests), a file or a directory of C(.yaml), C(.yml) and C(.json) files (not recursive).
+    type: path
+  namespaces:
+    description: Read only these namespaces. Empty reads the whole cluster.
+    type: list
+    elements: str
+    default: []
+  label_selector:
+    description: Only Services matching this label selector.
+    type: str
+  request_timeout:
+    description: Seconds each API request may take (connect and read).
+    type: int
+    default: 30
+  page_size:
+    description: Objects per page when listing (C(limit) and C(continue)).
+    type: int
+    default: 500
+  node_name:
+    description:
+      - This node's name in the cluster (for C(externalTrafficPolicy Local), C(internalTrafficPolicy Local) and
+        the Node object's zone). Defaults to the host name, lower-cased, as kube-proxy's does.
+    type: str
+  node_zone:
+    description:
+      - This node's zone, for topology hints. Defaults to the C(topology.kubernetes.io/zone) label of the Node
+        object; when given, the Node object is not read (no access to Nodes needed).
+    type: str
+  service_cidrs:
+    description:
+      - The cluster's service CIDRs (kube-apiserver C(--service-cluster-ip-range)), one per family. Every IPVS
+        service on an address inside them belongs to this module.
+    type: list
+    elements: str
+    default: [10.96.0.0/12]
+  cluster_cidrs:
+    description:
+      - The pod CIDRs. With O(masquerade=external), traffic to a cluster IP from outside them is masqueraded.
+    type: list
+    elements: str
+    default: []
+  node_port_range:
+    description: The NodePort range (kube-apiserver C(--service-node-port-range)), C(FIRST-LAST).
+    type: str
+    default: 30000-32767
+  node_port_addresses:
+    description:
+      - Where NodePorts are served - CIDRs (node addresses inside them) or the single word V(primary) (the node's
+        primary address of each family). Empty - every local address except loopback, IPv6 link-local and the
+        dummy interface's.
+    type: list
+    elements: str
+    default: []
+  scheduler:
+    description:
+      - The IPVS scheduler of every virtual service. A Service's annotation C(ipvs.netlb.io/scheduler) (or
+        kube-router's C(kube-router.io/service.scheduler)) chooses its own; an unknown value there is a warning
+        and this default.
+    type: str
+    default: rr
+    choices: [rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos]
+  families:
+    description: The address families served.
+    type: list
+    elements: str
+    choices: [ipv4, ipv6]
+    default: [ipv4, ipv6]
+  dummy_interface:
+    description:
+      - The dummy interface that holds cluster, external and load-balancer IPs (created if missing, left down).
+        Only addresses this module bound are ever removed from it.
+    type: str
+    default: kube-ipvs0
+  masquerade:
+    description:
+      - Which traffic is source-NATed on its way to a real server so the reply comes back through this node.
+      - V(external) - traffic to NodePorts, external IPs and load-balancer IPs (not of services with
+        C(externalTrafficPolicy Local), which keep the client's address), and to cluster IPs from outside
+        O(cluster_cidrs) (every cluster-IP client when O(cluster_cidrs) is empty).
+      - V(all) - all traffic to every virtual service. V(none) - nothing.
+    type: str
+    choices: [external, all, none]
+    default: external
+  max_delete_ratio:
+    description: Refuse a run that would delete more than this share of the managed virtual services.
+    type: float
+    default: 0.5
+  force:
+    description: Apply even what O(max_delete_ratio) refuses, including deleting every managed virtual service.
+    type: bool
+    default: false
+  allow_kube_proxy:
+    description:
+      - Run even though kube-proxy runs on this node in IPVS mode. Two owners of one table undo each other's work;
+        use it only for a hand-over you control.
+    type: bool
+    default: false
+  drain_timeout:
+    description:
+      - Seconds after which a drained real server is deleted even with connections left. V(0) waits until it is
+        idle, as kube-proxy does.
+    type: int
+    default: 0
+  apply:
+    description:
+      - V(false) only returns the desired table (RV(services), in the format M(netlb.ipvs.ipvs_virtual_server)
+        takes) without reading or touching anything on the node but its addresses.
+    type: bool
+    default: true
+  backend:
+    description: How the IPVS table is read and written (see M(netlb.ipvs.ipvs_virtual_server)).
+    type: str
+    choices: [auto, netlink, ipvsadm]
+    default: auto
+  state_path:
+    description: Where the module keeps what it created (external and load-balancer services, bound addresses).
+    type: path
+    default: /var/lib/netlb-ipvs/k8s-service-proxy.json
+  drain_state_path:
+    description: When each draining real server began to drain (shared with M(netlb.ipvs.ipvs_virtual_server)).
+    type: path
+    default: /var/lib/netlb-ipvs/drain-state.json
+  return_services:
+    description:
+      - Which virtual services to list in RV(services) - V(none), the V(changed) ones, or V(all). With
+        O(apply=false) the whole desired table is returned.
+    type: str
+    choices: [all, changed, none]
+    default: none
+  return_actions:
+    description: List every IPVS action in RV(actions) (RV(summary) counts them anyway).
+    type: bool
+    default: false
+extends_documentation_fragment: []
+notes:
+  - The C(ipvs_node) role prepares a node for this module - ipvsadm, conntrack, nftables, the kernel modules and
+    sysctls, and the Python packages.
+  - Connection options follow kubernetes.core's names and C(K8S_AUTH_*) environment variables; without any, the
+    in-cluster configuration is used in a pod, else C(~/.kube/config).
+seealso:
+  - module: netlb.ipvs.ipvs_virtual_server
+'''
+
+EXAMPLES = r'''
+- name: Serve the cluster's Services on this node (credentials from the netlb-ipvs kubeconfig)
+  netlb.ipvs.k8s_service_proxy:
+    kubeconfig: /etc/netlb-ipvs/kubeconfig
+    service_cidrs: [10.96.0.0/12]
+    cluster_cidrs: [10.244.0.0/16]
+
+- name: Air-gapped - from manifests copied to the node
+  netlb.ipvs.k8s_service_proxy:
+    source: manifests
+    path: /var/lib/netlb-ipvs/cluster.yaml
+    service_cidrs: [10.96.0.0/12]
+    node_zone: zone-a
+
+- name: What would this node hold? (no change on the node)
+  netlb.ipvs.k8s_service_proxy:
+    source: manifests
+    path: /srv/review/cluster.json
+    apply: false
+  register: desired
+
+- name: Dual-stack, NodePorts on the primary addresses only, least-connection by default
+  netlb.ipvs.k8s_service_proxy:
+    kubeconfig: /etc/netlb-ipvs/kubeconfig
+    service_cidrs: [10.96.0.0/12, fd00:10:96::/112]
+    cluster_cidrs: [10.244.0.0/16, fd00:10:244::/56]
+    node_port_addresses: [primary]
+    scheduler: lc
+'''
+
+RETURN = r'''
+summary:
+  description:
+    - Counts - Services seen, skipped by reason, virtual services and real servers wanted; after a sync also the
+      IPVS actions by op, addresses bound and removed, and whether the packet rules changed.
+  returned: always
+  type: dict
+  sample:
+    services_seen: 120
+    skipped: {headless: 4, external_name: 1}
+    virtual_services: 230
+    real_servers: 610
+    actions: {add_server: 2, edit_server: 1}
+    addresses: {added: 1, removed: 0}
+    packet_rules_changed: false
+skipped:
+  description: The Services not proxied, by reason, as C(namespace/name).
+  returned: always
+  type: dict
+  sample: {headless: [default/db], external_name: [default/mail]}
+services:
+  description:
+    - Virtual services as M(netlb.ipvs.ipvs_virtual_server) takes them - with O(apply=false) the whole desired
+      table, otherwise the managed ones after the run chosen by O(return_services).
+  returned: always
+  type: list
+  elements: dict
+actions:
+  description: The IPVS changes made (see M(netlb.ipvs.ipvs_virtual_server)).
+  returned: when O(return_actions=true)
+  type: list
+  elements: dict
+addresses:
+  description: Addresses bound on and removed from the dummy interface.
+  returned: when O(apply=true)
+  type: dict
+  sample: {added: [10.96.0.12], removed: []}
+draining:
+  description: Real servers at weight 0 that a later run will delete.
+  returned: when O(apply=true)
+  type: list
+  elements: dict
+diff:
+  description: The managed IPVS services, the dummy interface's addresses and the nftables table, before and after.
+  returned: in diff mode
+  type: list
+  elements: dict
+timings:
+  description: Seconds spent reading the cluster, translating, on the IPVS table, and in total.
+  returned: always
+  type: dict
+problems:
+  description: On invalid options, every problem found, each starting with the option's name.
+  returned: failure
+  type: list
+  elements: str
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError, Runner
+from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES, get_backend
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_PATH
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    SCHEDULERS,
+    ApplyError,
+    IpvsError,
+    ValidationError,
+)
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import HostNode
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import parse_options
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api, manifests
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import DEFAULT_PATH as STATE_PATH
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import StateStore
+
+ARGUMENT_SPEC = dict(
+    api.AUTH_ARG_SPEC,
+    source=dict(type='str', choices=['api', 'manifests'], default='api'),
+    path=dict(type='path'),
+    namespaces=dict(type='list', elements='str', default=[]),
+    label_selector=dict(type='str'),
+    request_timeout=dict(type='int', default=30),
+    page_size=dict(type='int', default=500),
+    node_name=dict(type='str'),
+    node_zone=dict(type='str'),
+    service_cidrs=dict(type='list', elements='str', default=['10.96.0.0/12']),
+    cluster_cidrs=dict(type='list', elements='str', default=[]),
+    node_port_range=dict(type='str', default='30000-32767'),
+    node_port_addresses=dict(type='list', elements='str', default=[]),
+    scheduler=dict(type='str', choices=list(SCHEDULERS), default='rr'),
+    families=dict(type='list', elements='str', choices=['ipv4', 'ipv6'], default=['ipv4', 'ipv6']),
+    dummy_interface=dict(type='str', default='kube-ipvs0'),
+    masquerade=dict(type='str', choices=['external', 'all', 'none'], default='external'),
+    max_delete_ratio=dict(type='float', default=0.5),
+    force=dict(type='bool', default=False),
+    allow_kube_proxy=dict(type='bool', default=False),
+    drain_timeout=dict(type='int', default=0),
+    apply=dict(type='bool', default=True),
+    backend=dict(type='str', choices=list(BACKEND_CHOICES), default='auto'),
+    state_path=dict(type='path', default=STATE_PATH),
+    drain_state_path=dict(type='path', default=DRAIN_PATH),
+    return_services=dict(type='str', choices=['all', 'changed', 'none'], default='none'),
+    return_actions=dict(type='bool', default=False),
+)
+
+
+def read_cluster(params, node_name, warnings):
+    """The ClusterSnapshot from the chosen source; SourceError on any failure."""
+    if params['source'] == 'manifests':
+        snapshot, _ignored = manifests.read_manifests(params['path'], node_name=node_name)
+        return snapshot
+    connection = api.connection_options_from_params(params)
+    warnings.extend(api.connection_warnings(connection))
+    return api.read_cluster(connection, namespaces=params['namespaces'], label_selector=params['label_selector'],
+                            node_name=node_name, need_node=not params['node_zone'],
+                            request_timeout=params['request_timeout'], page_size=params['page_size'])
+
+
+def run(module):
+    """Check the options, read the cluster, sync the node; known errors become fail_json."""
+    params = module.params
+    if params['source'] == 'api' and not api.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib(api.KUBERNETES_REQUIREMENT), exception=str(api.KUBERNETES_IMPORT_ERROR))
+    warnings = []
+    runner = Runner(module)
+    try:
+        options, node_name = parse_options(params)
+        host = HostNode(runner)
+        started = time.perf_counter()
+        snapshot = read_cluster(params, node_name, warnings)
+        read_seconds = round(time.perf_counter() - started, 6)
+        if not params['apply']:
+            context = proxy.node_context(node_name, host, snapshot, params['node_zone'])
+            translation, services = proxy.desired_table(snapshot, context, options)
+            result = proxy.SyncResult(translation=translation, timings={'read_cluster': read_seconds})
+            _exit(module, result, warnings, services=services)
+        backend = get_backend(params['backend'], runner=runner, check_mode=module.check_mode)
+        result = proxy.sync(snapshot, host, backend, options, StateStore(params['state_path']),
+                            drain_store=DrainStore(params['drain_state_path']), node_name=node_name,
+                            zone=params['node_zone'])
+        result.timings['read_cluster'] = read_seconds
+    except ValidationError as exc:
+        module.fail_json(msg='invalid parameters: %s' % exc, problems=exc.problems)
+    except SourceError as exc:
+        module.fail_json(msg='cannot read the cluster, nothing was changed: %s' % exc)
+    except ApplyError as exc:
+        module.fail_json(msg=str(exc), changed=bool(exc.applied), applied=[action.as_dict() for action in exc.applied],
+                         failed_action=exc.failed.as_dict() if exc.failed is not None else None)
+    except CommandError as exc:
+        module.fail_json(msg=str(exc), **exc.as_dict())
+    except (IpvsError, FileError) as exc:
+        module.fail_json(msg=str(exc))
+    reconcile = result.reconcile
+    _exit(module, result, warnings, services=reconcile.services(params['return_services']),
+          actions=[action.as_dict() for action in reconcile.actions] if params['return_actions'] else None,
+          addresses={'added': list(result.addresses_added), 'removed': list(result.addresses_removed)},
+          draining=[entry.as_dict() for entry in reconcile.draining],
+          diff=result.diff if module._diff else None)
+
+
+def _exit(module, result, warnings, **returns):
+    for warning in warnings + result.warnings:
+        module.warn(warning)
+    values = dict((name, value) for name, value in returns.items() if value is not None)
+    module.exit_json(changed=result.changed, summary=result.summary(), skipped=result.translation.skipped,
+                     timings=result.timings, **values)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=[('source', 'manifests', ('path',))],
+                           supports_check_mode=True)
+    run(module)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""k8s_service_proxy's options: defaults, and every bad value named by its option."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import options as proxy_options
+
+
+def test_defaults_are_kube_proxys():
+    options, node_name = proxy_options.parse_options({'node_name': ' Node-A ', 'service_cidrs': ['10.96.0.0/12']})
+    assert node_name == 'node-a'  # trimmed and lower-cased, as kube-proxy does
+    assert options.proxy.scheduler == 'rr'
+    assert options.proxy.families == (4, 6)
+    assert options.proxy.dummy_interface == 'kube-ipvs0'
+    assert options.proxy.node_port_addresses == ()
+    assert options.service_cidrs == (ipaddress.ip_network('10.96.0.0/12'),)
+    assert options.node_port_range == (30000, 32767)
+    assert (options.masquerade, options.max_delete_ratio, options.force) == ('external', 0.5, False)
+
+
+def test_node_name_defaults_to_the_host_name(monkeypatch):
+    monkeypatch.setattr(proxy_options.socket, 'gethostname', lambda: 'Worker-3\n')
+    assert proxy_options.parse_options({'service_cidrs': ['10.96.0.0/12']})[1] == 'worker-3'
+
+
+def test_values_are_normalised():
+    options, _name = proxy_options.parse_options({
+        'service_cidrs': ['10.96.0.1/12', 'fd00:10:96::/112'], 'families': ['ipv6', 'ipv4', 'ipv6'],
+        'node_port_addresses': ['192.168.10.0/24'], 'node_port_range': ' 30000 - 30100 ',
+        'cluster_cidrs': ['10.244.0.0/16'], 'scheduler': 'lc', 'masquerade': 'all', 'node_name': 'n'})
+    assert options.service_cidrs == (ipaddress.ip_network('10.96.0.0/12'), ipaddress.ip_network('fd00:10:96::/112'))
+    assert options.proxy.families == (4, 6)
+    assert options.proxy.node_port_addresses == ('192.168.10.0/24',)
+    assert options.node_port_range == (30000, 30100)
+    assert options.proxy.scheduler == 'lc' and options.masquerade == 'all'
+
+
+def test_primary_alone():
+    options, _name = proxy_options.parse_options({'node_port_addresses': ['primary'], 'node_name': 'n',
+                                                  'service_cidrs': ['10.96.0.0/12']})
+    assert options.proxy.node_port_addresses == ('primary',)
+
+
+BAD = [
+    # (option, value, words the problem must contain)
+    ('service_cidrs', ['10.96.0.0/33'], "service_cidrs[0]: '10.96.0.0/33' is not a CIDR"),
+    ('service_cidrs', [], 'service_cidrs: give'),
+    ('cluster_cidrs', ['pods'], "cluster_cidrs[0]: 'pods' is not a CIDR"),
+    ('node_port_addresses', ['primary', '10.0.0.0/8'], "node_port_addresses: 'primary' must be the only value"),
+    ('node_port_addresses', ['10.0.0.300/8'], 'node_port_addresses[0]:'),
+    ('node_port_range', '30000', "node_port_range: '30000' is not FIRST-LAST"),
+    ('node_port_range', '32767-30000', 'node_port_range: '),
+    ('node_port_range', '0-10', 'node_port_range: '),
+    ('scheduler', 'fastest', "scheduler: 'fastest' is not one of"),
+    ('families', ['ipv5'], "families[0]: 'ipv5' is not ipv4 or ipv6"),
+    ('dummy_interface', 'a-very-long-interface-name', 'dummy_interface:'),
+    ('dummy_interface', 'kube/ipvs0', 'dummy_interface:'),
+    ('masquerade', 'some', "masquerade: 'some' is not one of"),
+    ('max_delete_ratio', 1.5, 'max_delete_ratio: 1.5 is not between 0 and 1'),
+    ('drain_timeout', -1, 'drain_timeout: -1 is negative'),
+]
+
+
+@pytest.mark.parametrize('option, value, expected', BAD, ids=['%s=%r' % (row[0], row[1]) for row in BAD])
+def test_a_bad_value_is_named(option, value, expected):
+    params = {'node_name': 'n', 'service_cidrs': ['10.96.0.0/12'], option: value}
+    with pytest.raises(ValidationError) as caught:
+        proxy_options.parse_options(params)
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_every_problem_at_once():
+    with pytest.raises(ValidationError) as caught:
+        proxy_options.parse_options({'node_name': 'n', 'service_cidrs': ['x'], 'scheduler': 'y', 'masquerade': 'z'})
+    named = [problem.split(':')[0] for problem in caught.value.problems]
+    assert named == ['scheduler', 'masquerade', 'service_cidrs[0]']

@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""k8s_service_proxy end to end on the controller: the real module, the real kubernetes
+client against the stand-in API server (kube_api) or the demo's manifests, an
+in-memory kernel table and node. Every failure is fail_json with a clear message and
+leaves the table as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import BackendError
+from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
+from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN, FakeHost
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *(['..'] * 8)))
+DEMO_CLUSTER = os.path.join(REPO, 'demo', 'cluster.yaml')
+
+
+@pytest.fixture
+def node(monkeypatch, tmp_path):
+    """One kernel table and one node double shared by every module call of a test."""
+    backend, host = FakeBackend(table(FOREIGN)), FakeHost()
+
+    def get_backend(name, runner=None, check_mode=False):
+        if backend.refuse == 'unreachable':
+            raise BackendError('IPVS is not available: the ip_vs module is not loaded (modprobe ip_vs)')
+        backend.check_mode = check_mode
+        return backend
+
+    monkeypatch.setattr(k8s_service_proxy, 'get_backend', get_backend)
+    monkeypatch.setattr(k8s_service_proxy, 'HostNode', lambda runner: host)
+    backend.host = host
+    backend.paths = {'state_path': str(tmp_path / 'proxy.json'), 'drain_state_path': str(tmp_path / 'drain.json')}
+    return backend
+
+
+def call(node, args, capsys, check_mode=False, diff=False):
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff, **node.paths)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            k8s_service_proxy.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def api_args(kube_api, tmp_path, **extra):
+    return dict(kubeconfig=kube_api.write_kubeconfig(str(tmp_path / 'kubeconfig')), node_name=objects.NODE,
+                service_cidrs=['10.96.0.0/12'], cluster_cidrs=['10.244.0.0/16'], **extra)
+
+
+def cluster_objects():
+    return [objects.service('web', cluster_ip='10.96.0.20'),
+            objects.endpoint_slice('web', [objects.endpoint('10.244.1.11'), objects.endpoint('10.244.1.12')]),
+            objects.service('db', cluster_ip='None')]
+
+
+def test_api_source_syncs_then_is_idempotent(node, kube_api, capsys, tmp_path):
+    kube_api.add(*cluster_objects())
+    args = api_args(kube_api, tmp_path, node_zone='zone-a')
+    result = call(node, args, capsys, diff=True)
+    assert result['changed'] is True, result
+    assert result['summary']['services_seen'] == 2 and result['skipped'] == {'headless': ['default/db']}
+    assert result['summary']['actions'] == {'add_service': 1, 'add_server': 2}
+    assert result['addresses'] == {'added': ['10.96.0.20'], 'removed': []}
+    assert [entry['before_header'] for entry in result['diff']][0].startswith('ipvsadm -S -n')
+    assert 'read_cluster' in result['timings']
+    # The watch cache was asked, and the Node was not (node_zone given).
+    assert any(req.query.get('resourceVersion') == '0' for req in kube_api.requests_to('/api/v1/services'))
+    assert not kube_api.requests_to('/api/v1/nodes/%s' % objects.NODE)
+    again = call(node, args, capsys)
+    assert again['changed'] is False and again['summary']['actions'] == {}
+
+
+@pytest.mark.parametrize('fault, params, words', [
+    ('status', {'code': 403, 'message': 'services is forbidden'}, '403'),
+    ('status', {'code': 500, 'message': 'etcd timeout'}, '500'),
+    ('truncate', {}, 'Services'),
+    ('empty', {}, 'refusing to delete'),
+])
+def test_a_failed_or_suspicious_read_changes_nothing(node, kube_api, capsys, tmp_path, fault, params, words):
+    kube_api.add(*cluster_objects())
+    args = api_args(kube_api, tmp_path, node_zone='zone-a')
+    call(node, args, capsys)
+    kernel, dummy, rules = dict(node.table), set(node.host.on_dummy), node.host.rules
+    kube_api.fault(fault, path='/api/v1/services', **params)
+    failed = call(node, args, capsys)
+    assert failed.get('failed') is True, failed
+    assert words in failed['msg']
+    assert (node.table, node.host.on_dummy, node.host.rules) == (kernel, dummy, rules)
+
+
+def test_unauthorised_is_a_clear_failure(node, kube_api, capsys, tmp_path):
+    args = api_args(kube_api, tmp_path)
+    args['kubeconfig'] = kube_api.write_kubeconfig(str(tmp_path / 'bad'), token='wrong')
+    failed = call(node, args, capsys)
+    assert failed['failed'] is True and failed['msg'].startswith('cannot read the cluster, nothing was changed')
+    assert '401' in failed['msg']
+
+
+def test_manifests_apply_false_returns_the_table_ipvs_virtual_server_takes(node, capsys):
+    result = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1', apply=False), capsys)
+    assert result['changed'] is False and node.table == table(FOREIGN)
+    services = dict(('%s %s:%d' % (s['protocol'], s['address'], s['port']), s) for s in result['services'])
+    assert sorted(services) == sorted([
+        'tcp 10.96.0.20:80', 'tcp 10.96.0.20:9090', 'tcp 10.96.0.21:80', 'tcp 192.168.10.11:30080',
+        'tcp 10.96.0.22:80', 'tcp 192.168.10.11:30081', 'tcp 192.0.2.100:80', 'tcp 10.96.0.23:80',
+        'tcp 192.0.2.50:80', 'udp 10.96.0.10:53', 'tcp 10.96.0.10:53', 'tcp 10.96.0.10:9153', 'tcp 10.96.0.24:80'])
+    # externalTrafficPolicy Local: this node's pod only on the LB IP and NodePort; all on the cluster IP.
+    assert [rs['address'] for rs in services['tcp 192.0.2.100:80']['real_servers']] == ['10.244.1.11']
+    assert [rs['address'] for rs in services['tcp 10.96.0.22:80']['real_servers']] == ['10.244.1.11', '10.244.2.13']
+    assert services['tcp 10.96.0.23:80']['persistence_timeout'] == 600
+    assert services['udp 10.96.0.10:53']['scheduler'] == 'lc'
+    assert sorted(result['skipped']) == ['external_name', 'headless', 'service_proxy_name']
+
+
+def test_bad_options_are_named(node, capsys):
+    failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, service_cidrs=['10.96.0.0/33'],
+                             node_port_range='1-2-3'), capsys)
+    assert failed['failed'] is True
+    assert [problem.split(':')[0] for problem in failed['problems']] == ['service_cidrs[0]', 'node_port_range']
+
+
+def test_a_missing_manifest_is_a_clear_failure(node, capsys, tmp_path):
+    failed = call(node, dict(source='manifests', path=str(tmp_path / 'nope.yaml')), capsys)
+    assert failed['failed'] is True and 'nope.yaml' in failed['msg'] and node.table == table(FOREIGN)
+
+
+def test_no_ipvs_on_the_node_is_a_clear_failure(node, capsys):
+    node.refuse = 'unreachable'
+    failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1'), capsys)
+    assert failed['failed'] is True and 'modprobe ip_vs' in failed['msg']
+
+
+def test_without_the_kubernetes_client_the_module_names_the_package(node, capsys, monkeypatch):
+    monkeypatch.setattr(k8s_service_proxy.api, 'HAS_KUBERNETES', False)
+    failed = call(node, dict(kubeconfig='/nonexistent'), capsys)
+    assert failed['failed'] is True and 'python3-kubernetes' in failed['msg']
