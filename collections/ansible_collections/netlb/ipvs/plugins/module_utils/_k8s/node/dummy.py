@@ -10,9 +10,11 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 The interface is created if missing (type dummy, left DOWN as kube-proxy leaves it: a
 local route is made for each address all the same, and nothing answers ARP for it).
 Its addresses become the desired set: /32 or /128 each, added with NLM_F_REPLACE;
-removed are only the addresses this toolkit bound before (the caller's owned set, from
-its state file) and no longer wants. Unlike kube-proxy, an address an operator put on
-the interface is never removed.
+removed are only the addresses this toolkit owns (the caller's owned set, from its
+state file) and no longer wants. It owns what it bound and what it wanted and found
+already there (a Service's address kube-proxy bound before a hand-over: adopted, so it
+goes with its Service). Unlike kube-proxy, an address an operator put on the interface
+and no Service wants is never removed.
 
 All changes go to the kernel as rtnetlink requests in batched send()s, never a process
 per address. plan() is pure; link_request()/address_request() build the messages;
@@ -74,14 +76,14 @@ def plan(current, desired, owned):
     """(to add, to remove) as sorted lists, and the owned set afterwards.
 
     current: addresses on the interface now; desired: addresses wanted; owned: the
-    addresses this toolkit bound in earlier runs. Only owned addresses are removed;
-    an address already present but not owned (an operator's) is neither added nor
-    taken over, so it is never removed later either.
+    addresses this toolkit owned after the previous run. Only owned addresses are
+    removed; every desired address is owned afterwards (a present one is adopted), and
+    an address present but neither owned nor desired (an operator's) is left alone.
     """
     current, desired, owned = (frozenset(canonical(a) for a in group) for group in (current, desired, owned))
     add = desired - current
     remove = (current & owned) - desired
-    owned_after = (owned & current & desired) | add
+    owned_after = desired
     return _sorted(add), _sorted(remove), owned_after
 
 

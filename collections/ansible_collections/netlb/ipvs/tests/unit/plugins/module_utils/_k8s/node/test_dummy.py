@@ -21,7 +21,9 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import _rtnl,
                  {'10.96.0.1'}, id='owned-removed'),
     pytest.param({'10.96.0.1', '192.0.2.9'}, {'10.96.0.1'}, {'10.96.0.1'}, [], [], {'10.96.0.1'},
                  id='operator-address-kept'),
-    pytest.param({'192.0.2.9'}, {'192.0.2.9'}, set(), [], [], set(), id='operator-address-wanted-not-taken-over'),
+    # A wanted address already there (kube-proxy bound it before the hand-over) is adopted:
+    # it goes once its Service goes, or it would stay answering on a dead cluster IP.
+    pytest.param({'10.96.0.7'}, {'10.96.0.7'}, set(), [], [], {'10.96.0.7'}, id='wanted-address-adopted'),
     pytest.param(set(), set(), {'10.96.0.5'}, [], [], set(), id='owned-but-gone'),
     pytest.param({'fd00::1'}, {'fd00:0::1', '10.96.0.1/32'}, {'fd00::1'}, ['10.96.0.1'], [], {'fd00::1', '10.96.0.1'},
                  id='spellings-canonical-v4-first'),
