@@ -1,6 +1,6 @@
 # netlb.ipvs — one entry point for people and CI.
-#   make demo   set up, build the lab image if absent, boot the lab, run site.yml, show the node
-#   make test   the whole suite: unit, sanity, lint, then the VM tests (Molecule + pytest -m vm)
+#   make demo   set up (system packages, venv, lab image), boot the lab, run site.yml, show the node
+#   make test   set up, then the whole suite: unit, sanity, lint, then the VM tests (Molecule + pytest -m vm)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -23,6 +23,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 .PHONY: venv
 venv: $(VENV)/.installed ## controller virtualenv (Python >= 3.12 when present)
 
+# ---------------------------------------------------------------------------- system packages
+# What the lab (qemu, image tools), the venv (python3-venv) and the ssh-driven tests need
+# from Debian. Installed as root, or through sudo; only what is missing, so a machine that
+# has everything spends one dpkg-query and no apt-get update.
+SYSTEM_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs debian-archive-keyring \
+	openssh-client git ca-certificates python3 python3-venv python3-pip
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: system-packages
+system-packages: ## install the missing Debian packages the lab and the venv need (as root or via sudo)
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(SYSTEM_PACKAGES) 2>/dev/null \
+		| awk '$$NF == "installed" {print $$1}' | sort | comm -13 - <(tr ' ' '\n' <<< "$(SYSTEM_PACKAGES)" | sort)); \
+	if [ -z "$$missing" ]; then echo "system-packages: all present"; exit 0; fi; \
+	echo "system-packages: installing" $$missing; \
+	$(SUDO) apt-get update -q && \
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing
+
 # ---------------------------------------------------------------------------- lab (qemu TCG VMs)
 # lab/netlb-lab is stdlib Python; see `lab/netlb-lab --help` and lab/README.md.
 LAB := lab/netlb-lab
@@ -32,9 +49,21 @@ SITE ?= site.yml
 # Fail loudly when pytest collects nothing (exit 5) instead of reporting an empty success.
 PYTEST_RC = rc=$$?; if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; fi; exit $$rc
 
-.PHONY: lab-image lab-up lab-down lab-status
-lab-image: ## build (or reuse) the cached lab image (SUITE=bookworm|trixie)
-	$(LAB) image --suite $(SUITE)
+.PHONY: lab-image lab-images lab-up lab-down lab-status
+# Building an image needs root (mmdebstrap, file ownership): through sudo when not root,
+# then the cache is handed back to the caller. Reusing a built image is a lookup.
+NETLB_LAB_CACHE ?= $(HOME)/.cache/netlb-ipvs-lab
+export NETLB_LAB_CACHE
+LAB_SUITES ?= bookworm trixie
+lab-image: system-packages ## build (or reuse) the cached lab image (SUITE=bookworm|trixie)
+	$(SUDO) env NETLB_LAB_CACHE="$(NETLB_LAB_CACHE)" python3 $(LAB) image --suite $(SUITE)
+	@[ -z "$(SUDO)" ] || $(SUDO) chown -R "$$(id -u):$$(id -g)" "$(NETLB_LAB_CACHE)"
+
+lab-images: system-packages ## build (or reuse) every lab image the VM tests boot (LAB_SUITES)
+	@for suite in $(LAB_SUITES); do \
+	  $(SUDO) env NETLB_LAB_CACHE="$(NETLB_LAB_CACHE)" python3 $(LAB) image --suite $$suite || exit 1; \
+	done
+	@[ -z "$(SUDO)" ] || $(SUDO) chown -R "$$(id -u):$$(id -g)" "$(NETLB_LAB_CACHE)"
 
 lab-up: ## boot NODES lab VMs (SUITE=...) and write inventories/lab/hosts.yml
 	$(LAB) up --nodes $(NODES) --suite $(SUITE)
@@ -46,7 +75,7 @@ lab-status: ## show the lab VMs
 	$(LAB) status
 
 .PHONY: demo
-demo: venv ## build the image if absent, boot one node, run site.yml, show the result
+demo: system-packages venv lab-image ## install what is missing, boot one node, run site.yml, show the result
 	$(LAB) up --nodes 1 --suite $(SUITE)
 	ansible-playbook -i inventories/lab/hosts.yml $(SITE)
 	@echo '==> evidence from node1'
@@ -57,7 +86,7 @@ demo: venv ## build the image if absent, boot one node, run site.yml, show the r
 .PHONY: test test-unit test-vm
 TEST_STEPS := test-unit test-sanity lint test-vm
 # One step after the other with a header and its duration; stops at the first failure.
-test: venv ## everything: unit, sanity, lint, then the VM tests
+test: system-packages venv ## everything: unit, sanity, lint, then the VM tests (installs what is missing first)
 	@for step in $(TEST_STEPS); do \
 	  printf '\n===== make %s =====\n' "$$step"; start=$$SECONDS; \
 	  $(MAKE) --no-print-directory "$$step" || { echo "===== make $$step FAILED" >&2; exit 1; }; \
@@ -68,7 +97,7 @@ test-unit: venv ## collection unit tests (pytest, no VM)
 	pytest -m 'not vm'; $(PYTEST_RC)
 
 MOLECULE_SCENARIOS ?= default trixie ipvs_virtual_server
-test-vm: venv ## Molecule scenarios (default, trixie, ipvs_virtual_server), then pytest -m vm
+test-vm: venv lab-images ## Molecule scenarios (default, trixie, ipvs_virtual_server), then pytest -m vm
 	@for s in $(MOLECULE_SCENARIOS); do \
 	  printf '\n----- molecule test -s %s -----\n' "$$s"; start=$$SECONDS; \
 	  molecule test -s "$$s" || exit 1; \

@@ -19,6 +19,10 @@ description:
   - A service whose scheduler, scheduler flags or persistence differ is edited in place, never deleted
     and added again. A real server whose weight, forwarding method or thresholds differ is edited in
     place. New real servers are added before old ones are removed.
+  - A scheduler change on a live service is not hitless, by the kernel's doing - it unbinds the old
+    scheduler, waits, and binds the new one, and a new connection arriving in between finds no scheduler
+    and is reset (measured in the lab - 5 of 600 new connections over 20 such changes). A run that
+    changes a scheduler says so in a warning.
   - "Single form: O(address) and O(port), or O(fwmark), name one service; the task touches that service
     only."
   - Table form (what a playbook at scale should use, never a task per service) - O(services) lists the
@@ -28,11 +32,13 @@ description:
   - "All input is checked before the kernel is touched; every problem is reported at once with its field
     path, for example C(services[3].real_servers[1].weight: 70000 is out of range 0-65535)."
   - Graceful removal (O(graceful=true), TCP, SCTP and firewall-mark services) - a real server that is no
-    longer listed is set to weight 0 and deleted by a later run once it has no active or inactive
-    connections, or once O(drain_timeout) seconds have passed since it was drained. UDP real servers,
-    servers already at weight 0 without connections, and whole services are removed at once. A draining
-    server that is listed again gets its weight back. A run that only waits on draining servers reports
-    no change.
+    longer listed is set to weight 0; the same run then reads the connection counters of just those
+    servers again and deletes the ones that are idle (at weight 0 no new connection can reach them), so
+    one run converges. A server that still has active or inactive connections is kept at weight 0 and
+    deleted by a later run once it is idle, or once O(drain_timeout) seconds have passed since it was
+    drained. UDP real servers, servers already at weight 0 without connections, and whole services are
+    removed at once. A draining server that is listed again gets its weight back. A run that only waits
+    on draining servers reports no change.
   - If the kernel refuses an action midway, the task fails naming the actions applied and the one that
     failed, with the kernel's message; the next run plans from a fresh read and converges.
 author:
@@ -41,14 +47,16 @@ attributes:
   check_mode:
     support: full
     description: Reads the kernel table and plans exactly as a real run, writes nothing (not even the drain
-      state file), and reports the same actions and diff a real run would.
+      state file), and reports the same actions and diff a real run would. A leaving server idle now is
+      reported as drained and deleted, as a real run does unless a connection reaches it before its
+      weight is 0.
   diff_mode:
     support: full
     description: Shows the in-scope services before and after, in C(ipvsadm -S -n) format.
   idempotent:
     support: full
     description: A second run with the same options reports no change (draining servers that are still
-      waiting do not count as a change).
+      waiting do not count as a change; idle ones are deleted by the first run).
 options:
   protocol:
     description:
@@ -268,20 +276,29 @@ options:
   return_services:
     description:
       - Which services the RV(services) return value lists. V(all) - every service in scope after the run;
-        V(changed) - only those this run added or changed; V(none) - none.
-      - V(changed) suits big tables and timers - a converged run then returns almost nothing, where listing
-        50,000 real servers costs Ansible tens of seconds to return and the controller to keep.
+        V(changed) - only those this run added or changed; V(none) - none. At most O(return_limit) either
+        way.
+      - The default, V(changed), suits big tables and timers - a converged run then returns nothing, where
+        listing 50,000 real servers costs Ansible tens of seconds to return and the controller to keep.
         RV(summary) counts the table either way.
     type: str
     choices: [all, changed, none]
-    default: all
+    default: changed
   return_actions:
     description:
-      - Whether RV(actions) lists every kernel change. RV(summary) counts them by operation either way.
-      - V(false) suits the first load of a big table - 50,000 additions listed one by one cost Ansible more
-        time to return than the kernel takes to apply them.
+      - Whether RV(actions) lists the kernel changes (at most O(return_limit) of them). RV(summary) counts
+        them all by operation either way.
     type: bool
     default: true
+  return_limit:
+    description:
+      - At most this many entries in each of RV(services), RV(actions) and RV(draining), the first by key
+        or by the order applied. RV(truncated) then says how long each cut list was, and RV(summary) still
+        counts everything. V(0) means no limit.
+      - "Why a limit by default - a first load of 5,000 services makes 55,000 changes, and returning them
+        one by one costs Ansible more time than the kernel takes to apply them (see docs/performance.md)."
+    type: int
+    default: 100
 notes:
   - Needs root (C(CAP_NET_ADMIN)) and the C(ip_vs) kernel module; M(netlb.ipvs.ipvs_modules) loads it. The task
     fails with a message saying so when either is missing.
@@ -294,8 +311,8 @@ notes:
   - For big tables, hand O(services) to the task as JSON text, such as
     C("{{ lookup('ansible.builtin.file', 'lb-table.json') }}") - the same table as a list (from
     C(| from_json), C(-e @file) or C(group_vars)) costs ansible-core several times longer to move (see
-    docs/performance.md) - and set O(return_services=changed) (O(return_services=none) and
-    O(return_actions=false) for a first load).
+    docs/performance.md). The defaults of O(return_services) and O(return_limit) already keep what comes
+    back small.
 seealso:
   - module: netlb.ipvs.ipvs_modules
   - name: ipvsadm(8)
@@ -373,18 +390,17 @@ EXAMPLES = r'''
     scope: [192.0.2.0/24, "fwmark:100-199"]
     services: "{{ lb_services }}"
 
-- name: A big table kept in a JSON file, handed over as text (fast), returning only what a run changed
+- name: A big table kept in a JSON file, handed over as text (fast)
   netlb.ipvs.ipvs_virtual_server:
     scope: [10.96.0.0/12]
     services: "{{ lookup('ansible.builtin.file', 'lb-table.json') }}"
-    return_services: changed
 
-- name: First load of a big table - counts only (summary), no list of every change
+- name: Every service and every change listed, however many (slow for big tables)
   netlb.ipvs.ipvs_virtual_server:
-    scope: [10.96.0.0/12]
-    services: "{{ lookup('ansible.builtin.file', 'lb-table.json') }}"
-    return_services: none
-    return_actions: false
+    scope: [192.0.2.0/24]
+    services: "{{ lb_services }}"
+    return_services: all
+    return_limit: 0
 
 - name: Delete a service
   netlb.ipvs.ipvs_virtual_server:
@@ -408,6 +424,7 @@ actions:
       V(delete_service); C(server) and C(weight) are given for real-server actions; C(reason) says why
       (V(new), the fields changed such as V(weight,forwarding), V(drain), V(undrain), V(idle),
       V(drain_timeout), V(purge), V(not listed)).
+    - At most O(return_limit) of them, the first applied; RV(truncated) says when there were more.
   returned: unless O(return_actions=false)
   type: list
   elements: dict
@@ -417,7 +434,8 @@ actions:
 services:
   description:
     - The services in scope after the run (single form - the named service, or none once absent), with
-      their real servers and connection counters, sorted by protocol, address and port.
+      their real servers and connection counters, sorted by protocol, address and port - those O(return_services)
+      names, at most O(return_limit) of them.
     - A firewall-mark service has C(fwmark) and C(family) instead of C(protocol), C(address) and C(port).
   returned: always
   type: list
@@ -441,8 +459,8 @@ summary:
   sample: {services: 5000, real_servers: 50000, actions: {add_server: 500, edit_server: 500}}
 draining:
   description:
-    - Real servers at weight 0 that a later run will delete, with the Unix time their drain began and
-      their connections.
+    - Real servers at weight 0 that a later run will delete (they still had connections when this run
+      looked), with the Unix time their drain began and their connections; at most O(return_limit).
   returned: always
   type: list
   elements: dict
@@ -455,11 +473,19 @@ diff:
   sample:
     before: "-A -t 10.96.0.10:80 -s rr\n-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1\n"
     after: "-A -t 10.96.0.10:80 -s rr\n-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 0\n"
+truncated:
+  description:
+    - The lists cut to O(return_limit), each with the number of entries it had.
+  returned: when a list was longer than O(return_limit)
+  type: dict
+  sample: {actions: 55000, services: 5000}
 timings:
-  description: Seconds spent reading the kernel table, planning, applying, and in total.
+  description:
+    - Seconds spent reading the kernel table, planning, applying, and in total; C(settle) is the re-read
+      of drained servers' counters and the deletion of the idle ones, when a run drained any.
   returned: always
   type: dict
-  sample: {read: 0.004, plan: 0.001, apply: 0.002, total: 0.012}
+  sample: {read: 0.004, plan: 0.001, apply: 0.002, settle: 0.001, total: 0.012}
 problems:
   description: On invalid input, every problem found, each starting with its field path.
   returned: failure
@@ -471,6 +497,25 @@ applied:
   returned: failure
   type: list
   elements: dict
+cmd:
+  description: When an C(ipvsadm) call failed, the command line.
+  returned: failure
+  type: str
+  sample: /usr/sbin/ipvsadm -S -n
+rc:
+  description: When an C(ipvsadm) call failed, its exit status.
+  returned: failure
+  type: int
+  sample: 2
+stdout:
+  description: When an C(ipvsadm) call failed, its standard output.
+  returned: failure
+  type: str
+stderr:
+  description: When an C(ipvsadm) call failed, its standard error.
+  returned: failure
+  type: str
+  sample: "Can't initialize ipvs: Protocol not available"
 failed_action:
   description: When the kernel refused an action midway, that action.
   returned: failure
@@ -536,8 +581,9 @@ ARGUMENT_SPEC = dict(
     drain_timeout=dict(type='int', default=0),
     drain_state_path=dict(type='path', default=DEFAULT_PATH),
     backend=dict(type='str', choices=list(BACKEND_CHOICES), default='auto'),
-    return_services=dict(type='str', choices=['all', 'changed', 'none'], default='all'),
+    return_services=dict(type='str', choices=['all', 'changed', 'none'], default='changed'),
     return_actions=dict(type='bool', default=True),
+    return_limit=dict(type='int', default=100),
 )
 MUTUALLY_EXCLUSIVE = [('services', name) for name in SINGLE_SPEC] + [
     ('fwmark', 'address'), ('fwmark', 'port'), ('fwmark', 'protocol'), ('scope', 'address'), ('scope', 'fwmark'),
@@ -548,6 +594,8 @@ def run(module):
     """Validate, reconcile, and turn the result (or a known error) into exit/fail."""
     params = module.params
     try:
+        if params['return_limit'] < 0:
+            raise ValidationError('return_limit: %d is out of range 0 or more' % params['return_limit'])
         request = validation.parse_request(params)
         options = engine.ReconcileOptions(
             exclusive=request.exclusive, purge_real_servers=params['purge_real_servers'],
@@ -570,7 +618,7 @@ def run(module):
     for warning in result.warnings:
         module.warn(warning)
     module.exit_json(**result.as_dict(diff=module._diff, services=params['return_services'],
-                                      actions=params['return_actions']))
+                                      actions=params['return_actions'], limit=params['return_limit'] or None))
 
 
 def main():

@@ -66,15 +66,14 @@ class Result:
     def after_text(self):
         return save_format.render(self.after)
 
-    def services(self, which='all'):
-        """The in-scope table after the run, as plain dicts (JSON-friendly): 'all' of it,
-        the services an action 'changed' (added or edited, not deleted), or 'none'."""
+    def _service_keys(self, which):
+        """Keys of the in-scope table after the run, sorted: 'all', those an action
+        'changed' (added or edited, not deleted), or 'none'."""
         if which == 'none':
             return []
-        keys = self.after
         if which == 'changed':
-            keys = set(action.service.key for action in self.actions) & set(self.after)
-        return [service_to_params(self.after[key]) for key in sorted(keys)]
+            return sorted(set(action.service.key for action in self.actions) & set(self.after))
+        return sorted(self.after)
 
     def summary(self):
         """Counts: in-scope services and real servers after the run, actions by op."""
@@ -89,19 +88,30 @@ class Result:
         tracker.add_text(DIFF_HEADER, self.before_text(), self.after_text())
         return tracker.diff()
 
-    def as_dict(self, diff=True, services='all', actions=True):
+    def as_dict(self, diff=True, services='all', actions=True, limit=None):
         """JSON-friendly; diff=False skips rendering the two texts (large tables);
-        services says which services to list (see services()); actions=False leaves the
-        action list out (summary still counts it)."""
+        services says which services to list (see _service_keys()); actions=False leaves the
+        action list out (summary still counts it). limit (None: no limit) caps the
+        services, actions and draining lists; 'truncated' then gives the full length of
+        each list that was cut, and summary counts everything either way."""
+        listed = {
+            'services': self._service_keys(services),
+            'actions': self.actions if actions else None,
+            'draining': self.draining,
+        }
+        truncated = dict((name, len(items)) for name, items in listed.items()
+                         if items is not None and limit is not None and len(items) > limit)
         result = {
             'changed': self.changed,
-            'services': self.services(services),
+            'services': [service_to_params(self.after[key]) for key in listed['services'][:limit]],
             'summary': self.summary(),
-            'draining': [entry.as_dict() for entry in self.draining],
+            'draining': [entry.as_dict() for entry in self.draining[:limit]],
             'timings': dict(self.timings),
         }
         if actions:
-            result['actions'] = [action.as_dict() for action in self.actions]
+            result['actions'] = [action.as_dict() for action in self.actions[:limit]]
+        if truncated:
+            result['truncated'] = truncated
         if diff:
             result['diff'] = self.diff()
         return result

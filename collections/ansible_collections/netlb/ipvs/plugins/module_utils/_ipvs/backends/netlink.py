@@ -428,15 +428,6 @@ def nested_span(data, offset, end, kind):
     raise _genl.ProtocolError('reply without attribute %d' % kind)
 
 
-def _counter_rows(keys, rows):
-    """A dump handler filling rows[index] with {(address, port): (active, inactive)}."""
-    def on_dest(index, data, offset, end):
-        start, stop = nested_span(data, offset, end, CMD_ATTR_DEST)
-        server, counted = decode_dest(data, start, stop, keys[index].family)
-        rows[index][server.key] = counted
-    return on_dest
-
-
 # ---------------------------------------------------------------------------
 # Errors
 
@@ -563,14 +554,15 @@ class NetlinkBackend(base.Backend):
         return servers, counters
 
     def read_counters(self, keys):
-        """Only the real servers of keys: one dump per service, not the whole table. The
-        kernel answers a service it does not hold (deleted meanwhile) with an empty dump."""
+        """Only the real servers of keys: one dump per service (the read's fast decoder),
+        not the whole table. The kernel answers a service it does not hold (deleted
+        meanwhile) with an empty dump."""
         self._connect()
         keys = list(keys)
-        rows = [{} for _key in keys]
-        self._dumps(CMD_GET_DEST, [service_selector(key) for key in keys], _counter_rows(keys, rows),
-                    lambda index: 'the real servers of %s' % (keys[index],))
-        return dict(zip(keys, rows))
+        with gc_paused():
+            servers, counters = self._read_dests(keys)
+        return dict((key, dict((rs.key, counters[index].get(rs.key, model.NO_CONNECTIONS)) for rs in servers[index]))
+                    for index, key in enumerate(keys))
 
     def _apply(self, actions):
         self._connect()

@@ -222,7 +222,7 @@ def test_table_form_takes_ints_as_ansible_does(kernel, capsys):
     loose = dict(WEB, port='80', real_servers=[
         {'address': '10.244.1.2', 'port': 8080.0, 'weight': '1'}, {'address': '10.244.2.3', 'port': '8080'}])
     assert call(kernel, {'services': [loose]}, capsys)['changed'] is True
-    again = call(kernel, {'services': [WEB]}, capsys)
+    again = call(kernel, {'services': [WEB], 'return_services': 'all'}, capsys)
     assert again['changed'] is False
     assert [(rs['port'], rs['weight']) for rs in again['services'][0]['real_servers']] == [(8080, 1), (8080, 1)]
 
@@ -323,3 +323,28 @@ def test_a_failed_ipvsadm_call_carries_its_evidence(monkeypatch, tmp_path, capsy
     assert result['failed'] is True
     assert result['msg'] == msg
     assert dict((name, result[name]) for name in evidence) == evidence
+
+
+def test_defaults_return_little_and_say_what_they_cut(kernel, capsys):
+    many = [dict(WEB, address='10.96.1.%d' % n, real_servers=[{'address': '10.244.1.%d' % n, 'port': 80}])
+            for n in range(1, 61)]
+    created = call(kernel, {'scope': ['10.96.0.0/12'], 'services': many}, capsys)
+    assert len(created['actions']) == 100 and len(created['services']) == 60
+    assert created['truncated'] == {'actions': 120}
+    assert created['summary']['actions'] == {'add_service': 60, 'add_server': 60}
+    assert created['actions'][0] == {'op': 'add_service', 'service': 'tcp 10.96.1.1:80', 'reason': 'new'}
+    converged = call(kernel, {'scope': ['10.96.0.0/12'], 'services': many}, capsys)
+    assert (converged['services'], converged['actions'], 'truncated' in converged) == ([], [], False)
+    listed = call(kernel, {'scope': ['10.96.0.0/12'], 'services': many, 'return_services': 'all',
+                           'return_limit': 7}, capsys)
+    assert len(listed['services']) == 7 and listed['truncated'] == {'services': 60}
+    assert [s['address'] for s in listed['services']][:2] == ['10.96.1.1', '10.96.1.10']  # by key
+    everything = call(kernel, {'scope': ['10.96.0.0/12'], 'services': many, 'return_services': 'all',
+                               'return_limit': 0}, capsys)
+    assert len(everything['services']) == 60 and 'truncated' not in everything
+
+
+def test_a_negative_return_limit_is_refused_before_the_kernel(kernel, capsys):
+    result = call(kernel, dict(WEB, return_limit=-1), capsys)
+    assert result['failed'] is True and result['problems'] == ['return_limit: -1 is out of range 0 or more']
+    assert kernel.calls == []
