@@ -231,7 +231,12 @@ options:
     description: List every IPVS action in RV(actions) (RV(summary) counts them anyway).
     type: bool
     default: false
-extends_documentation_fragment: []
+  return_limit:
+    description:
+      - At most this many entries in each of RV(services), RV(actions) and RV(draining); RV(truncated) then gives
+        the full length of each list that was cut, and RV(summary) counts everything. V(0) lists everything.
+    type: int
+    default: 100
 notes:
   - The C(ipvs_node) role prepares a node for this module - ipvsadm, conntrack, nftables, the kernel modules and
     sysctls, and the Python packages.
@@ -313,6 +318,11 @@ draining:
   returned: when O(apply=true)
   type: list
   elements: dict
+truncated:
+  description: The full length of each list that O(return_limit) cut.
+  returned: when a list was cut
+  type: dict
+  sample: {actions: 2200}
 diff:
   description: The managed IPVS services, the dummy interface's addresses and the nftables table, before and after.
   returned: in diff mode
@@ -380,6 +390,7 @@ ARGUMENT_SPEC = dict(
     drain_state_path=dict(type='path', default=DRAIN_PATH),
     return_services=dict(type='str', choices=['all', 'changed', 'none'], default='none'),
     return_actions=dict(type='bool', default=False),
+    return_limit=dict(type='int', default=100),
 )
 
 
@@ -429,11 +440,11 @@ def run(module):
         module.fail_json(msg=str(exc), **exc.as_dict())
     except (IpvsError, FileError) as exc:
         module.fail_json(msg=str(exc))
-    reconcile = result.reconcile
-    _exit(module, result, warnings, services=reconcile.services(params['return_services']),
-          actions=[action.as_dict() for action in reconcile.actions] if params['return_actions'] else None,
+    listed = result.reconcile.as_dict(diff=False, services=params['return_services'],
+                                      actions=params['return_actions'], limit=params['return_limit'] or None)
+    _exit(module, result, warnings, services=listed['services'], actions=listed.get('actions'),
+          draining=listed['draining'], truncated=listed.get('truncated'),
           addresses={'added': list(result.addresses_added), 'removed': list(result.addresses_removed)},
-          draining=[entry.as_dict() for entry in reconcile.draining],
           diff=result.diff if module._diff else None)
 
 
