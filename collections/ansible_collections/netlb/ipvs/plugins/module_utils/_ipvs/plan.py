@@ -41,16 +41,17 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     EDIT_SERVER,
     EDIT_SERVICE,
     Action,
+    SERVER_SETTING_NAMES,
+    SERVICE_SETTING_NAMES,
     RealServer,
     ScopeTest,
     ValidationError,
-    VirtualService,
     table_of,
 )
 
 _new = tuple.__new__  # Action is a tuple: build 55,000 of them without a Python-level __new__
-SETTING_FIELDS = ('scheduler', 'scheduler_flags', 'persistence_timeout', 'persistence_netmask')
-SERVER_FIELDS = ('weight', 'forwarding', 'upper_threshold', 'lower_threshold')
+SETTING_FIELDS = SERVICE_SETTING_NAMES
+SERVER_FIELDS = SERVER_SETTING_NAMES
 
 
 class Draining(collections.namedtuple('Draining', ('service', 'server', 'since', 'connections'))):
@@ -118,8 +119,7 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
             servers = have.real_servers
         else:
             continue
-        after[key] = VirtualService(key, want.scheduler, want.scheduler_flags, want.persistence_timeout,
-                                    want.persistence_netmask, servers, have.connections)
+        after[key] = want.with_servers(servers, have.connections)
     if exclusive:
         for key in sorted(set(before) - set(desired)):
             context.add(DELETE_SERVICE, before[key], reason='not listed')
@@ -202,8 +202,7 @@ def _by_key(servers):
 
 def _server_changes(old, new):
     # Weight alone is the common edit (and the one a large rollout makes everywhere).
-    if (old.forwarding, old.upper_threshold, old.lower_threshold) == (new.forwarding, new.upper_threshold,
-                                                                      new.lower_threshold):
+    if old.weight != new.weight and old._replace(weight=new.weight) == new:
         return 'weight'
     return _changed(SERVER_FIELDS, old, new)
 
@@ -244,6 +243,5 @@ def apply_to_table(table, actions):
     for key, (service, servers, connections) in touched.items():
         if service is not None:
             # Counters stay those read: a run changes configuration, not connections.
-            after[key] = VirtualService(key, service.scheduler, service.scheduler_flags, service.persistence_timeout,
-                                        service.persistence_netmask, tuple(servers.values()), connections)
+            after[key] = service.with_servers(tuple(servers.values()), connections)
     return after
