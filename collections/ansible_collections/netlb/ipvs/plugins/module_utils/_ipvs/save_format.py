@@ -237,21 +237,26 @@ def _server_of(options, number):
         raise FormatError('line %d: no real server' % number)
     address, port = split_host_port(target)
     forwarding = [OPTION_FORWARDING[o] for o in options if o in OPTION_FORWARDING]
-    checksum = [OPTION_CHECKSUM[o] for o in options if o in OPTION_CHECKSUM]
-    tunnel_type = options.get('--tun-type', 'ipip')
-    if tunnel_type not in model.TUNNEL_TYPES:
-        raise FormatError('line %d: unknown tunnel type %r' % (number, tunnel_type))
-    return model.RealServer(
+    server = model.RealServer(
         address=address,
         port=port,
         weight=_int(options, ('-w', '--weight'), 1, number),
         forwarding=forwarding[0] if forwarding else 'route',  # ipvsadm's default is -g
         upper_threshold=_int(options, ('-x', '--u-threshold'), 0, number),
         lower_threshold=_int(options, ('-y', '--l-threshold'), 0, number),
-        tunnel_type=tunnel_type,
-        tunnel_port=_int(options, ('--tun-port',), 0, number),
-        tunnel_checksum=checksum[0] if checksum else 'none',
     )
+    if '--tun-type' in options:  # only tunnel servers have them (ipvsadm refuses them otherwise)
+        server = _with_tunnel(server, options, number)
+    return server
+
+
+def _with_tunnel(server, options, number):
+    tunnel_type = options['--tun-type']
+    if tunnel_type not in model.TUNNEL_TYPES:
+        raise FormatError('line %d: unknown tunnel type %r' % (number, tunnel_type))
+    checksum = [OPTION_CHECKSUM[o] for o in options if o in OPTION_CHECKSUM]
+    return server.replace(tunnel_type=tunnel_type, tunnel_port=_int(options, ('--tun-port',), 0, number),
+                          tunnel_checksum=checksum[0] if checksum else 'none')
 
 
 def parse(text):

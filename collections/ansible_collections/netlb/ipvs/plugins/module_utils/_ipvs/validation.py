@@ -277,7 +277,7 @@ def _plain_service(params):
         return None
     if type(address) not in _STR or _plain_ipv4(address) is None or address == '0.0.0.0':
         return None
-    key = ServiceKey(protocol=protocol, address=address, port=port, fwmark=0, family=4)
+    key = ServiceKey(protocol, address, port, 0, 4)
     servers = _plain_real_servers(get('real_servers', []), key)
     if servers is None:
         return None
@@ -388,8 +388,8 @@ def _plain_real_servers(items, key):
     fields, pton, ntop, inet = _PLAIN_SERVER_FIELDS, socket.inet_pton, socket.inet_ntop, socket.AF_INET
     weight_default, weight_max, forwarding_default = _WEIGHT.default, _WEIGHT.high, _FORWARDING.default
     forwardings, threshold_max, server_of = _FORWARDING.choices, _THRESHOLD_MAX, RealServer
-    servers = []
-    append = servers.append
+    servers, seen = [], set()
+    append, see = servers.append, seen.add
     for params in items:
         if type(params) not in _DICT or not fields.issuperset(params):
             return None
@@ -406,7 +406,7 @@ def _plain_real_servers(items, key):
         upper = get('upper_threshold', 0)
         lower = get('lower_threshold', 0)
         # A null, a bool or a float fails here (not an int): the full check reports it.
-        if not ({type(port), type(weight), type(upper), type(lower)} <= _INT
+        if not (type(port) in _INT and type(weight) in _INT and type(upper) in _INT and type(lower) in _INT
                 and low <= port <= 65535 and 0 <= weight <= weight_max and 0 <= lower <= upper <= threshold_max):
             return None
         if forwarding != 'masq' and (type(forwarding) not in _STR or forwarding not in forwardings
@@ -415,7 +415,8 @@ def _plain_real_servers(items, key):
         # RealServer's own constructor, positionally (keywords cost a fifth of this loop);
         # the tunnel settings keep their defaults.
         append(server_of(address, port, weight, forwarding, upper, lower))
-    if len(set([(server.address, server.port) for server in servers])) != len(servers):
+        see((address, port))
+    if len(seen) != len(servers):
         return None  # the full check names the duplicates
     return servers
 

@@ -411,9 +411,13 @@ def decode_dest_rows(data, length, family, seq, servers, connections):
         else:
             address = _address(raw, AF_FAMILY.get(af, family))
         # RealServer's own constructor, positionally: the field order is model.SERVER_SETTINGS'
-        # (tests pin it); keywords would cost a third of this loop.
-        server = server_of(address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'), upper, lower,
-                           tunnel_names.get(tunnel, 'ipip'), ntohs(tunnel_port), checksum_names.get(checksum, 'none'))
+        # (tests pin it); keywords would cost a third of this loop. Tunnel settings other
+        # than the defaults (all zero) are rare: only then are they named.
+        if tunnel or tunnel_port or checksum:
+            server = server_of(address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'), upper, lower,
+                               tunnel_names.get(tunnel, 'ipip'), ntohs(tunnel_port), checksum_names.get(checksum, 'none'))
+        else:
+            server = server_of(address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'), upper, lower)
         decoded.append(server)
         if active or inactive:
             counted.append(((address, server[1]), (active, inactive)))
