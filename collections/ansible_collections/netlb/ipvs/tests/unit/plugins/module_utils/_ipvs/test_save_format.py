@@ -125,6 +125,18 @@ def test_parse_reads_every_setting_in_any_spelling():
         RealServer('10.0.0.2', 80, forwarding='tunnel', tunnel_type='gue', tunnel_port=6080, tunnel_checksum='csum'),))
 
 
+def test_every_setting_read_from_the_lab_and_written_back():
+    table = save_format.parse(fixture('ipvsadm-save-every-setting.txt'))
+    sip = table[ServiceKey.tcp_udp('udp', '10.0.0.5', 5060)]
+    assert (sip.persistence_timeout, sip.persistence_engine, sip.one_packet) == (60, 'sip', True)
+    assert [(rs.tunnel_type, rs.tunnel_port, rs.tunnel_checksum) for rs in sip.real_servers] == [
+        ('gue', 6080, 'csum'), ('gre', 0, 'csum'), ('gue', 6081, 'remcsum')]
+    assert table[ServiceKey.tcp_udp('tcp', 'fd00::1', 80)].real_servers == (RealServer('10.244.3.1', 80,
+                                                                                       forwarding='tunnel'),)
+    assert sorted(save_format.render(table).splitlines()) == sorted(fixture('ipvsadm-save-every-setting.txt')
+                                                                    .splitlines())
+
+
 def test_every_field_has_its_ipvsadm_spelling():
     """The save format writes and reads every option the field table names."""
     known = set(save_format._VALUED) | set(save_format._FLAGS)
