@@ -16,9 +16,9 @@ description:
     differs. Reads the table once, plans every change, then applies them in this order, so live traffic
     is disturbed no more than needed - add services, edit services, add real servers, edit real servers,
     delete real servers, delete services.
-  - A service whose scheduler, scheduler flags or persistence differ is edited in place, never deleted
-    and added again. A real server whose weight, forwarding method or thresholds differ is edited in
-    place. New real servers are added before old ones are removed.
+  - A service whose scheduler, scheduler flags, persistence or one-packet scheduling differ is edited in
+    place, never deleted and added again. A real server whose weight, forwarding method, thresholds or
+    tunnel settings differ is edited in place. New real servers are added before old ones are removed.
   - "Single form: O(address) and O(port), or O(fwmark), name one service; the task touches that service
     only."
   - Table form (what a playbook at scale should use, never a task per service) - O(services) lists the
@@ -397,6 +397,18 @@ EXAMPLES = r'''
     real_servers:
       - {address: 10.0.1.2}
       - {address: 10.0.1.3}
+
+- name: SIP over UDP - one-packet scheduling, calls kept together by the SIP persistence engine, GUE and GRE tunnels
+  netlb.ipvs.ipvs_virtual_server:
+    protocol: udp
+    address: 198.51.100.20
+    port: 5060
+    persistence_timeout: 120
+    persistence_engine: sip
+    one_packet: true
+    real_servers:
+      - {address: 198.51.100.31, forwarding: tunnel, tunnel_type: gue, tunnel_port: 6080, tunnel_checksum: csum}
+      - {address: 198.51.100.32, forwarding: tunnel, tunnel_type: gre}
 
 - name: IPv6 service
   netlb.ipvs.ipvs_virtual_server:
