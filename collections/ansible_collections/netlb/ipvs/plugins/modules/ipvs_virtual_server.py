@@ -224,9 +224,11 @@ options:
         description:
           - Scheduler flags. V(sh-fallback) and V(sh-port) only with scheduler V(sh); V(mh-fallback) and V(mh-port)
             only with V(mh). Defaults to none.
+          - V(flag-1), V(flag-2) and V(flag-3) are the kernel's flag bits by number (C(ipvsadm -b flag-N)), for any
+            scheduler; V(flag-1) and V(flag-2) of V(sh) and V(mh) mean their named flags.
         type: list
         elements: str
-        choices: [sh-fallback, sh-port, mh-fallback, mh-port]
+        choices: [sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2, flag-3]
         default: []
       persistence_timeout:
         description:
@@ -334,9 +336,9 @@ notes:
     weight, forwarding, thresholds, tunnel type, port and checksums - so an edit (which replaces the whole
     entry in the kernel) carries every one of them over, and a change to any of them shows in the diff.
     Not configuration, so neither compared nor written - connection and traffic counters. A real server's
-    address family is that of its address. Combinations C(ipvsadm) cannot make and this module refuses
-    (scheduler flags of another scheduler, such as C(ipvsadm -b flag-1) on V(rr); both tunnel checksum bits
-    at once) read back as the nearest modelled value and show as a change in the diff.
+    address family is that of its address.
+  - Not modelled - a tunnel with both checksum bits set at once, which no C(ipvsadm) command makes (only a
+    raw netlink client can); it reads as V(none), so an edit of that real server writes V(none).
   - For big tables, hand O(services) to the task as JSON text, such as
     C("{{ lookup('ansible.builtin.file', 'lb-table.json') }}") - the same table as a list (from
     C(| from_json), C(-e @file) or C(group_vars)) costs ansible-core several times longer to move (see

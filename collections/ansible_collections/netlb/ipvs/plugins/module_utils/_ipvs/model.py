@@ -85,10 +85,14 @@ SERVICE_SETTINGS = (
     _field('scheduler', 'str', 'wlc', choices=SCHEDULERS, ipvsadm=('-s', '--scheduler'),
            netlink='IPVS_SVC_ATTR_SCHED_NAME, string',
            doc=('The scheduler. Defaults to V(wlc), as in C(ipvsadm).', 'Changing it edits the service in place.')),
-    _field('scheduler_flags', 'list', (), choices=('sh-fallback', 'sh-port', 'mh-fallback', 'mh-port'),
-           ipvsadm=('-b', '--sched-flags'), netlink='IPVS_SVC_ATTR_FLAGS bits SCHED1 (*-fallback), SCHED2 (*-port)',
+    _field('scheduler_flags', 'list', (),
+           choices=('sh-fallback', 'sh-port', 'mh-fallback', 'mh-port', 'flag-1', 'flag-2', 'flag-3'),
+           ipvsadm=('-b', '--sched-flags'),
+           netlink='IPVS_SVC_ATTR_FLAGS bits SCHED1 (*-fallback, flag-1), SCHED2 (*-port, flag-2), SCHED3 (flag-3)',
            doc=('Scheduler flags. V(sh-fallback) and V(sh-port) only with scheduler V(sh); V(mh-fallback) and '
-                'V(mh-port) only with V(mh). Defaults to none.',)),
+                'V(mh-port) only with V(mh). Defaults to none.',
+                'V(flag-1), V(flag-2) and V(flag-3) are the kernel\'s flag bits by number (C(ipvsadm -b flag-N)), '
+                'for any scheduler; V(flag-1) and V(flag-2) of V(sh) and V(mh) mean their named flags.')),
     _field('persistence_timeout', 'int', 0, 0, PERSISTENCE_MAX, ipvsadm=('-p', '--persistent'),
            netlink='IPVS_SVC_ATTR_TIMEOUT, u32; IPVS_SVC_ATTR_FLAGS bit PERSISTENT when above 0',
            doc=('Persistence timeout in seconds (0-4294967); V(0) turns persistence off. Defaults to V(0).',)),

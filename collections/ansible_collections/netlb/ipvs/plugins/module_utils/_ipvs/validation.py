@@ -339,15 +339,28 @@ def _first_server_family(servers):
     return None
 
 
+# The kernel's three scheduler flag bits by number (ipvsadm -b flag-N), for any scheduler.
+_GENERIC_FLAGS = ('flag-1', 'flag-2', 'flag-3')
+
+
 def _scheduler_flags(value, scheduler, path, problems):
+    """Flags by name. flag-N is the kernel's bit N, which any scheduler may carry (ipvsadm
+    -b flag-N); it is spelled as the scheduler's own name where it has one (flag-1 of sh
+    is sh-fallback), as a read spells it, so the two compare equal."""
     if isinstance(value, str):
         value = [part.strip() for part in value.split(',') if part.strip()]
     flags = []
     for index, flag in enumerate(_list(value, path, problems)):
         item = '%s[%d]' % (path, index)
+        if flag in _GENERIC_FLAGS and isinstance(flag, str):
+            names = SCHEDULER_FLAGS.get(scheduler, ())
+            number = _GENERIC_FLAGS.index(flag)
+            flags.append(names[number] if number < len(names) else flag)
+            continue
         owner = _FLAG_OWNER.get(flag) if isinstance(flag, str) else None
         if owner is None:
-            problems.add(item, '%s is not a scheduler flag (%s)' % (_wanted_text(flag), ', '.join(sorted(_FLAG_OWNER))))
+            problems.add(item, '%s is not a scheduler flag (%s)' % (
+                _wanted_text(flag), ', '.join(sorted(_FLAG_OWNER) + list(_GENERIC_FLAGS))))
         elif scheduler is not None and owner != scheduler:
             problems.add(item, '%s applies only to scheduler %s, not %s' % (flag, owner, scheduler))
         else:

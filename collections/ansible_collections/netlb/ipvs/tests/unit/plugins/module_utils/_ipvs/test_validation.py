@@ -124,9 +124,9 @@ PROBLEM_CASES = [
     pytest.param([web(scheduler='sh', scheduler_flags=['sh-port', 'mh-fallback'])],
                  ['services[0].scheduler_flags[1]: mh-fallback applies only to scheduler mh, not sh'],
                  id='flag-of-mh-on-sh'),
-    pytest.param([web(scheduler_flags=['flag-1'])],
-                 ["services[0].scheduler_flags[0]: 'flag-1' is not a scheduler flag (mh-fallback, mh-port, "
-                  "sh-fallback, sh-port)"], id='unknown-flag'),
+    pytest.param([web(scheduler_flags=['flag-4'])],
+                 ["services[0].scheduler_flags[0]: 'flag-4' is not a scheduler flag (mh-fallback, mh-port, "
+                  "sh-fallback, sh-port, flag-1, flag-2, flag-3)"], id='unknown-flag'),
     pytest.param([web(real_servers=[server(weight=70000)])],
                  ['services[0].real_servers[0].weight: 70000 is out of range 0-65535'], id='weight-too-big'),
     pytest.param([web(real_servers=[server(weight=-1)])],
@@ -260,6 +260,10 @@ GOOD_CASES = [
     pytest.param(web(scheduler='mh', scheduler_flags='mh-port,mh-fallback'),
                  VirtualService(TCP80, 'mh', scheduler_flags=('mh-fallback', 'mh-port'),
                                 real_servers=(RealServer('10.244.1.2', 8080),)), id='flags-as-text'),
+    pytest.param(web(scheduler='rr', scheduler_flags=['flag-3', 'flag-1'], real_servers=[]),
+                 VirtualService(TCP80, 'rr', scheduler_flags=('flag-1', 'flag-3')), id='flag-bits-of-any-scheduler'),
+    pytest.param(web(scheduler='sh', scheduler_flags=['flag-1', 'flag-3'], real_servers=[]),
+                 VirtualService(TCP80, 'sh', scheduler_flags=('sh-fallback', 'flag-3')), id='flag-bits-named-as-read'),
     pytest.param(web(real_servers=[server(upper_threshold=10, lower_threshold=10, weight=0)]),
                  VirtualService(TCP80, 'rr', real_servers=(RealServer('10.244.1.2', 8080, weight=0, upper_threshold=10,
                                                                       lower_threshold=10),)), id='thresholds'),
