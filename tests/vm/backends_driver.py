@@ -9,6 +9,9 @@ test_backends.py (on the controller) ships the collection and this file to the n
 then compares the two backends' records. `refusals` reports how each backend words a
 refused real server and a refused read; `bench N M` loads and reads N services x M
 real servers with each backend (or those named after M) and prints the timings.
+`restore-then-plan` lays a table down with `ipvsadm -R` (every setting the model has)
+and reports what each backend reads and what the planner would do given the same table
+as module parameters (what the module's check mode reports): nothing.
 
 Each scenario is a list of tables; a step takes the kernel from one table to the next
 with the actions diff() computes (complete entries, in ACTION_ORDER). Before a
@@ -25,7 +28,7 @@ import time
 sys.path.insert(0, sys.argv[1])
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command  # noqa: E402
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model, save_format  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model, plan, save_format, validation  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (  # noqa: E402
     Action,
@@ -87,6 +90,8 @@ MARK = ServiceKey.mark(10)
 MARK6 = ServiceKey.mark(11, 6)
 WEB6 = T('tcp', 'fd00::5', 443)
 DNS = T('udp', '10.0.0.6', 53)
+SIP = T('udp', '10.0.0.8', 5060)
+GUE = dict(tunnel_type='gue', tunnel_port=6080)
 
 EVERY_KIND = model.table_of([
     VS(WEB, 'rr', real_servers=(RS('10.244.0.2', 8080), RS('10.244.0.3', 80, 0, 'route'),
@@ -100,7 +105,10 @@ EVERY_KIND = model.table_of([
                                                                 RS('10.244.3.4', 8080))),
     VS(MARK6, 'lc', persistence_timeout=120, real_servers=(RS('fd00::11', 0, 4),)),
     VS(WEB6, 'sed', real_servers=(RS('fd00::6', 443, 1, 'route'), RS('fd00::7', 443, 2, 'tunnel', 5, 1))),
-    VS(DNS, 'nq', real_servers=(RS('10.244.6.1', 53), RS('10.244.6.2', 5353, 9))),
+    VS(DNS, 'nq', one_packet=True, real_servers=(RS('10.244.6.1', 53), RS('10.244.6.2', 5353, 9))),
+    VS(SIP, 'rr', persistence_timeout=60, persistence_engine='sip', one_packet=True,
+       real_servers=(RS('10.244.8.1', 5060, 1, 'tunnel', tunnel_checksum='csum', **GUE),
+                     RS('10.244.8.2', 5060, 2, 'tunnel', tunnel_type='gre', tunnel_checksum='csum'))),
 ])
 
 EDITED = dict(EVERY_KIND)
@@ -116,11 +124,43 @@ EDITED.update(model.table_of([
                                                                     RS('10.244.3.4', 8080, 2))),
     VS(MARK6, 'lc', real_servers=(RS('fd00::11', 0, 4), RS('fd00::12', 0, 1, 'tunnel'))),
     VS(T('tcp', '10.0.0.7', 8443), 'fo', real_servers=(RS('10.244.7.1', 8443, 100), RS('10.244.7.2', 8443, 1))),
+    # Something else changes (weights, a new real server, the scheduler): engine, one-packet
+    # scheduling and tunnel settings stay.
+    VS(SIP, 'wrr', persistence_timeout=60, persistence_engine='sip', one_packet=True,
+       real_servers=(RS('10.244.8.1', 5060, 5, 'tunnel', tunnel_checksum='csum', **GUE),
+                     RS('10.244.8.2', 5060, 2, 'tunnel', tunnel_type='gre', tunnel_checksum='csum'),
+                     RS('10.244.8.3', 5060, 1, 'tunnel', tunnel_checksum='remcsum', **GUE))),
 ]))
 
 TRIMMED = dict((key, svc) for key, svc in EDITED.items() if key not in (SCTP, MARK6, DNS))
 TRIMMED[WEB] = EDITED[WEB].replace(real_servers=EDITED[WEB].real_servers[:1])
 TRIMMED[DNS6] = EDITED[DNS6].replace(real_servers=EDITED[DNS6].real_servers[1:])
+# ... and go when asked to.
+TRIMMED[SIP] = VS(SIP, 'wrr', persistence_timeout=60, real_servers=(
+    RS('10.244.8.1', 5060, 5, 'tunnel'), RS('10.244.8.2', 5060, 2, 'tunnel', tunnel_type='gre')))
+
+# What restore-then-plan lays down, in ipvsadm's own words, and the same as parameters.
+RESTORE = '''-A -u 10.0.0.5:5060 -s rr -p 60 --pe sip -o
+-a -u 10.0.0.5:5060 -r 10.244.2.1:5060 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum
+-a -u 10.0.0.5:5060 -r 10.244.2.2:5060 -i -w 3 --tun-type gre --tun-nocsum
+-a -u 10.0.0.5:5060 -r 10.244.2.3:5060 -i -w 1 --tun-type gue --tun-port 6081 --tun-remcsum
+-A -u 10.0.0.6:53 -s wlc -o
+-a -u 10.0.0.6:53 -r 10.244.6.1:53 -m -w 1
+-A -t [fd00::1]:80 -s rr
+-a -t [fd00::1]:80 -r 10.244.3.1:80 -i -w 1 --tun-type ipip
+'''
+RESTORE_PARAMS = [
+    {'protocol': 'udp', 'address': '10.0.0.5', 'port': 5060, 'scheduler': 'rr', 'persistence_timeout': 60,
+     'persistence_engine': 'sip', 'one_packet': True, 'real_servers': [
+         {'address': '10.244.2.1', 'forwarding': 'tunnel', 'tunnel_type': 'gue', 'tunnel_port': 6080,
+          'tunnel_checksum': 'csum'},
+         {'address': '10.244.2.2', 'forwarding': 'tunnel', 'tunnel_type': 'gre', 'weight': 3},
+         {'address': '10.244.2.3', 'forwarding': 'tunnel', 'tunnel_type': 'gue', 'tunnel_port': 6081,
+          'tunnel_checksum': 'remcsum'}]},
+    {'protocol': 'udp', 'address': '10.0.0.6', 'port': 53, 'one_packet': True,
+     'real_servers': [{'address': '10.244.6.1'}]},
+    {'address': 'fd00::1', 'port': 80, 'scheduler': 'rr', 'real_servers': [{'address': '10.244.3.1', 'forwarding': 'tunnel'}]},
+]
 
 SCENARIOS = {
     'create-every-kind': [EVERY_KIND],
@@ -175,6 +215,22 @@ def run_scenario(name, backend_name):
     return records
 
 
+def restore_then_plan(backend_name):
+    """ipvsadm -R lays RESTORE down; the backend reads it; the planner, given RESTORE_PARAMS
+    as the module would take them (check mode: nothing applied), plans no action."""
+    ipvsadm('-C')
+    subprocess.run(['ipvsadm', '-R'], input=RESTORE, capture_output=True, text=True, check=True)
+    backend = get_backend(backend_name, runner=RUNNER, check_mode=True)
+    current = backend.read()
+    request = validation.parse_request({'services': RESTORE_PARAMS})
+    planned = plan.plan(request.services, current, request.scope)
+    record = {'saved': ipvsadm('-S', '-n'), 'read': save_format.render(current),
+              'expected': save_format.render(model.table_of(request.services)),
+              'actions': [action.as_dict() for action in planned.actions]}
+    ipvsadm('-C')
+    return record
+
+
 def bench(services, servers, backends=('netlink', 'ipvsadm')):
     table = model.table_of(
         VS(T('tcp', '10.%d.%d.%d' % (100 + i // 65536, i // 256 % 256, i % 256), 80), 'rr',
@@ -227,6 +283,9 @@ def main():
         return
     if sys.argv[2] == 'refusals':
         print(json.dumps(refusals()))
+        return
+    if sys.argv[2] == 'restore-then-plan':
+        print(json.dumps(dict((backend, restore_then_plan(backend)) for backend in ('netlink', 'ipvsadm'))))
         return
     print(json.dumps(dict((backend, run_scenario(sys.argv[2], backend)) for backend in ('netlink', 'ipvsadm'))))
 

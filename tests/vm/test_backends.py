@@ -80,6 +80,29 @@ def test_same_table_from_both_backends(node, scenario, steps):
             assert record['left'] == 0, 'step %d: %s would change something again' % (step, name)
     if scenario == 'delete-then-flush':
         assert netlink[-1]['saved'] == ''
+    # The settings an edit used to drop, as ipvsadm itself reads them back.
+    if scenario in ('create-every-kind', 'edit-every-setting'):
+        lines = netlink[-1]['saved'].splitlines()
+        assert '-A -u 10.0.0.8:5060 -s %s -p 60 --pe sip -o' % ('rr' if steps == 1 else 'wrr') in lines
+        assert '-A -u 10.0.0.6:53 -s nq -o' in lines
+        assert ('-a -u 10.0.0.8:5060 -r 10.244.8.1:5060 -i -w %d --tun-type gue --tun-port 6080 --tun-csum'
+                % (1 if steps == 1 else 5)) in lines
+        assert '-a -u 10.0.0.8:5060 -r 10.244.8.2:5060 -i -w 2 --tun-type gre --tun-csum' in lines
+    if scenario == 'delete-then-flush':
+        lines = netlink[2]['saved'].splitlines()
+        assert '-A -u 10.0.0.8:5060 -s wrr -p 60' in lines  # engine and one-packet scheduling dropped
+        assert '-a -u 10.0.0.8:5060 -r 10.244.8.2:5060 -i -w 2 --tun-type gre --tun-nocsum' in lines
+
+
+def test_ipvsadm_restored_table_needs_no_change(node):
+    """A table laid down by ipvsadm -R with every setting reads back (both backends) as
+    the same table given as parameters: check mode plans nothing."""
+    result = driver(node, 'restore-then-plan')
+    for name in ('netlink', 'ipvsadm'):
+        record = result[name]
+        assert record['read'] == record['expected'], name
+        assert record['actions'] == [], name
+    assert '-A -u 10.0.0.5:5060 -s rr -p 60 --pe sip -o' in result['netlink']['saved'].splitlines()
 
 
 def test_refused_action_reported_alike(node):

@@ -16,9 +16,9 @@ description:
     differs. Reads the table once, plans every change, then applies them in this order, so live traffic
     is disturbed no more than needed - add services, edit services, add real servers, edit real servers,
     delete real servers, delete services.
-  - A service whose scheduler, scheduler flags or persistence differ is edited in place, never deleted
-    and added again. A real server whose weight, forwarding method or thresholds differ is edited in
-    place. New real servers are added before old ones are removed.
+  - A service whose scheduler, scheduler flags, persistence or one-packet scheduling differ is edited in
+    place, never deleted and added again. A real server whose weight, forwarding method, thresholds or
+    tunnel settings differ is edited in place. New real servers are added before old ones are removed.
   - A scheduler change on a live service is not hitless, by the kernel's doing - it unbinds the old
     scheduler, waits, and binds the new one, and a new connection arriving in between finds no scheduler
     and is reset (measured in the lab - 5 of 600 new connections over 20 such changes). A run that
@@ -60,64 +60,67 @@ attributes:
 options:
   protocol:
     description:
-      - Single form - the protocol of the service. Defaults to V(tcp) when O(address) is given.
+      - Single form - the protocol of the service, V(tcp), V(udp) or V(sctp). Defaults to V(tcp) when O(address)
+        is given.
       - Cannot be used with O(fwmark).
-    type: str
-    choices: [tcp, udp, sctp]
+      - Every single-form option is checked by the module rather than by Ansible (its type is C(raw)), with the
+        same rules and messages as the same key of an O(services) entry, so a wrong type is reported with its
+        field path, for example C(real_servers[1].weight).
+    type: raw
   address:
     description:
       - Single form - the virtual IP address, IPv4 or IPv6.
       - Requires O(port); cannot be used with O(fwmark).
-    type: str
+    type: raw
   port:
     description:
-      - Single form - the service port, 1-65535.
+      - Single form - the service port, an integer 1-65535 (text such as V("80") is refused).
       - V(0) means all ports and needs O(persistence_timeout) above 0.
-    type: int
+    type: raw
   fwmark:
     description:
       - Single form - a firewall-mark service (1-4294967295) instead of O(protocol), O(address) and O(port).
-    type: int
+    type: raw
   family:
     description:
-      - Single form - the address family of a firewall-mark service.
+      - Single form - the address family of a firewall-mark service, V(ipv4) or V(ipv6).
       - Defaults to the family of its real servers, or V(ipv4) when it has none.
       - With O(address) it must match the address when given.
-    type: str
-    choices: [ipv4, ipv6]
+    type: raw
   scheduler:
     description:
-      - Single form - the scheduler. Defaults to V(wlc), as in C(ipvsadm).
-      - Changing it edits the service in place.
-    type: str
-    choices: [rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos]
+      - Single form - as O(services[].scheduler).
+    type: raw
   scheduler_flags:
     description:
-      - Single form - scheduler flags. V(sh-fallback) and V(sh-port) only with O(scheduler=sh);
-        V(mh-fallback) and V(mh-port) only with O(scheduler=mh). Defaults to none.
-    type: list
-    elements: str
-    choices: [sh-fallback, sh-port, mh-fallback, mh-port]
+      - Single form - as O(services[].scheduler_flags).
+    type: raw
   persistence_timeout:
     description:
-      - Single form - persistence timeout in seconds (0-4294967); V(0) turns persistence off. Defaults to V(0).
-    type: int
+      - Single form - as O(services[].persistence_timeout).
+    type: raw
   persistence_netmask:
     description:
-      - Single form - persistence granularity as a prefix length, 1-32 for IPv4 and 1-128 for IPv6.
-      - Defaults to the full length (V(32) or V(128)), one client address per entry.
-      - Has no effect without O(persistence_timeout).
-    type: int
+      - Single form - as O(services[].persistence_netmask).
+    type: raw
+  persistence_engine:
+    description:
+      - Single form - as O(services[].persistence_engine).
+    type: raw
+  one_packet:
+    description:
+      - Single form - as O(services[].one_packet).
+    type: raw
   real_servers:
     description:
-      - Single form - the real servers of the service. Omitted means none.
+      - Single form - the real servers of the service, a list of dictionaries. Omitted means none.
       - With O(purge_real_servers=true), real servers not listed are removed (gracefully, see O(graceful)).
-    type: list
-    elements: dict
+    type: raw
     suboptions: &real_server_options
       address:
         description:
-          - Address of the real server, of the same family as the service. Required.
+          - Address of the real server, of the same family as the service (the other family only with
+            O(real_servers[].forwarding=tunnel)). Required.
         type: str
       port:
         description:
@@ -133,7 +136,8 @@ options:
         default: 1
       forwarding:
         description:
-          - How packets reach the server - V(masq) (NAT), V(route) (direct routing) or V(tunnel) (IP-in-IP).
+          - How packets reach the server - V(masq) (NAT), V(route) (direct routing) or V(tunnel) (encapsulated, see
+            O(real_servers[].tunnel_type)).
         type: str
         choices: [masq, route, tunnel]
         default: masq
@@ -144,9 +148,30 @@ options:
         default: 0
       lower_threshold:
         description:
-          - Connections below which an overloaded server gets new ones again; at most O(real_servers[].upper_threshold).
+          - Connections below which an overloaded server gets new ones again; at most
+            O(real_servers[].upper_threshold).
         type: int
         default: 0
+      tunnel_type:
+        description:
+          - With O(real_servers[].forwarding=tunnel) - the encapsulation, V(ipip) (IP-in-IP), V(gue) (UDP, needs
+            O(real_servers[].tunnel_port)) or V(gre). Only V(ipip) for other forwarding methods.
+        type: str
+        choices: [ipip, gue, gre]
+        default: ipip
+      tunnel_port:
+        description:
+          - With O(real_servers[].tunnel_type=gue) - the UDP destination port of the tunnel, 1-65535. V(0) (none) for
+            every other tunnel type.
+        type: int
+        default: 0
+      tunnel_checksum:
+        description:
+          - With O(real_servers[].tunnel_type=gue) or V(gre) - tunnel checksums, V(none), V(csum) or V(remcsum)
+            (remote checksum offload, V(gue) only).
+        type: str
+        choices: [none, csum, remcsum]
+        default: none
   purge_real_servers:
     description:
       - Remove real servers of a managed service that are not listed.
@@ -198,26 +223,44 @@ options:
         choices: [ipv4, ipv6]
       scheduler:
         description:
-          - Scheduler.
+          - The scheduler. Defaults to V(wlc), as in C(ipvsadm).
+          - Changing it edits the service in place.
         type: str
         choices: [rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos]
         default: wlc
       scheduler_flags:
         description:
-          - Scheduler flags; V(sh-*) only with scheduler V(sh), V(mh-*) only with V(mh).
+          - Scheduler flags. V(sh-fallback) and V(sh-port) only with scheduler V(sh); V(mh-fallback) and V(mh-port)
+            only with V(mh). Defaults to none.
+          - V(flag-1), V(flag-2) and V(flag-3) are the kernel's flag bits by number (C(ipvsadm -b flag-N)), for any
+            scheduler; V(flag-1) and V(flag-2) of V(sh) and V(mh) mean their named flags.
         type: list
         elements: str
-        choices: [sh-fallback, sh-port, mh-fallback, mh-port]
+        choices: [sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2, flag-3]
         default: []
       persistence_timeout:
         description:
-          - Persistence timeout in seconds; V(0) turns persistence off.
+          - Persistence timeout in seconds (0-4294967); V(0) turns persistence off. Defaults to V(0).
         type: int
         default: 0
       persistence_netmask:
         description:
-          - Persistence granularity as a prefix length; defaults to the full length of the family.
+          - Persistence granularity as a prefix length, 1-32 for IPv4 and 1-128 for IPv6.
+          - Defaults to the full length (V(32) or V(128)), one client address per entry.
+          - Has no effect without O(persistence_timeout).
         type: int
+      persistence_engine:
+        description:
+          - Persistence engine (C(ipvsadm --pe)). V(sip) keeps a SIP call on one real server by its Call-ID; needs
+            O(persistence_timeout) and the C(ip_vs_pe_sip) kernel module. Defaults to none.
+        type: str
+        choices: [sip]
+      one_packet:
+        description:
+          - One-packet scheduling (C(ipvsadm -o)) - every UDP datagram is scheduled on its own, no connection entry is
+            kept. The kernel applies it to UDP packets only. Defaults to V(false).
+        type: bool
+        default: false
       real_servers:
         description:
           - Real servers of the service.
@@ -305,9 +348,14 @@ notes:
   - The C(services) return value and the diff cover the services in scope only (single form - the named
     service).
   - Connection counters in the C(services) return value are those read after the changes.
-  - Settings this module does not model (one-packet scheduling C(ipvsadm -o), persistence engines
-    C(--pe), GUE/GRE tunnel types) are not compared - a service keeps them until this module edits it, and
-    an edit, which replaces the whole service in the kernel, does not carry them over.
+  - Every setting the kernel (Debian 12's 6.1, Debian 13's 6.12) reports for a service and a real server is
+    an option - scheduler and its flags, persistence (timeout, netmask, engine), one-packet scheduling;
+    weight, forwarding, thresholds, tunnel type, port and checksums - so an edit (which replaces the whole
+    entry in the kernel) carries every one of them over, and a change to any of them shows in the diff.
+    Not configuration, so neither compared nor written - connection and traffic counters. A real server's
+    address family is that of its address.
+  - Not modelled - a tunnel with both checksum bits set at once, which no C(ipvsadm) command makes (only a
+    raw netlink client can); it reads as V(none), so an edit of that real server writes V(none).
   - For big tables, hand O(services) to the task as JSON text, such as
     C("{{ lookup('ansible.builtin.file', 'lb-table.json') }}") - the same table as a list (from
     C(| from_json), C(-e @file) or C(group_vars)) costs ansible-core several times longer to move (see
@@ -368,6 +416,18 @@ EXAMPLES = r'''
     real_servers:
       - {address: 10.0.1.2}
       - {address: 10.0.1.3}
+
+- name: SIP over UDP - one-packet scheduling, calls kept together by the SIP persistence engine, GUE and GRE tunnels
+  netlb.ipvs.ipvs_virtual_server:
+    protocol: udp
+    address: 198.51.100.20
+    port: 5060
+    persistence_timeout: 120
+    persistence_engine: sip
+    one_packet: true
+    real_servers:
+      - {address: 198.51.100.31, forwarding: tunnel, tunnel_type: gue, tunnel_port: 6080, tunnel_checksum: csum}
+      - {address: 198.51.100.32, forwarding: tunnel, tunnel_type: gre}
 
 - name: IPv6 service
   netlb.ipvs.ipvs_virtual_server:
@@ -448,9 +508,12 @@ services:
       scheduler_flags: []
       persistence_timeout: 0
       persistence_netmask: 32
+      persistence_engine: null
+      one_packet: false
       real_servers:
         - {address: 10.244.1.2, port: 8080, weight: 1, forwarding: masq, upper_threshold: 0,
-           lower_threshold: 0, active_connections: 3, inactive_connections: 12}
+           lower_threshold: 0, tunnel_type: ipip, tunnel_port: 0, tunnel_checksum: none,
+           active_connections: 3, inactive_connections: 12}
 summary:
   description:
     - Counts of the in-scope table after the run (C(services), C(real_servers)) and of the actions by C(op).
@@ -529,46 +592,29 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, va
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES, get_backend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH, DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
-    FORWARDING,
-    PROTOCOLS,
-    SCHEDULER_FLAGS,
-    SCHEDULERS,
+    SERVICE_FIELD,
     ApplyError,
     BackendError,
     IpvsError,
     ValidationError,
 )
 
-FLAGS = [flag for scheduler in sorted(SCHEDULER_FLAGS, reverse=True) for flag in SCHEDULER_FLAGS[scheduler]]
-SERVER_SPEC = dict(
-    address=dict(type='str'),
-    port=dict(type='int'),
-    weight=dict(type='int', default=1),
-    forwarding=dict(type='str', choices=list(FORWARDING), default='masq'),
-    upper_threshold=dict(type='int', default=0),
-    lower_threshold=dict(type='int', default=0),
-)
-# Single-form options carry no defaults, so giving any of them with services is an error
-# rather than silently ignored; validation applies the defaults.
-SINGLE_SPEC = dict(
-    protocol=dict(type='str', choices=list(PROTOCOLS)),
-    address=dict(type='str'),
-    port=dict(type='int'),
-    fwmark=dict(type='int'),
-    family=dict(type='str', choices=['ipv4', 'ipv6']),
-    scheduler=dict(type='str', choices=list(SCHEDULERS)),
-    scheduler_flags=dict(type='list', elements='str', choices=FLAGS),
-    persistence_timeout=dict(type='int'),
-    persistence_netmask=dict(type='int'),
-    real_servers=dict(type='list', elements='dict', options=SERVER_SPEC),
-)
+FLAGS = list(SERVICE_FIELD['scheduler_flags'].choices)
+# The single-form options (one per key of a services[] entry: validation.SERVICE_FIELDS,
+# from the field table) are raw and carry no defaults: validation checks their types,
+# values and real servers with the same rules, messages and field paths as a services[]
+# entry (ansible-core would answer a wrong type in its own words, without the index of
+# a real server, and turn "80" into 80 where the table form refuses it), and applies the
+# defaults; giving any of them with services is then an error rather than ignored.
+SINGLE_SPEC = dict((name, dict(type='raw')) for name in validation.SERVICE_FIELDS)
 # services carries no nested options on purpose: AnsibleModule checking 5,000 services x
 # 10 real servers against them took longer than the kernel work (seconds per 1,000 services
 # on a small node). validation.parse_request checks every key, type and value of each
 # service and real server instead, unknown keys included, applies the defaults documented
-# above and names each problem's field path; tests/unit hold those docs and validation
-# together, which validate-modules no longer does for a list without options. It is raw,
-# not a list, so that JSON text reaches validation as one string (parsed there in C).
+# above and names each problem's field path; tests/unit hold those docs, validation and
+# the field table (model.SERVICE_SETTINGS, SERVER_SETTINGS) together, which validate-modules
+# no longer does for a list without options. It is raw, not a list, so that JSON text
+# reaches validation as one string (parsed there in C).
 ARGUMENT_SPEC = dict(
     SINGLE_SPEC,
     purge_real_servers=dict(type='bool', default=True),

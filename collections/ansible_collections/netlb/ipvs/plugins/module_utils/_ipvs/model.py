@@ -19,6 +19,7 @@ import collections
 import dataclasses
 import ipaddress
 import socket
+from dataclasses import field, make_dataclass
 
 PROTOCOLS = ('tcp', 'udp', 'sctp')
 FWMARK = 'fwmark'
@@ -37,6 +38,111 @@ SCHEDULER_FLAGS = {
 WEIGHT_MAX = 65535
 THRESHOLD_MAX = 2 ** 32 - 1
 FWMARK_MAX = 2 ** 32 - 1
+# The kernel stores timeout * HZ in 32 bits: beyond this it wraps with HZ=1000.
+PERSISTENCE_MAX = (2 ** 32 - 1) // 1000
+# Persistence engines (IPVS_SVC_ATTR_PE_NAME): the kernel ships one, ip_vs_pe_sip.
+PERSISTENCE_ENGINES = ('sip',)
+# Tunnel types and checksum modes of a tunnel real server (IP_VS_CONN_F_TUNNEL_TYPE_*,
+# IP_VS_TUNNEL_ENCAP_FLAG_*), in kernel number order.
+TUNNEL_TYPES = ('ipip', 'gue', 'gre')
+TUNNEL_CHECKSUMS = ('none', 'csum', 'remcsum')
+
+
+class Field(collections.namedtuple('Field', ('name', 'kind', 'default', 'low', 'high', 'choices', 'ipvsadm',
+                                             'netlink', 'doc'))):
+    """One setting of a virtual service or a real server, described once for every layer.
+
+    name: the model attribute, the module option and the key in ``services[]`` /
+    ``real_servers[]``. kind: its Ansible type (int, str, bool, list). default: the model's
+    value when the option is not given (None for persistence_netmask and
+    persistence_engine: the full prefix length of the family, no engine). low/high: the
+    range of an int; choices: the values of a str or list. ipvsadm: its options in
+    ``ipvsadm -S -n`` / ``-R`` text, netlink: its attribute and encoding (both also read
+    by the backends' tables, see save_format and backends/netlink), doc: the module's
+    description of it (tests hold the module's DOCUMENTATION to these).
+
+    How to add a field: append it to SERVICE_SETTINGS or SERVER_SETTINGS. The model
+    gains the attribute (RealServer, VirtualService are built from these tuples), the
+    diff and the planner compare it, validation checks it (a plain int/str/bool by its
+    range or choices; rules between fields by hand), the module takes it as a key of
+    services[] and as a single-form option. Then give it its ipvsadm spelling in
+    save_format (service_words/server_words and the parsers), its entry in
+    backends/netlink (_DEST_SETTINGS for a real server, service_attrs and
+    _service_settings for a service) and its docs in the module's DOCUMENTATION: the
+    tests (test_model, test_save_format, test_netlink, test_ipvs_virtual_server) fail
+    until each layer has it.
+    """
+
+    __slots__ = ()
+
+
+def _field(name, kind, default, low=0, high=0, choices=(), ipvsadm=(), netlink='', doc=()):
+    return Field(name, kind, default, low, high, tuple(choices), tuple(ipvsadm), netlink, tuple(doc))
+
+
+# The settings of a virtual service (what an edit replaces), in model order.
+SERVICE_SETTINGS = (
+    _field('scheduler', 'str', 'wlc', choices=SCHEDULERS, ipvsadm=('-s', '--scheduler'),
+           netlink='IPVS_SVC_ATTR_SCHED_NAME, string',
+           doc=('The scheduler. Defaults to V(wlc), as in C(ipvsadm).', 'Changing it edits the service in place.')),
+    _field('scheduler_flags', 'list', (),
+           choices=('sh-fallback', 'sh-port', 'mh-fallback', 'mh-port', 'flag-1', 'flag-2', 'flag-3'),
+           ipvsadm=('-b', '--sched-flags'),
+           netlink='IPVS_SVC_ATTR_FLAGS bits SCHED1 (*-fallback, flag-1), SCHED2 (*-port, flag-2), SCHED3 (flag-3)',
+           doc=('Scheduler flags. V(sh-fallback) and V(sh-port) only with scheduler V(sh); V(mh-fallback) and '
+                'V(mh-port) only with V(mh). Defaults to none.',
+                'V(flag-1), V(flag-2) and V(flag-3) are the kernel\'s flag bits by number (C(ipvsadm -b flag-N)), '
+                'for any scheduler; V(flag-1) and V(flag-2) of V(sh) and V(mh) mean their named flags.')),
+    _field('persistence_timeout', 'int', 0, 0, PERSISTENCE_MAX, ipvsadm=('-p', '--persistent'),
+           netlink='IPVS_SVC_ATTR_TIMEOUT, u32; IPVS_SVC_ATTR_FLAGS bit PERSISTENT when above 0',
+           doc=('Persistence timeout in seconds (0-4294967); V(0) turns persistence off. Defaults to V(0).',)),
+    _field('persistence_netmask', 'int', None, 1, 128, ipvsadm=('-M', '--netmask'),
+           netlink='IPVS_SVC_ATTR_NETMASK, u32: a mask in network order (IPv4), the prefix length (IPv6)',
+           doc=('Persistence granularity as a prefix length, 1-32 for IPv4 and 1-128 for IPv6.',
+                'Defaults to the full length (V(32) or V(128)), one client address per entry.',
+                'Has no effect without O(persistence_timeout).')),
+    _field('persistence_engine', 'str', None, choices=PERSISTENCE_ENGINES, ipvsadm=('--pe',),
+           netlink='IPVS_SVC_ATTR_PE_NAME, string; absent for none',
+           doc=('Persistence engine (C(ipvsadm --pe)). V(sip) keeps a SIP call on one real server by its Call-ID; '
+                'needs O(persistence_timeout) and the C(ip_vs_pe_sip) kernel module. Defaults to none.',)),
+    _field('one_packet', 'bool', False, ipvsadm=('-o', '--ops'), netlink='IPVS_SVC_ATTR_FLAGS bit ONEPACKET (0x4)',
+           doc=('One-packet scheduling (C(ipvsadm -o)) - every UDP datagram is scheduled on its own, no '
+                'connection entry is kept. The kernel applies it to UDP packets only. Defaults to V(false).',)),
+)
+
+# The settings of a real server (what an edit replaces), in model order.
+SERVER_SETTINGS = (
+    _field('weight', 'int', 1, 0, WEIGHT_MAX, ipvsadm=('-w', '--weight'), netlink='IPVS_DEST_ATTR_WEIGHT, u32',
+           doc=('Weight, 0-65535. V(0) sends no new connections to the server.',)),
+    _field('forwarding', 'str', 'masq', choices=FORWARDING, ipvsadm=('-m', '-g', '-i'),
+           netlink='IPVS_DEST_ATTR_FWD_METHOD, u32: masq 0, tunnel 2, route 3',
+           doc=('How packets reach the server - V(masq) (NAT), V(route) (direct routing) or V(tunnel) '
+                '(encapsulated, see O(real_servers[].tunnel_type)).',)),
+    _field('upper_threshold', 'int', 0, 0, THRESHOLD_MAX, ipvsadm=('-x', '--u-threshold'),
+           netlink='IPVS_DEST_ATTR_U_THRESH, u32',
+           doc=('Connections above which the server gets no new ones; V(0) means no limit.',)),
+    _field('lower_threshold', 'int', 0, 0, THRESHOLD_MAX, ipvsadm=('-y', '--l-threshold'),
+           netlink='IPVS_DEST_ATTR_L_THRESH, u32',
+           doc=('Connections below which an overloaded server gets new ones again; at most '
+                'O(real_servers[].upper_threshold).',)),
+    _field('tunnel_type', 'str', 'ipip', choices=TUNNEL_TYPES, ipvsadm=('--tun-type',),
+           netlink='IPVS_DEST_ATTR_TUN_TYPE, u8: ipip 0, gue 1, gre 2',
+           doc=('With O(real_servers[].forwarding=tunnel) - the encapsulation, V(ipip) (IP-in-IP), V(gue) (UDP, '
+                'needs O(real_servers[].tunnel_port)) or V(gre). Only V(ipip) for other forwarding methods.',)),
+    _field('tunnel_port', 'int', 0, 0, 65535, ipvsadm=('--tun-port',), netlink='IPVS_DEST_ATTR_TUN_PORT, be16',
+           doc=('With O(real_servers[].tunnel_type=gue) - the UDP destination port of the tunnel, 1-65535. '
+                'V(0) (none) for every other tunnel type.',)),
+    _field('tunnel_checksum', 'str', 'none', choices=TUNNEL_CHECKSUMS,
+           ipvsadm=('--tun-nocsum', '--tun-csum', '--tun-remcsum'),
+           netlink='IPVS_DEST_ATTR_TUN_FLAGS, u16: none 0, csum 1, remcsum 2',
+           doc=('With O(real_servers[].tunnel_type=gue) or V(gre) - tunnel checksums, V(none), V(csum) or '
+                'V(remcsum) (remote checksum offload, V(gue) only).',)),
+)
+
+SERVICE_SETTING_NAMES = tuple(setting.name for setting in SERVICE_SETTINGS)
+SERVER_SETTING_NAMES = tuple(setting.name for setting in SERVER_SETTINGS)
+SERVICE_FIELD = dict((setting.name, setting) for setting in SERVICE_SETTINGS)
+SERVER_FIELD = dict((setting.name, setting) for setting in SERVER_SETTINGS)
 
 
 def canonical_address(text):
@@ -95,9 +201,8 @@ def join_host_port(address, port):
     return '%s:%d' % (address, port)
 
 
-_RealServerFields = collections.namedtuple(
-    'RealServer', ('address', 'port', 'weight', 'forwarding', 'upper_threshold', 'lower_threshold'),
-    defaults=(1, 'masq', 0, 0))
+_RealServerFields = collections.namedtuple('RealServer', ('address', 'port') + SERVER_SETTING_NAMES,
+                                           defaults=tuple(setting.default for setting in SERVER_SETTINGS))
 
 
 class RealServer(_RealServerFields):
@@ -125,28 +230,15 @@ class RealServer(_RealServerFields):
 NO_CONNECTIONS = (0, 0)
 
 
-@dataclasses.dataclass(frozen=True)
-class VirtualService:
-    """A virtual service and its real servers, in canonical form.
+class _ServiceBehaviour(object):
+    """What a VirtualService does; its fields come from SERVICE_SETTINGS (below)."""
 
-    persistence_netmask is a prefix length for both families. When persistence is off
-    the netmask has no effect and is kept at the full length, so it never causes a diff.
-    """
-
-    key: ServiceKey
-    scheduler: str = 'wlc'
-    scheduler_flags: tuple = ()
-    persistence_timeout: int = 0
-    persistence_netmask: int = 32
-    real_servers: tuple = ()
-    # Live counters, not configuration: (address, port) -> (active, inactive) for the
-    # real servers a read found; absent means (0, 0). Never compared.
-    connections: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    __slots__ = ()
 
     def __post_init__(self):
         full = 32 if self.key.family == 4 else 128
         object.__setattr__(self, 'scheduler_flags', tuple(sorted(set(self.scheduler_flags))))
-        if not self.persistence_timeout:
+        if not self.persistence_timeout or self.persistence_netmask is None:
             object.__setattr__(self, 'persistence_netmask', full)
         # (address, port) lead the tuple and are unique, so plain order is key order.
         object.__setattr__(self, 'real_servers', tuple(sorted(self.real_servers)))
@@ -154,9 +246,15 @@ class VirtualService:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
+    def with_servers(self, real_servers, connections):
+        """The same settings with other real servers and counters."""
+        changes = dict((name, getattr(self, name)) for name in SERVICE_SETTING_NAMES)
+        return VirtualService(key=self.key, real_servers=real_servers, connections=connections, **changes)
+
     def settings(self):
-        """The part of the service an edit changes (everything but real servers)."""
-        return (self.scheduler, self.scheduler_flags, self.persistence_timeout, self.persistence_netmask)
+        """The part of the service an edit changes (everything but real servers), in
+        SERVICE_SETTINGS order."""
+        return tuple(getattr(self, name) for name in SERVICE_SETTING_NAMES)
 
     def connections_of(self, key):
         """(active, inactive) of the real server at key (address, port)."""
@@ -171,6 +269,21 @@ class VirtualService:
     @property
     def servers_by_key(self):
         return dict((rs.key, rs) for rs in self.real_servers)
+
+
+# A virtual service and its real servers, in canonical form: key, the SERVICE_SETTINGS,
+# real_servers, connections. persistence_netmask is a prefix length for both families;
+# when persistence is off it has no effect and is kept at the full length, so it never
+# causes a diff. connections are live counters, not configuration: (address, port) ->
+# (active, inactive) for the real servers a read found (absent means (0, 0)); never
+# compared. Built from the table so a new setting needs no edit here.
+VirtualService = make_dataclass(
+    'VirtualService',
+    [('key', 'ServiceKey')]
+    + [(setting.name, object, field(default=setting.default)) for setting in SERVICE_SETTINGS]
+    + [('real_servers', tuple, field(default=())),
+       ('connections', dict, field(default_factory=dict, compare=False, repr=False))],
+    bases=(_ServiceBehaviour,), frozen=True, namespace={'__module__': __name__})
 
 
 def table_of(services):

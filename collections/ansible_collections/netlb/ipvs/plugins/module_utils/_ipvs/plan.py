@@ -48,16 +48,15 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     EDIT_SERVER,
     EDIT_SERVICE,
     Action,
-    RealServer,
+    SERVER_SETTING_NAMES,
+    SERVICE_SETTING_NAMES,
     ScopeTest,
     ValidationError,
-    VirtualService,
     table_of,
 )
 
-_new = tuple.__new__  # Action is a tuple: build 55,000 of them without a Python-level __new__
-SETTING_FIELDS = ('scheduler', 'scheduler_flags', 'persistence_timeout', 'persistence_netmask')
-SERVER_FIELDS = ('weight', 'forwarding', 'upper_threshold', 'lower_threshold')
+SETTING_FIELDS = SERVICE_SETTING_NAMES
+SERVER_FIELDS = SERVER_SETTING_NAMES
 
 
 class Draining(collections.namedtuple('Draining', ('service', 'server', 'since', 'connections'))):
@@ -114,7 +113,7 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
         have = before.get(key)
         if have is None:
             context.add(ADD_SERVICE, want, reason='new')
-            added.extend([_new(Action, (ADD_SERVER, want, server, 'new')) for server in want.real_servers])
+            added.extend([Action(ADD_SERVER, want, server, 'new') for server in want.real_servers])
             after[key] = want
             continue
         edit = want.settings() != have.settings()
@@ -126,8 +125,7 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
             servers = have.real_servers
         else:
             continue
-        after[key] = VirtualService(key, want.scheduler, want.scheduler_flags, want.persistence_timeout,
-                                    want.persistence_netmask, servers, have.connections)
+        after[key] = want.with_servers(servers, have.connections)
     if exclusive:
         for key in sorted(set(before) - set(desired)):
             context.add(DELETE_SERVICE, before[key], reason='not listed')
@@ -156,11 +154,10 @@ def settle_drains(first, counters):
     for entry in first.draining:
         held = counters.get(entry.service, {}).get(entry.server.key)
         if held is None or sum(held):
-            draining.append(entry if held is None else _new(Draining, (entry.service, entry.server, entry.since,
-                                                                       sum(held))))
+            draining.append(entry if held is None else entry._replace(connections=sum(held)))
             continue
         service = after[entry.service]
-        deletes.append(_new(Action, (DELETE_SERVER, service, entry.server, 'idle')))
+        deletes.append(Action(DELETE_SERVER, service, entry.server, 'idle'))
         drain_state.pop((entry.service, entry.server.key), None)
         gone.setdefault(entry.service, set()).add(entry.server.key)
     for key, servers in gone.items():
@@ -191,7 +188,7 @@ class _Context(object):
         self.draining = []
 
     def add(self, op, service, server=None, reason=''):
-        self.actions[op].append(_new(Action, (op, service, server, reason)))
+        self.actions[op].append(Action(op, service, server, reason))
 
     def servers(self, want, have, purge):
         """Plan the real servers of a service in both tables; returns those it will have."""
@@ -226,13 +223,13 @@ class _Context(object):
         elif since is not None and self.drain_timeout and self.now - since >= self.drain_timeout:
             self.add(DELETE_SERVER, have, old, 'drain_timeout')
         else:
-            drained = _new(RealServer, (old[0], old[1], 0) + old[3:]) if old.weight else old  # weight 0
+            drained = old._replace(weight=0) if old.weight else old  # weight 0
             if old.weight:
                 self.add(EDIT_SERVER, want, drained, 'drain')
             # Weight 0 without an entry (set by hand, or state lost): the clock starts now.
             since = self.now if since is None else since
             self.drain_state[entry] = since
-            self.draining.append(_new(Draining, (have.key, drained, since, connections)))
+            self.draining.append(Draining(have.key, drained, since, connections))
             return drained
         return None
 
@@ -243,8 +240,7 @@ def _by_key(servers):
 
 def _server_changes(old, new):
     # Weight alone is the common edit (and the one a large rollout makes everywhere).
-    if (old.forwarding, old.upper_threshold, old.lower_threshold) == (new.forwarding, new.upper_threshold,
-                                                                      new.lower_threshold):
+    if old.weight != new.weight and old._replace(weight=new.weight) == new:
         return 'weight'
     return _changed(SERVER_FIELDS, old, new)
 
@@ -285,6 +281,5 @@ def apply_to_table(table, actions):
     for key, (service, servers, connections) in touched.items():
         if service is not None:
             # Counters stay those read: a run changes configuration, not connections.
-            after[key] = VirtualService(key, service.scheduler, service.scheduler_flags, service.persistence_timeout,
-                                        service.persistence_netmask, tuple(servers.values()), connections)
+            after[key] = service.with_servers(tuple(servers.values()), connections)
     return after

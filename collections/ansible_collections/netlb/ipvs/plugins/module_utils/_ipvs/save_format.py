@@ -20,9 +20,12 @@ Format rules (ipvsadm 1.31, checked in the lab VM):
 - `-S` never saves thresholds; a rule line carries them only when we write it (-x/-y).
 - An IPv4 persistence netmask is dotted (`-M 255.255.255.0`), an IPv6 one a prefix
   length (`-M 64`); `-M` is printed only when it differs from the full length.
-- A tunnel real server is saved with `--tun-type ipip`; we write ipip only, and
-  leave the option out of restore scripts (ipip is ipvsadm's default). Other tunnel
-  types (gue, gre) read as plain 'tunnel', as the netlink backend reads them.
+- A tunnel real server is saved with `--tun-type T`, a gue one with `--tun-port N`,
+  gue and gre ones with their checksum option (`--tun-nocsum` included); we write
+  the same, in rule lines and restore scripts alike (ipvsadm takes them since 1.30).
+- One-packet scheduling is `-o`, a persistence engine `--pe NAME`.
+- Every option is that of a field of model.SERVICE_SETTINGS / SERVER_SETTINGS (its
+  ``ipvsadm`` entry); tests hold the spellings here to those.
 - `-R` input has no comment syntax, and `-E`/`-e` replace the whole entry, so every
   line we write is complete (scheduler, flags, persistence; weight, forwarding,
   thresholds).
@@ -42,15 +45,17 @@ OPTION_FORWARDING = {'-m': 'masq', '--masquerading': 'masq', '-g': 'route', '--g
                      '-i': 'tunnel', '--ipip': 'tunnel'}
 LISTING_PROTOCOL = {'TCP': 'tcp', 'UDP': 'udp', 'SCTP': 'sctp', 'FWM': model.FWMARK}
 
+CHECKSUM_OPTION = {'none': '--tun-nocsum', 'csum': '--tun-csum', 'remcsum': '--tun-remcsum'}
+OPTION_CHECKSUM = dict((option, name) for name, option in CHECKSUM_OPTION.items())
+ONE_PACKET_OPTIONS = ('-o', '--ops')
+
 # Options that take a value, so the tokenizer knows what to skip over.
 _VALUED = frozenset(('-t', '--tcp-service', '-u', '--udp-service', '--sctp-service', '-f',
                      '--fwmark-service', '-s', '--scheduler', '-p', '--persistent', '-M', '--netmask',
                      '-b', '--sched-flags', '--pe', '-r', '--real-server', '-w', '--weight',
                      '-x', '--u-threshold', '-y', '--l-threshold', '--tun-type', '--tun-port'))
-# Options without a value. One-packet scheduling, persistence engines (--pe) and tunnel
-# checksum modes are read past: the model does not carry them.
-_FLAGS = frozenset(('-6', '--ipv6', '-o', '--ops', '--tun-nocsum', '--tun-csum', '--tun-remcsum')
-                   + tuple(OPTION_FORWARDING))
+# Options without a value.
+_FLAGS = frozenset(('-6', '--ipv6') + ONE_PACKET_OPTIONS + tuple(OPTION_CHECKSUM) + tuple(OPTION_FORWARDING))
 
 
 class FormatError(ValueError):
@@ -129,8 +134,12 @@ def service_words(service):
         full = 32 if service.key.family == 4 else 128
         if service.persistence_netmask != full:
             words += ['-M', _netmask_text(service.persistence_netmask, service.key.family)]
+    if service.persistence_engine:
+        words += ['--pe', service.persistence_engine]
     if service.scheduler_flags:
         words += ['-b', ','.join(service.scheduler_flags)]
+    if service.one_packet:
+        words.append('-o')
     return words
 
 
@@ -140,8 +149,20 @@ def _netmask_text(prefix, family):
 
 def server_words(server, thresholds=True):
     words = ['-r', server.endpoint, FORWARDING_OPTION[server.forwarding], '-w', str(server.weight)]
+    if server.forwarding == 'tunnel':
+        words += tunnel_words(server)
     if thresholds:
         words += ['-x', str(server.upper_threshold), '-y', str(server.lower_threshold)]
+    return words
+
+
+def tunnel_words(server):
+    """A tunnel real server's options, as `ipvsadm -S` prints them (and -R takes them)."""
+    words = ['--tun-type', server.tunnel_type]
+    if server.tunnel_type == 'gue':
+        words += ['--tun-port', str(server.tunnel_port)]
+    if server.tunnel_type in ('gue', 'gre'):
+        words.append(CHECKSUM_OPTION[server.tunnel_checksum])
     return words
 
 
@@ -205,6 +226,8 @@ def _service_of(key, options, number):
         scheduler_flags=tuple(f for f in flags.split(',') if f),
         persistence_timeout=timeout,
         persistence_netmask=netmask_to_prefix(netmask, key.family) if netmask else full,
+        persistence_engine=options.get('--pe') or None,
+        one_packet=any(option in options for option in ONE_PACKET_OPTIONS),
     )
 
 
@@ -213,10 +236,8 @@ def _server_of(options, number):
     if target is None:
         raise FormatError('line %d: no real server' % number)
     address, port = split_host_port(target)
-    # Any --tun-type reads as 'tunnel', as the netlink backend reads it: the model has
-    # no tunnel type and writes ipip only.
     forwarding = [OPTION_FORWARDING[o] for o in options if o in OPTION_FORWARDING]
-    return model.RealServer(
+    server = model.RealServer(
         address=address,
         port=port,
         weight=_int(options, ('-w', '--weight'), 1, number),
@@ -224,6 +245,18 @@ def _server_of(options, number):
         upper_threshold=_int(options, ('-x', '--u-threshold'), 0, number),
         lower_threshold=_int(options, ('-y', '--l-threshold'), 0, number),
     )
+    if '--tun-type' in options:  # only tunnel servers have them (ipvsadm refuses them otherwise)
+        server = _with_tunnel(server, options, number)
+    return server
+
+
+def _with_tunnel(server, options, number):
+    tunnel_type = options['--tun-type']
+    if tunnel_type not in model.TUNNEL_TYPES:
+        raise FormatError('line %d: unknown tunnel type %r' % (number, tunnel_type))
+    checksum = [OPTION_CHECKSUM[o] for o in options if o in OPTION_CHECKSUM]
+    return server.replace(tunnel_type=tunnel_type, tunnel_port=_int(options, ('--tun-port',), 0, number),
+                          tunnel_checksum=checksum[0] if checksum else 'none')
 
 
 def parse(text):
@@ -258,10 +291,7 @@ def render_service(service, command='-A'):
 
 
 def render_server(service, server, command='-a', thresholds=True):
-    words = [command] + service_option(service.key) + server_words(server, thresholds=thresholds)
-    if server.forwarding == 'tunnel' and command == '-a' and not thresholds:
-        words += ['--tun-type', 'ipip']
-    return ' '.join(words)
+    return ' '.join([command] + service_option(service.key) + server_words(server, thresholds=thresholds))
 
 
 def render(table):
@@ -370,10 +400,10 @@ def with_listing(table, listing):
         servers, connections = [], dict(service.connections)
         for server in service.real_servers:
             row = rows.get(server.key, {})
-            # The constructor, not replace(): this runs 50,000 times on big tables.
-            servers.append(model.RealServer(
-                server.address, server.port, server.weight, server.forwarding,
-                row.get('Uthreshold', server.upper_threshold), row.get('Lthreshold', server.lower_threshold)))
+            upper, lower = row.get('Uthreshold', server.upper_threshold), row.get('Lthreshold', server.lower_threshold)
+            if upper != server.upper_threshold or lower != server.lower_threshold:
+                server = server._replace(upper_threshold=upper, lower_threshold=lower)
+            servers.append(server)
             old = service.connections_of(server.key)
             connections[server.key] = (row.get('ActiveConn', old[0]), row.get('InActConn', old[1]))
         result[key] = service.replace(real_servers=tuple(servers), connections=connections)

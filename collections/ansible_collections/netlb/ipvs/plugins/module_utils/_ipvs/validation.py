@@ -21,13 +21,15 @@ import json
 import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
-    FORWARDING,
     FWMARK_MAX,
     PROTOCOLS,
     SCHEDULER_FLAGS,
     SCHEDULERS,
-    THRESHOLD_MAX,
-    WEIGHT_MAX,
+    SERVER_FIELD,
+    SERVER_SETTING_NAMES,
+    SERVER_SETTINGS,
+    SERVICE_FIELD,
+    SERVICE_SETTING_NAMES,
     RealServer,
     Scope,
     ScopeTest,
@@ -36,24 +38,27 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     VirtualService,
 )
 
-SERVICE_FIELDS = (
-    'protocol', 'address', 'port', 'fwmark', 'family', 'scheduler', 'scheduler_flags',
-    'persistence_timeout', 'persistence_netmask', 'real_servers',
-)
-SERVER_FIELDS = ('address', 'port', 'weight', 'forwarding', 'upper_threshold', 'lower_threshold')
-_SERVER_FIELD_SET = frozenset(SERVER_FIELDS)
-# What _plain_service takes: a service named by protocol, address and port.
-_PLAIN_SERVICE_FIELDS = frozenset(SERVICE_FIELDS) - frozenset(['fwmark', 'family'])
+# What names a service, then its settings (model.SERVICE_SETTINGS), then its real servers.
+KEY_FIELDS = ('protocol', 'address', 'port', 'fwmark', 'family')
+SERVICE_FIELDS = KEY_FIELDS + SERVICE_SETTING_NAMES + ('real_servers',)
+SERVER_FIELDS = ('address', 'port') + SERVER_SETTING_NAMES
+# What the fast paths take: a service named by protocol, address and port, with the
+# settings every big table has; a real server without tunnel settings. Anything else
+# goes to the field-by-field checks.
+_PLAIN_SERVICE_FIELDS = frozenset(['protocol', 'address', 'port', 'scheduler', 'scheduler_flags',
+                                   'persistence_timeout', 'persistence_netmask', 'real_servers'])
+_PLAIN_SERVER_FIELDS = frozenset(['address', 'port', 'weight', 'forwarding', 'upper_threshold', 'lower_threshold'])
+# Defaults and ranges of those, from the field table.
+_WEIGHT, _FORWARDING = SERVER_FIELD['weight'], SERVER_FIELD['forwarding']
+_THRESHOLD_MAX = SERVER_FIELD['upper_threshold'].high
 # Exact types for the fast paths (a bool is an int, a str or dict subclass could be anything:
 # the full checks decide those).
 _DICT = frozenset([dict])
 _INT = frozenset([int])
 _STR = frozenset([str])
 
-DEFAULT_SCHEDULER = 'wlc'  # what ipvsadm and the kernel pick when none is named
+DEFAULT_SCHEDULER = SERVICE_FIELD['scheduler'].default  # what ipvsadm and the kernel pick when none is named
 FAMILIES = {'ipv4': 4, 'ipv6': 6}
-# The kernel stores timeout * HZ in 32 bits: beyond this it wraps with HZ=1000.
-PERSISTENCE_MAX = (2 ** 32 - 1) // 1000
 FWMARK_SCOPE_PREFIX = 'fwmark:'
 _FLAG_OWNER = dict((flag, owner) for owner, flags in SCHEDULER_FLAGS.items() for flag in flags)
 
@@ -84,30 +89,83 @@ def _join(prefix, field):
     return '%s.%s' % (prefix, field) if prefix else field
 
 
-def _int(value, path, problems, low, high, range_text=None):
-    """An integer in [low, high] or None (problem recorded). Accepts digit strings and
-    whole floats (80.0), as Ansible's int type does."""
+def _int(value, path, problems, low, high, range_text=None, text=False):
+    """An integer in [low, high] or None (problem recorded). Whole floats (80.0) are
+    integers, as JSON may spell them; a bool is not, nor is text (``'80'``: a quoted number
+    in a table is a mistake upstream, reported rather than guessed at), except where the
+    input is text by nature (text=True: a scope entry)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        problems.add(path, '%r is not an integer' % (value,))
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not text.lstrip('-').isdigit():
+    if isinstance(value, str) and text:
+        digits = value.strip()
+        if not digits.lstrip('-').isdigit():
             problems.add(path, '%r is not an integer' % (value,))
             return None
-        value = int(text)
+        value = int(digits)
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(path, '%s is not an integer' % _shown(value))
+        return None
     if not low <= value <= high:
         problems.add(path, '%d is out of range %s' % (value, range_text or '%d-%d' % (low, high)))
         return None
     return value
 
 
+def _shown(value):
+    """A wrong value as a message shows it: text with its quotes and type named, so
+    ``'80' (text)`` cannot be mistaken for the number."""
+    if isinstance(value, str):
+        return '%r (text)' % (value,)
+    if isinstance(value, (list, tuple)):
+        return '%r (a list)' % (value,)
+    if isinstance(value, dict):
+        return '%r (a dictionary)' % (value,)
+    if isinstance(value, bool):
+        return '%r (a boolean)' % (value,)
+    return repr(value)
+
+
+def _wanted_text(value):
+    """A value where text was wanted: text as is (quoted), anything else with its type."""
+    return repr(value) if isinstance(value, str) else _shown(value)
+
+
+def _choice(value, path, problems, choices):
+    """value when it is one of choices (text), else None with the problem recorded."""
+    if isinstance(value, str) and value in choices:
+        return value
+    problems.add(path, '%s is not one of %s' % (_wanted_text(value), ', '.join(choices)))
+    return None
+
+
+def _bool(value, path, problems):
+    if isinstance(value, bool):
+        return value
+    problems.add(path, '%s is not a boolean (true or false)' % _shown(value))
+    return None
+
+
+def _setting(field, params, path, problems):
+    """The value of a plain setting (int with a range, str with choices, bool) of
+    params, its default when absent or null; None with the problem recorded."""
+    value = params.get(field.name)
+    if value is None:
+        return field.default
+    path = _join(path, field.name)
+    if field.kind == 'int':
+        return _int(value, path, problems, field.low, field.high)
+    if field.kind == 'bool':
+        return _bool(value, path, problems)
+    return _choice(value, path, problems, field.choices)
+
+
 def _address(value, path, problems):
     """Canonical address text or None. Scoped, unspecified and prefixed forms are refused:
     the kernel has no use for them and they are easy typos."""
     text = str(value).strip() if value is not None else ''
+    if value is not None and not isinstance(value, str):
+        problems.add(path, '%s is not an IP address (text)' % _shown(value))
+        return None
     if '%' in text:
         problems.add(path, '%r: scoped IPv6 addresses are not supported' % (value,))
         return None
@@ -142,7 +200,7 @@ def _family_name(family):
 
 def _check_keys(params, fields, path, problems):
     if not isinstance(params, dict):
-        problems.add(path or '(top)', 'expected a dictionary, got %r' % (params,))
+        problems.add(path or '(top)', 'expected a dictionary, got %s' % _shown(params))
         return False
     for name in sorted(set(params) - set(fields)):
         problems.add(_join(path, name), 'unknown option')
@@ -153,7 +211,7 @@ def _list(value, path, problems):
     if value is None:
         return []
     if not isinstance(value, (list, tuple)):
-        problems.add(path, 'expected a list, got %r' % (value,))
+        problems.add(path, 'expected a list, got %s' % _shown(value))
         return []
     return list(value)
 
@@ -166,31 +224,36 @@ def parse_service(params, path, problems):
     key, port = _service_key(params, path, problems)
     family = key.family if key else 4
 
-    scheduler = params.get('scheduler')
-    if scheduler is None:
-        scheduler = DEFAULT_SCHEDULER
-    elif scheduler not in SCHEDULERS:
-        problems.add(_join(path, 'scheduler'), '%r is not one of %s' % (scheduler, ', '.join(SCHEDULERS)))
-        scheduler = None
-    flags = _scheduler_flags(params.get('scheduler_flags'), scheduler, _join(path, 'scheduler_flags'), problems)
-
-    timeout = params.get('persistence_timeout')
-    timeout = 0 if timeout is None else _int(timeout, _join(path, 'persistence_timeout'), problems, 0, PERSISTENCE_MAX)
+    # Every setting of the field table: the plain ones by their kind, range and choices;
+    # scheduler_flags and persistence_netmask also depend on the scheduler and family.
+    settings = {}
+    for name in SERVICE_SETTING_NAMES:
+        if name not in _SERVICE_SPECIAL:
+            settings[name] = _setting(SERVICE_FIELD[name], params, path, problems)
+    settings['scheduler_flags'] = tuple(_scheduler_flags(params.get('scheduler_flags'), settings['scheduler'],
+                                                         _join(path, 'scheduler_flags'), problems))
     full = 32 if family == 4 else 128
     netmask = params.get('persistence_netmask')
-    if netmask is None:
-        netmask = full
-    else:
+    if netmask is not None:
         netmask = _int(netmask, _join(path, 'persistence_netmask'), problems, 1, full,
                        '1-%d for %s' % (full, _family_name(family)))
+    settings['persistence_netmask'] = netmask
+    timeout = settings['persistence_timeout']
     if key is not None and port == 0 and not key.is_fwmark and timeout == 0:
         problems.add(_join(path, 'port'), '0 (all ports) needs persistence_timeout > 0')
+    if settings['persistence_engine'] and timeout == 0:
+        # The engine only finds the server of a persistence template: without one it does nothing.
+        problems.add(_join(path, 'persistence_engine'), '%s needs persistence_timeout > 0'
+                     % settings['persistence_engine'])
 
     servers = _real_servers(params.get('real_servers'), key, _join(path, 'real_servers'), problems)
     if len(problems.items) > before:
         return None
-    return VirtualService(key=key, scheduler=scheduler, scheduler_flags=tuple(flags), persistence_timeout=timeout,
-                          persistence_netmask=netmask, real_servers=tuple(servers))
+    return VirtualService(key=key, real_servers=tuple(servers), **settings)
+
+
+# Settings parse_service checks by hand (they depend on other fields).
+_SERVICE_SPECIAL = frozenset(['scheduler_flags', 'persistence_netmask'])
 
 
 def _plain_service(params):
@@ -214,7 +277,7 @@ def _plain_service(params):
         return None
     if type(address) not in _STR or _plain_ipv4(address) is None or address == '0.0.0.0':
         return None
-    key = tuple.__new__(ServiceKey, (protocol, address, port, 0, 4))
+    key = ServiceKey(protocol, address, port, 0, 4)
     servers = _plain_real_servers(get('real_servers', []), key)
     if servers is None:
         return None
@@ -229,7 +292,7 @@ def _service_key(params, path, problems):
     if family_name is not None:
         family = FAMILIES.get(family_name) if isinstance(family_name, str) else None
         if family is None:
-            problems.add(_join(path, 'family'), '%r is not one of ipv4, ipv6' % (family_name,))
+            _choice(family_name, _join(path, 'family'), problems, tuple(FAMILIES))
     if fwmark is not None:
         clash = [name for name in ('protocol', 'address', 'port') if params.get(name) is not None]
         if clash:
@@ -243,9 +306,8 @@ def _service_key(params, path, problems):
     protocol = params.get('protocol')
     if protocol is None:
         protocol = 'tcp'
-    elif protocol not in PROTOCOLS:
-        problems.add(_join(path, 'protocol'), '%r is not one of %s' % (protocol, ', '.join(PROTOCOLS)))
-        protocol = None
+    else:
+        protocol = _choice(protocol, _join(path, 'protocol'), problems, PROTOCOLS)
     address = params.get('address')
     if address is None:
         problems.add(_join(path, 'address'), 'required (or give fwmark)')
@@ -269,23 +331,36 @@ def _first_server_family(servers):
     if not isinstance(servers, (list, tuple)):
         return None
     for server in servers:
-        if isinstance(server, dict):
+        if isinstance(server, dict) and isinstance(server.get('address'), str):
             try:
-                return ipaddress.ip_address(str(server.get('address')).strip('[]')).version
+                return ipaddress.ip_address(server['address'].strip().strip('[]')).version
             except ValueError:
                 continue
     return None
 
 
+# The kernel's three scheduler flag bits by number (ipvsadm -b flag-N), for any scheduler.
+_GENERIC_FLAGS = ('flag-1', 'flag-2', 'flag-3')
+
+
 def _scheduler_flags(value, scheduler, path, problems):
+    """Flags by name. flag-N is the kernel's bit N, which any scheduler may carry (ipvsadm
+    -b flag-N); it is spelled as the scheduler's own name where it has one (flag-1 of sh
+    is sh-fallback), as a read spells it, so the two compare equal."""
     if isinstance(value, str):
         value = [part.strip() for part in value.split(',') if part.strip()]
     flags = []
     for index, flag in enumerate(_list(value, path, problems)):
         item = '%s[%d]' % (path, index)
+        if flag in _GENERIC_FLAGS and isinstance(flag, str):
+            names = SCHEDULER_FLAGS.get(scheduler, ())
+            number = _GENERIC_FLAGS.index(flag)
+            flags.append(names[number] if number < len(names) else flag)
+            continue
         owner = _FLAG_OWNER.get(flag) if isinstance(flag, str) else None
         if owner is None:
-            problems.add(item, '%r is not a scheduler flag (%s)' % (flag, ', '.join(sorted(_FLAG_OWNER))))
+            problems.add(item, '%s is not a scheduler flag (%s)' % (
+                _wanted_text(flag), ', '.join(sorted(_FLAG_OWNER) + list(_GENERIC_FLAGS))))
         elif scheduler is not None and owner != scheduler:
             problems.add(item, '%s applies only to scheduler %s, not %s' % (flag, owner, scheduler))
         else:
@@ -323,10 +398,11 @@ def _plain_real_servers(items, key):
         return None
     service_port = 0 if key.is_fwmark else key.port
     low = 0 if service_port == 0 else 1
-    fields, pton, ntop, inet = _SERVER_FIELD_SET, socket.inet_pton, socket.inet_ntop, socket.AF_INET
-    make, server_type = tuple.__new__, RealServer
-    servers = []
-    append = servers.append
+    fields, pton, ntop, inet = _PLAIN_SERVER_FIELDS, socket.inet_pton, socket.inet_ntop, socket.AF_INET
+    weight_default, weight_max, forwarding_default = _WEIGHT.default, _WEIGHT.high, _FORWARDING.default
+    forwardings, threshold_max, server_of = _FORWARDING.choices, _THRESHOLD_MAX, RealServer
+    servers, seen = [], set()
+    append, see = servers.append, seen.add
     for params in items:
         if type(params) not in _DICT or not fields.issuperset(params):
             return None
@@ -337,20 +413,23 @@ def _plain_real_servers(items, key):
                 return None
         except (OSError, TypeError, ValueError):
             return None
-        forwarding = get('forwarding', 'masq')
+        forwarding = get('forwarding', forwarding_default)
         port = get('port', service_port)
-        weight = get('weight', 1)
+        weight = get('weight', weight_default)
         upper = get('upper_threshold', 0)
         lower = get('lower_threshold', 0)
         # A null, a bool or a float fails here (not an int): the full check reports it.
-        if not ({type(port), type(weight), type(upper), type(lower)} <= _INT
-                and low <= port <= 65535 and 0 <= weight <= WEIGHT_MAX and 0 <= lower <= upper <= THRESHOLD_MAX):
+        if not (type(port) in _INT and type(weight) in _INT and type(upper) in _INT and type(lower) in _INT
+                and low <= port <= 65535 and 0 <= weight <= weight_max and 0 <= lower <= upper <= threshold_max):
             return None
-        if forwarding != 'masq' and (type(forwarding) not in _STR or forwarding not in FORWARDING
+        if forwarding != 'masq' and (type(forwarding) not in _STR or forwarding not in forwardings
                                      or port != service_port):
             return None  # route and tunnel cannot remap ports: _server_port says so
-        append(make(server_type, (address, port, weight, forwarding, upper, lower)))
-    if len(set([server[:2] for server in servers])) != len(servers):
+        # RealServer's own constructor, positionally (keywords cost a fifth of this loop);
+        # the tunnel settings keep their defaults.
+        append(server_of(address, port, weight, forwarding, upper, lower))
+        see((address, port))
+    if len(seen) != len(servers):
         return None  # the full check names the duplicates
     return servers
 
@@ -366,35 +445,52 @@ def _real_server(params, key, path, problems):
         problems.add(_join(path, 'address'), 'required')
     else:
         address = _address(address, _join(path, 'address'), problems)
+    # Every setting of the field table by its kind, range and choices, then the rules
+    # between them.
+    settings = dict((field.name, _setting(field, params, path, problems)) for field in SERVER_SETTINGS)
+    forwarding = settings['forwarding']
     if address is not None and key is not None:
         family = 6 if ':' in address else 4  # address is canonical text here
-        if family != key.family:
-            problems.add(_join(path, 'address'), '%s is %s but the service is %s'
-                         % (address, _family_name(family), _family_name(key.family)))
-
-    forwarding = params.get('forwarding')
-    if forwarding is None:
-        forwarding = 'masq'
-    elif forwarding not in FORWARDING:
-        problems.add(_join(path, 'forwarding'), '%r is not one of %s' % (forwarding, ', '.join(FORWARDING)))
-        forwarding = None
-
+        if family != key.family and forwarding != 'tunnel':
+            problems.add(_join(path, 'address'), '%s is %s but the service is %s (only tunnel forwarding '
+                         'crosses families)' % (address, _family_name(family), _family_name(key.family)))
     port = _server_port(params.get('port'), key, forwarding, _join(path, 'port'), problems)
-
-    weight = params.get('weight')
-    weight = 1 if weight is None else _int(weight, _join(path, 'weight'), problems, 0, WEIGHT_MAX)
-    upper = params.get('upper_threshold')
-    upper = 0 if upper is None else _int(upper, _join(path, 'upper_threshold'), problems, 0, THRESHOLD_MAX)
-    lower = params.get('lower_threshold')
-    lower = 0 if lower is None else _int(lower, _join(path, 'lower_threshold'), problems, 0, THRESHOLD_MAX)
+    upper, lower = settings['upper_threshold'], settings['lower_threshold']
     if upper is not None and lower is not None and lower > upper:
         # upper 0 means "no limit": a server is then never overloaded and lower does nothing.
         problems.add(_join(path, 'lower_threshold'), '%d is above upper_threshold %d%s'
                      % (lower, upper, ' (0 = no limit, so lower_threshold has no effect)' if not upper else ''))
+    if forwarding is not None:
+        _tunnel_settings(params, settings, path, problems)
     if len(problems.items) > before or key is None:
         return None
-    return RealServer(address=address, port=port, weight=weight, forwarding=forwarding,
-                      upper_threshold=upper, lower_threshold=lower)
+    return RealServer(address=address, port=port, **settings)
+
+
+# What each tunnel type takes (as ipvsadm checks it): a port (gue: required), checksums.
+_TUNNEL_PORT = {'ipip': False, 'gue': True, 'gre': False}
+_TUNNEL_CHECKSUMS = {'ipip': ('none',), 'gue': ('none', 'csum', 'remcsum'), 'gre': ('none', 'csum')}
+
+
+def _tunnel_settings(params, settings, path, problems):
+    """Tunnel settings only with forwarding tunnel, each only with a tunnel type that has it."""
+    given = [name for name in ('tunnel_type', 'tunnel_port', 'tunnel_checksum') if params.get(name) is not None]
+    if settings['forwarding'] != 'tunnel':
+        for name in given:
+            if settings[name] is not None and settings[name] != SERVER_FIELD[name].default:
+                problems.add(_join(path, name), 'needs forwarding tunnel, not %s' % settings['forwarding'])
+        return
+    kind, port, checksum = settings['tunnel_type'], settings['tunnel_port'], settings['tunnel_checksum']
+    if kind is None:
+        return
+    if port is not None:
+        if _TUNNEL_PORT[kind] and not port:
+            problems.add(_join(path, 'tunnel_port'), 'required (1-65535) with tunnel_type %s' % kind)
+        elif port and not _TUNNEL_PORT[kind]:
+            problems.add(_join(path, 'tunnel_port'), '%d cannot be used with tunnel_type %s' % (port, kind))
+    if checksum is not None and checksum not in _TUNNEL_CHECKSUMS[kind]:
+        problems.add(_join(path, 'tunnel_checksum'), '%s cannot be used with tunnel_type %s (%s)'
+                     % (checksum, kind, ', '.join(_TUNNEL_CHECKSUMS[kind])))
 
 
 def _server_port(value, key, forwarding, path, problems):
@@ -492,8 +588,8 @@ def _scope(items, path, problems):
         text = str(entry).strip()
         if text.lower().startswith(FWMARK_SCOPE_PREFIX):
             first, _sep, last = text[len(FWMARK_SCOPE_PREFIX):].partition('-')
-            first = _int(first, item, problems, 1, FWMARK_MAX)
-            last = first if not _sep else _int(last, item, problems, 1, FWMARK_MAX)
+            first = _int(first, item, problems, 1, FWMARK_MAX, text=True)
+            last = first if not _sep else _int(last, item, problems, 1, FWMARK_MAX, text=True)
             if first is not None and last is not None:
                 if first > last:
                     problems.add(item, '%r: range is backwards' % text)
@@ -566,24 +662,13 @@ def service_to_params(service):
         result = {'fwmark': key.fwmark, 'family': 'ipv%d' % key.family}
     else:
         result = {'protocol': key.protocol, 'address': key.address, 'port': key.port}
-    result.update({
-        'scheduler': service.scheduler,
-        'scheduler_flags': list(service.scheduler_flags),
-        'persistence_timeout': service.persistence_timeout,
-        'persistence_netmask': service.persistence_netmask,
-        'real_servers': [server_to_params(rs, service.connections_of(rs.key)) for rs in service.real_servers],
-    })
+    result.update((name, getattr(service, name)) for name in SERVICE_SETTING_NAMES)
+    result['scheduler_flags'] = list(service.scheduler_flags)
+    result['real_servers'] = [server_to_params(rs, service.connections_of(rs.key)) for rs in service.real_servers]
     return result
 
 
 def server_to_params(server, connections=(0, 0)):
-    return {
-        'address': server.address,
-        'port': server.port,
-        'weight': server.weight,
-        'forwarding': server.forwarding,
-        'upper_threshold': server.upper_threshold,
-        'lower_threshold': server.lower_threshold,
-        'active_connections': connections[0],
-        'inactive_connections': connections[1],
-    }
+    result = server._asdict()
+    result['active_connections'], result['inactive_connections'] = connections
+    return result

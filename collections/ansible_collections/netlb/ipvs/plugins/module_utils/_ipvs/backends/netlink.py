@@ -16,7 +16,11 @@ Translation rules (model <-> kernel attributes):
   "set" replaces the whole entry; dumps carry the internal HASHED bit, masked out;
 - scheduler flags SCHED1/SCHED2 are sh-/mh-fallback and sh-/mh-port;
 - route and tunnel real servers get the service's port, as ipvsadm does, so both
-  backends leave the same table behind; tunnels are always ipip.
+  backends leave the same table behind;
+- every setting of model.SERVICE_SETTINGS / SERVER_SETTINGS travels as its ``netlink``
+  entry there says; _DEST_SETTINGS below is that for real servers, in code. A service's
+  one-packet scheduling is a flag bit, its persistence engine an attribute left out when
+  there is none (the kernel's "set" then drops any engine).
 Reads dump the services once, then the real servers service by service (the kernel
 runs one dump at a time per socket). Writes go out in batches (see _genl).
 """
@@ -58,6 +62,7 @@ SVC_ATTR_SCHED_NAME = 6
 SVC_ATTR_FLAGS = 7
 SVC_ATTR_TIMEOUT = 8
 SVC_ATTR_NETMASK = 9
+SVC_ATTR_PE_NAME = 11
 
 DEST_ATTR_ADDR = 1
 DEST_ATTR_PORT = 2
@@ -69,15 +74,17 @@ DEST_ATTR_ACTIVE_CONNS = 7
 DEST_ATTR_INACT_CONNS = 8
 DEST_ATTR_ADDR_FAMILY = 11
 DEST_ATTR_TUN_TYPE = 13
+DEST_ATTR_TUN_PORT = 14
+DEST_ATTR_TUN_FLAGS = 15
 
 SVC_F_PERSISTENT = 0x1
 SVC_F_HASHED = 0x2
+SVC_F_ONEPACKET = 0x4
 SVC_F_SCHED1 = 0x8
 SVC_F_SCHED2 = 0x10
 SVC_F_SCHED3 = 0x20
 SCHED_BITS = (SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3)
 _SCHED_MASK = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3
-TUN_TYPE_IPIP = 0
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 AF_FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
@@ -86,11 +93,15 @@ PROTO_NAME = dict((number, name) for name, number in PROTO.items())
 # IP_VS_CONN_F_*: LOCALNODE (1) is what ipvsadm also lists as -g.
 FWD = {'masq': 0, 'tunnel': 2, 'route': 3}
 FWD_NAME = {0: 'masq', 1: 'route', 2: 'tunnel', 3: 'route'}
+# IP_VS_CONN_F_TUNNEL_TYPE_* and IP_VS_TUNNEL_ENCAP_FLAG_* are the index in the model's tuples.
+TUN_TYPE = dict((name, number) for number, name in enumerate(model.TUNNEL_TYPES))
+TUN_FLAGS = dict((name, number) for number, name in enumerate(model.TUNNEL_CHECKSUMS))
 FLAG_BIT = {'flag-1': SVC_F_SCHED1, 'flag-2': SVC_F_SCHED2, 'flag-3': SVC_F_SCHED3}
 for _names in model.SCHEDULER_FLAGS.values():
     FLAG_BIT.update(zip(_names, SCHED_BITS))
 
 _FLAGS = struct.Struct('=II')
+_U8 = struct.Struct('=B')
 _ADDR_PAD = b'\0' * 12
 # Tables are large (50,000 real servers): addresses repeat, so both directions are cached.
 _PACKED = {}
@@ -109,6 +120,23 @@ _ATTR = struct.Struct('=HH')
 _U16 = struct.Struct('=H')
 _U32 = struct.Struct('=I')
 _BE16 = struct.Struct('>H')
+
+# How each real-server setting (model.SERVER_SETTINGS, same order) travels: attribute,
+# payload struct, model value -> number (None: the value itself). decode_dest reads
+# them back by the same entries; the masq fast path of request() and decode_dest_rows
+# pack/unpack the same attributes in one Struct (tests hold them to these).
+_DEST_SETTINGS = (
+    ('weight', DEST_ATTR_WEIGHT, _U32, None),
+    ('forwarding', DEST_ATTR_FWD_METHOD, _U32, FWD),
+    ('upper_threshold', DEST_ATTR_U_THRESH, _U32, None),
+    ('lower_threshold', DEST_ATTR_L_THRESH, _U32, None),
+    ('tunnel_type', DEST_ATTR_TUN_TYPE, _U8, TUN_TYPE),
+    ('tunnel_port', DEST_ATTR_TUN_PORT, _BE16, None),
+    ('tunnel_checksum', DEST_ATTR_TUN_FLAGS, _U16, TUN_FLAGS),
+)
+# number -> model value, per attribute that has names
+_DEST_NAMES = {DEST_ATTR_FWD_METHOD: FWD_NAME, DEST_ATTR_TUN_TYPE: dict(enumerate(model.TUNNEL_TYPES)),
+               DEST_ATTR_TUN_FLAGS: dict(enumerate(model.TUNNEL_CHECKSUMS))}
 
 
 # ---------------------------------------------------------------------------
@@ -157,6 +185,8 @@ def service_selector(key):
 
 def service_flags(service):
     flags = SVC_F_PERSISTENT if service.persistence_timeout else 0
+    if service.one_packet:
+        flags |= SVC_F_ONEPACKET
     for name in service.scheduler_flags:
         flags |= FLAG_BIT[name]
     return flags
@@ -170,6 +200,7 @@ def service_attrs(service):
         _genl.attr(SVC_ATTR_FLAGS, _FLAGS.pack(service_flags(service), 0xffffffff)),
         _genl.u32(SVC_ATTR_TIMEOUT, service.persistence_timeout),
         _genl.attr(SVC_ATTR_NETMASK, netmask_bytes(service.persistence_netmask, service.key.family)),
+        _genl.string(SVC_ATTR_PE_NAME, service.persistence_engine) if service.persistence_engine else b'',
     ))
 
 
@@ -184,15 +215,14 @@ def server_port(service, server):
 def dest_attrs(server, full=True, port=None):
     packed, af = _packed(server.address)
     port = socket.htons(server.port if port is None else port)
+    attrs = _DEST_ID.pack(20, DEST_ATTR_ADDR, packed, 6, DEST_ATTR_PORT, port, 6, DEST_ATTR_ADDR_FAMILY, af)
     if not full:
-        return _DEST_ID.pack(20, DEST_ATTR_ADDR, packed, 6, DEST_ATTR_PORT, port, 6, DEST_ATTR_ADDR_FAMILY, af)
-    attrs = _DEST_FULL.pack(20, DEST_ATTR_ADDR, packed, 6, DEST_ATTR_PORT, port, 6, DEST_ATTR_ADDR_FAMILY, af,
-                            8, DEST_ATTR_FWD_METHOD, FWD[server.forwarding], 8, DEST_ATTR_WEIGHT, server.weight,
-                            8, DEST_ATTR_U_THRESH, server.upper_threshold,
-                            8, DEST_ATTR_L_THRESH, server.lower_threshold)
-    if server.forwarding == 'tunnel':
-        attrs += _genl.u8(DEST_ATTR_TUN_TYPE, TUN_TYPE_IPIP)
-    return attrs
+        return attrs
+    parts = [attrs]
+    for name, kind, layout, numbers in _DEST_SETTINGS:
+        value = getattr(server, name)
+        parts.append(_genl.attr(kind, layout.pack(value if numbers is None else numbers[value])))
+    return b''.join(parts)
 
 
 def request(action):
@@ -209,8 +239,10 @@ def request(action):
         # The server as the kernel holds it: no port rewriting here.
         return CMD_DEL_DEST, svc + _genl.nested(CMD_ATTR_DEST, dest_attrs(server, full=False))
     cmd = CMD_NEW_DEST if op == model.ADD_SERVER else CMD_SET_DEST
-    if server.forwarding == 'masq':
-        # The common case in one pack (a full load sends one per real server).
+    if server.forwarding == 'masq' and server.tunnel_type == 'ipip' and not server.tunnel_port \
+            and server.tunnel_checksum == 'none':
+        # The common case in one pack (a full load sends one per real server); the tunnel
+        # attributes left out are the kernel's zero defaults, the model's too.
         packed, af = _packed(server.address)
         return cmd, svc + _DEST_NESTED_FULL.pack(
             4 + _DEST_FULL.size, CMD_ATTR_DEST, 20, DEST_ATTR_ADDR, packed, 6, DEST_ATTR_PORT,
@@ -239,10 +271,6 @@ def _address(raw, family):
     return text
 
 
-def netmask_prefix(raw, family):
-    return _prefix_of(_U32.unpack(raw[:4])[0], family)
-
-
 def _prefix_of(value, family):
     """The prefix length of a NETMASK attribute read as a host-order u32: IPv6 sends the
     length itself, IPv4 a mask in network order."""
@@ -268,6 +296,17 @@ _SVC_TAIL = struct.Struct('=HHII HHI HHI')
 _SVC_TAIL_HEADERS = (12, SVC_ATTR_FLAGS, 8, SVC_ATTR_TIMEOUT, 8, SVC_ATTR_NETMASK)
 
 
+def _service_settings(key, scheduler, flags, timeout, netmask, engine):
+    """The keyword arguments of model.VirtualService for what a dump holds: flags without
+    the HASHED bit, timeout and netmask (host-order u32) as the kernel sends them."""
+    persistent = flags & SVC_F_PERSISTENT
+    return {'key': key, 'scheduler': scheduler,
+            'scheduler_flags': flag_names(scheduler, flags) if flags & _SCHED_MASK else (),
+            'persistence_timeout': timeout if persistent else 0,
+            'persistence_netmask': _prefix_of(netmask, key.family) if persistent else None,
+            'persistence_engine': engine or None, 'one_packet': bool(flags & SVC_F_ONEPACKET)}
+
+
 def decode_service_message(data, start, stop):
     """decode_service_fields() of the attributes in data[start:stop], with one unpack
     for the head and one for the tail in the usual layout (a read decodes thousands)."""
@@ -284,15 +323,12 @@ def decode_service_message(data, start, stop):
                 if fields[0:2] + fields[4:6] + fields[7:9] == _SVC_TAIL_HEADERS and family is not None:
                     key = model.ServiceKey(PROTO_NAME.get(head[5], 'unknown'), _address(head[8], family),
                                            socket.ntohs(head[11]), 0, family)
-                    flags = fields[2] & ~SVC_F_HASHED
-                    persistent = flags & SVC_F_PERSISTENT
-                    return (key, name, flag_names(name, flags) if flags & _SCHED_MASK else (),
-                            fields[6] if persistent else 0, _prefix_of(fields[9], family) if persistent else 0)
+                    return _service_settings(key, name, fields[2] & ~SVC_F_HASHED, fields[6], fields[9], None)
     return decode_service_fields(_genl.parse_attrs(data, start, stop))
 
 
 def decode_service_fields(attrs):
-    """(key, scheduler, scheduler flags, persistence timeout, netmask) of a service dump."""
+    """The model.VirtualService keyword arguments (key and settings) of a service dump."""
     family = AF_FAMILY.get(_genl.get_u16(attrs, SVC_ATTR_AF))
     if family is None:
         raise _genl.ProtocolError('unknown address family %d' % _genl.get_u16(attrs, SVC_ATTR_AF))
@@ -305,15 +341,15 @@ def decode_service_fields(attrs):
             port=_genl.get_be16(attrs, SVC_ATTR_PORT),
             family=family)
     flags = _FLAGS.unpack(attrs[SVC_ATTR_FLAGS][:8])[0] & ~SVC_F_HASHED
-    scheduler = _genl.get_string(attrs, SVC_ATTR_SCHED_NAME)
-    persistent = bool(flags & SVC_F_PERSISTENT)
-    return (key, scheduler, flag_names(scheduler, flags) if flags & _SCHED_MASK else (),
-            _genl.get_u32(attrs, SVC_ATTR_TIMEOUT) if persistent else 0,
-            netmask_prefix(attrs[SVC_ATTR_NETMASK], family) if persistent else 0)
+    return _service_settings(key, _genl.get_string(attrs, SVC_ATTR_SCHED_NAME), flags,
+                             _genl.get_u32(attrs, SVC_ATTR_TIMEOUT), _genl.get_u32(attrs, SVC_ATTR_NETMASK),
+                             _genl.get_string(attrs, SVC_ATTR_PE_NAME))
 
 
-_DEST_U32 = frozenset((DEST_ATTR_FWD_METHOD, DEST_ATTR_WEIGHT, DEST_ATTR_U_THRESH, DEST_ATTR_L_THRESH,
-                       DEST_ATTR_ACTIVE_CONNS, DEST_ATTR_INACT_CONNS))
+_DEST_COUNTERS = (DEST_ATTR_ACTIVE_CONNS, DEST_ATTR_INACT_CONNS)
+# attribute -> (setting name, payload struct, number -> value) for decode_dest
+_DEST_DECODE = dict((kind, (name, layout, _DEST_NAMES.get(kind))) for name, kind, layout, _numbers in _DEST_SETTINGS)
+_DEST_DECODE.update((kind, (kind, _U32, None)) for kind in _DEST_COUNTERS)
 
 
 # The attributes a kernel since 5.2 puts first in a real server dump, in its order
@@ -333,7 +369,6 @@ _ROW_ATTR_LENGTHS = slice(9, 9 + 3 * len(_DEST_DUMP_HEADERS), 3)
 _ROW_ATTR_KINDS = slice(10, 10 + 3 * len(_DEST_DUMP_HEADERS), 3)
 _ROW_NESTED_KIND = 8
 _DEST_ROWS = {}  # message size -> Struct of the whole message
-_new_server = tuple.__new__  # RealServer is a tuple: build it without a Python-level __new__
 
 
 def _dest_row(size):
@@ -363,9 +398,11 @@ def decode_dest_rows(data, length, family, seq, servers, connections):
         return False
     head = (size, first[1], _genl.NLM_F_MULTI, seq)
     ntop, ntohs, af_inet, fwd_name = socket.inet_ntop, socket.ntohs, socket.AF_INET, FWD_NAME
+    tunnel_names, checksum_names, server_of = _DEST_NAMES[DEST_ATTR_TUN_TYPE], _DEST_NAMES[DEST_ATTR_TUN_FLAGS], \
+        model.RealServer
     decoded, counted = [], []
     for (m_size, m_type, m_flags, m_seq, _c, _v, _r, _nl, _nk, _l, _k, raw, _l, _k, port, _l, _k, fwd,
-         _l, _k, weight, _l, _k, _tt, _l, _k, _tp, _l, _k, _tf, _l, _k, upper, _l, _k, lower,
+         _l, _k, weight, _l, _k, tunnel, _l, _k, tunnel_port, _l, _k, checksum, _l, _k, upper, _l, _k, lower,
          _l, _k, active, _l, _k, inactive, _l, _k, _pc, _l, _k, af) in rows:
         if (m_size, m_type, m_flags, m_seq) != head:
             return False  # an interrupted dump, an error: the general path says which
@@ -373,8 +410,14 @@ def decode_dest_rows(data, length, family, seq, servers, connections):
             address = ntop(af_inet, raw[:4])
         else:
             address = _address(raw, AF_FAMILY.get(af, family))
-        server = _new_server(model.RealServer, (address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'),
-                                                upper, lower))
+        # RealServer's own constructor, positionally: the field order is model.SERVER_SETTINGS'
+        # (tests pin it); keywords would cost a third of this loop. Tunnel settings other
+        # than the defaults (all zero) are rare: only then are they named.
+        if tunnel or tunnel_port or checksum:
+            server = server_of(address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'), upper, lower,
+                               tunnel_names.get(tunnel, 'ipip'), ntohs(tunnel_port), checksum_names.get(checksum, 'none'))
+        else:
+            server = server_of(address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'), upper, lower)
         decoded.append(server)
         if active or inactive:
             counted.append(((address, server[1]), (active, inactive)))
@@ -386,7 +429,7 @@ def decode_dest_rows(data, length, family, seq, servers, connections):
 def decode_dest(data, offset, end, service_family):
     """(RealServer, (active, inactive)) from the attributes in data[offset:end] of one
     real server reply, in any attribute order (old kernels, future ones)."""
-    values = dict.fromkeys(_DEST_U32, 0)
+    values = dict.fromkeys(_DEST_COUNTERS, 0)
     raw, port, family = None, 0, service_family
     unpack, mask = _ATTR.unpack_from, _genl.NLA_TYPE_MASK
     while offset + 4 <= end:
@@ -394,8 +437,13 @@ def decode_dest(data, offset, end, service_family):
         if length < 4:
             raise _genl.ProtocolError('bad attribute length %d' % length)
         kind &= mask
-        if kind in _DEST_U32:
-            values[kind] = _U32.unpack_from(data, offset + 4)[0]
+        decode = _DEST_DECODE.get(kind)
+        if decode is not None:
+            name, layout, names = decode
+            value = layout.unpack_from(data, offset + 4)[0]
+            if kind == DEST_ATTR_FWD_METHOD:
+                value &= 7
+            values[name] = value if names is None else names.get(value, names.get(0))
         elif kind == DEST_ATTR_ADDR:
             raw = bytes(data[offset + 4:offset + 20])
         elif kind == DEST_ATTR_PORT:
@@ -405,15 +453,8 @@ def decode_dest(data, offset, end, service_family):
         offset += (length + 3) & ~3
     if raw is None:
         raise _genl.ProtocolError('real server without an address')
-    server = model.RealServer(
-        address=_address(raw, family),
-        port=port,
-        weight=values[DEST_ATTR_WEIGHT],
-        forwarding=FWD_NAME.get(values[DEST_ATTR_FWD_METHOD] & 7, 'masq'),
-        upper_threshold=values[DEST_ATTR_U_THRESH],
-        lower_threshold=values[DEST_ATTR_L_THRESH],
-    )
-    return server, (values[DEST_ATTR_ACTIVE_CONNS], values[DEST_ATTR_INACT_CONNS])
+    counters = (values.pop(DEST_ATTR_ACTIVE_CONNS), values.pop(DEST_ATTR_INACT_CONNS))
+    return model.RealServer(address=_address(raw, family), port=port, **values), counters
 
 
 def nested_span(data, offset, end, kind):
@@ -528,10 +569,10 @@ class NetlinkBackend(base.Backend):
             services.append(decode_service_message(data, start, stop))
 
         self._dumps(CMD_GET_SERVICE, (b'',), on_service, lambda _index: 'the virtual services')
-        keys = [service[0] for service in services]
+        keys = [service['key'] for service in services]
         servers, counters = self._read_dests(keys)
-        return dict((fields[0], model.VirtualService(*fields, real_servers=tuple(servers[index]),
-                                                     connections=counters[index]))
+        return dict((fields['key'], model.VirtualService(real_servers=tuple(servers[index]),
+                                                         connections=counters[index], **fields))
                     for index, fields in enumerate(services))
 
     def _read_dests(self, keys):

@@ -14,9 +14,10 @@ import yaml
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
-    FORWARDING,
     PROTOCOLS,
-    SCHEDULERS,
+    SERVER_SETTINGS,
+    SERVICE_FIELD,
+    SERVICE_SETTINGS,
     BackendError,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.ipvsadm import IpvsadmBackend
@@ -174,9 +175,11 @@ def test_json_text_that_is_not_a_table_changes_nothing(kernel, capsys):
 @pytest.mark.parametrize('args, msg, problems', [
     pytest.param(dict(WEB, real_servers=[{'address': '10.244.1.2', 'weight': 70000}, {'address': 'fd00::1'}]),
                  'invalid parameters: real_servers[0].weight: 70000 is out of range 0-65535; '
-                 'real_servers[1].address: fd00::1 is IPv6 but the service is IPv4',
+                 'real_servers[1].address: fd00::1 is IPv6 but the service is IPv4 (only tunnel forwarding crosses '
+                 'families)',
                  ['real_servers[0].weight: 70000 is out of range 0-65535',
-                  'real_servers[1].address: fd00::1 is IPv6 but the service is IPv4'], id='collects-all'),
+                  'real_servers[1].address: fd00::1 is IPv6 but the service is IPv4 (only tunnel forwarding crosses '
+                  'families)'], id='collects-all'),
     pytest.param({'services': [WEB, dict(WEB, address='192.0.2.9')], 'scope': ['10.96.0.0/12']},
                  'invalid parameters: services[1]: tcp 192.0.2.9:80 is outside scope',
                  ['services[1]: tcp 192.0.2.9:80 is outside scope'], id='outside-scope'),
@@ -207,51 +210,122 @@ def test_table_form_entries_are_checked_by_validation(kernel, capsys):
     assert result['problems'] == [
         'services[0].vip: unknown option',
         'services[0].real_servers[0].wieght: unknown option',
-        'services[0].real_servers[1].port: [80] is not an integer',
-        "services[0].real_servers[1].weight: 'heavy' is not an integer",
-        "services[0].real_servers[2]: expected a dictionary, got 'address=10.244.1.4'",
-        "services[1].port: 'http' is not an integer",
-        "services[1].scheduler: ['rr'] is not one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos",
-        "services[1].real_servers: expected a list, got '10.244.1.5'",
+        "services[0].real_servers[1].weight: 'heavy' (text) is not an integer",
+        'services[0].real_servers[1].port: [80] (a list) is not an integer',
+        "services[0].real_servers[2]: expected a dictionary, got 'address=10.244.1.4' (text)",
+        "services[1].port: 'http' (text) is not an integer",
+        "services[1].scheduler: ['rr'] (a list) is not one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, "
+        "ovf, twos",
+        "services[1].real_servers: expected a list, got '10.244.1.5' (text)",
     ]
     assert kernel.calls == [] and kernel.reads == 0
 
 
-def test_table_form_takes_ints_as_ansible_does(kernel, capsys):
-    """Digit strings and whole floats, which the int type of an argument spec accepted."""
-    loose = dict(WEB, port='80', real_servers=[
-        {'address': '10.244.1.2', 'port': 8080.0, 'weight': '1'}, {'address': '10.244.2.3', 'port': '8080'}])
+def test_whole_floats_are_integers_text_is_not(kernel, capsys):
+    """Whole floats (as JSON may spell numbers) are integers; a number as text is refused,
+    in the table form as in the single form, with its field path."""
+    loose = dict(WEB, port=80.0, real_servers=[
+        {'address': '10.244.1.2', 'port': 8080.0, 'weight': 1.0}, {'address': '10.244.2.3', 'port': 8080}])
     assert call(kernel, {'services': [loose]}, capsys)['changed'] is True
     again = call(kernel, {'services': [WEB], 'return_services': 'all'}, capsys)
     assert again['changed'] is False
     assert [(rs['port'], rs['weight']) for rs in again['services'][0]['real_servers']] == [(8080, 1), (8080, 1)]
+    text = call(kernel, {'services': [dict(WEB, port='80')]}, capsys)
+    assert text['problems'] == ["services[0].port: '80' (text) is not an integer"]
 
 
-def test_documented_suboptions_are_what_validation_takes():
+# Columns: single-form arguments, the problems (each with its field path). ansible-core's own
+# checks would have turned '80' into 80 and True into 1, and named neither the index of a
+# real server nor a list given for a service key; the options are raw, validation answers.
+SINGLE_FORM_TYPE_CASES = [
+    pytest.param(dict(WEB, real_servers='10.244.1.2'),
+                 ["real_servers: expected a list, got '10.244.1.2' (text)"], id='text-for-real-servers'),
+    pytest.param(dict(WEB, real_servers=[{'address': '10.244.1.2'}, {'address': '10.244.1.3', 'weight': '2'}]),
+                 ["real_servers[1].weight: '2' (text) is not an integer"], id='number-as-text-in-a-real-server'),
+    pytest.param(dict(WEB, port='80'), ["port: '80' (text) is not an integer"], id='port-as-text'),
+    pytest.param(dict(WEB, port=True), ['port: True (a boolean) is not an integer'], id='bool-for-port'),
+    pytest.param(dict(WEB, real_servers=[{'address': '10.244.1.2', 'upper_threshold': True}]),
+                 ['real_servers[0].upper_threshold: True (a boolean) is not an integer'], id='bool-for-threshold'),
+    pytest.param(dict(WEB, scheduler=['rr']),
+                 ["scheduler: ['rr'] (a list) is not one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, "
+                  "ovf, twos"], id='list-for-scheduler'),
+    pytest.param(dict(WEB, address=['10.96.0.10']), ["address: ['10.96.0.10'] (a list) is not an IP address (text)"],
+                 id='list-for-address'),
+    pytest.param(dict(WEB, real_servers=[['10.244.1.2', 8080]]),
+                 ["real_servers[0]: expected a dictionary, got ['10.244.1.2', 8080] (a list)"],
+                 id='list-for-a-real-server'),
+    pytest.param(dict(WEB, one_packet='yes'), ["one_packet: 'yes' (text) is not a boolean (true or false)"],
+                 id='text-for-bool'),
+]
+
+
+@pytest.mark.parametrize('args, problems', SINGLE_FORM_TYPE_CASES)
+def test_single_form_wrong_types_name_their_field(kernel, capsys, args, problems):
+    result = call(kernel, args, capsys)
+    assert result['failed'] is True
+    assert result['problems'] == problems
+    assert kernel.calls == [] and kernel.reads == 0
+
+
+# Columns: the services argument, the problems. A string where the list of services is
+# expected (that is not JSON of a list), a list where a service is expected.
+TABLE_FORM_TYPE_CASES = [
+    pytest.param('tcp 10.96.0.10:80', ['services: a string must be the JSON text of a list of services: '
+                                       'Expecting value: line 1 column 1 (char 0)'], id='text-for-services'),
+    pytest.param([['tcp', '10.96.0.10', 80]], ["services[0]: expected a dictionary, got ['tcp', '10.96.0.10', 80] "
+                                               "(a list)"], id='list-for-a-service'),
+    pytest.param({'address': '10.96.0.10'}, ["services: expected a list, got {'address': '10.96.0.10'} "
+                                             "(a dictionary)"], id='dict-for-services'),
+    pytest.param([dict(WEB, real_servers={'address': '10.244.1.2'})],
+                 ["services[0].real_servers: expected a list, got {'address': '10.244.1.2'} (a dictionary)"],
+                 id='dict-for-real-servers'),
+]
+
+
+@pytest.mark.parametrize('services, problems', TABLE_FORM_TYPE_CASES)
+def test_table_form_wrong_types_name_their_field(kernel, capsys, services, problems):
+    result = call(kernel, {'services': services}, capsys)
+    assert result['failed'] is True
+    assert result['problems'] == problems
+    assert kernel.calls == [] and kernel.reads == 0
+
+
+def _documented_default(field):
+    return list(field.default) if isinstance(field.default, tuple) else field.default
+
+
+def test_documentation_is_the_field_table():
     """validate-modules compares documented suboptions with the argument spec's options;
-    services has none, so this holds its docs and validation together instead."""
-    docs = yaml.safe_load(ipvs_virtual_server.DOCUMENTATION)['options']['services']['suboptions']
+    services has none and the single form is raw, so this holds the docs to the field
+    table (model.SERVICE_SETTINGS, SERVER_SETTINGS) and validation instead."""
+    options = yaml.safe_load(ipvs_virtual_server.DOCUMENTATION)['options']
+    docs = options['services']['suboptions']
     server_docs = docs['real_servers']['suboptions']
     assert tuple(docs) == validation.SERVICE_FIELDS
     assert tuple(server_docs) == validation.SERVER_FIELDS
     assert docs['protocol']['choices'] == list(PROTOCOLS)
-    assert docs['scheduler']['choices'] == list(SCHEDULERS)
-    assert docs['scheduler_flags']['choices'] == ipvs_virtual_server.FLAGS
     assert docs['family']['choices'] == list(validation.FAMILIES)
-    assert server_docs['forwarding']['choices'] == list(FORWARDING)
+    for field, doc in [(field, docs[field.name]) for field in SERVICE_SETTINGS] + [
+            (field, server_docs[field.name]) for field in SERVER_SETTINGS]:
+        assert doc['description'] == list(field.doc), field.name
+        assert doc['type'] == field.kind, field.name
+        assert doc.get('choices', []) == list(field.choices), field.name
+        assert doc.get('default') == _documented_default(field), field.name
+    for name in validation.SERVICE_FIELDS:  # the single form: the same keys, checked by validation
+        assert options[name]['type'] == 'raw' and ipvs_virtual_server.ARGUMENT_SPEC[name] == {'type': 'raw'}, name
+        if name in SERVICE_FIELD:
+            assert options[name]['description'] == ['Single form - as O(services[].%s).' % name]
+    assert options['real_servers']['suboptions'] == server_docs
 
+    # What validation makes of an entry that gives nothing but its names is the documented defaults.
     (service,) = validation.parse_services([{'address': '10.96.0.10', 'port': 80,
-                                             'real_servers': [{'address': '10.244.1.2'}]}])
-    taken = {'scheduler': service.scheduler, 'scheduler_flags': list(service.scheduler_flags),
-             'persistence_timeout': service.persistence_timeout}
-    assert taken == dict((name, docs[name]['default']) for name in taken)
-    assert [name for name in docs if 'default' in docs[name]] == list(taken) + ['real_servers']
-    assert validation.parse_services([{'address': '10.96.0.10', 'port': 80}])[0].real_servers == ()
-    rs = service.real_servers[0]
-    assert dict((name, getattr(rs, name)) for name in server_docs if 'default' in server_docs[name]) == dict(
-        (name, server_docs[name]['default']) for name in server_docs if 'default' in server_docs[name])
-    assert [name for name in server_docs if 'default' in server_docs[name]] == [
-        'weight', 'forwarding', 'upper_threshold', 'lower_threshold']
+                                             'real_servers': [{'address': '10.244.1.2', 'forwarding': 'tunnel'}]}])
+    for field in SERVICE_SETTINGS:
+        if field.default is not None:
+            assert getattr(service, field.name) == field.default, field.name
+    for field in SERVER_SETTINGS:
+        expected = 'tunnel' if field.name == 'forwarding' else field.default
+        assert getattr(service.real_servers[0], field.name) == expected, field.name
 
 
 @pytest.mark.parametrize('args, msg', [

@@ -52,6 +52,9 @@ SERVICE_CASES = [
     pytest.param('-A -t 10.0.0.1:80 -s mh -p 300 -b mh-port',
                  VirtualService(TCP80, 'mh', scheduler_flags=('mh-port',), persistence_timeout=300),
                  id='mh-flag-persistent'),
+    pytest.param('-A -u 10.0.0.1:5060 -s rr -p 60 --pe sip -o',
+                 VirtualService(ServiceKey.tcp_udp('udp', '10.0.0.1', 5060), 'rr', persistence_timeout=60,
+                                persistence_engine='sip', one_packet=True), id='sip-one-packet'),
 ]
 
 SERVER_CASES = [
@@ -68,6 +71,11 @@ SERVER_CASES = [
                  RealServer('10.244.0.5', 0, weight=2, forwarding='route'), id='fwmark'),
     pytest.param(WEB, '-a -t 10.0.0.1:80 -r 10.244.0.6:8080 -m -w 1 -x 100 -y 50',
                  RealServer('10.244.0.6', 8080, upper_threshold=100, lower_threshold=50), id='thresholds'),
+    pytest.param(WEB, '-a -t 10.0.0.1:80 -r 10.244.0.7:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-remcsum',
+                 RealServer('10.244.0.7', 80, forwarding='tunnel', tunnel_type='gue', tunnel_port=6080,
+                            tunnel_checksum='remcsum'), id='gue'),
+    pytest.param(WEB, '-a -t 10.0.0.1:80 -r 10.244.0.8:80 -i -w 1 --tun-type gre --tun-nocsum',
+                 RealServer('10.244.0.8', 80, forwarding='tunnel', tunnel_type='gre'), id='gre'),
 ]
 
 
@@ -110,10 +118,30 @@ def test_parse_rejects(line, error):
         save_format.parse(line)
 
 
-def test_parse_reads_past_settings_the_model_lacks():
-    table = save_format.parse('-A -t 10.0.0.1:80 -s rr -o --pe sip\n'
+def test_parse_reads_every_setting_in_any_spelling():
+    table = save_format.parse('-A -t 10.0.0.1:80 -s rr --ops --pe sip\n'
                               '-a -t 10.0.0.1:80 -r 10.0.0.2:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n')
-    assert table[TCP80].real_servers == (RealServer('10.0.0.2', 80, forwarding='tunnel'),)
+    assert table[TCP80] == VirtualService(TCP80, 'rr', persistence_engine='sip', one_packet=True, real_servers=(
+        RealServer('10.0.0.2', 80, forwarding='tunnel', tunnel_type='gue', tunnel_port=6080, tunnel_checksum='csum'),))
+
+
+def test_every_setting_read_from_the_lab_and_written_back():
+    table = save_format.parse(fixture('ipvsadm-save-every-setting.txt'))
+    sip = table[ServiceKey.tcp_udp('udp', '10.0.0.5', 5060)]
+    assert (sip.persistence_timeout, sip.persistence_engine, sip.one_packet) == (60, 'sip', True)
+    assert [(rs.tunnel_type, rs.tunnel_port, rs.tunnel_checksum) for rs in sip.real_servers] == [
+        ('gue', 6080, 'csum'), ('gre', 0, 'csum'), ('gue', 6081, 'remcsum')]
+    assert table[ServiceKey.tcp_udp('tcp', 'fd00::1', 80)].real_servers == (RealServer('10.244.3.1', 80,
+                                                                                       forwarding='tunnel'),)
+    assert sorted(save_format.render(table).splitlines()) == sorted(fixture('ipvsadm-save-every-setting.txt')
+                                                                    .splitlines())
+
+
+def test_every_field_has_its_ipvsadm_spelling():
+    """The save format writes and reads every option the field table names."""
+    known = set(save_format._VALUED) | set(save_format._FLAGS)
+    for field in model.SERVICE_SETTINGS + model.SERVER_SETTINGS:
+        assert field.ipvsadm and set(field.ipvsadm) <= known, field.name
 
 
 def test_render_is_canonical_and_stable():
@@ -135,7 +163,15 @@ RESTORE_CASES = [
     pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.2', 8080)),
                  '-a -t 10.0.0.1:80 -r 10.244.0.2:8080 -m -w 1 -x 0 -y 0', id='add-server'),
     pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.4', 80, forwarding='tunnel')),
-                 '-a -t 10.0.0.1:80 -r 10.244.0.4:80 -i -w 1 -x 0 -y 0', id='add-tunnel-default-ipip'),
+                 '-a -t 10.0.0.1:80 -r 10.244.0.4:80 -i -w 1 --tun-type ipip -x 0 -y 0', id='add-tunnel-default-ipip'),
+    pytest.param(Action(model.EDIT_SERVER, WEB, RealServer('10.244.0.5', 80, 2, 'tunnel', tunnel_type='gue',
+                                                           tunnel_port=6080)),
+                 '-e -t 10.0.0.1:80 -r 10.244.0.5:80 -i -w 2 --tun-type gue --tun-port 6080 --tun-nocsum -x 0 -y 0',
+                 id='edit-gue-server-complete'),
+    pytest.param(Action(model.EDIT_SERVICE, VirtualService(ServiceKey.tcp_udp('udp', '10.0.0.1', 5060), 'rr',
+                                                           persistence_timeout=60, persistence_engine='sip',
+                                                           one_packet=True)),
+                 '-E -u 10.0.0.1:5060 -s rr -p 60 --pe sip -o', id='edit-service-keeps-engine-and-ops'),
     pytest.param(Action(model.EDIT_SERVER, WEB, RealServer('10.244.0.2', 8080, weight=0), reason='drain'),
                  '-e -t 10.0.0.1:80 -r 10.244.0.2:8080 -m -w 0 -x 0 -y 0', id='edit-server-complete'),
     pytest.param(Action(model.EDIT_SERVER, DNS6, RealServer('fd00::2', 53, 3, 'route', 10, 5)),

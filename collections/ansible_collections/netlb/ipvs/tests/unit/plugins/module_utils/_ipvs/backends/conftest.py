@@ -147,6 +147,8 @@ class FakeKernel:
         else:
             out += tlv(2, struct.pack('=H', svc['proto'])) + tlv(3, svc['addr']) + tlv(4, struct.pack('>H', svc['port']))
         out += tlv(6, svc['sched'].encode() + b'\0')
+        if svc['pe']:  # the kernel puts the persistence engine between scheduler and flags
+            out += tlv(11, svc['pe'] + b'\0')
         out += tlv(7, struct.pack('=II', svc['flags'], 0xffffffff))
         out += tlv(8, struct.pack('=I', svc['timeout'])) + tlv(9, svc['netmask'])
         out += tlv(10, tlv(1, struct.pack('=I', 0)))  # stats, nested, ignored by readers
@@ -159,7 +161,8 @@ class FakeKernel:
                 ((5, 'u'), (6, 'l'), (7, 'active'), (8, 'inactive'))]
         return (tlv(1, dest['addr']) + tlv(2, struct.pack('>H', dest['port'])) + tlv(3, struct.pack('=I', dest['fwd']))
                 + tlv(4, struct.pack('=I', dest['weight'])) + tlv(13, struct.pack('=B', dest['tun_type']))
-                + tlv(14, b'\0\0') + tlv(15, b'\0\0') + b''.join(u32s) + tlv(9, struct.pack('=I', 0))
+                + tlv(14, struct.pack('>H', dest['tun_port'])) + tlv(15, struct.pack('=H', dest['tun_flags']))
+                + b''.join(u32s) + tlv(9, struct.pack('=I', 0))
                 + tlv(11, struct.pack('=H', dest['af'])) + tlv(10, tlv(1, struct.pack('=I', 0))))
 
     def _execute(self, cmd, attrs):
@@ -186,7 +189,8 @@ class FakeKernel:
                          addr=bytes(svc_attrs[3]).ljust(16, b'\0') if 3 in svc_attrs else b'\0' * 16,
                          port=struct.unpack('>H', svc_attrs[4])[0] if 4 in svc_attrs else 0,
                          sched=sched, flags=((old & ~mask) | (flags & mask)) | 0x2,
-                         timeout=u32(svc_attrs[8]), netmask=bytes(svc_attrs[9][:4]))
+                         timeout=u32(svc_attrs[8]), netmask=bytes(svc_attrs[9][:4]),
+                         pe=bytes(svc_attrs[11]).rstrip(b'\0') if 11 in svc_attrs else b'')
             self.services[sid] = entry
             return 0
         if svc is None:
@@ -213,7 +217,9 @@ class FakeKernel:
         entry = dest if dest is not None else {'active': 0, 'inactive': 0}
         entry.update(addr=did[0], port=did[1], af=u16(dest_attrs[11]) if 11 in dest_attrs else svc['af'],
                      fwd=u32(dest_attrs[3]) & 7, weight=u32(dest_attrs[4]), u=u32(dest_attrs[5]),
-                     l=u32(dest_attrs[6]), tun_type=dest_attrs[13][0] if 13 in dest_attrs else 0)
+                     l=u32(dest_attrs[6]), tun_type=dest_attrs[13][0] if 13 in dest_attrs else 0,
+                     tun_port=struct.unpack('>H', dest_attrs[14][:2])[0] if 14 in dest_attrs else 0,
+                     tun_flags=u16(dest_attrs[15]) if 15 in dest_attrs else 0)
         svc['dests'][did] = entry
         return 0
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 
+import struct
+
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
@@ -25,6 +27,7 @@ UDP53_6 = ServiceKey.tcp_udp('udp', 'fd00::1', 53)
 SCTP = ServiceKey.tcp_udp('sctp', '10.0.0.3', 9000)
 MARK10 = ServiceKey.mark(10)
 MARK11_6 = ServiceKey.mark(11, 6)
+SIP = ServiceKey.tcp_udp('udp', '10.0.0.5', 5060)
 
 
 def inner(payload):
@@ -70,6 +73,18 @@ def test_service_commands(op, cmd, keys):
     assert (got_cmd, set(inner(payload))) == (cmd, keys)
 
 
+def test_persistence_engine_and_one_packet_travel():
+    service = VirtualService(SIP, 'rr', persistence_timeout=60, persistence_engine='sip', one_packet=True)
+    attrs = inner(netlink.request(Action(model.EDIT_SERVICE, service))[1])
+    assert attrs[netlink.SVC_ATTR_PE_NAME] == b'sip\0'
+    assert struct.unpack('=II', attrs[netlink.SVC_ATTR_FLAGS]) == (0x1 | 0x4, 0xffffffff)
+
+
+def test_every_real_server_setting_travels():
+    """_DEST_SETTINGS is the field table's netlink column, in the table's order."""
+    assert tuple(name for name, _kind, _layout, _numbers in netlink._DEST_SETTINGS) == model.SERVER_SETTING_NAMES
+
+
 def _dest(action):
     cmd, payload = netlink.request(action)
     top = _genl.parse_attrs(payload)
@@ -87,7 +102,15 @@ WEB = VirtualService(TCP80, 'rr')
     pytest.param(Action(model.EDIT_SERVER, WEB, RealServer('10.244.0.3', 80, 0, 'route')), netlink.CMD_SET_DEST,
                  {2: b'\x00\x50', 3: b'\x03\0\0\0', 4: b'\0\0\0\0'}, id='route-drain'),
     pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.4', 8080, 1, 'tunnel')), netlink.CMD_NEW_DEST,
-                 {2: b'\x00\x50', 3: b'\x02\0\0\0', 13: b'\x00'}, id='tunnel-ipip-service-port'),
+                 {2: b'\x00\x50', 3: b'\x02\0\0\0', 13: b'\x00', 14: b'\0\0', 15: b'\0\0'},
+                 id='tunnel-ipip-service-port'),
+    pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.5', 80, 1, 'tunnel', tunnel_type='gue',
+                                                          tunnel_port=6080, tunnel_checksum='remcsum')),
+                 netlink.CMD_NEW_DEST, {3: b'\x02\0\0\0', 13: b'\x01', 14: b'\x17\xc0', 15: b'\x02\x00'},
+                 id='tunnel-gue-port-big-endian'),
+    pytest.param(Action(model.EDIT_SERVER, WEB, RealServer('10.244.0.6', 80, 1, 'tunnel', tunnel_type='gre',
+                                                           tunnel_checksum='csum')),
+                 netlink.CMD_SET_DEST, {13: b'\x02', 14: b'\0\0', 15: b'\x01\x00'}, id='tunnel-gre-csum'),
     pytest.param(Action(model.ADD_SERVER, VirtualService(UDP53_6), RealServer('192.0.2.7', 53, 1, 'tunnel')),
                  netlink.CMD_NEW_DEST, {1: b'\xc0\x00\x02\x07' + b'\0' * 12, 11: b'\x02\x00'},
                  id='ipv4-server-in-ipv6-service'),
@@ -122,6 +145,13 @@ SERVICES = [
         RealServer('10.244.1.1', 0, 5, 'route'),)),
     VirtualService(MARK11_6, 'lc', real_servers=(RealServer('fd00::9', 0, 1, 'masq'),)),
 ]
+# Every setting the model has beyond the defaults, for the round trips below.
+EVERY_SETTING = VirtualService(SIP, 'rr', persistence_timeout=60, persistence_engine='sip', one_packet=True,
+                               real_servers=(
+                                   RealServer('10.244.2.1', 5060, 1, 'tunnel', tunnel_type='gue', tunnel_port=6080,
+                                              tunnel_checksum='csum'),
+                                   RealServer('10.244.2.2', 5060, 1, 'tunnel', tunnel_type='gre',
+                                              tunnel_checksum='csum')))
 
 
 def create_actions(services):
@@ -153,11 +183,29 @@ def test_round_trip(loaded):
                   Action(model.DELETE_SERVICE, SERVICES[4])], id='deletes'),
     pytest.param([Action(model.ADD_SERVER, SERVICES[2], RealServer('10.9.9.9', 9000, 4, 'masq', 5, 1))],
                  id='add-server'),
+    pytest.param(create_actions([EVERY_SETTING]), id='add-every-setting'),
 ])
 def test_changes_match_the_planner(loaded, actions):
     before = loaded.read()
     loaded.apply(actions)
     assert loaded.read() == apply_to_table(before, actions)
+
+
+@pytest.mark.parametrize('actions', [
+    pytest.param([Action(model.EDIT_SERVICE, EVERY_SETTING.replace(scheduler='wrr')),
+                  Action(model.EDIT_SERVER, EVERY_SETTING, EVERY_SETTING.real_servers[0].replace(weight=3))],
+                 id='edits-keep-engine-ops-and-tunnel'),
+    pytest.param([Action(model.EDIT_SERVICE, EVERY_SETTING.replace(persistence_engine=None, one_packet=False)),
+                  Action(model.EDIT_SERVER, EVERY_SETTING, EVERY_SETTING.real_servers[1].replace(
+                      tunnel_type='ipip', tunnel_checksum='none'))], id='edits-drop-engine-ops-and-gre'),
+])
+def test_every_setting_survives_edits(kernel, actions):
+    backend = netlink.NetlinkBackend(sock=kernel)
+    backend.apply(create_actions([EVERY_SETTING]))
+    before = backend.read()
+    assert before == model.table_of([EVERY_SETTING])
+    backend.apply(actions)
+    assert backend.read() == apply_to_table(before, actions)
 
 
 def test_counters_are_read(loaded, kernel):
@@ -227,16 +275,18 @@ def test_no_cap_net_admin(kernel):
 
 
 def test_decode_dest_general_layout_equals_fast_path(loaded, kernel):
-    """Today's kernel layout takes the one-unpack path; an old kernel's (no tunnel
-    attributes) the general loop. Both read the same table."""
+    """Today's kernel layout takes the one-unpack path; any other layout (here the
+    tunnel attributes moved to the end) the general loop. Both read the same table, every
+    setting included."""
+    loaded.apply(create_actions([EVERY_SETTING]))
     dest = next(iter(kernel.services.values()))['dests']
     layout = kernel._dest_attrs(next(iter(dest.values())))
     fields = netlink._DEST_DUMP.unpack_from(layout)
     assert (fields[0::3], fields[1::3]) == (netlink._DEST_DUMP_LENGTHS, netlink._DEST_DUMP_KINDS)
     fast = loaded.read()
     original = kernel._dest_attrs
-    kernel._dest_attrs = lambda dest: original(dest)[:44] + original(dest)[68:]  # drop TUN_TYPE/PORT/FLAGS
-    assert loaded.read() == fast
+    kernel._dest_attrs = lambda dest: original(dest)[:44] + original(dest)[68:] + original(dest)[44:68]
+    assert loaded.read() == fast and fast[SIP] == EVERY_SETTING
 
 
 def test_decode_localnode_as_route_and_ipv4_netmask_prefix():
@@ -245,7 +295,7 @@ def test_decode_localnode_as_route_and_ipv4_netmask_prefix():
              netlink.SVC_ATTR_SCHED_NAME: b'rr\0', netlink.SVC_ATTR_FLAGS: b'\x03\0\0\0\xff\xff\xff\xff',
              netlink.SVC_ATTR_TIMEOUT: b'\x2c\x01\0\0', netlink.SVC_ATTR_NETMASK: b'\xff\xff\xf0\x00'}
     expect = VirtualService(TCP80, 'rr', persistence_timeout=300, persistence_netmask=20)
-    assert VirtualService(*netlink.decode_service_fields(attrs)) == expect
+    assert VirtualService(**netlink.decode_service_fields(attrs)) == expect
     dest = (b'\x14\x00\x01\x00' + b'\x0a\0\0\x02' + b'\0' * 12 + b'\x06\x00\x02\x00\x00\x50\x00\x00'
             + b'\x08\x00\x03\x00\x01\0\0\0' + b'\x08\x00\x04\x00\x01\0\0\0')
     assert netlink.decode_dest(dest, 0, len(dest), 4) == (RealServer('10.0.0.2', 80, 1, 'route'), (0, 0))
