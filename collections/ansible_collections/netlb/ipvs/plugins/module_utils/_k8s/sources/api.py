@@ -56,6 +56,7 @@ ZONE_LABEL = 'topology.kubernetes.io/zone'
 DEFAULT_REQUEST_TIMEOUT = 30
 DEFAULT_PAGE_SIZE = 500
 
+
 class _Expired(Exception):
     """410 Gone on a continue token."""
 

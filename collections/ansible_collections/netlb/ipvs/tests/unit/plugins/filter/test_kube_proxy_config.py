@@ -24,7 +24,7 @@ def test_renders_config_text_and_warnings(monkeypatch):
     monkeypatch.setattr(plugin.display, 'warning', shown.append)
     result = plugin.FilterModule().filters()['kube_proxy_config']({'kube_proxy_conntrack_min': Tagged(7)})
     assert yaml.safe_load(result['text']) == result['config']
-    assert result['config']['conntrack']['min'] == 7 and type(result['config']['conntrack']['min']) is int
+    assert result['config']['conntrack']['min'] == 7 and result['config']['conntrack']['min'].__class__ is int
     assert shown == result['warnings'] and 'deprecated upstream' in shown[0]
 
 

@@ -68,8 +68,8 @@ def test_merge_refuses_what_it_cannot_merge_into(text, pattern):
 @pytest.fixture
 def cluster(kube_api):
     kube_api.add(
-        {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'kube-proxy', 'namespace': 'kube-system',
-                                                              'labels': {'app': 'kube-proxy'}},
+        {'apiVersion': 'v1', 'kind': 'ConfigMap',
+         'metadata': {'name': 'kube-proxy', 'namespace': 'kube-system', 'labels': {'app': 'kube-proxy'}},
          'data': {'config.conf': fixture('kubeadm-config.conf'), 'kubeconfig.conf': 'apiVersion: v1\nkind: Config\n'}},
         {'apiVersion': 'apps/v1', 'kind': 'DaemonSet', 'metadata': {'name': 'kube-proxy', 'namespace': 'kube-system'},
          'spec': {'template': {'metadata': {'labels': {'k8s-app': 'kube-proxy'}}, 'spec': {'containers': []}}}},
@@ -117,8 +117,8 @@ def test_unchanged_means_no_write_and_no_restart(cluster, options):
 def test_check_mode_reads_plans_and_writes_nothing(cluster, options):
     before = cluster.get(CM_PATH)
     result = cm.apply(options, MANAGED, check_mode=True)
-    assert (result['changed'], result['restarted'], result['after']) == (True, True,
-                                                                          fixture('kubeadm-config.merged.conf'))
+    expected = (True, True, fixture('kubeadm-config.merged.conf'))
+    assert (result['changed'], result['restarted'], result['after']) == expected
     assert writes(cluster) == [] and cluster.get(CM_PATH) == before
 
 
@@ -139,7 +139,8 @@ def test_a_conflict_is_retried_from_a_fresh_read(cluster, options):
     try:
         result = cm.apply(options, MANAGED, now=NOW)
     finally:
-        cluster._handlers.pop()  # pylint: disable=protected-access  (handlers live per session)
+        # Custom handlers live as long as the session's server: take ours away again.
+        cluster._handlers.pop()  # pylint: disable=protected-access
     assert result['attempts'] == 2
     puts = cluster.requests_to(CM_PATH, 'PUT')
     assert len(puts) == 2  # the first one got 409
