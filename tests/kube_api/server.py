@@ -412,6 +412,7 @@ class KubeApiServer:
         current = self._existing(address)
         if not isinstance(body, dict):
             raise ApiError(400, 'BadRequest', 'the body is not a JSON object')
+        body = copy.deepcopy(body)  # requests keep the body as sent (its resourceVersion)
         meta = body.setdefault('metadata', {})
         if meta.get('name', address.name) != address.name:
             raise ApiError(400, 'BadRequest', 'the name of the object does not match the name on the URL')

@@ -1,0 +1,225 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The connection to a Kubernetes API with the `kubernetes` client, shared by every module
+that talks to the API (k8s_service_proxy's API source, k8s_kube_proxy_configmap).
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+    options = connection_options_from_params(module.params)     # AUTH_ARG_SPEC merged in
+    warnings = connection_warnings(options)                     # e.g. a world-readable kubeconfig
+    config = client_configuration(options)                      # a kubernetes.client.Configuration
+
+Connection: the options and K8S_AUTH_* variables of kubernetes.core (same names, same
+precedence): host with api_key (or a client certificate) is used as given; else
+kubeconfig/context; else in-cluster config in a pod; else $KUBECONFIG or ~/.kube/config.
+Explicit options override what the kubeconfig says; validate_certs defaults to true.
+Failures are SourceError with one line; api_error and transport_error word the errors of
+a request the same way for every caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
+
+try:
+    import kubernetes
+    import urllib3
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as err:  # reported by the module with missing_required_lib
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = err
+
+# What to install, for messages (the module passes it to missing_required_lib).
+KUBERNETES_REQUIREMENT = 'kubernetes (Debian: python3-kubernetes; pip: kubernetes)'
+
+# The connection options, one row each: name, argument spec, K8S_AUTH_* variables read
+# when the option is not given (first set one wins; kubernetes.core reads
+# K8S_AUTH_<option> then K8S_AUTH_<client attribute>).
+_AUTH_OPTIONS = (
+    ('kubeconfig', {'type': 'raw'}, ('K8S_AUTH_KUBECONFIG',)),
+    ('context', {'type': 'str'}, ('K8S_AUTH_CONTEXT',)),
+    ('host', {'type': 'str'}, ('K8S_AUTH_HOST',)),
+    ('api_key', {'type': 'str', 'no_log': True}, ('K8S_AUTH_API_KEY',)),
+    ('validate_certs', {'type': 'bool', 'default': True, 'aliases': ['verify_ssl']},
+     ('K8S_AUTH_VALIDATE_CERTS', 'K8S_AUTH_VERIFY_SSL')),
+    ('ca_cert', {'type': 'path', 'aliases': ['ssl_ca_cert']}, ('K8S_AUTH_CA_CERT', 'K8S_AUTH_SSL_CA_CERT')),
+    ('client_cert', {'type': 'path', 'aliases': ['cert_file']}, ('K8S_AUTH_CLIENT_CERT', 'K8S_AUTH_CERT_FILE')),
+    ('client_key', {'type': 'path', 'aliases': ['key_file']}, ('K8S_AUTH_CLIENT_KEY', 'K8S_AUTH_KEY_FILE')),
+)
+
+# The module merges this into its argument spec (fallbacks: the K8S_AUTH_* variables).
+AUTH_ARG_SPEC = dict(
+    (name, dict(spec, fallback=(env_fallback, list(variables))))
+    for name, spec, variables in _AUTH_OPTIONS
+)
+
+
+def connection_options_from_params(params, environ=None):
+    """The connection options from module params (or any dict), K8S_AUTH_* variables
+    filling in what is missing or None, booleans parsed, defaults applied."""
+    environ = os.environ if environ is None else environ
+    options = {}
+    for name, spec, variables in _AUTH_OPTIONS:
+        value = params.get(name)
+        if value is None:
+            value = next((environ[var] for var in variables if environ.get(var, '') != ''), None)
+        if value is not None and spec['type'] == 'bool' and not isinstance(value, bool):
+            try:
+                value = boolean(value)
+            except TypeError:
+                raise SourceError('%s: %r is not a boolean' % (name, value))
+        if value is None or value == '':
+            value = spec.get('default')
+        if isinstance(value, str) and spec['type'] in ('path', 'raw') and value:
+            value = os.path.expanduser(value)
+        options[name] = value
+    return options
+
+
+def _plan_connection(options, environ):
+    """How to connect: ('explicit', None) | ('kubeconfig', path list text or dict) | ('incluster', None)."""
+    kubeconfig = options.get('kubeconfig')
+    if options.get('host') and (options.get('api_key') or options.get('client_cert')):
+        return 'explicit', None
+    if kubeconfig or options.get('context'):
+        return 'kubeconfig', kubeconfig or _default_kubeconfig(environ)
+    if environ.get('KUBERNETES_SERVICE_HOST'):
+        return 'incluster', None
+    return 'kubeconfig', _default_kubeconfig(environ)
+
+
+def _default_kubeconfig(environ):
+    return environ.get('KUBECONFIG') or os.path.expanduser('~/.kube/config')
+
+
+def connection_warnings(options, environ=None):
+    """Warnings about the connection set-up: a kubeconfig file that others can read."""
+    environ = os.environ if environ is None else environ
+    how, source = _plan_connection(options, environ)
+    if how != 'kubeconfig' or not isinstance(source, str):
+        return []
+    result = []
+    for path in source.split(os.pathsep):
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            continue
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            result.append('kubeconfig %s is readable by %s (mode %04o): it holds credentials, '
+                          'make it 0600' % (path, 'group and others' if mode & stat.S_IROTH and mode & stat.S_IRGRP
+                                            else 'others' if mode & stat.S_IROTH else 'its group', mode))
+    return result
+
+
+def client_configuration(options, environ=None):
+    """A kubernetes.client.Configuration for the options (SourceError when none can be made)."""
+    environ = os.environ if environ is None else environ
+    config = kubernetes.client.Configuration()
+    how, source = _plan_connection(options, environ)
+    context = options.get('context')
+    try:
+        if how == 'incluster':
+            kubernetes.config.load_incluster_config(client_configuration=config)
+        elif how == 'kubeconfig' and isinstance(source, dict):
+            kubernetes.config.load_kube_config_from_dict(source, context=context, client_configuration=config,
+                                                         persist_config=False)
+        elif how == 'kubeconfig':
+            present = any(os.path.exists(path) for path in source.split(os.pathsep))
+            if not present and options.get('kubeconfig'):
+                raise SourceError('loading the Kubernetes connection: kubeconfig %s does not exist' % source)
+            if not present and not options.get('host'):
+                raise SourceError(
+                    'no Kubernetes connection: kubeconfig %s does not exist, this is not a pod '
+                    '(KUBERNETES_SERVICE_HOST unset), and no host with api_key is given' % source)
+            if present:
+                kubernetes.config.load_kube_config(config_file=source, context=context,
+                                                   client_configuration=config, persist_config=False)
+    except SourceError:
+        raise
+    except Exception as err:  # the client raises ConfigException, OSError, YAML errors, KeyError...
+        where = 'in-cluster config' if how == 'incluster' else (
+            'kubeconfig (dict)' if isinstance(source, dict) else 'kubeconfig %s' % source)
+        raise SourceError('loading the Kubernetes connection from %s: %s' % (where, one_line(err)))
+    overrides = {}
+    if options.get('host'):
+        overrides['host'] = options['host'].rstrip('/')
+    if options.get('api_key'):
+        # Older clients read api_key['authorization'], newer ones api_key['BearerToken'].
+        token = 'Bearer %s' % options['api_key']
+        overrides['api_key'] = {'authorization': token, 'BearerToken': token}
+        overrides['api_key_prefix'] = {}
+    for name, attribute in (('ca_cert', 'ssl_ca_cert'), ('client_cert', 'cert_file'), ('client_key', 'key_file')):
+        if options.get(name):
+            overrides[attribute] = options[name]
+    if options.get('validate_certs') is not None:
+        overrides['verify_ssl'] = bool(options['validate_certs'])
+    _override(config, overrides)
+    # Each request gets request_timeout once: no silent urllib3 retries multiplying it.
+    config.retries = False
+    return config
+
+
+def _override(config, overrides):
+    """Set explicit options over the loaded ones, also after each token refresh: a
+    kubeconfig's refresh hook copies host, certificates and verify_ssl back."""
+    for attribute, value in overrides.items():
+        setattr(config, attribute, value)
+    hook = getattr(config, 'refresh_api_key_hook', None)
+    if hook is not None and overrides:
+        def refresh(configuration):
+            hook(configuration)
+            for attribute, value in overrides.items():
+                setattr(configuration, attribute, value)
+        config.refresh_api_key_hook = refresh
+
+
+def one_line(err):
+    text = str(err) or type(err).__name__
+    # urllib3 prefixes its messages with the connection (pool) object; say that once instead.
+    text = re.sub(r"^(<[^>]*>|\w*Connection(Pool)?\([^)]*\)):\s*", '', text)
+    return ' '.join(text.split())
+
+
+def api_error(err):
+    """'403 Forbidden: <the Status message>' from an ApiException."""
+    if not err.status:  # the client's own wrapping of transport errors (TLS)
+        reason = one_line(err.reason)
+        return 'TLS: %s' % reason[len('SSLError '):] if reason.startswith('SSLError') else reason
+    message = ''
+    try:
+        message = json.loads(err.body).get('message') or ''
+    except (TypeError, ValueError, AttributeError):
+        message = (err.body or b'')[:200]
+        if isinstance(message, bytes):
+            message = message.decode('utf-8', 'replace')
+    text = '%s %s' % (err.status, err.reason or '')
+    return ' '.join(('%s: %s' % (text.strip(), message) if message else text).split())
+
+
+def transport_error(err, timeout):
+    # NewConnectionError is a ConnectTimeoutError to urllib3: test it first.
+    if HAS_KUBERNETES and isinstance(err, urllib3.exceptions.NewConnectionError):
+        return 'cannot connect: %s' % one_line(err).replace('Failed to establish a new connection: ', '')
+    if HAS_KUBERNETES and isinstance(err, urllib3.exceptions.TimeoutError):
+        return 'no answer within %s s (request_timeout)' % timeout
+    if HAS_KUBERNETES and isinstance(err, urllib3.exceptions.SSLError):
+        return 'TLS: %s' % one_line(err)
+    if HAS_KUBERNETES and isinstance(err, urllib3.exceptions.ProtocolError):
+        text = one_line(err)
+        if len(err.args) == 2:  # (what urllib3 says, the underlying error)
+            text, inner = str(err.args[0]).rstrip('.'), str(err.args[1])
+            text = text if not inner or inner in text else '%s: %s' % (text, inner)
+        return 'the connection broke off (truncated answer): %s' % text
+    return one_line(err)

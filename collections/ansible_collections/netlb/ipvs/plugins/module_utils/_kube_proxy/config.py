@@ -1,0 +1,481 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""kube-proxy's KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) from the role's
+``kube_proxy_*`` variables: one table of fields, kube-proxy's own validation rules, the
+rendered document and its YAML text.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+    rendered = render({'kube_proxy_mode': 'ipvs', 'kube_proxy_cluster_cidr': '10.244.0.0/16'})
+    rendered.config     # the document as a dict, in kube-proxy's field order
+    rendered.warnings   # e.g. the IPVS-mode deprecation, an unknown scheduler
+    to_yaml(rendered.config)
+
+Rules (read from kube-proxy's types, defaults, v1alpha1 conversion and validation):
+- One row of FIELDS per variable: its name, where it goes, its kind and its default.
+  Missing or None variables take the default. Every layer (role defaults, argument
+  specs, README) is held equal to this table by tests.
+- Sync periods go in the section of the chosen mode (``ipvs:``, ``iptables:`` or
+  ``nftables:``); that is the only place kube-proxy reads them. masqueradeAll and
+  masqueradeBit go in ``iptables:`` in iptables and ipvs mode, in ``nftables:`` in
+  nftables mode. ``ipvs:`` is written in ipvs mode only. Sections of other modes are
+  not written.
+- Empty strings and empty dicts are not written (kube-proxy's default applies); lists
+  are always written, so an empty list clears one in a ConfigMap merge.
+- All problems are collected and raised at once (ConfigError), each naming its variable.
+No I/O here: the caller writes the text.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import re
+
+try:
+    import yaml
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError as err:  # the controller always has PyYAML; a node may not
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = err
+
+API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1'
+KIND = 'KubeProxyConfiguration'
+MODES = ('ipvs', 'iptables', 'nftables')
+DETECT_LOCAL_MODES = ('ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix')
+PRIMARY = 'primary'
+# The schedulers of the Linux IPVS code (ip_vs_<name>.ko). kube-proxy stopped checking the
+# name in 1.27 (kubernetes#114878): a typo only shows when the kernel refuses it.
+KNOWN_SCHEDULERS = ('rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos')
+IPVS_DEPRECATION = (
+    "kube-proxy's IPVS mode is deprecated upstream (Kubernetes 1.35) and will be removed; "
+    'netlb.ipvs.k8s_service_proxy keeps IPVS Service load balancing without kube-proxy '
+    '(see playbooks/migrate-from-kube-proxy.yml)')
+
+# Where a field goes: a path from the document's root. '@sync' is the section of the
+# chosen mode, '@masq' the section kube-proxy reads masquerading from in that mode.
+Field = collections.namedtuple('Field', ('variable', 'path', 'kind', 'default'))
+FIELDS = (
+    Field('kube_proxy_feature_gates', ('featureGates',), 'feature_gates', {}),
+    Field('kube_proxy_client_kubeconfig', ('clientConnection', 'kubeconfig'), 'str', ''),
+    Field('kube_proxy_client_accept_content_types', ('clientConnection', 'acceptContentTypes'), 'str', ''),
+    Field('kube_proxy_client_content_type', ('clientConnection', 'contentType'), 'str',
+          'application/vnd.kubernetes.protobuf'),
+    Field('kube_proxy_client_qps', ('clientConnection', 'qps'), 'qps', 5),
+    Field('kube_proxy_client_burst', ('clientConnection', 'burst'), 'nonneg_int', 10),
+    Field('kube_proxy_logging', ('logging',), 'dict', {}),
+    Field('kube_proxy_hostname_override', ('hostnameOverride',), 'str', ''),
+    Field('kube_proxy_bind_address', ('bindAddress',), 'ip', '0.0.0.0'),
+    Field('kube_proxy_healthz_bind_address', ('healthzBindAddress',), 'hostport', '0.0.0.0:10256'),
+    Field('kube_proxy_metrics_bind_address', ('metricsBindAddress',), 'hostport', '127.0.0.1:10249'),
+    Field('kube_proxy_enable_profiling', ('enableProfiling',), 'bool', False),
+    Field('kube_proxy_mode', ('mode',), 'mode', 'ipvs'),
+    Field('kube_proxy_masquerade_all', ('@masq', 'masqueradeAll'), 'bool', False),
+    Field('kube_proxy_masquerade_bit', ('@masq', 'masqueradeBit'), 'masquerade_bit', 14),
+    Field('kube_proxy_sync_period', ('@sync', 'syncPeriod'), 'duration', '30s'),
+    # '': kube-proxy's default for the mode (MIN_SYNC_DEFAULTS).
+    Field('kube_proxy_min_sync_period', ('@sync', 'minSyncPeriod'), 'duration', ''),
+    Field('kube_proxy_scheduler', ('ipvs', 'scheduler'), 'str', 'rr'),
+    Field('kube_proxy_exclude_cidrs', ('ipvs', 'excludeCIDRs'), 'cidrs', []),
+    Field('kube_proxy_strict_arp', ('ipvs', 'strictARP'), 'bool', False),
+    Field('kube_proxy_tcp_timeout', ('ipvs', 'tcpTimeout'), 'nonneg_duration', '0s'),
+    Field('kube_proxy_tcp_fin_timeout', ('ipvs', 'tcpFinTimeout'), 'nonneg_duration', '0s'),
+    Field('kube_proxy_udp_timeout', ('ipvs', 'udpTimeout'), 'nonneg_duration', '0s'),
+    Field('kube_proxy_detect_local_mode', ('detectLocalMode',), 'detect_local_mode', ''),
+    Field('kube_proxy_detect_local_bridge_interface', ('detectLocal', 'bridgeInterface'), 'str', ''),
+    Field('kube_proxy_detect_local_interface_name_prefix', ('detectLocal', 'interfaceNamePrefix'), 'str', ''),
+    Field('kube_proxy_cluster_cidr', ('clusterCIDR',), 'cluster_cidr', ''),
+    Field('kube_proxy_nodeport_addresses', ('nodePortAddresses',), 'nodeport_addresses', []),
+    Field('kube_proxy_oom_score_adj', ('oomScoreAdj',), 'oom_score_adj', -999),
+    Field('kube_proxy_conntrack_max_per_core', ('conntrack', 'maxPerCore'), 'nonneg_int', 32768),
+    Field('kube_proxy_conntrack_min', ('conntrack', 'min'), 'nonneg_int', 131072),
+    Field('kube_proxy_conntrack_tcp_established_timeout', ('conntrack', 'tcpEstablishedTimeout'),
+          'nonneg_duration', '24h0m0s'),
+    Field('kube_proxy_conntrack_tcp_close_wait_timeout', ('conntrack', 'tcpCloseWaitTimeout'),
+          'nonneg_duration', '1h0m0s'),
+    Field('kube_proxy_conntrack_tcp_be_liberal', ('conntrack', 'tcpBeLiberal'), 'bool', False),
+    Field('kube_proxy_conntrack_udp_timeout', ('conntrack', 'udpTimeout'), 'nonneg_duration', '0s'),
+    Field('kube_proxy_conntrack_udp_stream_timeout', ('conntrack', 'udpStreamTimeout'), 'nonneg_duration', '0s'),
+    Field('kube_proxy_config_sync_period', ('configSyncPeriod',), 'positive_duration', '15m0s'),
+)
+FIELD_BY_VARIABLE = dict((field.variable, field) for field in FIELDS)
+# Variables that shape the checks but are not fields of the document.
+ARP_LOAD_BALANCER = 'kube_proxy_arp_load_balancer'
+CHECK_DEFAULTS = {ARP_LOAD_BALANCER: False}
+DEFAULTS = dict([(field.variable, field.default) for field in FIELDS] + list(CHECK_DEFAULTS.items()))
+
+# kube-proxy's minSyncPeriod when none is given (v1alpha1 defaults).
+MIN_SYNC_DEFAULTS = {'ipvs': '0s', 'iptables': '1s', 'nftables': '1s'}
+SYNC_SECTION = {'ipvs': 'ipvs', 'iptables': 'iptables', 'nftables': 'nftables'}
+MASQ_SECTION = {'ipvs': 'iptables', 'iptables': 'iptables', 'nftables': 'nftables'}
+
+Rendered = collections.namedtuple('Rendered', ('config', 'warnings'))
+
+
+class ConfigError(ValueError):
+    """Variables kube-proxy would refuse. problems: one line each, naming the variable."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__('; '.join(self.problems))
+
+
+# ------------------------------------------------------------------ values
+_DURATION_PART = re.compile(r'(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)')
+_UNIT_NS = {'ns': 1, 'us': 10 ** 3, '\u00b5s': 10 ** 3, '\u03bcs': 10 ** 3, 'ms': 10 ** 6, 's': 10 ** 9,
+            'm': 60 * 10 ** 9, 'h': 3600 * 10 ** 9}
+
+
+def parse_duration(text):
+    """Nanoseconds of a Go duration string ('30s', '1h0m0s', '1.5m', '-2s', '0');
+    ValueError for anything Go's time.ParseDuration refuses."""
+    if not isinstance(text, str):
+        raise ValueError('a duration is a string with a unit, e.g. "30s" (not %r)' % (text,))
+    sign, rest = (-1, text[1:]) if text[:1] == '-' else (1, text[1:] if text[:1] == '+' else text)
+    if rest == '0':
+        return 0
+    if not rest:
+        raise ValueError('%r is not a duration (e.g. "30s", "1m30s", "2h")' % (text,))
+    total, pos = 0.0, 0
+    while pos < len(rest):
+        match = _DURATION_PART.match(rest, pos)
+        if not match:
+            raise ValueError('%r is not a duration (a number and a unit ns, us, ms, s, m or h, '
+                             'e.g. "30s", "1m30s")' % (text,))
+        total += float(match.group(1)) * _UNIT_NS[match.group(2)]
+        pos = match.end()
+    return sign * int(round(total))
+
+
+def _int(value):
+    """An int from an int or a string of digits (Jinja templating makes strings)."""
+    if isinstance(value, bool):
+        raise ValueError('%r is not an integer' % (value,))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.match(r'^\s*[-+]?\d+\s*$', value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError('%r is not an integer' % (value,))
+
+
+def _bool(value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ('true', 'yes', 'on', '1'):
+        return True
+    if text in ('false', 'no', 'off', '0'):
+        return False
+    raise ValueError('%r is not a boolean' % (value,))
+
+
+def _str(value):
+    if isinstance(value, (dict, list, tuple, bool)):
+        raise ValueError('%r is not a string' % (value,))
+    return '' if value is None else str(value)
+
+
+def _list(value):
+    """A list from a list, or from a comma-separated string (kubespray accepts both)."""
+    if value is None or value == '':
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(',') if part.strip()]
+    if isinstance(value, (list, tuple)):
+        return [_str(item).strip() for item in value]
+    raise ValueError('%r is not a list' % (value,))
+
+
+def _ip(text):
+    """An IP address, as Go's net.ParseIP takes it (no brackets, no zone, no port)."""
+    return ipaddress.ip_address(text)
+
+
+def _cidr(text):
+    """A CIDR as Go's ParseCIDR takes it: address/prefix, host bits allowed."""
+    if '/' not in text:
+        raise ValueError('%r is not a CIDR (address/prefix length, e.g. 10.0.0.0/8)' % (text,))
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError('%r is not a CIDR (address/prefix length, e.g. 10.0.0.0/8)' % (text,))
+
+
+def _hostport(text):
+    """IP:port, IPv6 in brackets ([::1]:10249), port 1-65535: kube-proxy's validateHostPort."""
+    match = re.match(r'^(?:\[([^\]]*)\]|([^:\[\]]*)):([^:]*)$', text)
+    if not match:
+        raise ValueError('%r is not IP:port (an IPv6 address in brackets, e.g. [::1]:10249)' % (text,))
+    host = match.group(1) if match.group(1) is not None else match.group(2)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError('%r: %r is not an IP address' % (text, host))
+    if match.group(2) is not None and address.version == 6:  # pragma: no cover - the regex keeps ':' out
+        raise ValueError('%r: an IPv6 address goes in brackets' % (text,))
+    port = match.group(3)
+    if not re.match(r'^\d+$', port) or not 1 <= int(port) <= 65535:
+        raise ValueError('%r: %r is not a port (1-65535)' % (text, port))
+    return text
+
+
+# ------------------------------------------------------------------ checks per kind
+def _check(field, value, problems):
+    """The value to write for one field (None: leave it out); problems get a line each."""
+    name, kind = field.variable, field.kind
+    try:
+        if kind == 'str':
+            return _str(value)
+        if kind == 'bool':
+            return _bool(value)
+        if kind == 'mode':
+            mode = _str(value)
+            if mode not in MODES:
+                raise ValueError('%r is not a proxy mode (one of %s)' % (mode, ', '.join(MODES)))
+            return mode
+        if kind in ('duration', 'nonneg_duration', 'positive_duration'):
+            text = _str(value).strip()
+            nanos = parse_duration(text)
+            if kind == 'nonneg_duration' and nanos < 0:
+                raise ValueError('%s must be >= 0' % text)
+            if kind == 'positive_duration' and nanos <= 0:
+                raise ValueError('%s must be greater than 0' % text)
+            return text
+        if kind == 'nonneg_int':
+            number = _int(value)
+            if number < 0:
+                raise ValueError('%d must be >= 0' % number)
+            return number
+        if kind == 'masquerade_bit':
+            number = _int(value)
+            if not 0 <= number <= 31:
+                raise ValueError('%d is not a fwmark bit (0-31)' % number)
+            return number
+        if kind == 'oom_score_adj':
+            number = _int(value)
+            if not -1000 <= number <= 1000:
+                raise ValueError('%d is outside -1000..1000' % number)
+            return number
+        if kind == 'qps':
+            if isinstance(value, bool):
+                raise ValueError('%r is not a number' % (value,))
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ValueError('%r is not a number' % (value,))
+            return _int(value) if float(number).is_integer() else number
+        if kind == 'ip':
+            text = _str(value).strip()
+            try:
+                _ip(text)
+            except ValueError:
+                raise ValueError('%r is not a bare IP address (no port, no brackets)' % (text,))
+            return text
+        if kind == 'hostport':
+            return _hostport(_str(value).strip())
+        if kind == 'cidrs':
+            items = _list(value)
+            for index, item in enumerate(items):
+                try:
+                    _cidr(item)
+                except ValueError as err:
+                    problems.append('%s[%d]: %s' % (name, index, err))
+            return items
+        if kind == 'cluster_cidr':
+            return _check_cluster_cidr(name, value, problems)
+        if kind == 'nodeport_addresses':
+            return _check_nodeport_addresses(name, value, problems)
+        if kind == 'detect_local_mode':
+            mode = _str(value)
+            if mode and mode not in DETECT_LOCAL_MODES:
+                raise ValueError('%r is not a detectLocalMode (one of %s, or empty for ClusterCIDR)'
+                                 % (mode, ', '.join(DETECT_LOCAL_MODES)))
+            return mode
+        if kind == 'feature_gates':
+            return _check_feature_gates(name, value, problems)
+        if kind == 'dict':
+            if value in (None, ''):
+                return {}
+            if not isinstance(value, dict):
+                raise ValueError('%r is not a dict' % (value,))
+            return dict(value)
+    except ValueError as err:
+        problems.append('%s: %s' % (name, err))
+        return None
+    raise AssertionError('no check for kind %r' % kind)  # a FIELDS row without its check
+
+
+def _check_cluster_cidr(name, value, problems):
+    """One CIDR, or an IPv4 and an IPv6 one (a list or 'a,b'); written comma-joined."""
+    items = _list(value)
+    if len(items) > 2:
+        problems.append('%s: %s has %d CIDRs: give one, or an IPv4 and an IPv6 one (dual-stack)'
+                        % (name, ','.join(items), len(items)))
+        return None
+    networks = []
+    for index, item in enumerate(items):
+        try:
+            networks.append(_cidr(item))
+        except ValueError as err:
+            problems.append('%s%s: %s' % (name, '[%d]' % index if len(items) > 1 else '', err))
+    if len(networks) == 2 and networks[0].version == networks[1].version:
+        problems.append('%s: %s are both IPv%d: two CIDRs must be one IPv4 and one IPv6 (dual-stack)'
+                        % (name, ','.join(items), networks[0].version))
+    return ','.join(items)
+
+
+def _check_nodeport_addresses(name, value, problems):
+    items = _list(value)
+    if PRIMARY in items:
+        if items != [PRIMARY]:
+            problems.append("%s: 'primary' must be the only entry, not mixed with CIDRs (%s)"
+                            % (name, ', '.join(items)))
+        return items
+    for index, item in enumerate(items):
+        try:
+            _cidr(item)
+        except ValueError as err:
+            problems.append("%s[%d]: %s (or the single word 'primary')" % (name, index, err))
+    return items
+
+
+def _check_feature_gates(name, value, problems):
+    """A dict name -> bool; also kubespray's list of 'Name=true' strings."""
+    if value in (None, '', [], {}):
+        return {}
+    gates = {}
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            text = _str(item) if not isinstance(item, dict) else ''
+            if '=' not in text:
+                problems.append('%s[%d]: %r is not Name=true|false' % (name, index, item))
+                continue
+            gate, setting = text.split('=', 1)
+            gates[gate.strip()] = setting.strip()
+    elif isinstance(value, dict):
+        gates = dict(value)
+    else:
+        problems.append('%s: %r is not a dict of feature gate names to booleans' % (name, value))
+        return None
+    result = {}
+    for gate, setting in sorted(gates.items()):
+        try:
+            result[str(gate)] = _bool(setting)
+        except ValueError:
+            problems.append('%s.%s: %r is not a boolean' % (name, gate, setting))
+    return result
+
+
+# ------------------------------------------------------------------ the document
+def _resolve(path, mode):
+    head = path[0]
+    if head == '@sync':
+        return (SYNC_SECTION[mode],) + path[1:]
+    if head == '@masq':
+        return (MASQ_SECTION[mode],) + path[1:]
+    return path
+
+
+def _applies(path, mode):
+    """Whether a resolved path is written in this mode: no ipvs: outside ipvs mode."""
+    return not (path[0] == 'ipvs' and mode != 'ipvs')
+
+
+def _empty(value):
+    return value is None or value == '' or value == {}
+
+
+def render(variables):
+    """Rendered(config, warnings) for a dict of kube_proxy_* variables (others ignored).
+
+    Raises ConfigError with every problem when kube-proxy would refuse the result.
+    """
+    values = dict(DEFAULTS)
+    values.update((key, value) for key, value in (variables or {}).items()
+                  if key in DEFAULTS and value is not None)
+    problems, checked = [], {}
+    for field in FIELDS:
+        if field.variable == 'kube_proxy_min_sync_period' and values[field.variable] in (None, ''):
+            continue  # filled in below, once the mode is known
+        checked[field.variable] = _check(field, values[field.variable], problems)
+    mode = checked.get('kube_proxy_mode')
+    if mode is None:
+        raise ConfigError(problems)
+    if 'kube_proxy_min_sync_period' not in checked:
+        checked['kube_proxy_min_sync_period'] = MIN_SYNC_DEFAULTS[mode]
+    warnings = []
+    _cross_checks(checked, values, mode, problems, warnings)
+    if problems:
+        raise ConfigError(problems)
+
+    config = collections.OrderedDict([('apiVersion', API_VERSION), ('kind', KIND)])
+    for field in FIELDS:
+        path = _resolve(field.path, mode)
+        value = checked[field.variable]
+        if not _applies(path, mode) or _empty(value):
+            continue
+        node = config
+        for key in path[:-1]:
+            node = node.setdefault(key, collections.OrderedDict())
+        node[path[-1]] = value
+    return Rendered(_plain(config), warnings)
+
+
+def _cross_checks(checked, values, mode, problems, warnings):
+    """The rules that relate two variables, and the warnings."""
+    sync, min_sync = checked.get('kube_proxy_sync_period'), checked.get('kube_proxy_min_sync_period')
+    if sync is not None and parse_duration(sync) <= 0:
+        problems.append('kube_proxy_sync_period: %s must be greater than 0' % sync)
+    if min_sync is not None and parse_duration(min_sync) < 0:
+        problems.append('kube_proxy_min_sync_period: %s must be >= 0' % min_sync)
+    elif sync is not None and min_sync is not None and parse_duration(min_sync) > parse_duration(sync):
+        problems.append('kube_proxy_min_sync_period: %s is longer than kube_proxy_sync_period (%s); '
+                        'kube-proxy needs 0 <= min sync period <= sync period' % (min_sync, sync))
+    local_mode = checked.get('kube_proxy_detect_local_mode')
+    needs = {'BridgeInterface': 'kube_proxy_detect_local_bridge_interface',
+             'InterfaceNamePrefix': 'kube_proxy_detect_local_interface_name_prefix'}
+    if local_mode in needs and not checked.get(needs[local_mode]):
+        problems.append('%s: detectLocalMode %s needs the interface in %s' % (needs[local_mode], local_mode,
+                                                                              needs[local_mode]))
+    if mode == 'ipvs':
+        scheduler = checked.get('kube_proxy_scheduler')
+        if scheduler and scheduler not in KNOWN_SCHEDULERS:
+            warnings.append('kube_proxy_scheduler: %r is not a scheduler of the Linux IPVS code (%s); kube-proxy '
+                            'no longer checks the name and the kernel will refuse it'
+                            % (scheduler, ' '.join(KNOWN_SCHEDULERS)))
+        try:
+            arp_lb = _bool(values.get(ARP_LOAD_BALANCER))
+        except ValueError as err:
+            problems.append('%s: %s' % (ARP_LOAD_BALANCER, err))
+            arp_lb = False
+        if arp_lb and checked.get('kube_proxy_strict_arp') is False:
+            problems.append('kube_proxy_strict_arp: must be true in ipvs mode with an ARP-announcing load balancer '
+                            '(%s is true: MetalLB L2, kube-vip ARP): without strict ARP every node answers ARP for '
+                            'the addresses on kube-ipvs0' % ARP_LOAD_BALANCER)
+        warnings.append(IPVS_DEPRECATION)
+
+
+def _plain(value):
+    """Plain dicts, lists, str, int, float and bool (insertion order kept): Ansible hands
+    over subclasses (tagged values) that a YAML dumper refuses."""
+    if isinstance(value, dict):
+        return dict((str(key), _plain(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def to_yaml(config):
+    """The YAML text of a document, keys in the order given, block style."""
+    if not HAS_YAML:
+        raise RuntimeError('rendering YAML needs PyYAML: %s' % YAML_IMPORT_ERROR)
+    return yaml.safe_dump(config, default_flow_style=False, sort_keys=False, allow_unicode=True)
