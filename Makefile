@@ -1,5 +1,5 @@
 # netlb.ipvs — one entry point for people and CI.
-#   make demo   set up (system packages, venv, lab image), boot the lab, run site.yml, show the node
+#   make demo   set up (system packages, venv, lab image), boot the lab, run site.yml, serve a sample cluster
 #   make test   set up, then the whole suite: unit, sanity, lint, then the VM tests (Molecule + pytest -m vm)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -75,9 +75,10 @@ lab-status: ## show the lab VMs
 	$(LAB) status
 
 .PHONY: demo
-demo: system-packages venv lab-image ## install what is missing, boot one node, run site.yml, show the result
+demo: system-packages venv lab-image ## install what is missing, boot one node, run site.yml, then a sample cluster's Services (demo/demo.yml)
 	$(LAB) up --nodes 1 --suite $(SUITE)
 	ansible-playbook -i inventories/lab/hosts.yml $(SITE)
+	ansible-playbook -i inventories/lab/hosts.yml demo/demo.yml
 	@echo '==> evidence from node1'
 	$(LAB) ssh node1 'set -x; lsmod | grep ip_vs; ipvsadm --version; sysctl net.ipv4.ip_forward net.ipv4.vs.conntrack net.ipv4.vs.expire_nodest_conn net.ipv4.vs.expire_quiescent_template'
 	@echo '==> the lab is still up: `$(LAB) ssh node1` to look around, `make lab-down` to stop it'

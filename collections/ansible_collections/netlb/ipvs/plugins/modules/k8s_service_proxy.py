@@ -291,8 +291,10 @@ summary:
     actions: {add_server: 2, edit_server: 1}
     addresses: {added: 1, removed: 0}
     packet_rules_changed: false
-skipped:
-  description: The Services not proxied, by reason, as C(namespace/name).
+skipped_services:
+  description:
+    - The Services not proxied, by reason, as C(namespace/name). (Not C(skipped) - Ansible reads that key as
+      "the task was skipped".)
   returned: always
   type: dict
   sample: {headless: [default/db], external_name: [default/mail]}
@@ -452,8 +454,8 @@ def _exit(module, result, warnings, **returns):
     for warning in warnings + result.warnings:
         module.warn(warning)
     values = dict((name, value) for name, value in returns.items() if value is not None)
-    module.exit_json(changed=result.changed, summary=result.summary(), skipped=result.translation.skipped,
-                     timings=result.timings, **values)
+    module.exit_json(changed=result.changed, summary=result.summary(),
+                     skipped_services=result.translation.skipped, timings=result.timings, **values)
 
 
 def main():
