@@ -319,7 +319,10 @@ diff:
   type: list
   elements: dict
 timings:
-  description: Seconds spent reading the cluster, translating, on the IPVS table, and in total.
+  description:
+    - Seconds spent reading the cluster (C(read_cluster)) and by each step of the sync - C(node) (kube-proxy check,
+      node addresses), C(translate), C(rules_check), C(ipvs_read), C(ipvs_plan), C(ipvs_apply), C(dummy),
+      C(rules_apply), C(udp_flows), C(diff) - and the sync's C(total).
   returned: always
   type: dict
 problems:
