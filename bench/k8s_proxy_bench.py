@@ -71,17 +71,17 @@ KUBE_PROXY_AT = 2500
 
 # The module's `timings`, in the order a run spends them (proxy.sync's steps).
 TIMING_PARTS = (
-    ('read_cluster', 'list Services, EndpointSlices, the Node (kubernetes client, JSON)'),
+    ('read_cluster', 'list Services and EndpointSlices (at once), get the Node; JSON'),
     ('node', 'kube-proxy check, node addresses'),
     ('translate', 'Services to the IPVS table'),
-    ('rules_check', 'render the nft rules, `nft -c`'),
+    ('rules_check', 'render the nft rules, read the table, `nft -c` unless it holds them'),
     ('ipvs_read', 'read the IPVS table (netlink)'),
     ('ipvs_plan', 'plan'),
     ('ipvs_apply', 'apply'),
     ('dummy', 'dummy interface addresses'),
     ('rules_apply', 'nft table replaced'),
     ('udp_flows', 'conntrack of UDP real servers gone'),
-    ('diff', 'before/after texts'),
+    ('diff', 'before/after texts (only with --diff since this change)'),
 )
 
 

@@ -419,7 +419,7 @@ def run(module):
         backend = get_backend(params['backend'], runner=runner, check_mode=module.check_mode)
         result = proxy.sync(snapshot, host, backend, options, StateStore(params['state_path']),
                             drain_store=DrainStore(params['drain_state_path']), node_name=node_name,
-                            zone=params['node_zone'])
+                            zone=params['node_zone'], want_diff=module._diff)
         result.timings['read_cluster'] = read_seconds
     except ValidationError as exc:
         module.fail_json(msg='invalid parameters: %s' % exc, problems=exc.problems)

@@ -39,6 +39,7 @@ import json
 import os
 import re
 import stat
+import threading
 import warnings
 
 from ansible.module_utils.basic import env_fallback
@@ -256,6 +257,7 @@ class _Reader:
         if found is None and use_client is False:
             raise SourceError('this connection needs the kubernetes client')
         self.connection = self.client = None
+        self.target = found
         if found is not None:
             self.origin = found.url
             try:
@@ -269,6 +271,35 @@ class _Reader:
             self.client = kubernetes.client.ApiClient(config)
             self.apis = {'core': kubernetes.client.CoreV1Api(self.client),
                          'discovery': kubernetes.client.DiscoveryV1Api(self.client)}
+
+    def both(self, first, second):
+        """(first(self), second(reader)) with both running at once, the second on a
+        connection of its own: the answers of one are decoded while the other's arrive.
+        Through the kubernetes client, one after the other. The first's error wins."""
+        if self.connection is None:
+            return first(self), second(self)
+        other = _Reader.__new__(_Reader)
+        other.__dict__.update(self.__dict__)
+        other.connection = direct.Connection(self.target, self.timeout)
+        outcome = {}
+
+        def run():
+            try:
+                outcome['value'] = second(other)
+            except Exception as err:  # pylint: disable=broad-except
+                outcome['error'] = err
+
+        thread = threading.Thread(target=run, name='netlb-k8s-list')
+        thread.daemon = True
+        thread.start()
+        try:
+            value = first(self)
+        finally:
+            thread.join()
+            other.connection.close()
+        if 'error' in outcome:
+            raise outcome['error']
+        return value, outcome['value']
 
     def close(self):
         if self.connection is not None:
@@ -439,8 +470,11 @@ def _read(reader, namespaces, label_selector, node_name):
     services, slices = [], []
     for namespace in _scopes(namespaces):
         where = ' in namespace %s' % namespace if namespace else ''
-        services += reader.list_all('Services' + where, 'services', namespace, **selector)
-        slices += reader.list_all('EndpointSlices' + where, 'endpointslices', namespace)
+        listed = reader.both(
+            lambda one: one.list_all('Services' + where, 'services', namespace, **selector),
+            lambda other: other.list_all('EndpointSlices' + where, 'endpointslices', namespace))
+        services += listed[0]
+        slices += listed[1]
     endpoints = []
     for namespace, names in sorted(_needs_endpoints(services, slices).items()):
         listed = reader.list_all('Endpoints in namespace %s' % namespace, 'endpoints', namespace)
