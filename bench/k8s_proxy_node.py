@@ -8,6 +8,7 @@
     python3 k8s_proxy_node.py netns                 # a fresh, empty namespace that reaches the API
     python3 k8s_proxy_node.py bare --table FILE     # ipvsadm -S -n of the module's table, then -R of it
     python3 k8s_proxy_node.py imports               # seconds of `import kubernetes` in a new process
+    python3 k8s_proxy_node.py calibrate             # seconds of a fixed Python workload (also run locally)
     python3 k8s_proxy_node.py cleanup
 
 It sits beside ipvs_node_bench.py (shipped by the controller) and uses its namespace
@@ -107,6 +108,21 @@ def imports(repeat=3):
     return {'import_kubernetes': sorted(found)[(repeat - 1) // 2], 'runs': found}
 
 
+def calibrate(rounds=5):
+    """Seconds (median of rounds) of a fixed pure-Python workload, JSON text of 100,000
+    small objects written and parsed: run here and on the controller, it says how much
+    slower the node is at the kind of work the module does (for kube-proxy's figure,
+    which comes from real hardware)."""
+    found = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        items = [{'name': 'svc-%05d' % i, 'port': i % 65536, 'ready': i % 3 == 0, 'ip': '10.%d.%d.%d'
+                  % (i >> 16, (i >> 8) & 255, i & 255)} for i in range(100000)]
+        json.loads(json.dumps(items))
+        found.append(time.perf_counter() - start)
+    return {'calibrate': sorted(found)[(rounds - 1) // 2]}
+
+
 def cleanup():
     subprocess.run(['ip', 'netns', 'delete', NETNS], stderr=subprocess.DEVNULL, check=False)
     subprocess.run(['nft', 'delete', 'table', 'ip', NAT_TABLE], stderr=subprocess.DEVNULL, check=False)
@@ -122,6 +138,7 @@ def main(argv=None):
     sub.add_parser('nat')
     sub.add_parser('imports')
     sub.add_parser('cleanup')
+    sub.add_parser('calibrate')
     bare_parser = sub.add_parser('bare')
     bare_parser.add_argument('--table', required=True)
     args = parser.parse_args(argv)
@@ -134,6 +151,8 @@ def main(argv=None):
         answer = bare(args.table)
     elif args.command == 'imports':
         answer = imports()
+    elif args.command == 'calibrate':
+        answer = calibrate()
     else:
         answer = cleanup()
     json.dump(answer, sys.stdout)
