@@ -331,7 +331,10 @@ diff:
   type: list
   elements: dict
 timings:
-  description: Seconds spent reading the cluster, translating, on the IPVS table, and in total.
+  description:
+    - Seconds spent reading the cluster (C(read_cluster)) and by each step of the sync - C(node) (kube-proxy check,
+      node addresses), C(translate), C(rules_check), C(ipvs_read), C(ipvs_plan), C(ipvs_apply), C(dummy),
+      C(rules_apply), C(udp_flows), C(diff) - and the sync's C(total).
   returned: always
   type: dict
 problems:
@@ -429,7 +432,7 @@ def run(module):
         backend = get_backend(params['backend'], runner=runner, check_mode=module.check_mode)
         result = proxy.sync(snapshot, host, backend, options, StateStore(params['state_path']),
                             drain_store=DrainStore(params['drain_state_path']), node_name=node_name,
-                            zone=params['node_zone'])
+                            zone=params['node_zone'], want_diff=module._diff)
         result.timings['read_cluster'] = read_seconds
     except ValidationError as exc:
         module.fail_json(msg='invalid parameters: %s' % exc, problems=exc.problems)

@@ -22,6 +22,7 @@ a request the same way for every caller.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -32,14 +33,16 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 
+# The client is imported only when a connection needs it (import_client()): its import
+# alone outlasts a whole sync on a slow node, and k8s_service_proxy's static credentials
+# go out through sources/direct.py without it. Whether it is installed is found cheaply.
 try:
-    import kubernetes
-    import urllib3
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError as err:  # reported by the module with missing_required_lib
+    HAS_KUBERNETES = importlib.util.find_spec('kubernetes') is not None
+    KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else ImportError("No module named 'kubernetes'")
+except (ImportError, ValueError) as err:  # reported by the module with missing_required_lib
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = err
+kubernetes = urllib3 = None  # set by import_client()
 
 # What to install, for messages (the module passes it to missing_required_lib).
 KUBERNETES_REQUIREMENT = 'kubernetes (Debian: python3-kubernetes; pip: kubernetes)'
@@ -88,7 +91,17 @@ def connection_options_from_params(params, environ=None):
     return options
 
 
-def _plan_connection(options, environ):
+def import_client():
+    """Import the kubernetes client (and its urllib3) once; returns the kubernetes package."""
+    global kubernetes, urllib3  # pylint: disable=global-statement
+    if kubernetes is None:
+        import kubernetes as client_package
+        import urllib3 as urllib3_package
+        kubernetes, urllib3 = client_package, urllib3_package
+    return kubernetes
+
+
+def plan_connection(options, environ):
     """How to connect: ('explicit', None) | ('kubeconfig', path list text or dict) | ('incluster', None)."""
     kubeconfig = options.get('kubeconfig')
     if options.get('host') and (options.get('api_key') or options.get('client_cert')):
@@ -107,7 +120,7 @@ def _default_kubeconfig(environ):
 def connection_warnings(options, environ=None):
     """Warnings about the connection set-up: a kubeconfig file that others can read."""
     environ = os.environ if environ is None else environ
-    how, source = _plan_connection(options, environ)
+    how, source = plan_connection(options, environ)
     if how != 'kubeconfig' or not isinstance(source, str):
         return []
     result = []
@@ -126,8 +139,9 @@ def connection_warnings(options, environ=None):
 def client_configuration(options, environ=None):
     """A kubernetes.client.Configuration for the options (SourceError when none can be made)."""
     environ = os.environ if environ is None else environ
+    import_client()
     config = kubernetes.client.Configuration()
-    how, source = _plan_connection(options, environ)
+    how, source = plan_connection(options, environ)
     context = options.get('context')
     try:
         if how == 'incluster':
@@ -192,31 +206,39 @@ def one_line(err):
     return ' '.join(text.split())
 
 
+def status_text(status, reason, body):
+    """'403 Forbidden: <the Status message>' from an HTTP answer that is not 200."""
+    message = ''
+    try:
+        message = json.loads(body).get('message') or ''
+    except (TypeError, ValueError, AttributeError):
+        message = (body or b'')[:200]
+        if isinstance(message, bytes):
+            message = message.decode('utf-8', 'replace')
+    text = '%s %s' % (status, reason or '')
+    return ' '.join(('%s: %s' % (text.strip(), message) if message else text).split())
+
+
 def api_error(err):
     """'403 Forbidden: <the Status message>' from an ApiException."""
     if not err.status:  # the client's own wrapping of transport errors (TLS)
         reason = one_line(err.reason)
         return 'TLS: %s' % reason[len('SSLError '):] if reason.startswith('SSLError') else reason
-    message = ''
-    try:
-        message = json.loads(err.body).get('message') or ''
-    except (TypeError, ValueError, AttributeError):
-        message = (err.body or b'')[:200]
-        if isinstance(message, bytes):
-            message = message.decode('utf-8', 'replace')
-    text = '%s %s' % (err.status, err.reason or '')
-    return ' '.join(('%s: %s' % (text.strip(), message) if message else text).split())
+    return status_text(err.status, err.reason, err.body)
 
 
 def transport_error(err, timeout):
+    """One line for a failed request of the kubernetes client (urllib3's errors)."""
+    if urllib3 is None:  # no request was made through the client
+        return one_line(err)
     # NewConnectionError is a ConnectTimeoutError to urllib3: test it first.
-    if HAS_KUBERNETES and isinstance(err, urllib3.exceptions.NewConnectionError):
+    if isinstance(err, urllib3.exceptions.NewConnectionError):
         return 'cannot connect: %s' % one_line(err).replace('Failed to establish a new connection: ', '')
-    if HAS_KUBERNETES and isinstance(err, urllib3.exceptions.TimeoutError):
+    if isinstance(err, urllib3.exceptions.TimeoutError):
         return 'no answer within %s s (request_timeout)' % timeout
-    if HAS_KUBERNETES and isinstance(err, urllib3.exceptions.SSLError):
+    if isinstance(err, urllib3.exceptions.SSLError):
         return 'TLS: %s' % one_line(err)
-    if HAS_KUBERNETES and isinstance(err, urllib3.exceptions.ProtocolError):
+    if isinstance(err, urllib3.exceptions.ProtocolError):
         text = one_line(err)
         if len(err.args) == 2:  # (what urllib3 says, the underlying error)
             text, inner = str(err.args[0]).rstrip('.'), str(err.args[1])

@@ -14,8 +14,9 @@ or a test double with the same methods, so the whole sequence is tested without 
 
 Order, and why:
 1. Refuse when kube-proxy runs in IPVS mode on the node (two owners of one table fight).
-2. Translate (pure). Render the packet rules and have the kernel check them, so a rule
-   set nft would refuse fails the run before anything changed.
+2. Translate (pure). Render the packet rules and, unless the node holds them already,
+   have the kernel check them, so a rule set nft would refuse fails the run before
+   anything changed.
 3. The IPVS table, within the proxy's scope: the service CIDRs, the NodePort range on
    the node's addresses, and what the state file says the proxy created. The guard sees
    the plan before anything is applied and refuses an answer that would delete more than
@@ -163,31 +164,38 @@ def delete_guard(options):
     return review
 
 
-def sync(snapshot, host, backend, options, state_store, drain_store=None, node_name='', zone=None, now=None):
+def sync(snapshot, host, backend, options, state_store, drain_store=None, node_name='', zone=None, now=None,
+         want_diff=True):
     """Make the node serve the cluster's Services. Returns a SyncResult.
 
     host: a HostNode (node/host.py) or a double; backend: an _ipvs Backend (its
     check_mode is the run's); state_store: state.StateStore or MemoryStateStore.
     Raises KubeProxyRunningError, RefusedError, or the edges' errors; on any of them
     before step 3 nothing changed, and the guard refuses before the first kernel write.
+    want_diff: False leaves result.diff None (the before/after texts of a big table
+    take seconds on a slow node; a run without --diff never shows them).
     """
     check_mode = backend.check_mode
     timings = {}
     started = time.perf_counter()
-    if not options.allow_kube_proxy:
-        running = host.kube_proxy_ipvs()
-        if running:
-            raise KubeProxyRunningError(
-                'kube-proxy runs on this node in IPVS mode (%s): two owners of one IPVS table undo each '
-                "other's changes. Hand the node over first (roles/kube_proxy, kube_proxy_state: absent) "
-                'or set allow_kube_proxy=true.' % running)
-    context = node_context(node_name, host, snapshot, zone, options.proxy.dummy_interface)
-    mark = time.perf_counter()
-    translation = translator.translate(snapshot, context, options.proxy)
-    timings['translate'] = round(time.perf_counter() - mark, 6)
-    rules = packet_rules.render(translation.ports, translation.dummy_addresses, packet_rules.Options(
-        masquerade=options.masquerade, cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs)))
-    host.check_rules(rules)
+    with _clock(timings, 'node'):
+        if not options.allow_kube_proxy:
+            running = host.kube_proxy_ipvs()
+            if running:
+                raise KubeProxyRunningError(
+                    'kube-proxy runs on this node in IPVS mode (%s): two owners of one IPVS table undo each '
+                    "other's changes. Hand the node over first (roles/kube_proxy, kube_proxy_state: absent) "
+                    'or set allow_kube_proxy=true.' % running)
+        context = node_context(node_name, host, snapshot, zone, options.proxy.dummy_interface)
+    with _clock(timings, 'translate'):
+        translation = translator.translate(snapshot, context, options.proxy)
+    with _clock(timings, 'rules_check'):
+        rules = packet_rules.render(translation.ports, translation.dummy_addresses, packet_rules.Options(
+            masquerade=options.masquerade, cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs)))
+        # nft checks only rules that would be loaded: a converged node skips it.
+        current_rules = host.read_rules()
+        if packet_rules.normalise(rules) != current_rules:
+            host.check_rules(rules)
     result = SyncResult(translation=translation, timings=timings, warnings=list(translation.warnings))
     with state_store.lock() if not check_mode else contextlib.nullcontext():
         state = state_store.load()
@@ -198,20 +206,35 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
                                     review=delete_guard(options)),
             drain_store=drain_store, now=now)
         result.warnings.extend(result.reconcile.warnings)
-        dummy = host.sync_dummy(options.proxy.dummy_interface, translation.dummy_addresses, state.addresses,
-                                check_mode)
+        with _clock(timings, 'dummy'):
+            dummy = host.sync_dummy(options.proxy.dummy_interface, translation.dummy_addresses, state.addresses,
+                                    check_mode)
         result.addresses_added, result.addresses_removed = tuple(dummy.added), tuple(dummy.removed)
-        change = host.sync_rules(rules, check_mode)
+        with _clock(timings, 'rules_apply'):
+            change = host.sync_rules(rules, check_mode, before=current_rules)
         result.rules_changed = change.changed
-        result.udp_flows = tuple(host.clear_udp_flows(result.reconcile.actions, check_mode))
+        with _clock(timings, 'udp_flows'):
+            result.udp_flows = tuple(host.clear_udp_flows(result.reconcile.actions, check_mode))
         new_state = ProxyState(services=frozenset(service.key for service in translation.services),
                                addresses=frozenset(dummy.owned))
         if new_state != state and not check_mode:
             state_store.save(new_state)
-    result.diff = _diff(result, options, dummy, change)
+    if want_diff:
+        with _clock(timings, 'diff'):
+            result.diff = _diff(result, options, dummy, change)
     timings.update(('ipvs_' + name, value) for name, value in result.reconcile.timings.items())
     timings['total'] = round(time.perf_counter() - started, 6)
     return result
+
+
+@contextlib.contextmanager
+def _clock(timings, name):
+    """with _clock(timings, 'dummy'): ... records its seconds in timings['dummy']."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.perf_counter() - start, 6)
 
 
 def _diff(result, options, dummy, rules):

@@ -84,10 +84,16 @@ class HostNode(object):
         with _Edge('dummy interface %s' % interface):
             return dummy.ensure(desired, owned, interface=interface, check_mode=check_mode)
 
-    def sync_rules(self, text, check_mode):
-        """packet_rules.ApplyResult of replacing our nft table with text."""
+    def read_rules(self):
+        """Our nft table as it is now, normalised ('' when absent)."""
+        with _Edge('reading the packet rules'):
+            return packet_rules.read(self.runner)
+
+    def sync_rules(self, text, check_mode, before=None):
+        """packet_rules.ApplyResult of replacing our nft table with text (before: what
+        read_rules() returned, if known)."""
         with _Edge('packet rules'):
-            return packet_rules.apply(self.runner, text, check_mode=check_mode)
+            return packet_rules.apply(self.runner, text, check_mode=check_mode, before=before)
 
     def clear_udp_flows(self, actions, check_mode):
         """The conntrack Flows of UDP real servers the actions removed, deleted."""

@@ -267,13 +267,15 @@ def read(runner):
     raise PacketRulesError('cannot read table %s: %s' % (TABLE, error))
 
 
-def apply(runner, text, check_mode=False):
+def apply(runner, text, check_mode=False, before=None):
     """Make table inet netlb_ipvs hold text (render()'s output) in one nft transaction.
 
+    before: what read() returned just now, if the caller has it (None: read it here).
     Returns ApplyResult; in check mode nothing is loaded and the result is the one a
     real run would give. Raises PacketRulesError with nft's message.
     """
-    before = read(runner)
+    if before is None:
+        before = read(runner)
     after = normalise(text)
     if before == after:
         return ApplyResult(False, before, after)

@@ -21,17 +21,25 @@ selector-less Services without an EndpointSlice, per namespace of such Services.
 node's Node object only when asked (its zone label). Answers are parsed as JSON, never
 into the client's model classes (seconds at scale). Every failure is a SourceError with
 one line saying what was read from where and why; nothing is returned half-read.
+
+Transport: with static credentials (a token, a client certificate, a CA: as options or
+in one kubeconfig) the GETs go out through direct.py's own HTTPS connection and the
+kubernetes client is not even imported (its import alone takes 20 s on the lab's
+emulated node); anything else (exec plugins, auth providers, in-cluster configuration,
+merged kubeconfigs) goes through the client.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ClusterSnapshot, SourceError
-# The connection lives in _k8s/connection.py (shared with k8s_kube_proxy_configmap); these
-# names stay importable from here.
+# The connection lives in _k8s/connection.py (shared with k8s_kube_proxy_configmap and
+# k8s_node_credentials); these names stay importable from here.
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import (  # noqa: F401 pylint: disable=unused-import
     AUTH_ARG_SPEC,
     HAS_KUBERNETES,
@@ -41,15 +49,13 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import 
     client_configuration as _configuration,
     connection_options_from_params,
     connection_warnings,
+    plan_connection as _plan_connection,
+    status_text as _status_text,
     transport_error as _transport_error,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import direct
 
-try:
-    import kubernetes
-    import urllib3
-    from kubernetes.client.rest import ApiException
-except ImportError:  # HAS_KUBERNETES says so; read_cluster refuses to run without it
-    pass
+kubernetes = urllib3 = ApiException = None  # set by _import_client(), only when a connection needs it
 
 SERVICE_NAME_LABEL = 'kubernetes.io/service-name'
 ZONE_LABEL = 'topology.kubernetes.io/zone'
@@ -61,18 +67,92 @@ class _Expired(Exception):
     """410 Gone on a continue token."""
 
 
-class _Reader:
-    """Requests under one timeout, answers as JSON, failures as SourceError."""
+def _import_client():
+    """Import the kubernetes client (and urllib3) into this module's globals."""
+    global kubernetes, urllib3, ApiException  # pylint: disable=global-statement
+    if kubernetes is None:
+        kubernetes = connection.import_client()
+        urllib3 = connection.urllib3
+        ApiException = kubernetes.client.rest.ApiException
 
-    def __init__(self, config, request_timeout, page_size):
-        self.origin = config.host
+
+# What is read, as (resource, namespaced?) -> REST path (and, for the kubernetes client,
+# the API class attribute and method): one table both transports follow.
+_RESOURCES = {
+    ('services', False): ('/api/v1/services', 'core', 'list_service_for_all_namespaces'),
+    ('services', True): ('/api/v1/namespaces/{namespace}/services', 'core', 'list_namespaced_service'),
+    ('endpointslices', False): ('/apis/discovery.k8s.io/v1/endpointslices', 'discovery',
+                                'list_endpoint_slice_for_all_namespaces'),
+    ('endpointslices', True): ('/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices', 'discovery',
+                               'list_namespaced_endpoint_slice'),
+    ('endpoints', True): ('/api/v1/namespaces/{namespace}/endpoints', 'core', 'list_namespaced_endpoints'),
+    ('node', False): ('/api/v1/nodes/{name}', 'core', 'read_node'),
+}
+# REST query names -> the client's keyword arguments.
+_CLIENT_QUERY = {'limit': 'limit', 'continue': '_continue', 'resourceVersion': 'resource_version',
+                 'labelSelector': 'label_selector'}
+
+
+class _Reader:
+    """Requests under one timeout, answers as JSON, failures as SourceError. The
+    requests go through direct.Connection when the credentials allow it, else through
+    the kubernetes client (see direct.py)."""
+
+    def __init__(self, options, environ, request_timeout, page_size, use_client=None):
         self.timeout = request_timeout
         self.page_size = page_size
-        self.client = kubernetes.client.ApiClient(config)
-        self.core = kubernetes.client.CoreV1Api(self.client)
-        self.discovery = kubernetes.client.DiscoveryV1Api(self.client)
+        how, source = _plan_connection(options, environ)
+        found = None if use_client else direct.target(options, how, source)
+        if found is None and use_client is False:
+            raise SourceError('this connection needs the kubernetes client')
+        self.connection = self.client = None
+        self.target = found
+        if found is not None:
+            self.origin = found.url
+            try:
+                self.connection = direct.Connection(found, request_timeout)
+            except direct.TransportError as err:
+                raise SourceError('connecting to %s: %s' % (self.origin, err))
+        else:
+            _import_client()
+            config = _configuration(options, environ)
+            self.origin = config.host
+            self.client = kubernetes.client.ApiClient(config)
+            self.apis = {'core': kubernetes.client.CoreV1Api(self.client),
+                         'discovery': kubernetes.client.DiscoveryV1Api(self.client)}
+
+    def both(self, first, second):
+        """(first(self), second(reader)) with both running at once, the second on a
+        connection of its own: the answers of one are decoded while the other's arrive.
+        Through the kubernetes client, one after the other. The first's error wins."""
+        if self.connection is None:
+            return first(self), second(self)
+        other = _Reader.__new__(_Reader)
+        other.__dict__.update(self.__dict__)
+        other.connection = direct.Connection(self.target, self.timeout)
+        outcome = {}
+
+        def run():
+            try:
+                outcome['value'] = second(other)
+            except Exception as err:  # pylint: disable=broad-except
+                outcome['error'] = err
+
+        thread = threading.Thread(target=run, name='netlb-k8s-list')
+        thread.daemon = True
+        thread.start()
+        try:
+            value = first(self)
+        finally:
+            thread.join()
+            other.connection.close()
+        if 'error' in outcome:
+            raise outcome['error']
+        return value, outcome['value']
 
     def close(self):
+        if self.connection is not None:
+            self.connection.close()
         close = getattr(self.client, 'close', None)
         if close is not None:
             close()
@@ -80,38 +160,60 @@ class _Reader:
     def fail(self, what, why):
         return SourceError('reading %s from %s: %s' % (what, self.origin, why))
 
-    def get(self, what, call, **kwargs):
-        """The JSON answer of one call (a typed API method, returning the raw response)."""
+    def get(self, what, resource, namespace=None, name=None, **query):
+        """The JSON answer of one GET of a resource (query with the REST names)."""
+        path, api_name, method = _RESOURCES[(resource, namespace is not None)]
+        if self.connection is not None:
+            data = self._get_direct(what, path.format(namespace=namespace, name=name), query)
+        else:
+            kwargs = dict((_CLIENT_QUERY[key], value) for key, value in query.items())
+            for key, value in (('namespace', namespace), ('name', name)):
+                if value is not None:
+                    kwargs[key] = value
+            data = self._get_client(what, getattr(self.apis[api_name], method), query, kwargs)
+        try:
+            return json.loads(data)
+        except ValueError as err:
+            raise self.fail(what, 'the answer is not valid JSON (%d bytes, truncated?): %s' % (len(data), err))
+
+    def _get_direct(self, what, path, query):
+        try:
+            status, reason, data = self.connection.get(path, query)
+        except direct.TransportError as err:
+            raise self.fail(what, str(err))
+        if status == 410 and query.get('continue'):
+            raise _Expired()
+        if status != 200:
+            raise self.fail(what, _status_text(status, reason, data))
+        return data
+
+    def _get_client(self, what, call, query, kwargs):
         try:
             # A (connect, read) pair: older clients ignore a single float.
             response = call(_preload_content=False, _request_timeout=(self.timeout, self.timeout), **kwargs)
-            data = response.data
+            return response.data
         except ApiException as err:
-            if err.status == 410 and kwargs.get('_continue'):
+            if err.status == 410 and query.get('continue'):
                 raise _Expired()
             raise self.fail(what, _api_error(err))
         except urllib3.exceptions.MaxRetryError as err:
             raise self.fail(what, _transport_error(err.reason, self.timeout))
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise self.fail(what, _transport_error(err, self.timeout))
-        try:
-            return json.loads(data)
-        except ValueError as err:
-            raise self.fail(what, 'the answer is not valid JSON (%d bytes, truncated?): %s' % (len(data), err))
 
-    def list_all(self, what, call, **kwargs):
+    def list_all(self, what, resource, namespace=None, **query):
         """Every item of a list, page by page; a continue token that expired (410)
         restarts the listing once."""
         for attempt in (1, 2):
             items, token = [], None
             while True:
-                query = dict(kwargs, limit=self.page_size)
+                page_query = dict(query, limit=self.page_size)
                 if token:
-                    query['_continue'] = token  # resourceVersion is not allowed with continue
+                    page_query['continue'] = token  # resourceVersion is not allowed with continue
                 else:
-                    query['resource_version'] = '0'  # the first page from the watch cache
+                    page_query['resourceVersion'] = '0'  # the first page from the watch cache
                 try:
-                    page = self.get(what, call, **query)
+                    page = self.get(what, resource, namespace, **page_query)
                 except _Expired:
                     break
                 if not isinstance(page, dict) or not isinstance(page.get('items'), list):
@@ -149,49 +251,48 @@ def _needs_endpoints(services, slices):
 
 
 def read_cluster(options, namespaces=(), label_selector=None, node_name=None, need_node=True,
-                 request_timeout=DEFAULT_REQUEST_TIMEOUT, page_size=DEFAULT_PAGE_SIZE, environ=None):
+                 request_timeout=DEFAULT_REQUEST_TIMEOUT, page_size=DEFAULT_PAGE_SIZE, environ=None, use_client=None):
     """A ClusterSnapshot read from the API the connection options point at.
 
     options: from connection_options_from_params; namespaces: () = cluster-wide;
     label_selector: for Services only; node_name with need_node: read that Node (its
     zone label); request_timeout: seconds per request (connect and read);
-    page_size: list limit. Raises SourceError (nothing partial is returned).
+    page_size: list limit; use_client: None = the kubernetes client only when the
+    connection needs it, True = always, False = never (tests). Raises SourceError
+    (nothing partial is returned).
     """
     if not HAS_KUBERNETES:
         raise SourceError('the Kubernetes API source needs the Python library %s: %s'
                           % (KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
     environ = os.environ if environ is None else environ
-    reader = _Reader(_configuration(options, environ), request_timeout, page_size)
+    reader = _Reader(options, environ, request_timeout, page_size, use_client)
     try:
         with warnings.catch_warnings():
             # validate_certs: false is the user's explicit choice; urllib3 would warn per request.
-            warnings.simplefilter('ignore', urllib3.exceptions.InsecureRequestWarning)
+            if urllib3 is not None:
+                warnings.simplefilter('ignore', urllib3.exceptions.InsecureRequestWarning)
             return _read(reader, namespaces, label_selector, node_name if need_node else None)
     finally:
         reader.close()
 
 
 def _read(reader, namespaces, label_selector, node_name):
-    selector = {'label_selector': label_selector} if label_selector else {}
+    selector = {'labelSelector': label_selector} if label_selector else {}
     services, slices = [], []
     for namespace in _scopes(namespaces):
         where = ' in namespace %s' % namespace if namespace else ''
-        if namespace:
-            services += reader.list_all('Services' + where, reader.core.list_namespaced_service,
-                                        namespace=namespace, **selector)
-            slices += reader.list_all('EndpointSlices' + where, reader.discovery.list_namespaced_endpoint_slice,
-                                      namespace=namespace)
-        else:
-            services += reader.list_all('Services', reader.core.list_service_for_all_namespaces, **selector)
-            slices += reader.list_all('EndpointSlices', reader.discovery.list_endpoint_slice_for_all_namespaces)
+        listed = reader.both(
+            lambda one: one.list_all('Services' + where, 'services', namespace, **selector),
+            lambda other: other.list_all('EndpointSlices' + where, 'endpointslices', namespace))
+        services += listed[0]
+        slices += listed[1]
     endpoints = []
     for namespace, names in sorted(_needs_endpoints(services, slices).items()):
-        listed = reader.list_all('Endpoints in namespace %s' % namespace, reader.core.list_namespaced_endpoints,
-                                 namespace=namespace)
+        listed = reader.list_all('Endpoints in namespace %s' % namespace, 'endpoints', namespace)
         endpoints += [item for item in listed if (item.get('metadata') or {}).get('name') in names]
     node = None
     if node_name:
-        node = reader.get('Node %s' % node_name, reader.core.read_node, name=node_name)
+        node = reader.get('Node %s' % node_name, 'node', name=node_name)
         if not isinstance(node, dict) or not isinstance(node.get('metadata'), dict):
             raise reader.fail('Node %s' % node_name, 'the answer is not a Node')
     return ClusterSnapshot(services=services, endpoint_slices=slices, endpoints=endpoints, node=node,

@@ -45,6 +45,7 @@ class FakeHost(object):
         self.bad_rules = bad_rules
         self.on_dummy = set(on_dummy)
         self.rules = ''
+        self.checks = 0  # nft -c runs
         self.flows = []
         self.writes = 0
 
@@ -58,6 +59,7 @@ class FakeHost(object):
         return self.kube_proxy
 
     def check_rules(self, text):
+        self.checks += 1
         if self.bad_rules:
             raise NodeError('checking the packet rules: nft refuses them')
 
@@ -68,7 +70,11 @@ class FakeHost(object):
             self.writes += 1
         return dummy.DummyResult(interface, False, add, remove, owned_after)
 
-    def sync_rules(self, text, check_mode):
+    def read_rules(self):
+        return self.rules
+
+    def sync_rules(self, text, check_mode, before=None):
+        assert before is None or before == self.rules
         before, after = self.rules, packet_rules.normalise(text)
         if before != after and not check_mode:
             self.rules = after
@@ -96,6 +102,9 @@ def cluster(*extra, web_endpoints=('10.244.1.11', '10.244.1.12')):
     ] + list(extra))
 
 
+STEPS = ('node', 'translate', 'rules_check', 'dummy', 'rules_apply', 'udp_flows', 'diff', 'total')
+
+
 def run(snapshot, backend, host, store, options=OPTIONS):
     return proxy.sync(snapshot, host, backend, options, store, node_name=objects.NODE, now=1000.0)
 
@@ -120,6 +129,12 @@ def test_first_sync_then_nothing_to_do():
     writes = host.writes
     second = run(cluster(), backend, host, store)
     assert not second.changed and not second.reconcile.actions and host.writes == writes
+    assert host.checks == 1  # the rules the node holds already are not checked again
+    # Every step is timed (the benchmark reads these), the engine's under ipvs_.
+    assert set(STEPS) <= set(second.timings) and 'ipvs_read' in second.timings
+    # Without --diff no before/after texts are made.
+    third = proxy.sync(cluster(), host, backend, OPTIONS, store, node_name=objects.NODE, now=1000.0, want_diff=False)
+    assert third.diff is None and 'diff' not in third.timings and second.diff is not None
 
 
 def test_a_foreign_service_equal_to_a_wanted_one_is_adopted_without_a_change():

@@ -36,8 +36,20 @@ def options(kube_api, tmp_path):
                                               environ={})
 
 
+# Every read runs twice: as the module does (its own HTTPS GET when the credentials are
+# static, which those of the stand-in's kubeconfig are), and through the kubernetes client.
+TRANSPORT = {'use_client': None}
+
+
+@pytest.fixture(autouse=True, params=[None, True], ids=['auto', 'client'])
+def transport(request, monkeypatch):
+    monkeypatch.setitem(TRANSPORT, 'use_client', request.param)
+    return request.param
+
+
 def read(options, **kwargs):
     kwargs.setdefault('environ', {})
+    kwargs.setdefault('use_client', TRANSPORT['use_client'])
     return api.read_cluster(options, **kwargs)
 
 
