@@ -34,6 +34,8 @@ description:
   - Safety - a failed, refused, slow or truncated read of the cluster fails the task and changes nothing. A run
     that would delete more than O(max_delete_ratio) of the managed virtual services, or all of them, is refused
     unless O(force=true). A malformed object is skipped with a warning naming it and its field.
+extends_documentation_fragment:
+  - netlb.ipvs.k8s_auth
 author:
   - netlb.ipvs developers (@netlb)
 requirements:
@@ -62,40 +64,6 @@ options:
     type: str
     choices: [api, manifests]
     default: api
-  kubeconfig:
-    description:
-      - With O(source=api), the path of a kubeconfig file, or its content as a dict. Also C(K8S_AUTH_KUBECONFIG).
-      - Without any connection option, the in-cluster configuration is used in a pod, else C($KUBECONFIG) or
-        C(~/.kube/config).
-    type: raw
-  context:
-    description: The kubeconfig context to use. Also C(K8S_AUTH_CONTEXT).
-    type: str
-  host:
-    description: The API server's URL, e.g. C(https://192.0.2.10:6443). Also C(K8S_AUTH_HOST).
-    type: str
-  api_key:
-    description: A bearer token for O(host). Also C(K8S_AUTH_API_KEY).
-    type: str
-  validate_certs:
-    description:
-      - Verify the API server's certificate. Also C(K8S_AUTH_VALIDATE_CERTS) or C(K8S_AUTH_VERIFY_SSL).
-      - Overrides a kubeconfig's C(insecure-skip-tls-verify).
-    type: bool
-    default: true
-    aliases: [verify_ssl]
-  ca_cert:
-    description: The CA certificate file of the API server. Also C(K8S_AUTH_CA_CERT) or C(K8S_AUTH_SSL_CA_CERT).
-    type: path
-    aliases: [ssl_ca_cert]
-  client_cert:
-    description: A client certificate file. Also C(K8S_AUTH_CLIENT_CERT) or C(K8S_AUTH_CERT_FILE).
-    type: path
-    aliases: [cert_file]
-  client_key:
-    description: The client certificate's key file. Also C(K8S_AUTH_CLIENT_KEY) or C(K8S_AUTH_KEY_FILE).
-    type: path
-    aliases: [key_file]
   path:
     description:
       - With O(source=manifests), a file or a directory of C(.yaml), C(.yml) and C(.json) files (not recursive).
