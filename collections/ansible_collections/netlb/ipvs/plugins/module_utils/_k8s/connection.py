@@ -245,3 +245,40 @@ def transport_error(err, timeout):
             text = text if not inner or inner in text else '%s: %s' % (text, inner)
         return 'the connection broke off (truncated answer): %s' % text
     return one_line(err)
+
+
+class ApiCalls(object):
+    """Calls of the kubernetes client's typed APIs, answered as JSON (never its model
+    classes), each under one request_timeout; failures as SourceError naming what was
+    done where. Subclasses add the API groups they use (CoreV1Api(self.client), ...)."""
+
+    def __init__(self, options, request_timeout):
+        import_client()
+        self.client = kubernetes.client.ApiClient(client_configuration(options))
+        self.configuration = self.client.configuration
+        self.origin = self.configuration.host
+        self.timeout = request_timeout
+
+    def close(self):
+        close = getattr(self.client, 'close', None)
+        if close is not None:
+            close()
+
+    def call(self, what, function, accept=(), **kwargs):
+        """The JSON answer of function(**kwargs); None for an HTTP status in accept (404
+        on a read, 409 on a create or a write with a stale resourceVersion)."""
+        try:
+            response = function(_preload_content=False, _request_timeout=(self.timeout, self.timeout), **kwargs)
+            data = response.data
+        except kubernetes.client.rest.ApiException as err:
+            if err.status in accept:
+                return None
+            raise SourceError('%s on %s: %s' % (what, self.origin, api_error(err)))
+        except urllib3.exceptions.MaxRetryError as err:
+            raise SourceError('%s on %s: %s' % (what, self.origin, transport_error(err.reason, self.timeout)))
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise SourceError('%s on %s: %s' % (what, self.origin, transport_error(err, self.timeout)))
+        try:
+            return json.loads(data)
+        except ValueError as err:
+            raise SourceError('%s on %s: the answer is not valid JSON: %s' % (what, self.origin, err))

@@ -40,15 +40,11 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import 
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     KUBERNETES_REQUIREMENT,
-    api_error,
-    client_configuration,
-    transport_error,
+    ApiCalls,
 )
 
 try:
     import kubernetes
-    import urllib3
-    from kubernetes.client.rest import ApiException
 except ImportError:  # HAS_KUBERNETES says so; ensure refuses to run without it
     pass
 
@@ -138,39 +134,13 @@ def current_token(text, server, ca_pem, wanted, account_uid, now):
     return token, None
 
 
-class _Api:
-    """The calls, as JSON, under one timeout; failures as SourceError."""
+class _Api(ApiCalls):
+    """The ServiceAccount, RBAC and TokenRequest calls."""
 
     def __init__(self, options, request_timeout):
-        self.client = kubernetes.client.ApiClient(client_configuration(options))
-        self.configuration = self.client.configuration
-        self.origin = self.configuration.host
-        self.timeout = request_timeout
+        super(_Api, self).__init__(options, request_timeout)
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.rbac = kubernetes.client.RbacAuthorizationV1Api(self.client)
-
-    def close(self):
-        close = getattr(self.client, 'close', None)
-        if close is not None:
-            close()
-
-    def call(self, what, function, accept=(), **kwargs):
-        """The JSON answer; None for a status in accept (404 on a read, 409 on a create)."""
-        try:
-            response = function(_preload_content=False, _request_timeout=(self.timeout, self.timeout), **kwargs)
-            data = response.data
-        except ApiException as err:
-            if err.status in accept:
-                return None
-            raise SourceError('%s on %s: %s' % (what, self.origin, api_error(err)))
-        except urllib3.exceptions.MaxRetryError as err:
-            raise SourceError('%s on %s: %s' % (what, self.origin, transport_error(err.reason, self.timeout)))
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise SourceError('%s on %s: %s' % (what, self.origin, transport_error(err, self.timeout)))
-        try:
-            return json.loads(data)
-        except ValueError as err:
-            raise SourceError('%s on %s: the answer is not valid JSON: %s' % (what, self.origin, err))
 
     def ca_pem(self):
         path = self.configuration.ssl_ca_cert
