@@ -216,12 +216,12 @@ def parse_error(data, offset, end, flags):
 # Socket
 
 
-def open_socket():
-    """A bound NETLINK_GENERIC socket with big buffers and compact ACKs."""
+def open_socket(protocol=NETLINK_GENERIC, name='generic'):
+    """A bound netlink socket (NETLINK_GENERIC by default) with big buffers and compact ACKs."""
     try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
     except (AttributeError, OSError) as exc:
-        raise ProtocolError('cannot open a generic netlink socket: %s' % exc)
+        raise ProtocolError('cannot open a %s netlink socket: %s' % (name, exc))
     sock.bind((0, 0))
     for force, plain in ((SO_SNDBUFFORCE, socket.SO_SNDBUF), (SO_RCVBUFFORCE, socket.SO_RCVBUF)):
         try:
@@ -298,18 +298,19 @@ class _Prefetch:
         sys.setswitchinterval(self._interval)
 
 
-class GenlSocket:
-    """Requests, dumps and batches over one netlink socket.
+class NetlinkSocket:
+    """One netlink socket: sequence numbers, whole sends, receives into one buffer.
+    GenlSocket (IPVS over generic netlink) and the rtnetlink socket build on it.
 
     sock is anything with send(), recv_into() and close() (tests pass a fake kernel).
     """
 
+    protocol, protocol_name = NETLINK_GENERIC, 'generic'
+
     def __init__(self, sock=None):
-        self.sock = sock if sock is not None else open_socket()
+        self.sock = sock if sock is not None else open_socket(self.protocol, self.protocol_name)
         self.buffer = bytearray(RECV_BUFFER)
-        self.view = memoryview(self.buffer)
         self.seq = 0
-        self.acknowledged = 0  # requests of the current batch() known to be handled
 
     def close(self):
         self.sock.close()
@@ -341,6 +342,15 @@ class GenlSocket:
         if length > len(self.buffer):
             raise ProtocolError('netlink message of %d bytes does not fit the buffer' % length)
         return length
+
+
+class GenlSocket(NetlinkSocket):
+    """Requests, dumps and batches over one generic netlink socket."""
+
+    def __init__(self, sock=None):
+        super(GenlSocket, self).__init__(sock)
+        self.view = memoryview(self.buffer)
+        self.acknowledged = 0  # requests of the current batch() known to be handled
 
     def family(self, name):
         """(id, version) of a generic-netlink family; NetlinkError ENOENT if unknown."""

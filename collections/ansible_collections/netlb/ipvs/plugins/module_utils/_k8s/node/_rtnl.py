@@ -25,7 +25,7 @@ import socket
 import struct
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends._genl import (  # noqa: F401 (re-exported)
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends._genl import (  # noqa: F401 pylint: disable=unused-import (re-exported)
     NetlinkError,
     ProtocolError,
 )
@@ -96,69 +96,17 @@ def address_text(family, raw):
 
 def open_socket():
     """A bound NETLINK_ROUTE socket with the engine's buffer sizes and compact ACKs."""
-    try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-    except (AttributeError, OSError) as exc:
-        raise ProtocolError('cannot open a route netlink socket: %s' % exc)
-    sock.bind((0, 0))
-    for force, plain in ((_genl.SO_SNDBUFFORCE, socket.SO_SNDBUF), (_genl.SO_RCVBUFFORCE, socket.SO_RCVBUF)):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, force, _genl.SOCKET_BUFFER)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, plain, _genl.SOCKET_BUFFER)
-    for option in (_genl.NETLINK_CAP_ACK, _genl.NETLINK_EXT_ACK):
-        try:
-            sock.setsockopt(_genl.SOL_NETLINK, option, 1)
-        except OSError:
-            pass
-    sock.settimeout(_genl.TIMEOUT)
-    return sock
+    return _genl.open_socket(NETLINK_ROUTE, 'route')
 
 
-class RtnlSocket:
-    """Dumps, single requests and batches over one route netlink socket.
+class RtnlSocket(_genl.NetlinkSocket):
+    """Dumps, single requests and batches over one route netlink socket (the socket
+    handling is the engine's, see _genl.NetlinkSocket).
 
     sock is anything with send(), recv_into() and close() (tests pass a fake kernel).
     """
 
-    def __init__(self, sock=None):
-        self.sock = sock if sock is not None else open_socket()
-        self.buffer = bytearray(_genl.RECV_BUFFER)
-        self.seq = 0
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def next_seq(self):
-        self.seq = (self.seq + 1) & 0xffffffff or 1
-        return self.seq
-
-    def _send(self, data):
-        try:
-            sent = self.sock.send(data)
-        except OSError as exc:
-            raise ProtocolError('netlink send failed: %s' % exc)
-        if sent != len(data):
-            raise ProtocolError('netlink send was cut short (%d of %d bytes)' % (sent, len(data)))
-
-    def _receive(self):
-        try:
-            length = self.sock.recv_into(self.buffer, len(self.buffer), socket.MSG_TRUNC)
-        except socket.timeout:
-            raise ProtocolError('no answer from the kernel within %d s' % _genl.TIMEOUT)
-        except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                raise ProtocolError('netlink receive buffer overflowed: kernel answers were lost')
-            raise ProtocolError('netlink receive failed: %s' % exc)
-        if length > len(self.buffer):
-            raise ProtocolError('netlink message of %d bytes does not fit the buffer' % length)
-        return length
+    protocol, protocol_name = NETLINK_ROUTE, 'route'
 
     def dump(self, kind, body):
         """[(message type, body bytes)] of a dump request (NLM_F_DUMP)."""
