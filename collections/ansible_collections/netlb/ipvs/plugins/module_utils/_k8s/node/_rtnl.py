@@ -25,7 +25,7 @@ import socket
 import struct
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends._genl import (  # noqa: F401 pylint: disable=unused-import (re-exported)
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends._genl import (  # noqa: F401 pylint: disable=unused-import
     NetlinkError,
     ProtocolError,
 )
