@@ -9,7 +9,9 @@ the table k8s_service_proxy computes for it (apply=false) laid down by hand with
 `ipvsadm -R`, and the Service addresses on a dummy kube-ipvs0 with `ip addr add` - not
 through the module - and a stand-in kube-proxy running from the kube_proxy role's systemd
 unit. Then the role's kube_proxy_state=absent stops it and k8s_service_proxy adopts the
-node: no IPVS action, and `ipvsadm -S -n` byte-identical before and after.
+node: no IPVS action, and `ipvsadm -S -n` byte-identical before and after. Then the same
+through playbooks/migrate-from-kube-proxy.yml itself, and that playbook stopping where an
+extra virtual service in the Service CIDR makes the table change.
 """
 
 import json
@@ -39,12 +41,17 @@ ROLE_VARS = {'kube_proxy_binary': BINARY, 'kube_proxy_mode': 'ipvs', 'kube_proxy
 PROXY_ARGS = {'source': 'manifests', 'path': CLUSTER, 'node_name': 'node1', 'service_cidrs': ['10.96.0.0/12'],
               'cluster_cidrs': ['10.244.0.0/16'], 'families': ['ipv4']}
 
-TEARDOWN = '''
+# Back to a node without kube-proxy's table (the files the fixture put there stay).
+RESET = '''
 systemctl disable --now kube-proxy 2>/dev/null
-rm -f /etc/systemd/system/kube-proxy.service {binary}; systemctl daemon-reload
-rm -rf /var/lib/kube-proxy {remote} /var/lib/netlb-ipvs
+rm -f /etc/systemd/system/kube-proxy.service; systemctl daemon-reload
+rm -rf /var/lib/kube-proxy /var/lib/netlb-ipvs
 ipvsadm -C 2>/dev/null; ip link del kube-ipvs0 2>/dev/null
 nft delete table inet netlb_ipvs 2>/dev/null
+true
+'''
+TEARDOWN = RESET + '''
+rm -rf {binary} {remote}
 true
 '''.format(binary=BINARY, remote=REMOTE)
 
@@ -69,15 +76,21 @@ def module(lab_node, name, args, check=True):
     return result
 
 
-def role(lab_node, **extra):
+def playbook(lab_node, path, variables, expect_rc=0):
+    """Run a playbook on the node with the variables (-e @file); its output."""
     vars_file = os.path.join(lab_node.run_dir, 'handover-vars.json')
     with open(vars_file, 'w') as handle:
-        json.dump(dict(ROLE_VARS, **extra), handle)
+        json.dump(variables, handle)
     proc = subprocess.run([ANSIBLE_PLAYBOOK, '-i', lab_node.inventory, '--limit', lab_node.name, '-e', '@' + vars_file,
-                           os.path.join(HERE, 'handover_kube_proxy.yml')], cwd=REPO, env=_env(),
+                           path], cwd=REPO, env=_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False,
                           timeout=900)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert proc.returncode == expect_rc, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def role(lab_node, **extra):
+    playbook(lab_node, os.path.join(HERE, 'handover_kube_proxy.yml'), dict(ROLE_VARS, **extra))
 
 
 def restore_text(services):
@@ -114,7 +127,10 @@ def node(lab_node):
         lab_node.run(TEARDOWN, check=False)
 
 
-def test_handover_from_kube_proxy_changes_no_ipvs_rule(node):
+def kube_proxy_node(node):
+    """Lay the node out as kube-proxy (IPVS mode) leaves it, the stand-in kube-proxy running
+    from the role's unit; the services k8s_service_proxy computes and the bound addresses."""
+    node.run(RESET)
     # What kube-proxy would have made for node1: the table, and the Service addresses
     # (every virtual address that is not one of the node's own, i.e. not a NodePort).
     desired = module(node, 'netlb.ipvs.k8s_service_proxy', dict(PROXY_ARGS, apply=False))
@@ -129,6 +145,11 @@ def test_handover_from_kube_proxy_changes_no_ipvs_rule(node):
 
     role(node, kube_proxy_state='present')
     assert node.run('systemctl is-active kube-proxy').stdout.strip() == 'active'
+    return desired
+
+
+def test_handover_from_kube_proxy_changes_no_ipvs_rule(node):
+    desired = kube_proxy_node(node)
     refused = module(node, 'netlb.ipvs.k8s_service_proxy', PROXY_ARGS, check=False)
     assert refused.get('failed') and 'kube-proxy runs on this node in IPVS mode' in refused['msg'], refused
     before = node.run('ipvsadm -S -n').stdout
@@ -146,3 +167,30 @@ def test_handover_from_kube_proxy_changes_no_ipvs_rule(node):
     assert node.run('ip -4 -o addr show dev kube-ipvs0').stdout == addresses_before
     again = module(node, 'netlb.ipvs.k8s_service_proxy', PROXY_ARGS)
     assert again['summary']['actions'] == {} and node.run('ipvsadm -S -n').stdout == before
+
+
+MIGRATE_VARS = dict(ROLE_VARS, k8s_service_proxy_source='manifests', k8s_service_proxy_path=CLUSTER,
+                    k8s_service_proxy_node_name='node1', k8s_service_proxy_service_cidrs=['10.96.0.0/12'],
+                    k8s_service_proxy_cluster_cidrs=['10.244.0.0/16'], k8s_service_proxy_families=['ipv4'])
+MIGRATE = os.path.join(REPO, 'playbooks', 'migrate-from-kube-proxy.yml')
+
+
+def test_the_migration_playbook_hands_the_node_over(node):
+    kube_proxy_node(node)
+    before = node.run('ipvsadm -S -n').stdout
+    addresses_before = node.run('ip -4 -o addr show dev kube-ipvs0').stdout
+    out = playbook(node, MIGRATE, dict(MIGRATE_VARS, migrate_hosts=node.name))
+    assert 'The table did not change across the hand-over' in out and 'failed=0' in out, out[-3000:]
+    assert node.run('systemctl is-active kube-proxy', check=False).stdout.strip() == 'inactive'
+    assert node.run('ipvsadm -S -n').stdout == before
+    assert node.run('ip -4 -o addr show dev kube-ipvs0').stdout == addresses_before
+
+
+def test_the_migration_playbook_stops_where_the_table_changes(node):
+    # A virtual service in the Service CIDR that no Service of the cluster has: the
+    # reconciler removes it, so the table changes and the playbook must stop there.
+    kube_proxy_node(node)
+    node.run('ipvsadm -A -t 10.96.255.254:81 -s rr && ipvsadm -a -t 10.96.255.254:81 -r 10.244.9.9:81 -m')
+    out = playbook(node, MIGRATE, dict(MIGRATE_VARS, migrate_hosts=node.name), expect_rc=2)
+    assert 'changed across the hand-over' in out, out[-3000:]
+    assert '10.96.255.254' not in node.run('ipvsadm -S -n').stdout

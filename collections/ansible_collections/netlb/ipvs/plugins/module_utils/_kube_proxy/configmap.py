@@ -98,7 +98,7 @@ def merge_config(text, managed, where='config.conf'):
 
 
 class _Api:
-    """The three calls, as JSON, under one timeout; failures as SourceError."""
+    """The calls, as JSON, under one timeout; failures as SourceError."""
 
     def __init__(self, options, request_timeout):
         self.client = kubernetes.client.ApiClient(client_configuration(options))
@@ -130,14 +130,24 @@ class _Api:
         except ValueError as err:
             raise SourceError('%s on %s: the answer is not valid JSON: %s' % (what, self.origin, err))
 
-    def patch_daemonset(self, what, name, namespace, body):
+    def patch_daemonset(self, what, name, namespace, body, content_type='application/strategic-merge-patch+json',
+                        conflict_ok=False):
         # Newer clients pick the first JSON content type (json-patch, which needs a list)
         # unless told; older ones have no _content_type and send a merge patch for a dict.
         try:
-            return self.call(what, self.apps.patch_namespaced_daemon_set, name=name, namespace=namespace,
-                             body=body, _content_type='application/strategic-merge-patch+json')
+            return self.call(what, self.apps.patch_namespaced_daemon_set, conflict_ok=conflict_ok, name=name,
+                             namespace=namespace, body=body, _content_type=content_type)
         except TypeError:
-            return self.call(what, self.apps.patch_namespaced_daemon_set, name=name, namespace=namespace, body=body)
+            return self.call(what, self.apps.patch_namespaced_daemon_set, conflict_ok=conflict_ok, name=name,
+                             namespace=namespace, body=body)
+
+    def patch_node(self, what, name, body):
+        # A JSON merge patch: labels is a map, so this adds one label and keeps the others.
+        try:
+            return self.call(what, self.core.patch_node, name=name, body=body,
+                             _content_type='application/merge-patch+json')
+        except TypeError:
+            return self.call(what, self.core.patch_node, name=name, body=body)
 
 
 def apply(options, managed, namespace='kube-system', name='kube-proxy', daemonset='kube-proxy', check_mode=False,

@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: k8s_kube_proxy_handover
+short_description: Keep kubeadm's kube-proxy DaemonSet off handed-over nodes with a node label
+version_added: 0.3.0
+description:
+  - The kubeadm side of the hand-over to M(netlb.ipvs.k8s_service_proxy) - kube-proxy's DaemonSet is kept, and
+    its pods stay off the nodes labelled O(label)C(=absent).
+  - Gives the pod template of O(daemonset), once, a required node affinity O(label) C(NotIn [absent]), added to
+    every C(nodeSelectorTerm) it already has; its C(nodeSelector) and other affinities stay. This change restarts
+    kube-proxy's pods on every node once (a DaemonSet rolling update). Once it is there, nothing is written to the
+    DaemonSet.
+  - Labels each of O(nodes) with O(label)C(=absent) (only those without it); the DaemonSet controller then
+    removes kube-proxy's pod from them. The IPVS table and addresses kube-proxy leaves stay in the kernel.
+  - Writes the affinity with the C(resourceVersion) it read (a 409 Conflict starts again from a fresh read). Every
+    node and the DaemonSet are read before anything is written; a missing one fails the task with nothing
+    changed.
+  - The way back for a node is to remove its label (C(kubectl label node NAME netlb.io/kube-proxy-)).
+  - Usually called by the C(kube_proxy) role (C(kube_proxy_deploy=configmap), C(kube_proxy_state=absent)).
+author:
+  - netlb.ipvs developers (@netlb)
+requirements:
+  - The Python C(kubernetes) client (Debian package C(python3-kubernetes)).
+attributes:
+  check_mode:
+    support: full
+    description: Reads the DaemonSet and the nodes, plans as a real run would, and writes nothing.
+  diff_mode:
+    support: full
+    description: Shows the pod template's affinity before and after.
+  idempotent:
+    support: full
+    description: A second run writes nothing.
+options:
+  nodes:
+    description: The names of the Node objects to label (handed over). Empty - only the DaemonSet's affinity.
+    type: list
+    elements: str
+    default: []
+  namespace:
+    description: The DaemonSet's namespace.
+    type: str
+    default: kube-system
+  daemonset:
+    description: The kube-proxy DaemonSet. Empty - the DaemonSet is neither read nor changed, only nodes labelled.
+    type: str
+    default: kube-proxy
+  label:
+    description: The node label key; handed-over nodes carry it with the value C(absent).
+    type: str
+    default: netlb.io/kube-proxy
+  request_timeout:
+    description: Seconds each API request may take (connect and read).
+    type: int
+    default: 30
+  kubeconfig:
+    description:
+      - The path of a kubeconfig file, or its content as a dict. Also C(K8S_AUTH_KUBECONFIG).
+      - Without any connection option, the in-cluster configuration is used in a pod, else C($KUBECONFIG) or
+        C(~/.kube/config).
+    type: raw
+  context:
+    description: The kubeconfig context to use. Also C(K8S_AUTH_CONTEXT).
+    type: str
+  host:
+    description: The API server's URL, e.g. C(https://192.0.2.10:6443). Also C(K8S_AUTH_HOST).
+    type: str
+  api_key:
+    description: A bearer token for O(host). Also C(K8S_AUTH_API_KEY).
+    type: str
+  validate_certs:
+    description:
+      - Verify the API server's certificate. Also C(K8S_AUTH_VALIDATE_CERTS) or C(K8S_AUTH_VERIFY_SSL).
+    type: bool
+    default: true
+    aliases: [verify_ssl]
+  ca_cert:
+    description: The CA certificate file of the API server. Also C(K8S_AUTH_CA_CERT) or C(K8S_AUTH_SSL_CA_CERT).
+    type: path
+    aliases: [ssl_ca_cert]
+  client_cert:
+    description: A client certificate file. Also C(K8S_AUTH_CLIENT_CERT) or C(K8S_AUTH_CERT_FILE).
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description: The client certificate's key file. Also C(K8S_AUTH_CLIENT_KEY) or C(K8S_AUTH_KEY_FILE).
+    type: path
+    aliases: [key_file]
+seealso:
+  - module: netlb.ipvs.k8s_kube_proxy_configmap
+  - module: netlb.ipvs.k8s_service_proxy
+'''
+
+EXAMPLES = r'''
+- name: Keep kube-proxy's pods off node-1 (the affinity is written on the first run only)
+  netlb.ipvs.k8s_kube_proxy_handover:
+    nodes: [node-1]
+    kubeconfig: /etc/kubernetes/admin.conf
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+daemonset_changed:
+  description: Whether the DaemonSet's affinity was written (in check mode - whether it would be).
+  returned: always
+  type: bool
+labelled:
+  description: The nodes that got the label (in check mode - that would get it).
+  returned: always
+  type: list
+  elements: str
+attempts:
+  description: How many reads of the DaemonSet it took (more than 1 after a 409 Conflict; 0 without O(daemonset)).
+  returned: always
+  type: int
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import (
+    AUTH_ARG_SPEC,
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KUBERNETES_REQUIREMENT,
+    connection_options_from_params,
+    connection_warnings,
+)
+from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy import handover
+
+ARGUMENT_SPEC = dict(
+    AUTH_ARG_SPEC,
+    nodes=dict(type='list', elements='str', default=[]),
+    namespace=dict(type='str', default='kube-system'),
+    daemonset=dict(type='str', default='kube-proxy'),
+    label=dict(type='str', default=handover.LABEL),
+    request_timeout=dict(type='int', default=30),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib(KUBERNETES_REQUIREMENT), exception=str(KUBERNETES_IMPORT_ERROR))
+    params = module.params
+    try:
+        options = connection_options_from_params(params)
+        for warning in connection_warnings(options):
+            module.warn(warning)
+        result = handover.apply(options, nodes=params['nodes'], namespace=params['namespace'],
+                                daemonset=params['daemonset'] or None, label=params['label'],
+                                check_mode=module.check_mode, request_timeout=params['request_timeout'])
+    except SourceError as err:
+        module.fail_json(msg=str(err))
+    where = 'DaemonSet %s/%s affinity' % (params['namespace'], params['daemonset'])
+    diff = {'before': result['before'], 'after': result['after'], 'before_header': where, 'after_header': where}
+    module.exit_json(changed=result['changed'], daemonset_changed=result['daemonset_changed'],
+                     labelled=result['labelled'], attempts=result['attempts'],
+                     **({'diff': diff} if module._diff else {}))
+
+
+if __name__ == '__main__':
+    main()
