@@ -84,8 +84,8 @@ demo: system-packages venv lab-image ## install what is missing, boot one node, 
 	@echo '==> the lab is still up: `$(LAB) ssh node1` to look around, `make lab-down` to stop it'
 
 # ---------------------------------------------------------------------------- tests
-.PHONY: test test-unit test-vm
-TEST_STEPS := test-unit test-sanity lint test-vm
+.PHONY: test test-unit test-playbooks test-vm
+TEST_STEPS := test-unit test-playbooks test-sanity lint test-vm
 # One step after the other with a header and its duration; stops at the first failure.
 test: system-packages venv ## everything: unit, sanity, lint, then the VM tests (installs what is missing first)
 	@for step in $(TEST_STEPS); do \
@@ -94,8 +94,11 @@ test: system-packages venv ## everything: unit, sanity, lint, then the VM tests 
 	  printf '===== make %s: ok in %ds =====\n' "$$step" $$((SECONDS - start)); \
 	done
 
-test-unit: venv ## collection unit tests (pytest, no VM)
-	pytest -m 'not vm'; $(PYTEST_RC)
+test-unit: venv ## unit tests (pytest, no VM, no ansible-playbook runs)
+	pytest -m 'not vm and not playbook'; $(PYTEST_RC)
+
+test-playbooks: venv ## playbooks and roles run by ansible-playbook on the controller against the stand-in API server
+	pytest -m playbook; $(PYTEST_RC)
 
 MOLECULE_SCENARIOS ?= default trixie ipvs_virtual_server
 test-vm: venv lab-images ## Molecule scenarios (default, trixie, ipvs_virtual_server), then pytest -m vm

@@ -20,7 +20,8 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 PLAYBOOK = os.path.join(REPO, 'playbooks', 'k8s-credentials.yml')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the kubeconfig is written root-owned')
+pytestmark = [pytest.mark.playbook,  # runs ansible-playbook: `make test-playbooks`
+              pytest.mark.skipif(os.geteuid() != 0, reason='the kubeconfig is written root-owned')]
 
 
 def run(inventory, *extra):

@@ -11,6 +11,10 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.playbook  # runs ansible-playbook: `make test-playbooks`
+
 ROLES = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'roles'))
 REPO = os.path.dirname(ROLES)
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
