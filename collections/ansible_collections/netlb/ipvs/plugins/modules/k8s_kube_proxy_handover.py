@@ -25,6 +25,8 @@ description:
     changed.
   - The way back for a node is to remove its label (C(kubectl label node NAME netlb.io/kube-proxy-)).
   - Usually called by the C(kube_proxy) role (C(kube_proxy_deploy=configmap), C(kube_proxy_state=absent)).
+extends_documentation_fragment:
+  - netlb.ipvs.k8s_auth
 author:
   - netlb.ipvs developers (@netlb)
 requirements:
@@ -61,39 +63,6 @@ options:
     description: Seconds each API request may take (connect and read).
     type: int
     default: 30
-  kubeconfig:
-    description:
-      - The path of a kubeconfig file, or its content as a dict. Also C(K8S_AUTH_KUBECONFIG).
-      - Without any connection option, the in-cluster configuration is used in a pod, else C($KUBECONFIG) or
-        C(~/.kube/config).
-    type: raw
-  context:
-    description: The kubeconfig context to use. Also C(K8S_AUTH_CONTEXT).
-    type: str
-  host:
-    description: The API server's URL, e.g. C(https://192.0.2.10:6443). Also C(K8S_AUTH_HOST).
-    type: str
-  api_key:
-    description: A bearer token for O(host). Also C(K8S_AUTH_API_KEY).
-    type: str
-  validate_certs:
-    description:
-      - Verify the API server's certificate. Also C(K8S_AUTH_VALIDATE_CERTS) or C(K8S_AUTH_VERIFY_SSL).
-    type: bool
-    default: true
-    aliases: [verify_ssl]
-  ca_cert:
-    description: The CA certificate file of the API server. Also C(K8S_AUTH_CA_CERT) or C(K8S_AUTH_SSL_CA_CERT).
-    type: path
-    aliases: [ssl_ca_cert]
-  client_cert:
-    description: A client certificate file. Also C(K8S_AUTH_CLIENT_CERT) or C(K8S_AUTH_CERT_FILE).
-    type: path
-    aliases: [cert_file]
-  client_key:
-    description: The client certificate's key file. Also C(K8S_AUTH_CLIENT_KEY) or C(K8S_AUTH_KEY_FILE).
-    type: path
-    aliases: [key_file]
 seealso:
   - module: netlb.ipvs.k8s_kube_proxy_configmap
   - module: netlb.ipvs.k8s_service_proxy

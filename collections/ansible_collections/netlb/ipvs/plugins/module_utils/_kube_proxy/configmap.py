@@ -30,22 +30,17 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     KUBERNETES_REQUIREMENT,
-    api_error,
-    client_configuration,
-    transport_error,
+    ApiCalls,
 )
 
 try:
     import kubernetes
-    import urllib3
-    from kubernetes.client.rest import ApiException
 except ImportError:  # HAS_KUBERNETES says so; apply refuses to run without it
     pass
 
@@ -97,48 +92,23 @@ def merge_config(text, managed, where='config.conf'):
     return True, dump(after)
 
 
-class _Api:
-    """The calls, as JSON, under one timeout; failures as SourceError."""
+class _Api(ApiCalls):
+    """The ConfigMap, DaemonSet and Node calls."""
 
     def __init__(self, options, request_timeout):
-        self.client = kubernetes.client.ApiClient(client_configuration(options))
-        self.origin = self.client.configuration.host
-        self.timeout = request_timeout
+        super(_Api, self).__init__(options, request_timeout)
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.apps = kubernetes.client.AppsV1Api(self.client)
-
-    def close(self):
-        close = getattr(self.client, 'close', None)
-        if close is not None:
-            close()
-
-    def call(self, what, function, conflict_ok=False, **kwargs):
-        """The JSON answer; None for a 409 when conflict_ok."""
-        try:
-            response = function(_preload_content=False, _request_timeout=(self.timeout, self.timeout), **kwargs)
-            data = response.data
-        except ApiException as err:
-            if conflict_ok and err.status == 409:
-                return None
-            raise SourceError('%s on %s: %s' % (what, self.origin, api_error(err)))
-        except urllib3.exceptions.MaxRetryError as err:
-            raise SourceError('%s on %s: %s' % (what, self.origin, transport_error(err.reason, self.timeout)))
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise SourceError('%s on %s: %s' % (what, self.origin, transport_error(err, self.timeout)))
-        try:
-            return json.loads(data)
-        except ValueError as err:
-            raise SourceError('%s on %s: the answer is not valid JSON: %s' % (what, self.origin, err))
 
     def patch_daemonset(self, what, name, namespace, body, content_type='application/strategic-merge-patch+json',
                         conflict_ok=False):
         # Newer clients pick the first JSON content type (json-patch, which needs a list)
         # unless told; older ones have no _content_type and send a merge patch for a dict.
         try:
-            return self.call(what, self.apps.patch_namespaced_daemon_set, conflict_ok=conflict_ok, name=name,
+            return self.call(what, self.apps.patch_namespaced_daemon_set, accept=(409,) if conflict_ok else (), name=name,
                              namespace=namespace, body=body, _content_type=content_type)
         except TypeError:
-            return self.call(what, self.apps.patch_namespaced_daemon_set, conflict_ok=conflict_ok, name=name,
+            return self.call(what, self.apps.patch_namespaced_daemon_set, accept=(409,) if conflict_ok else (), name=name,
                              namespace=namespace, body=body)
 
     def patch_node(self, what, name, body):
@@ -185,7 +155,7 @@ def apply(options, managed, namespace='kube-system', name='kube-proxy', daemonse
                 return result
             body = copy.deepcopy(configmap)
             body['data'][CONFIG_KEY] = after  # metadata.resourceVersion stays: the server refuses a stale one
-            written = api.call('writing ' + configmap_name, api.core.replace_namespaced_config_map, conflict_ok=True,
+            written = api.call('writing ' + configmap_name, api.core.replace_namespaced_config_map, accept=(409,),
                                name=name, namespace=namespace, body=body)
             if written is None:
                 continue  # 409: someone else wrote in between; start again from their version
