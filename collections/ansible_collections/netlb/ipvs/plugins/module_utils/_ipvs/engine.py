@@ -179,31 +179,30 @@ def reconcile(backend, desired, scope, options=DEFAULT_OPTIONS, drain_store=None
     started = time.perf_counter()
     check_mode = backend.check_mode
     timings = {}
-    clock = _Clock(timings)
     warnings = []
     locking = drain_store is not None and not check_mode
     # No cyclic GC passes while tens of thousands of tuples are made (see gc_paused).
     with (drain_store.lock() if locking else contextlib.nullcontext()), gc_paused():
         drain = _load_drain(drain_store, warnings)
-        with clock('read'):
+        with clock(timings, 'read'):
             current = backend.read()
-        with clock('plan'):
+        with clock(timings, 'plan'):
             first = planner.plan(desired, current, scope, exclusive=options.exclusive,
                                  purge_real_servers=options.purge_real_servers, graceful=options.graceful,
                                  drain_timeout=options.drain_timeout, drain_state=drain,
                                  now=time.time() if now is None else now)
         if options.review is not None:
             options.review(first)
-        with clock('apply'):
+        with clock(timings, 'apply'):
             backend.apply(first.actions)
         result = first
         if first.settle:
-            with clock('settle'):
+            with clock(timings, 'settle'):
                 result = _settle(backend, first, current, drain_store, check_mode)
         actions = first.actions + result.actions if result is not first else first.actions
         after = result.after
         if options.confirm and actions and not check_mode:
-            with clock('confirm'):
+            with clock(timings, 'confirm'):
                 after = _confirm(backend, scope, result.after, warnings)
         _save_drain(drain_store, check_mode, drain, result.drain_state, warnings)
     timings['total'] = round(time.perf_counter() - started, 6)
@@ -280,16 +279,11 @@ def _confirm(backend, scope, expected, warnings):
     return actual
 
 
-class _Clock(object):
-    """with clock('read'): ... records the seconds spent in timings['read']."""
-
-    def __init__(self, timings):
-        self.timings = timings
-
-    @contextlib.contextmanager
-    def __call__(self, name):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = round(time.perf_counter() - start, 6)
+@contextlib.contextmanager
+def clock(timings, name):
+    """with clock(timings, 'read'): ... records the seconds spent in timings['read']."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.perf_counter() - start, 6)

@@ -178,7 +178,7 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
     check_mode = backend.check_mode
     timings = {}
     started = time.perf_counter()
-    with _clock(timings, 'node'):
+    with engine.clock(timings, 'node'):
         if not options.allow_kube_proxy:
             running = host.kube_proxy_ipvs()
             if running:
@@ -187,9 +187,9 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
                     "other's changes. Hand the node over first (roles/kube_proxy, kube_proxy_state: absent) "
                     'or set allow_kube_proxy=true.' % running)
         context = node_context(node_name, host, snapshot, zone, options.proxy.dummy_interface)
-    with _clock(timings, 'translate'):
+    with engine.clock(timings, 'translate'):
         translation = translator.translate(snapshot, context, options.proxy)
-    with _clock(timings, 'rules_check'):
+    with engine.clock(timings, 'rules_check'):
         rules = packet_rules.render(translation.ports, translation.dummy_addresses, packet_rules.Options(
             masquerade=options.masquerade, cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs)))
         # nft checks only rules that would be loaded: a converged node skips it.
@@ -206,35 +206,25 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
                                     review=delete_guard(options)),
             drain_store=drain_store, now=now)
         result.warnings.extend(result.reconcile.warnings)
-        with _clock(timings, 'dummy'):
+        with engine.clock(timings, 'dummy'):
             dummy = host.sync_dummy(options.proxy.dummy_interface, translation.dummy_addresses, state.addresses,
                                     check_mode)
         result.addresses_added, result.addresses_removed = tuple(dummy.added), tuple(dummy.removed)
-        with _clock(timings, 'rules_apply'):
+        with engine.clock(timings, 'rules_apply'):
             change = host.sync_rules(rules, check_mode, before=current_rules)
         result.rules_changed = change.changed
-        with _clock(timings, 'udp_flows'):
+        with engine.clock(timings, 'udp_flows'):
             result.udp_flows = tuple(host.clear_udp_flows(result.reconcile.actions, check_mode))
         new_state = ProxyState(services=frozenset(service.key for service in translation.services),
                                addresses=frozenset(dummy.owned))
         if new_state != state and not check_mode:
             state_store.save(new_state)
     if want_diff:
-        with _clock(timings, 'diff'):
+        with engine.clock(timings, 'diff'):
             result.diff = _diff(result, options, dummy, change)
     timings.update(('ipvs_' + name, value) for name, value in result.reconcile.timings.items())
     timings['total'] = round(time.perf_counter() - started, 6)
     return result
-
-
-@contextlib.contextmanager
-def _clock(timings, name):
-    """with _clock(timings, 'dummy'): ... records its seconds in timings['dummy']."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] = round(time.perf_counter() - start, 6)
 
 
 def _diff(result, options, dummy, rules):
