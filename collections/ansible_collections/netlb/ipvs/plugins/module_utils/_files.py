@@ -163,17 +163,24 @@ def make_parent_directory(path, mode=0o755):
                 raise FileError(directory, 'create', _reason(exc))
 
 
-@contextlib.contextmanager
-def locked(path):
-    """Hold an exclusive lock on a sibling path + '.lock' for the block: serialises whole
-    runs that read, change and save one state file."""
+def lock_file(path):
+    """An open handle holding an exclusive lock on the sibling path + '.lock' (the
+    directory is made if missing); closing it releases the lock. Raises FileError."""
     make_parent_directory(path)
     try:
         handle = open(path + '.lock', 'a')
     except (IOError, OSError) as exc:
         raise FileError(path + '.lock', 'open', _reason(exc))
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    return handle
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold lock_file(path) for the block: serialises whole runs that read, change and
+    save one state file."""
+    handle = lock_file(path)
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         yield
     finally:
-        handle.close()  # closing releases the lock
+        handle.close()

@@ -17,12 +17,15 @@ cannot drop another's entries.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
-import os
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, read_text, write_atomic
+from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
+    FileError,
+    lock_file,
+    make_parent_directory,
+    read_text,
+    write_atomic,
+)
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError, ServiceKey
 
 DEFAULT_PATH = '/var/lib/netlb-ipvs/drain-state.json'
@@ -90,35 +93,24 @@ class DrainStore(object):
 
     def save(self, state):
         try:
-            self._make_directory()
+            make_parent_directory(self.path)
             # Not durable: a state lost to a power cut only restarts drain clocks, and
             # two fsyncs would be most of a small run's time.
             write_atomic(self.path, dumps(state), mode=0o644, durable=False)
-        except (FileError, OSError) as exc:
+        except FileError as exc:
             raise DrainStateError('cannot save drain state: %s' % exc)
 
     @contextlib.contextmanager
     def lock(self):
         """Hold an exclusive lock (a sibling .lock file) for one read-plan-apply-save."""
         try:
-            self._make_directory()
-            handle = open(self.path + '.lock', 'a')
-        except (IOError, OSError) as exc:
+            handle = lock_file(self.path)
+        except FileError as exc:
             raise DrainStateError('cannot lock drain state %s: %s' % (self.path, exc))
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             yield
         finally:
             handle.close()  # closing releases the lock
-
-    def _make_directory(self):
-        directory = os.path.dirname(self.path)
-        if directory:
-            try:
-                os.makedirs(directory, 0o755)
-            except OSError as exc:
-                if exc.errno != errno.EEXIST:
-                    raise
 
 
 class MemoryDrainStore(object):
