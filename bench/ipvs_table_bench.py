@@ -414,6 +414,13 @@ def markdown(results, host, facts, repeat):
     lines += [
         '',
         'Real servers replaced in the 1%% run: %s (each added, the old one drained to weight 0).' % replaced,
+    ] + machine_lines(host, facts)
+    return '\n'.join(lines) + '\n'
+
+
+def machine_lines(host, facts):
+    """The controller and the lab node a table was measured on, for the figures' footnote."""
+    return [
         'Controller: %d CPUs, load average %s at start (%s).' % (
             host['cpus'], ' / '.join('%.2f' % x for x in host['loadavg']), host['started']),
         'Lab node: %s, kernel %s, %s (%s), %d vCPUs, %d MiB, Python %s, %s; load average %s at start.' % (
@@ -421,7 +428,6 @@ def markdown(results, host, facts, repeat):
             facts['virt'], facts['cpus'], facts['memory_mib'], facts['python'], facts['ipvsadm'],
             ' / '.join('%.2f' % x for x in facts['loadavg'])),
     ]
-    return '\n'.join(lines) + '\n'
 
 
 # ---------------------------------------------------------------------------

@@ -306,14 +306,7 @@ def markdown(results, host, facts, imports, repeat):
                      'controller %s s: the node is %.0fx slower.' % (
                          tb.seconds(imports['calibrate_node']), tb.seconds(imports['calibrate_controller']),
                          imports['calibrate_node'] / imports['calibrate_controller']))
-    lines += [
-        'Controller: %d CPUs, load average %s at start (%s).' % (
-            host['cpus'], ' / '.join('%.2f' % x for x in host['loadavg']), host['started']),
-        'Lab node: %s, kernel %s, %s (%s), %d vCPUs, %d MiB, Python %s, %s; load average %s at start.' % (
-            facts['os'], facts['kernel'], 'qemu TCG' if facts['virt'] == 'qemu' else 'virtualisation',
-            facts['virt'], facts['cpus'], facts['memory_mib'], facts['python'], facts['ipvsadm'],
-            ' / '.join('%.2f' % x for x in facts['loadavg'])),
-    ]
+    lines += tb.machine_lines(host, facts)
     return '\n'.join(lines) + '\n'
 
 
