@@ -11,10 +11,13 @@ Every test under tests/vm/ is marked `vm`, so `pytest -m 'not vm'` never boots a
 test_lab.py (the lab's own checks, on the pristine node) runs first.
 """
 
+import base64
+import io
 import json
 import os
 import shlex
 import subprocess
+import tarfile
 
 import pytest
 
@@ -74,6 +77,16 @@ class LabNode:
             raise AssertionError('on %s: %s -> rc=%d\nstdout:\n%s\nstderr:\n%s' % (
                 self.name, command, proc.returncode, proc.stdout, proc.stderr))
         return proc
+
+    def ship_collection(self, remote):
+        """Copy this checkout's collection (no tests, no caches) to remote on the node,
+        replacing what was there; remote then goes first on sys.path of a driver."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w:gz') as tar:
+            tar.add(os.path.join(REPO, 'collections', 'ansible_collections'), arcname='ansible_collections',
+                    filter=lambda info: None if ('__pycache__' in info.name or '/tests' in info.name) else info)
+        self.run('rm -rf {0} && mkdir -p {0} && base64 -d | tar -xz -C {0}'.format(remote),
+                 input=base64.b64encode(buf.getvalue()).decode('ascii'))
 
     def reboot(self):
         """Reboot the node (same disk) and return once the new boot answers on ssh."""

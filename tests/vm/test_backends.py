@@ -9,29 +9,17 @@ lab keeps its table) and reports, after every step, `ipvsadm -S -n`, `ipvsadm -L
 from an empty table; the records must be identical.
 """
 
-import base64
-import io
 import json
 import os
-import tarfile
 
 import pytest
 
 pytestmark = pytest.mark.vm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'collections')
 REMOTE = '/var/tmp/netlb-backends'
 NETNS = 'netlb-backends'
 NETNS_LO_DOWN = 'netlb-backends-lo'
-
-
-def _collection_tarball():
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w:gz') as tar:
-        tar.add(os.path.join(COLLECTIONS, 'ansible_collections'), arcname='ansible_collections',
-                filter=lambda info: None if ('__pycache__' in info.name or '/tests' in info.name) else info)
-    return base64.b64encode(buf.getvalue()).decode('ascii')
 
 
 @pytest.fixture(scope='module')
@@ -40,8 +28,7 @@ def node(lab_node):
     lab_node.run('command -v ipvsadm >/dev/null || (apt-get -q update && '
                  'DEBIAN_FRONTEND=noninteractive apt-get -qy install ipvsadm)', timeout=900)
     lab_node.run('modprobe ip_vs')
-    lab_node.run('rm -rf {0} && mkdir -p {0} && base64 -d | tar -xz -C {0}'.format(REMOTE),
-                 input=_collection_tarball())
+    lab_node.ship_collection(REMOTE)
     for netns in (NETNS, NETNS_LO_DOWN):
         lab_node.run('ip netns del {0} 2>/dev/null; ip netns add {0}'.format(netns))
     lab_node.run(['ip', '-n', NETNS, 'link', 'set', 'lo', 'up'])

@@ -12,11 +12,8 @@ IPVS (ipvsadm) forwards 10.96.0.10:80 (a cluster IP) and 192.0.2.5:80 (a load ba
 limited to 10.201.1.2/32) to it with masq; both addresses sit on the dummy nk-ipvs0.
 """
 
-import base64
-import io
 import json
 import os
-import tarfile
 import time
 
 import pytest
@@ -24,7 +21,6 @@ import pytest
 pytestmark = pytest.mark.vm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'collections')
 REMOTE = '/var/tmp/netlb-k8s-node'
 DUMMY = 'nk-ipvs0'
 VIP = '10.96.0.10'
@@ -69,14 +65,6 @@ true
 '''.format(vip=VIP, lb=LB, dummy=DUMMY, remote=REMOTE)
 
 
-def _collection_tarball():
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w:gz') as tar:
-        tar.add(os.path.join(COLLECTIONS, 'ansible_collections'), arcname='ansible_collections',
-                filter=lambda info: None if ('__pycache__' in info.name or '/tests' in info.name) else info)
-    return base64.b64encode(buf.getvalue()).decode('ascii')
-
-
 @pytest.fixture(scope='module')
 def node(lab_node):
     # The ipvs_node role installs ipvsadm and conntrack; nftables and ping are ours to add.
@@ -85,7 +73,7 @@ def node(lab_node):
                  'iputils-ping)',
                  timeout=900)
     lab_node.run(TEARDOWN)
-    lab_node.run('mkdir -p {0} && base64 -d | tar -xz -C {0}'.format(REMOTE), input=_collection_tarball())
+    lab_node.ship_collection(REMOTE)
     with open(os.path.join(HERE, 'k8s_node_driver.py')) as handle:
         lab_node.run(['sh', '-c', 'cat > %s/driver.py' % REMOTE], input=handle.read())
     lab_node.run(SETUP)
