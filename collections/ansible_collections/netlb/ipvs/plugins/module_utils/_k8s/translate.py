@@ -72,6 +72,7 @@ Rules (the semantics the tests hold this module to):
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import socket
 
@@ -131,7 +132,17 @@ class _Malformed(Exception):
 
 def translate(snapshot, node, options):
     """Translate one ClusterSnapshot for one node (see the rules at the top)."""
-    return _Translator(snapshot, node, options).run()
+    # The records this makes (~200,000 at 10,000 Services) wake the cyclic collector
+    # again and again, and each full pass walks every container of the snapshot too: 40%
+    # of the time. Nothing here makes a reference cycle (reference counting frees all of
+    # it), so the collector sleeps for the call and is woken as it was found, even on error.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Translator(snapshot, node, options).run()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # ---------------------------------------------------------------------------- addresses

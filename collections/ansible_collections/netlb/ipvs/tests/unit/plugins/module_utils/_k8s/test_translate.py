@@ -10,6 +10,7 @@ translation keeps."""
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import random
 
@@ -434,6 +435,23 @@ def check_invariants(result, objects, node_context, options):
         assert sorted(other.warnings) == sorted(result.warnings)
     # The input is not modified.
     assert objects == copy.deepcopy(objects)
+
+
+def test_collector_left_as_found():
+    """translate() keeps the cyclic collector asleep for the call only: on as found, off as found."""
+    objects = [service('web', '10.96.0.10', ports=[service_port(80, name='http')]),
+               endpoint_slice('web', [endpoint('10.244.1.5')], ports=[slice_port(8080, name='http')])]
+    assert gc.isenabled()
+    result = translate(snapshot(objects), NODE, DEFAULT)
+    assert gc.isenabled()
+    assert [line(vs, port) for vs, port in zip(result.services, result.ports)] == [
+        'cluster_ip tcp 10.96.0.10:80 rr -> 10.244.1.5:8080']
+    gc.disable()
+    try:
+        assert translate(snapshot(objects), NODE, DEFAULT).services == result.services
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_field_order_of_records_built_by_name():
