@@ -587,6 +587,7 @@ failed_action:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, validation
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES, get_backend
@@ -668,10 +669,13 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE,
-                           required_one_of=[('services', 'address', 'fwmark')],
-                           required_together=[('address', 'port')], supports_check_mode=True)
-    run(module)
+    # One short process holding a big table (ansible-core copies the parameters twice):
+    # no collector passes over it, the arguments' copies included (see _gc).
+    with _gc.paused():
+        module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE,
+                               required_one_of=[('services', 'address', 'fwmark')],
+                               required_together=[('address', 'port')], supports_check_mode=True)
+        run(module)
 
 
 if __name__ == '__main__':

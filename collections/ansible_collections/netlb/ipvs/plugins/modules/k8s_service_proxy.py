@@ -316,6 +316,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError, Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES, get_backend
@@ -430,9 +431,12 @@ def _exit(module, result, warnings, **returns):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=[('source', 'manifests', ('path',))],
-                           supports_check_mode=True)
-    run(module)
+    # One short process holding a whole cluster's objects: no collector passes over them
+    # while they are read, translated and reconciled (see _gc).
+    with _gc.paused():
+        module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=[('source', 'manifests', ('path',))],
+                               supports_check_mode=True)
+        run(module)
 
 
 if __name__ == '__main__':

@@ -14,9 +14,6 @@ as it loads ip_vs itself). Both leave the same kernel table for the same actions
 
 from __future__ import annotations
 
-import contextlib
-import gc
-
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 
 BACKEND_CHOICES = ('auto', 'netlink', 'ipvsadm')
@@ -48,20 +45,3 @@ def get_backend(name='auto', runner=None, check_mode=False):
             return fallback
         raise
     return backend
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector while a reconcile builds big tables.
-
-    Tens of thousands of new objects trigger full collections that rescan every live
-    object (the desired table too); in the lab VM a 5,000 x 10 netlink read went from
-    105 s to 64 s without them. The objects made here hold no cycles.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -24,10 +24,10 @@ thousands; one listing is one process and half a read.
 from __future__ import annotations
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command
+from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import gc_paused
 
 
 def reflected(action, table):
@@ -88,7 +88,7 @@ class IpvsadmBackend(base.Backend):
     def read(self):
         saved = self._text(['-S', '-n'])
         listed = self._text(['-L', '-n', '--thresholds'])
-        with gc_paused():
+        with _gc.paused():
             try:
                 table = save_format.parse(saved)
                 listing = save_format.parse_listing(listed)

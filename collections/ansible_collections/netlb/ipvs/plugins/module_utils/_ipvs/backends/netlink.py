@@ -33,10 +33,10 @@ import os
 import socket
 import struct
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import gc_paused
 
 FAMILY_NAME = 'IPVS'
 VERSION = 1
@@ -557,7 +557,7 @@ class NetlinkBackend(base.Backend):
             raise model.BackendError('reading the IPVS table from the kernel failed: %s' % exc)
 
     def read(self):
-        with gc_paused():
+        with _gc.paused():
             return self._read()
 
     def _read(self):
@@ -600,7 +600,7 @@ class NetlinkBackend(base.Backend):
         meanwhile) with an empty dump."""
         self._connect()
         keys = list(keys)
-        with gc_paused():
+        with _gc.paused():
             servers, counters = self._read_dests(keys)
         return dict((key, dict((rs.key, counters[index].get(rs.key, model.NO_CONNECTIONS)) for rs in servers[index]))
                     for index, key in enumerate(keys))

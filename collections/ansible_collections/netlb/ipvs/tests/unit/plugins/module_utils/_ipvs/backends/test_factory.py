@@ -7,9 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command
@@ -59,21 +56,3 @@ def test_get_backend(ipvs, name, loaded, installed, expect):
         assert expect in str(exc)
     else:
         assert (backend.name, backend.check_mode) == (expect, True)
-
-
-@pytest.mark.parametrize('enabled, fail', [
-    pytest.param(True, False, id='restored'),
-    pytest.param(True, True, id='restored-after-error'),
-    pytest.param(False, False, id='left-off-if-it-was-off'),
-])
-def test_gc_paused(enabled, fail):
-    (gc.enable if enabled else gc.disable)()
-    try:
-        with pytest.raises(ValueError) if fail else contextlib.nullcontext():
-            with backends.gc_paused():
-                assert not gc.isenabled()
-                if fail:
-                    raise ValueError('boom')
-        assert gc.isenabled() is enabled
-    finally:
-        gc.enable()
