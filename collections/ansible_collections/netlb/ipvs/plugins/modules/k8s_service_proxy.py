@@ -41,8 +41,10 @@ author:
 requirements:
   - nftables (the C(nft) command)
   - conntrack (the C(conntrack) command), to clear the flows of UDP real servers that went
-  - "O(source=api) - the Python C(kubernetes) client on the node (Debian package C(python3-kubernetes); the
-    C(ipvs_node) role installs it)"
+  - "O(source=api) with an exec plugin, an auth provider, a proxy, in-cluster configuration or a merged
+    kubeconfig - the Python C(kubernetes) client on the node (Debian package C(python3-kubernetes); the
+    C(ipvs_node) role installs it). Static credentials (a token or client certificate, as options or in one
+    kubeconfig) need no client: the module makes its own HTTPS requests then."
   - "O(source=manifests) with YAML files - PyYAML (Debian package C(python3-yaml))"
 attributes:
   check_mode:
@@ -314,7 +316,7 @@ problems:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError, Runner
@@ -383,8 +385,6 @@ def read_cluster(params, node_name, warnings):
 def run(module):
     """Check the options, read the cluster, sync the node; known errors become fail_json."""
     params = module.params
-    if params['source'] == 'api' and not api.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib(api.KUBERNETES_REQUIREMENT), exception=str(api.KUBERNETES_IMPORT_ERROR))
     warnings = []
     runner = Runner(module)
     try:

@@ -114,6 +114,9 @@ class _Reader:
             except direct.TransportError as err:
                 raise SourceError('connecting to %s: %s' % (self.origin, err))
         else:
+            if not HAS_KUBERNETES:
+                raise SourceError('this connection (%s) needs the Python library %s: %s'
+                                  % (how, KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
             _import_client()
             config = _configuration(options, environ)
             self.origin = config.host
@@ -261,9 +264,6 @@ def read_cluster(options, namespaces=(), label_selector=None, node_name=None, ne
     connection needs it, True = always, False = never (tests). Raises SourceError
     (nothing partial is returned).
     """
-    if not HAS_KUBERNETES:
-        raise SourceError('the Kubernetes API source needs the Python library %s: %s'
-                          % (KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
     environ = os.environ if environ is None else environ
     reader = _Reader(options, environ, request_timeout, page_size, use_client)
     try:

@@ -63,7 +63,10 @@ def cluster_objects():
             objects.service('db', cluster_ip='None')]
 
 
-def test_api_source_syncs_then_is_idempotent(node, kube_api, capsys, tmp_path):
+@pytest.mark.parametrize('client_installed', [True, False], ids=['client', 'no-client'])
+def test_api_source_syncs_then_is_idempotent(node, kube_api, capsys, tmp_path, monkeypatch, client_installed):
+    # The stand-in's kubeconfig holds a static token: the module's own HTTPS serves it, no client needed.
+    monkeypatch.setattr(k8s_service_proxy.api, 'HAS_KUBERNETES', client_installed)
     kube_api.add(*cluster_objects())
     args = api_args(kube_api, tmp_path, node_zone='zone-a')
     result = call(node, args, capsys, diff=True)
@@ -144,6 +147,11 @@ def test_no_ipvs_on_the_node_is_a_clear_failure(node, capsys):
 
 
 def test_without_the_kubernetes_client_the_module_names_the_package(node, capsys, monkeypatch):
+    """Only a connection that needs the client (here in-cluster configuration) asks for it."""
     monkeypatch.setattr(k8s_service_proxy.api, 'HAS_KUBERNETES', False)
-    failed = call(node, dict(kubeconfig='/nonexistent'), capsys)
-    assert failed['failed'] is True and 'python3-kubernetes' in failed['msg']
+    for name in ('KUBECONFIG', 'K8S_AUTH_KUBECONFIG', 'K8S_AUTH_HOST', 'K8S_AUTH_API_KEY', 'K8S_AUTH_CONTEXT'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('KUBERNETES_SERVICE_HOST', '10.96.0.1')
+    failed = call(node, dict(), capsys)
+    assert failed['failed'] is True and 'nothing was changed' in failed['msg']
+    assert 'incluster' in failed['msg'] and 'python3-kubernetes' in failed['msg']

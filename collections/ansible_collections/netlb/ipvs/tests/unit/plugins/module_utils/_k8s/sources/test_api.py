@@ -295,8 +295,14 @@ def test_a_kubeconfig_others_can_read_is_warned_about(kube_api, tmp_path, mode, 
     assert api.connection_warnings(explicit, environ={}) == []  # the file is not used
 
 
-def test_without_the_kubernetes_library(monkeypatch, options):
+def test_without_the_kubernetes_library(monkeypatch, cluster, options, transport):
+    """Static credentials need no client (the module's own HTTPS); a connection that needs
+    it (here in-cluster configuration) names the package to install."""
     monkeypatch.setattr(api, 'HAS_KUBERNETES', False)
     monkeypatch.setattr(api, 'KUBERNETES_IMPORT_ERROR', ImportError("No module named 'kubernetes'"))
-    message = error_of(options)
-    assert 'python3-kubernetes' in message and 'pip: kubernetes' in message
+    if transport is None:
+        assert len(read(options).services) == 7
+    message = error_of({}, environ={'KUBERNETES_SERVICE_HOST': '10.96.0.1', 'KUBERNETES_SERVICE_PORT': '443'})
+    assert 'incluster' in message and 'python3-kubernetes' in message and 'pip: kubernetes' in message
+
+
