@@ -20,6 +20,9 @@ backends_driver.py, whose LocalModule runs programs here) and calls the steps:
   (HOLD=held) or without (HOLD=unheld). Prints JSON: the client's outcomes, the
   warnings of each reconcile, how long each hold lasted, whether the hold table is
   left, and the kernel's table at the end.
+- `every-kind`: places a hold on TCP, SCTP and fwmark services of both families (and a
+  UDP one, which is left out), prints nft's listing of it, releases it, and prints
+  whether the table is gone: the kernel and nft of the node take every rule render() writes.
 """
 
 import json
@@ -144,7 +147,8 @@ def setup(remote):
 
 def services(scheduler):
     return [VS(ServiceKey.tcp_udp('tcp', vip, 80), scheduler=scheduler,
-               real_servers=tuple(RS(address, 80, weight=weight) for weight, address in enumerate(REAL_SERVERS[vip], 1)))
+               real_servers=tuple(RS(address, 80, weight=weight)
+                                  for weight, address in enumerate(REAL_SERVERS[vip], 1)))
             for vip in VIPS]
 
 
@@ -198,9 +202,23 @@ def run(mode, flips, seconds, rate):
             'hold_table_left': hold.TABLE_NAME in tables, 'saved': saved}
 
 
+def every_kind():
+    keys = [ServiceKey.tcp_udp('tcp', '10.77.0.10', 80), ServiceKey.tcp_udp('tcp', 'fd77::10', 443),
+            ServiceKey.tcp_udp('sctp', '10.77.0.10', 3868), ServiceKey.tcp_udp('sctp', 'fd77::10', 3868),
+            ServiceKey.tcp_udp('udp', '10.77.0.10', 53), ServiceKey.mark(7), ServiceKey.mark(8, 6)]
+    nft = hold.NftHold(RUNNER)
+    nft.place(keys)
+    listing = RUNNER.run(['nft', 'list', 'table', hold.TABLE_FAMILY, hold.TABLE_NAME]).stdout
+    nft.release()
+    tables = RUNNER.run(['nft', 'list', 'tables']).stdout
+    return {'listing': listing, 'gone': hold.TABLE_NAME not in tables}
+
+
 def main():
     step = sys.argv[2]
-    if step == 'setup':
+    if step == 'every-kind':
+        print(json.dumps(every_kind()))
+    elif step == 'setup':
         print(json.dumps(setup(sys.argv[1])))
     elif step == 'run':
         print(json.dumps(run(sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]))))

@@ -52,6 +52,17 @@ def node(lab_node):
         lab_node.run(['rm', '-rf', REMOTE], check=False)
 
 
+def test_every_kind_of_service_is_held_by_the_nodes_nft(node):
+    result = driver(node, 'every-kind')
+    listing = result['listing']
+    for element in ('10.77.0.10 . 80', 'fd77::10 . 443', '10.77.0.10 . 3868', 'fd77::10 . 3868'):
+        assert element in listing, listing
+    assert '53' not in listing  # UDP is not held
+    assert 'timeout 10s' in listing and 'hook output priority' in listing
+    assert listing.count(' drop') == 2 * 8  # tcp4 tcp6 sctp4 sctp6, 2 per mark family; input and output
+    assert result['gone']
+
+
 def test_scheduler_flips_refuse_nothing_with_the_hold(node):
     held = driver(node, 'run', 'held', FLIPS, SECONDS, RATE)
     client = held['client']

@@ -327,7 +327,7 @@ def _warn_scheduler_changes(flips, held, check_mode, warnings):
     if not flips:
         return
     keys = [action.service.key for action in flips]
-    shown = '%s%s' % (', '.join(str(key) for key in keys[:MISMATCH_SHOWN]), ' ...' if len(keys) > MISMATCH_SHOWN else '')
+    shown = ', '.join(str(key) for key in keys[:MISMATCH_SHOWN]) + (' ...' if len(keys) > MISMATCH_SHOWN else '')
     if held is None:
         how = ''
     elif held.how == WOULD_HOLD:
