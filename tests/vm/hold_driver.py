@@ -19,7 +19,8 @@ backends_driver.py, whose LocalModule runs programs here) and calls the steps:
   engine.reconcile (netlink backend), as the module does: with hold.NftHold
   (HOLD=held) or without (HOLD=unheld). Prints JSON: the client's outcomes, the
   warnings of each reconcile, how long each hold lasted, whether the hold table is
-  left, and the kernel's table at the end.
+  left, the client namespace's ICMP/TCP counters over the run, and the kernel's table
+  at the end.
 - `every-kind`: places a hold on TCP, SCTP and fwmark services of both families (and a
   UDP one, which is left out), prints nft's listing of it, releases it, and prints
   whether the table is gone: the kernel and nft of the node take every rule render() writes.
@@ -171,6 +172,18 @@ class TimedHold(hold.NftHold):
         self._since = None
 
 
+COUNTERS = ('IcmpInDestUnreachs', 'Icmp6InDestUnreachs', 'TcpAttemptFails', 'TcpRetransSegs')
+
+
+def client_counters():
+    """The client namespace's counters that tell how a connect failed: port unreachable
+    (ICMP, ICMPv6) or a reset (TcpAttemptFails counts both), and SYN retransmissions."""
+    out = subprocess.run(['ip', 'netns', 'exec', CLIENT, 'nstat', '-asz'] + list(COUNTERS), check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True).stdout
+    values = dict((line.split()[0], int(line.split()[1])) for line in out.splitlines()[1:] if line.strip())
+    return dict((name, values.get(name, 0)) for name in COUNTERS)
+
+
 def run(mode, flips, seconds, rate):
     backend = get_backend('netlink')
     timed = TimedHold(RUNNER) if mode == 'held' else None
@@ -179,6 +192,7 @@ def run(mode, flips, seconds, rate):
     # The path works before the clock starts: one connection per VIP.
     subprocess.run(['ip', 'netns', 'exec', CLIENT, 'python3', '-c', CLIENT_CODE, '0.1', '20'], check=True,
                    stdout=subprocess.DEVNULL)
+    counted = client_counters()
     client = subprocess.Popen(['ip', 'netns', 'exec', CLIENT, 'python3', '-c', CLIENT_CODE, str(seconds), str(rate)],
                               stdout=subprocess.PIPE, universal_newlines=True)
     begin = time.monotonic()
@@ -192,6 +206,7 @@ def run(mode, flips, seconds, rate):
         warnings.extend(result.warnings)
         applies.append(result.timings['apply'])
     out, _ = client.communicate()
+    counted = dict((name, value - counted[name]) for name, value in client_counters().items())
     tables = subprocess.run(['nft', 'list', 'tables'], check=True, stdout=subprocess.PIPE,
                             universal_newlines=True).stdout
     saved = subprocess.run(['ipvsadm', '-S', '-n'], stdout=subprocess.PIPE, universal_newlines=True,
@@ -199,7 +214,7 @@ def run(mode, flips, seconds, rate):
     return {'mode': mode, 'flips': flips, 'client': json.loads(out), 'warnings': warnings,
             'apply_seconds_max': round(max(applies), 4),
             'hold_seconds_max': round(max(timed.spans), 4) if timed and timed.spans else None,
-            'hold_table_left': hold.TABLE_NAME in tables, 'saved': saved}
+            'hold_table_left': hold.TABLE_NAME in tables, 'client_counters': counted, 'saved': saved}
 
 
 def every_kind():
