@@ -9,7 +9,9 @@ test_scheduler_hold.py (on the controller) creates hl-dir, ships the collection 
 backends_driver.py, whose LocalModule runs programs here) and calls the steps:
 
 - `setup`: namespaces hl-cli (the client) and hl-rs (two real servers per family,
-  answering "ok" on port 80) behind hl-dir, the director; the VIPs 10.77.0.10 and
+  answering "ok" on port 80) wired behind hl-dir, the director (all three made by the
+  test beforehand: `ip netns add` run inside `ip netns exec` mounts the new name in
+  a mount namespace of its own, which later runs do not see); the VIPs 10.77.0.10 and
   fd77::10 on hl-dir's loopback; forwarding on. Writes the real servers' pid to
   COLLECTIONS/rs.pid.
 - `run HOLD FLIPS SECONDS RATE`: the two services (masq, weights 1 and 2) with
@@ -119,8 +121,6 @@ def netns(name, *argv):
 
 def setup(remote):
     for name in (CLIENT, SERVERS):
-        subprocess.run(['ip', 'netns', 'del', name], stderr=subprocess.DEVNULL, check=False)
-        sh('ip', 'netns', 'add', name)
         netns(name, 'ip', 'link', 'set', 'lo', 'up')
     sh('ip', 'link', 'set', 'lo', 'up')
     for vip in VIPS:

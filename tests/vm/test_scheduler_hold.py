@@ -41,7 +41,8 @@ def node(lab_node):
     lab_node.ship_collection(REMOTE)
     with open(os.path.join(HERE, 'backends_driver.py')) as f:
         lab_node.run('cat > %s/backends_driver.py' % REMOTE, input=f.read())
-    lab_node.run('ip netns del {0} 2>/dev/null; ip netns add {0}'.format(DIRECTOR))
+    for name in (DIRECTOR,) + OTHERS:
+        lab_node.run('ip netns del {0} 2>/dev/null; ip netns add {0}'.format(name))
     driver(lab_node, 'setup')
     try:
         yield lab_node
