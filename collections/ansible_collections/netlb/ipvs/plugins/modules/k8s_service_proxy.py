@@ -130,6 +130,10 @@ options:
       - The IPVS scheduler of every virtual service. A Service's annotation C(ipvs.netlb.io/scheduler) (or
         kube-router's C(kube-router.io/service.scheduler)) chooses its own; an unknown value there is a warning
         and this default.
+      - Changing it changes every live service in place. New TCP and SCTP connections arriving while the kernel
+        swaps schedulers are dropped for that moment by a short-lived nftables table (C(inet netlb_ipvs_hold)),
+        not refused, so clients retry once the new scheduler is bound; UDP ones are refused (see
+        M(netlb.ipvs.ipvs_virtual_server)).
     type: str
     default: rr
     choices: [rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos]

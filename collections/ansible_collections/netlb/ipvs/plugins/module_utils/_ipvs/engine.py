@@ -16,6 +16,12 @@ ipvsadm failed; its evidence dict says how), ApplyError (an action refused midwa
 what was applied is on the exception, and the next reconcile plans from a fresh read,
 so it converges).
 
+Apply order: the plan's actions (plan.py rule 4), except that scheduler changes of
+live services go first, in batches of HOLD_BATCH, each inside ReconcileOptions.hold
+(hold.NftHold): the kernel refuses new connections to a service while it swaps its
+scheduler, the hold drops them for that moment instead, and clients retry. A run that
+changes a scheduler says in a warning whether it was held.
+
 before/after (and their ``ipvsadm -S -n`` text) cover the services in scope only:
 foreign services are never touched, so they could only add noise, and on a node shared
 with kube-proxy they would be most of the text.
@@ -23,6 +29,7 @@ with kube-proxy they would be most of the text.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import time
@@ -32,6 +39,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracke
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import plan as planner
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStateError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import HoldError, holdable
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     EDIT_SERVICE,
     ApplyError,
@@ -42,6 +50,9 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import
 
 DIFF_HEADER = 'ipvsadm -S -n (services in scope)'
 MISMATCH_SHOWN = 5
+# Scheduler edits per hold: the kernel waits an RCU grace period per edit (~20 ms in the
+# lab VM), so a batch stays well under the 1 s after which a dropped SYN is retried.
+HOLD_BATCH = 16
 
 
 @dataclasses.dataclass
@@ -142,6 +153,7 @@ class ReconcileOptions:
     allow_empty: bool = False
     confirm: bool = False
     review: object = None
+    hold: object = None
 
 
 DEFAULT_OPTIONS = ReconcileOptions()
@@ -193,8 +205,9 @@ def reconcile(backend, desired, scope, options=DEFAULT_OPTIONS, drain_store=None
                                  now=time.time() if now is None else now)
         if options.review is not None:
             options.review(first)
+        flips = scheduler_changes(first.actions, first.before)
         with clock(timings, 'apply'):
-            backend.apply(first.actions)
+            held = _apply(backend, first.actions, flips, options.hold)
         result = first
         if first.settle:
             with clock(timings, 'settle'):
@@ -206,7 +219,7 @@ def reconcile(backend, desired, scope, options=DEFAULT_OPTIONS, drain_store=None
                 after = _confirm(backend, scope, result.after, warnings)
         _save_drain(drain_store, check_mode, drain, result.drain_state, warnings)
     timings['total'] = round(time.perf_counter() - started, 6)
-    _warn_scheduler_changes(actions, first.before, warnings)
+    _warn_scheduler_changes(flips, held, check_mode, warnings)
     return Result(actions=actions, before=first.before, after=after, timings=timings,
                   drain_state=result.drain_state, draining=result.draining, warnings=warnings)
 
@@ -243,15 +256,94 @@ def _save_drain(store, check_mode, old, new, warnings):
         warnings.append('%s; draining servers restart their drain_timeout clock next run' % exc)
 
 
-def _warn_scheduler_changes(actions, before, warnings):
-    """A scheduler change is not hitless: the kernel unbinds the old scheduler and binds
-    the new one, and a new connection to the service arriving in between is reset."""
-    changed = [action.service.key for action in actions if action.op == EDIT_SERVICE
-               and action.service.scheduler != before[action.service.key].scheduler]
-    if changed:
-        warnings.append('scheduler changed on %d live service(s) (%s%s): new connections arriving while the kernel '
-                        'swaps schedulers are reset' % (len(changed), ', '.join(str(key) for key in changed[:MISMATCH_SHOWN]),
-                                                        ' ...' if len(changed) > MISMATCH_SHOWN else ''))
+def scheduler_changes(actions, before):
+    """The edit_service actions that change the scheduler of a live service."""
+    return [action for action in actions if action.op == EDIT_SERVICE
+            and action.service.scheduler != before[action.service.key].scheduler]
+
+
+class Held(collections.namedtuple('Held', ('how', 'why'))):
+    """How the scheduler changes of a run went: how is HELD, WOULD_HOLD (check mode)
+    or NOT_HELD; why says what kept them from being held, or what went wrong after."""
+
+    __slots__ = ()
+
+
+HELD = 'held'
+WOULD_HOLD = 'would hold'
+NOT_HELD = 'not held'
+
+
+def _apply(backend, actions, flips, hold):
+    """Apply actions; the holdable ones of flips (scheduler changes, see
+    ReconcileOptions.hold) first, in held batches. Returns a Held, or None when there
+    is nothing to hold."""
+    held = [action for action in flips if holdable(action.service.key)]
+    if not held:
+        backend.apply(actions)
+        return None
+    if hold is None:
+        backend.apply(actions)
+        return Held(NOT_HELD, 'no hold configured')
+    if backend.check_mode:
+        try:
+            hold.check()
+        except HoldError as exc:
+            return Held(NOT_HELD, str(exc))
+        return Held(WOULD_HOLD, '')
+    first = set(id(action) for action in held)
+    rest = [action for action in actions if id(action) not in first]
+    outcome, placed, applied = Held(HELD, ''), False, []
+    try:
+        for start in range(0, len(held), HOLD_BATCH):
+            batch = held[start:start + HOLD_BATCH]
+            if outcome.how == HELD:
+                try:
+                    hold.place([action.service.key for action in batch])  # replaces the batch before
+                    placed = True
+                except HoldError as exc:
+                    outcome = Held(NOT_HELD, str(exc))  # the rest goes unheld, as without a hold
+            backend.apply(batch)
+            applied.extend(batch)
+    except ApplyError as exc:
+        raise ApplyError(str(exc), applied=applied + list(exc.applied), failed=exc.failed, evidence=exc.evidence)
+    finally:
+        if placed:
+            try:
+                hold.release()
+            except HoldError as exc:
+                # Not a failure of the run: the hold's entries time out by themselves.
+                outcome = Held(outcome.how, str(exc))
+    try:
+        backend.apply(rest)
+    except ApplyError as exc:
+        raise ApplyError(str(exc), applied=applied + list(exc.applied), failed=exc.failed, evidence=exc.evidence)
+    return outcome
+
+
+def _warn_scheduler_changes(flips, held, check_mode, warnings):
+    """Say which live services changed scheduler, and whether new connections were held
+    (dropped for that moment, so clients retry) or refused while the kernel swapped."""
+    if not flips:
+        return
+    keys = [action.service.key for action in flips]
+    shown = ', '.join(str(key) for key in keys[:MISMATCH_SHOWN]) + (' ...' if len(keys) > MISMATCH_SHOWN else '')
+    if held is None:
+        how = ''
+    elif held.how == WOULD_HOLD:
+        how = 'a real run holds new TCP/SCTP connections while the kernel swaps schedulers (dropped for that ' \
+              'moment, not refused: clients retry)'
+    elif held.how == HELD:
+        how = 'new TCP/SCTP connections arriving while the kernel swapped schedulers were held (dropped for ' \
+              'that moment, not refused: clients retry)%s' % ('; ' + held.why if held.why else '')
+    else:
+        how = 'new connections arriving while the kernel swaps schedulers are refused (not held: %s)' % held.why
+    parts = [how] if how else []
+    if any(not holdable(key) for key in keys):
+        parts.append('UDP cannot be held (without conntrack no rule tells a datagram opening a flow): one '
+                     'arriving while the kernel swaps schedulers is refused')
+    warnings.append('scheduler %s on %d live service(s) (%s): %s' % (
+        'would change' if check_mode else 'changed', len(keys), shown, '; '.join(parts)))
 
 
 def _load_drain(store, warnings):

@@ -203,7 +203,7 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
         result.reconcile = engine.reconcile(
             backend, translation.services, scope,
             engine.ReconcileOptions(exclusive=True, allow_empty=True, drain_timeout=options.drain_timeout,
-                                    review=delete_guard(options)),
+                                    review=delete_guard(options), hold=host.scheduler_hold()),
             drain_store=drain_store, now=now)
         result.warnings.extend(result.reconcile.warnings)
         with engine.clock(timings, 'dummy'):

@@ -15,6 +15,7 @@ with a double that has the same methods.
 
 from __future__ import annotations
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import hold
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
     _rtnl,
@@ -94,6 +95,11 @@ class HostNode(object):
         read_rules() returned, if known)."""
         with _Edge('packet rules'):
             return packet_rules.apply(self.runner, text, check_mode=check_mode, before=before)
+
+    def scheduler_hold(self):
+        """What holds new connections while IPVS swaps a service's scheduler
+        (engine.ReconcileOptions.hold)."""
+        return hold.NftHold(self.runner)
 
     def clear_udp_flows(self, actions, check_mode):
         """The conntrack Flows of UDP real servers the actions removed, deleted."""

@@ -48,7 +48,7 @@ from __future__ import annotations
 import collections
 import ipaddress
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _command
+from ansible_collections.netlb.ipvs.plugins.module_utils import _command, _nftables
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import cluster
 
 TABLE_FAMILY = 'inet'
@@ -207,7 +207,7 @@ def _unique(items):
 def script(text):
     """The `nft -f` input replacing the table atomically with definition text: the
     empty `table` makes the `delete` valid when the table does not exist yet."""
-    return 'table %s {\n}\ndelete table %s\n%s' % (TABLE, TABLE, text)
+    return _nftables.replace_script(TABLE, text)
 
 
 def normalise(text):
@@ -247,7 +247,7 @@ def _elements(lines, depth):
 
 def _nft(runner):
     try:
-        return runner.which('nft')
+        return _nftables.program(runner)
     except _command.CommandError as exc:
         raise PacketRulesError('%s (install nftables)' % exc)
 

@@ -422,3 +422,32 @@ def test_a_negative_return_limit_is_refused_before_the_kernel(kernel, capsys):
     result = call(kernel, dict(WEB, return_limit=-1), capsys)
     assert result['failed'] is True and result['problems'] == ['return_limit: -1 is out of range 0 or more']
     assert kernel.calls == []
+
+
+@pytest.mark.parametrize('check_mode', [pytest.param(False, id='real'), pytest.param(True, id='check')])
+def test_a_scheduler_change_is_held_through_nft(kernel, capsys, monkeypatch, check_mode):
+    steps = []
+
+    class Hold(object):
+        def __init__(self, runner):
+            assert runner.module is not None  # the module's own Runner runs nft
+
+        def check(self):
+            steps.append('check')
+
+        def place(self, keys):
+            steps.append('place %s' % ', '.join(str(key) for key in keys))
+
+        def release(self):
+            steps.append('release')
+
+    monkeypatch.setattr(ipvs_virtual_server, 'NftHold', Hold)
+    call(kernel, WEB, capsys)
+    assert steps == []
+    result = call(kernel, dict(WEB, scheduler='wrr'), capsys, check_mode=check_mode)
+    assert steps == (['check'] if check_mode else ['place tcp 10.96.0.10:80', 'release'])
+    assert [a['op'] for a in result['actions']] == ['edit_service']
+    # ansible-core 2.19 returns warnings as structured events, older ones as strings.
+    (warning,) = [w if isinstance(w, str) else w['event']['msg'] for w in result['warnings']]
+    assert warning.startswith('scheduler would change' if check_mode else 'scheduler changed')
+    assert ('a real run holds new TCP/SCTP connections' if check_mode else 'were held') in warning

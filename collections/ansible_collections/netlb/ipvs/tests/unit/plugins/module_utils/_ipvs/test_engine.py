@@ -12,8 +12,9 @@ import os
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore, MemoryDrainStore
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import HoldError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, RefusedError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import parse_scope
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import (
@@ -84,7 +85,8 @@ def test_converges_and_reports():
                                    'connections': 2}]
     assert set(report['timings']) == {'read', 'plan', 'apply', 'settle', 'total'}
     assert result.warnings == ['scheduler changed on 1 live service(s) (tcp 10.0.0.1:80): new connections '
-                               'arriving while the kernel swaps schedulers are reset']
+                               'arriving while the kernel swaps schedulers are refused (not held: no hold '
+                               'configured)']
 
     # Waiting on the draining server is not a change.
     again = reconcile(backend, NEW, drain_store=store, now=NOW + 30)
@@ -326,6 +328,138 @@ def test_check_input_refuses_before_any_backend_exists():
 def test_reconcile_options_are_frozen_with_the_documented_defaults():
     options = engine.ReconcileOptions()
     assert (options.exclusive, options.purge_real_servers, options.graceful, options.drain_timeout,
-            options.allow_empty, options.confirm, options.review) == (True, True, True, 0, False, False, None)
+            options.allow_empty, options.confirm, options.review, options.hold) == (True, True, True, 0, False, False,
+                                                                                    None, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.exclusive = False
+
+
+class Holding(FakeBackend):
+    """Logs each apply into log, shared with a RecordingHold."""
+
+    def __init__(self, *args, **kwargs):
+        self.log = kwargs.pop('log')
+        super(Holding, self).__init__(*args, **kwargs)
+
+    def _apply(self, actions):
+        self.log.append('apply ' + ', '.join(brief(a) for a in actions))
+        super(Holding, self)._apply(actions)
+
+
+class RecordingHold(object):
+    """The hold interface (hold.NftHold) logging each call; fail names a step that raises."""
+
+    def __init__(self, log, fail=()):
+        self.log = log
+        self.fail = fail
+
+    def _step(self, text, name):
+        self.log.append(text)
+        if name in self.fail:
+            raise HoldError('%s: nft: command not found' % name)
+
+    def check(self):
+        self._step('check', 'check')
+
+    def place(self, keys):
+        self._step('place ' + ', '.join(str(k) for k in keys), 'place')
+
+    def release(self):
+        self._step('release', 'release')
+
+
+FLIP = '''
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1
+-A -u 10.0.0.2:53 -s rr
+-a -u 10.0.0.2:53 -r 10.1.0.1:53 -m -w 1
+-A -f 7 -s rr
+-a -f 7 -r 10.1.0.1:0 -m -w 1
+'''
+FLIP_SCOPE = parse_scope(['10.0.0.0/24', 'fwmark:1-10'])
+HELD = 'held (dropped for that moment, not refused: clients retry)'
+TCP_WRR = FLIP.replace('-A -t 10.0.0.1:80 -s rr', '-A -t 10.0.0.1:80 -s wrr')
+ALL_WRR = FLIP.replace('-s rr', '-s wrr')
+NEW_SERVER = '-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1\n'
+UDP_NOTE = ('UDP cannot be held (without conntrack no rule tells a datagram opening a flow): one arriving while '
+            'the kernel swaps schedulers is refused')
+
+
+@pytest.mark.parametrize('desired, fail, check_mode, log, warning', [
+    pytest.param(FLIP + NEW_SERVER, (), False,
+                 ['apply add_server tcp 10.0.0.1:80 10.1.0.2:80 w1 new'], None, id='no-scheduler-change-no-hold'),
+    pytest.param(TCP_WRR + NEW_SERVER, (), False,
+                 ['place tcp 10.0.0.1:80', 'apply edit_service tcp 10.0.0.1:80 scheduler', 'release',
+                  'apply add_server tcp 10.0.0.1:80 10.1.0.2:80 w1 new'],
+                 'scheduler changed on 1 live service(s) (tcp 10.0.0.1:80): new TCP/SCTP connections arriving '
+                 'while the kernel swapped schedulers were ' + HELD, id='held-then-the-rest'),
+    pytest.param(ALL_WRR, (), False,
+                 ['place fwmark 7, tcp 10.0.0.1:80', 'apply edit_service fwmark 7 scheduler, '
+                  'edit_service tcp 10.0.0.1:80 scheduler', 'release', 'apply edit_service udp 10.0.0.2:53 scheduler'],
+                 'scheduler changed on 3 live service(s) (fwmark 7, tcp 10.0.0.1:80, udp 10.0.0.2:53): new TCP/SCTP '
+                 'connections arriving while the kernel swapped schedulers were ' + HELD + '; ' + UDP_NOTE,
+                 id='fwmark-held-udp-not'),
+    pytest.param(FLIP.replace('-A -u 10.0.0.2:53 -s rr', '-A -u 10.0.0.2:53 -s wrr'), (), False,
+                 ['apply edit_service udp 10.0.0.2:53 scheduler'],
+                 'scheduler changed on 1 live service(s) (udp 10.0.0.2:53): ' + UDP_NOTE, id='udp-only-no-hold'),
+    pytest.param(TCP_WRR, (), True, ['check'],
+                 'scheduler would change on 1 live service(s) (tcp 10.0.0.1:80): a real run holds new TCP/SCTP '
+                 'connections while the kernel swaps schedulers (dropped for that moment, not refused: clients '
+                 'retry)', id='check-mode-places-nothing'),
+    pytest.param(TCP_WRR, ('check',), True, ['check'],
+                 'scheduler would change on 1 live service(s) (tcp 10.0.0.1:80): new connections arriving while '
+                 'the kernel swaps schedulers are refused (not held: check: nft: command not found)',
+                 id='check-mode-nft-missing'),
+    pytest.param(TCP_WRR + NEW_SERVER, ('place',), False,
+                 ['place tcp 10.0.0.1:80', 'apply edit_service tcp 10.0.0.1:80 scheduler',
+                  'apply add_server tcp 10.0.0.1:80 10.1.0.2:80 w1 new'],
+                 'scheduler changed on 1 live service(s) (tcp 10.0.0.1:80): new connections arriving while the '
+                 'kernel swaps schedulers are refused (not held: place: nft: command not found)',
+                 id='nft-missing-applies-unheld'),
+    pytest.param(TCP_WRR, ('release',), False,
+                 ['place tcp 10.0.0.1:80', 'apply edit_service tcp 10.0.0.1:80 scheduler', 'release'],
+                 'scheduler changed on 1 live service(s) (tcp 10.0.0.1:80): new TCP/SCTP connections arriving '
+                 'while the kernel swapped schedulers were ' + HELD + '; release: nft: command not found',
+                 id='release-fails-a-warning'),
+])
+def test_scheduler_changes_are_held(desired, fail, check_mode, log, warning):
+    calls = []
+    backend = Holding(table(FLIP), check_mode=check_mode, log=calls)
+    result = engine.reconcile(backend, list(table(desired).values()), FLIP_SCOPE,
+                              engine.ReconcileOptions(hold=RecordingHold(calls, fail)))
+    assert calls == log
+    assert result.warnings == ([warning] if warning else [])
+    assert backend.table == (table(FLIP) if check_mode else table(desired))
+    # Reported in plan order whatever the apply order.
+    assert list(result.actions) == sorted(result.actions, key=lambda a: model.ACTION_ORDER.index(a.op))
+
+
+def test_a_refused_scheduler_edit_still_releases_the_hold():
+    calls = []
+    backend = Holding(table(FLIP), log=calls, refuse=lambda action: 'Busy' if action.op == 'edit_service' else None)
+    with pytest.raises(ApplyError, match='Busy') as caught:
+        engine.reconcile(backend, list(table(TCP_WRR + NEW_SERVER).values()), FLIP_SCOPE,
+                         engine.ReconcileOptions(hold=RecordingHold(calls)))
+    assert calls == ['place tcp 10.0.0.1:80', 'apply edit_service tcp 10.0.0.1:80 scheduler', 'release']
+    assert caught.value.applied == [] and brief(caught.value.failed) == 'edit_service tcp 10.0.0.1:80 scheduler'
+
+
+def test_a_refusal_after_the_held_edits_reports_them_applied():
+    calls = []
+    backend = Holding(table(FLIP), log=calls, refuse=lambda action: 'Busy' if action.op == 'add_server' else None)
+    with pytest.raises(ApplyError) as caught:
+        engine.reconcile(backend, list(table(TCP_WRR + NEW_SERVER).values()), FLIP_SCOPE,
+                         engine.ReconcileOptions(hold=RecordingHold(calls)))
+    assert [brief(a) for a in caught.value.applied] == ['edit_service tcp 10.0.0.1:80 scheduler']
+    assert calls[-2:] == ['release', 'apply add_server tcp 10.0.0.1:80 10.1.0.2:80 w1 new']
+
+
+def test_many_scheduler_changes_are_held_a_batch_at_a_time():
+    count = engine.HOLD_BATCH + 3
+    old = ''.join('-A -t 10.0.0.%d:80 -s rr\n' % n for n in range(1, count + 1))
+    calls = []
+    backend = Holding(table(old), log=calls)
+    engine.reconcile(backend, list(table(old.replace('rr', 'wrr')).values()), SCOPE,
+                     engine.ReconcileOptions(hold=RecordingHold(calls)))
+    assert [call.split(' ', 1)[0] for call in calls] == ['place', 'apply', 'place', 'apply', 'release']
+    assert [len(call.split(', ')) for call in calls[:4]] == [engine.HOLD_BATCH] * 2 + [3] * 2

@@ -8,6 +8,7 @@ scope and ownership, the delete guard, kube-proxy, check mode, state, convergenc
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
@@ -48,6 +49,7 @@ class FakeHost(object):
         self.checks = 0  # nft -c runs
         self.flows = []
         self.writes = 0
+        self.held = []  # each place() of the scheduler hold: the service names
 
     def addresses(self):
         return (('lo', '127.0.0.1'), ('eth0', NODE_IP)) + tuple(('kube-ipvs0', a) for a in sorted(self.on_dummy))
@@ -80,6 +82,21 @@ class FakeHost(object):
             self.rules = after
             self.writes += 1
         return packet_rules.ApplyResult(before != after, before, after)
+
+    def scheduler_hold(self):
+        host = self
+
+        class Hold(object):
+            def check(self):
+                pass
+
+            def place(self, keys):
+                host.held.append(sorted(str(key) for key in keys))
+
+            def release(self):
+                pass
+
+        return Hold()
 
     def clear_udp_flows(self, actions, check_mode):
         flows = conntrack.flows(actions)
@@ -248,3 +265,15 @@ def test_state_survives_a_store_round_trip(tmp_path):
     with store.lock():
         store.save(state)
     assert store.load() == state
+
+
+def test_a_scheduler_change_is_held():
+    backend, host, store = FakeBackend(table(FOREIGN)), FakeHost(), MemoryStateStore()
+    run(cluster(), backend, host, store)
+    assert host.held == []
+    wrr = dataclasses.replace(OPTIONS, proxy=dataclasses.replace(OPTIONS.proxy, scheduler='wrr'))
+    result = run(cluster(), backend, host, store, options=wrr)
+    # UDP cannot be held; its service changes scheduler unheld, and the warning says so.
+    assert host.held == [['tcp 10.96.0.20:80', 'tcp 10.96.0.21:80', 'tcp 192.168.10.11:30080']]
+    assert [w for w in result.warnings if w.startswith('scheduler changed on 4 live service(s)')]
+    assert 'were held' in result.warnings[-1] and 'UDP cannot be held' in result.warnings[-1]
