@@ -304,5 +304,3 @@ def test_without_the_kubernetes_library(monkeypatch, cluster, options, transport
         assert len(read(options).services) == 7
     message = error_of({}, environ={'KUBERNETES_SERVICE_HOST': '10.96.0.1', 'KUBERNETES_SERVICE_PORT': '443'})
     assert 'incluster' in message and 'python3-kubernetes' in message and 'pip: kubernetes' in message
-
-
