@@ -255,6 +255,7 @@ COMMIT
 KUBE_PROXY_SETS = ('KUBE-CLUSTER-IP hash:ip,port', 'KUBE-LOOP-BACK hash:ip,port,ip', 'KUBE-NODE-PORT-TCP bitmap:port range 0-65535',
                    'KUBE-IPVS-IPS hash:ip', 'KUBE-6-CLUSTER-IP hash:ip,port family inet6', 'ops-admins hash:ip')
 LEFTOVERS = 'netlb.ipvs.k8s_kube_proxy_leftovers'
+LEFTOVERS_ARGS = {'keep_forward': 'auto'}  # ad hoc takes '{}' for raw params
 
 
 def lay_down_leftovers(node):
@@ -265,26 +266,31 @@ def lay_down_leftovers(node):
     node.run('nft add table ip kube-proxy && nft add chain ip kube-proxy services')
 
 
+def iptables_rules(node):
+    """iptables-save without its comments (they carry the time)."""
+    return ''.join(line + '\n' for line in node.run('iptables-save').stdout.splitlines() if not line.startswith('#'))
+
+
 def user_chains(node):
-    return sorted(line.split()[0][1:] for line in node.run('iptables-save').stdout.splitlines()
+    return sorted(line.split()[0][1:] for line in iptables_rules(node).splitlines()
                   if line.startswith(':') and line.split()[1] == '-')
 
 
 def test_kube_proxys_leftovers_go_last_and_nothing_else(node):
     kube_proxy_node(node)
     lay_down_leftovers(node)
-    refused = module(node, LEFTOVERS, {}, check=False)
+    refused = module(node, LEFTOVERS, LEFTOVERS_ARGS, check=False)
     assert refused['failed'] and 'kube-proxy is running on this node' in refused['msg'], refused
     role(node, kube_proxy_state='absent')
-    refused = module(node, LEFTOVERS, {}, check=False)
+    refused = module(node, LEFTOVERS, LEFTOVERS_ARGS, check=False)
     assert refused['failed'] and 'has not converged on this node: no state file' in refused['msg'], refused
     module(node, 'netlb.ipvs.k8s_service_proxy', PROXY_ARGS)
     before = node.run('ipvsadm -S -n').stdout
     addresses_before = node.run('ip -4 -o addr show dev kube-ipvs0').stdout
-    rules_before = node.run('iptables-save').stdout
+    rules_before = iptables_rules(node)
 
-    checked = module(node, LEFTOVERS, {}, flags=['--check', '--diff'])
-    assert checked['changed'] and node.run('iptables-save').stdout == rules_before
+    checked = module(node, LEFTOVERS, LEFTOVERS_ARGS, flags=['--check', '--diff'])
+    assert checked['changed'] and iptables_rules(node) == rules_before
     assert node.run('ipset list -n').stdout.split() == [spec.split()[0] for spec in KUBE_PROXY_SETS]
     assert checked['removed']['ipsets'] == ['KUBE-CLUSTER-IP', 'KUBE-LOOP-BACK', 'KUBE-NODE-PORT-TCP', 'KUBE-IPVS-IPS',
                                             'KUBE-6-CLUSTER-IP'], checked
@@ -294,7 +300,7 @@ def test_kube_proxys_leftovers_go_last_and_nothing_else(node):
     out = playbook(node, MIGRATE, dict(MIGRATE_VARS, migrate_hosts=node.name, migrate_remove_leftovers=True))
     assert 'failed=0' in out and "Remove kube-proxy's iptables chains" in out, out[-3000:]
     assert user_chains(node) == ['KUBE-FORWARD', 'KUBE-KUBELET-CANARY', 'KUBE-KUBELET-CANARY', 'OPS-ALLOW']
-    rules = node.run('iptables-save').stdout
+    rules = iptables_rules(node)
     assert '-A INPUT -j OPS-ALLOW' in rules and '-j KUBE-FORWARD' in rules and '-j KUBE-SERVICES' not in rules
     assert node.run('ipset list -n').stdout.split() == ['ops-admins']
     tables = node.run('nft list tables').stdout
@@ -302,5 +308,5 @@ def test_kube_proxys_leftovers_go_last_and_nothing_else(node):
     assert node.run('ipvsadm -S -n').stdout == before
     assert node.run('ip -4 -o addr show dev kube-ipvs0').stdout == addresses_before
 
-    again = module(node, LEFTOVERS, {})
+    again = module(node, LEFTOVERS, LEFTOVERS_ARGS)
     assert not again['changed'] and again['removed'] == {'iptables': [], 'ipsets': [], 'nft_tables': []}, again
