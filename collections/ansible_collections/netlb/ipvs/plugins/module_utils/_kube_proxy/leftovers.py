@@ -164,8 +164,8 @@ rules that stay."""
 def keep_forward_chain(tables, keep_forward='auto'):
     """(keep, why) for KUBE-FORWARD, from keep_forward and the filter FORWARD policy."""
     if keep_forward not in KEEP_FORWARD_CHOICES:
-        raise LeftoversError('keep_forward must be one of %s, not %r' % (', '.join(KEEP_FORWARD_CHOICES),
-                                                                          keep_forward))
+        raise LeftoversError('keep_forward must be one of %s, not %r'
+                             % (', '.join(KEEP_FORWARD_CHOICES), keep_forward))
     if keep_forward == 'always':
         return True, 'keep_forward=always'
     if keep_forward == 'never':

@@ -15,13 +15,23 @@ import pytest
 
 from ansible_collections.netlb.ipvs.plugins.modules import k8s_kube_proxy_leftovers
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._kube_proxy.test_leftovers_node import (  # noqa: F401
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._kube_proxy.test_leftovers_node import (
     RUNNING,
     FakeNode,
+    make_roots,
+    make_state,
     node_of,
-    roots,
-    state_path,
 )
+
+
+@pytest.fixture
+def roots(tmp_path):
+    return make_roots(tmp_path)
+
+
+@pytest.fixture
+def state_path(tmp_path):
+    return make_state(tmp_path)
 
 
 def warning_text(warning):
@@ -36,7 +46,7 @@ def call(capsys, args, check_mode=False, diff=False):
     return json.loads(capsys.readouterr().out)
 
 
-def test_check_then_remove_then_nothing(monkeypatch, capsys, roots, state_path):  # noqa: F811
+def test_check_then_remove_then_nothing(monkeypatch, capsys, roots, state_path):
     runner = FakeNode()
     monkeypatch.setattr(k8s_kube_proxy_leftovers, 'Node', lambda _runner: node_of(runner, roots))
     args = {'state_path': state_path}
@@ -53,7 +63,7 @@ def test_check_then_remove_then_nothing(monkeypatch, capsys, roots, state_path):
     assert not again['changed'] and again['removed'] == {'iptables': [], 'ipsets': [], 'nft_tables': []}
 
 
-def test_refusal_is_a_failure_with_the_reason(monkeypatch, capsys, roots, state_path):  # noqa: F811
+def test_refusal_is_a_failure_with_the_reason(monkeypatch, capsys, roots, state_path):
     monkeypatch.setattr(k8s_kube_proxy_leftovers, 'Node', lambda _runner: node_of(FakeNode(), roots, running=RUNNING))
     result = call(capsys, {'state_path': state_path})
     assert result['failed'] and result['msg'].startswith('kube-proxy is running on this node')

@@ -37,7 +37,7 @@ class FakeNode(_command.Runner):
     """Scripts iptables-nft-save/-restore (replayed on the held text), ipset and nft."""
 
     def __init__(self, programs=('iptables-nft-save', 'iptables-nft-restore', 'ipset', 'nft'), iptables=IPVS_NODE,
-                 sets=SETS, nft=(('ip', 'kube-proxy'), ('inet', 'netlb_ipvs'))):
+                 sets=tuple(SETS), nft=(('ip', 'kube-proxy'), ('inet', 'netlb_ipvs'))):
         super(FakeNode, self).__init__(None)
         self.programs = set(programs)
         self.iptables = iptables
@@ -78,19 +78,29 @@ class FakeNode(_command.Runner):
         raise AssertionError(argv)
 
 
-@pytest.fixture
-def roots(tmp_path):
+def make_roots(tmp_path):
+    """An empty /proc and /sys for the node (tests add what the kernel shows)."""
     proc, sys_root = tmp_path / 'proc', tmp_path / 'sys'
     (proc / 'net').mkdir(parents=True)
     (sys_root / 'module').mkdir(parents=True)
     return proc, sys_root
 
 
-@pytest.fixture
-def state_path(tmp_path):
+def make_state(tmp_path):
+    """A state file as k8s_service_proxy leaves it after a sync: one service."""
     path = str(tmp_path / 'state.json')
     StateStore(path).save(ProxyState(services=frozenset([SERVICE]), addresses=frozenset(['10.96.0.1'])))
     return path
+
+
+@pytest.fixture
+def roots(tmp_path):
+    return make_roots(tmp_path)
+
+
+@pytest.fixture
+def state_path(tmp_path):
+    return make_state(tmp_path)
 
 
 def node_of(runner, roots, running=NOT_RUNNING, ipvs=(SERVICE,)):
@@ -169,8 +179,8 @@ def test_force_skips_the_convergence_check_not_the_kube_proxy_one(roots, tmp_pat
     (('iptables-nft-save', 'iptables-nft-restore', 'nft'), {}, ('ip_set',), [('inet', 'netlb_ipvs')],
      'ipset is not installed, but the kernel has ip_set loaded.*install the ipset package'),
 ])
-def test_a_missing_tool_with_something_to_read_names_the_package(roots, state_path, programs, proc_files,
-                                                                   sys_modules, nft, message):
+def test_a_missing_tool_with_something_to_read_names_the_package(
+        roots, state_path, programs, proc_files, sys_modules, nft, message):
     proc, sys_root = roots
     for path, text in proc_files.items():
         (proc / path).write_text(text)
