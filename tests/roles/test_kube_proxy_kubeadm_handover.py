@@ -3,7 +3,8 @@
 """The kube_proxy role's kubeadm hand-over (kube_proxy_deploy=configmap,
 kube_proxy_state=absent) through ansible-playbook against the stand-in API server, two
 nodes played by the controller itself (connection local): the DaemonSet's affinity is
-written once, each node gets its label, a second run writes nothing."""
+written once, each node gets its label, a second run writes nothing; and the way back,
+kube_proxy_state=present, takes each node's label off again."""
 
 import json
 import os
@@ -24,15 +25,50 @@ PLAY = [{'hosts': 'kube_nodes', 'gather_facts': False,
          'roles': [{'role': 'kube_proxy', 'vars': {'kube_proxy_deploy': 'configmap', 'kube_proxy_state': 'absent'}}]}]
 
 
-def run(tmp_path, inventory, *extra):
+def run(tmp_path, inventory, *extra, **role_vars):
     playbook = str(tmp_path / 'play.yml')
+    play = [dict(PLAY[0], roles=[dict(PLAY[0]['roles'][0], vars=dict(PLAY[0]['roles'][0]['vars'], **role_vars))])]
     with open(playbook, 'w') as handle:
-        json.dump(PLAY, handle)
+        json.dump(play, handle)
     env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_ROLES_PATH=ROLES)
     done = subprocess.run([ANSIBLE_PLAYBOOK, '-i', inventory, playbook] + list(extra), cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     assert done.returncode == 0, done.stdout
     return {host: int(changed) for host, changed in re.findall(r'^(\S+)\s*: ok=\d+\s+changed=(\d+)', done.stdout, re.M)}
+
+
+def write_inventory(kube_api, tmp_path):
+    admin = kube_api.write_kubeconfig(str(tmp_path / 'admin.conf'))
+    inventory = str(tmp_path / 'hosts.yml')
+    with open(inventory, 'w') as handle:
+        json.dump({'kube_nodes': {'hosts': {'node-a': {}, 'node-b': {}}, 'vars': {
+            'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+            'kube_proxy_k8s_auth': {'kubeconfig': admin}, 'kube_proxy_handover_wait': 0}}}, handle)
+    return inventory
+
+
+def test_present_takes_the_label_off_again(kube_api, tmp_path):
+    kube_api.add(
+        {'apiVersion': 'apps/v1', 'kind': 'DaemonSet', 'metadata': {'name': 'kube-proxy', 'namespace': 'kube-system'},
+         'spec': {'selector': {'matchLabels': {'k8s-app': 'kube-proxy'}}, 'template': {'metadata': {}, 'spec': {}}}},
+        {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'kube-proxy', 'namespace': 'kube-system'},
+         'data': {'config.conf': 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n'
+                                 'mode: ipvs\n'}},
+        {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {'name': 'node-a', 'labels': {'netlb.io/kube-proxy': 'absent'}}},
+        {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {'name': 'node-b', 'labels': {
+            'netlb.io/kube-proxy': 'absent', 'kubernetes.io/os': 'linux'}}},
+        {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {'name': 'node-c', 'labels': {'netlb.io/kube-proxy': 'absent'}}})
+    inventory = write_inventory(kube_api, tmp_path)
+
+    run(tmp_path, inventory, kube_proxy_state='present')
+    labels = {name: kube_api.get('/api/v1/nodes/' + name)['metadata'].get('labels') for name in ('node-a', 'node-b',
+                                                                                                   'node-c')}
+    assert labels == {'node-a': {}, 'node-b': {'kubernetes.io/os': 'linux'}, 'node-c': {'netlb.io/kube-proxy': 'absent'}}
+    assert len(kube_api.requests_to('/api/v1/nodes/node-a', 'PATCH')) == 1
+
+    kube_api.requests.clear()
+    run(tmp_path, inventory, kube_proxy_state='present')
+    assert [r for r in kube_api.requests if r.method != 'GET' and r.path.startswith('/api/v1/nodes/')] == []
 
 
 def test_affinity_once_labels_per_node_second_run_writes_nothing(kube_api, tmp_path):
@@ -41,12 +77,7 @@ def test_affinity_once_labels_per_node_second_run_writes_nothing(kube_api, tmp_p
          'spec': {'selector': {'matchLabels': {'k8s-app': 'kube-proxy'}},
                   'template': {'metadata': {}, 'spec': {'nodeSelector': {'kubernetes.io/os': 'linux'}}}}},
         *[{'apiVersion': 'v1', 'kind': 'Node', 'metadata': {'name': name}} for name in ('node-a', 'node-b', 'node-c')])
-    admin = kube_api.write_kubeconfig(str(tmp_path / 'admin.conf'))
-    inventory = str(tmp_path / 'hosts.yml')
-    with open(inventory, 'w') as handle:
-        json.dump({'kube_nodes': {'hosts': {'node-a': {}, 'node-b': {}}, 'vars': {
-            'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-            'kube_proxy_k8s_auth': {'kubeconfig': admin}, 'kube_proxy_handover_wait': 0}}}, handle)
+    inventory = write_inventory(kube_api, tmp_path)
 
     check = run(tmp_path, inventory, '--check')
     assert [r.method for r in kube_api.requests if r.method != 'GET'] == [] and check['node-b'] == 1

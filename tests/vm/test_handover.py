@@ -11,7 +11,10 @@ through the module - and a stand-in kube-proxy running from the kube_proxy role'
 unit. Then the role's kube_proxy_state=absent stops it and k8s_service_proxy adopts the
 node: no IPVS action, and `ipvsadm -S -n` byte-identical before and after. Then the same
 through playbooks/migrate-from-kube-proxy.yml itself, and that playbook stopping where an
-extra virtual service in the Service CIDR makes the table change.
+extra virtual service in the Service CIDR makes the table change. Last, kube-proxy's
+iptables chains, ipsets and nftables table laid down next to an operator's chain and set,
+and removed by k8s_kube_proxy_leftovers (refused while kube-proxy runs and before
+k8s_service_proxy converged; through the playbook with migrate_remove_leftovers=true).
 """
 
 import json
@@ -48,6 +51,12 @@ rm -f /etc/systemd/system/kube-proxy.service; systemctl daemon-reload
 rm -rf /var/lib/kube-proxy /var/lib/netlb-ipvs
 ipvsadm -C 2>/dev/null; ip link del kube-ipvs0 2>/dev/null
 nft delete table inet netlb_ipvs 2>/dev/null
+nft delete table ip kube-proxy 2>/dev/null
+if command -v iptables >/dev/null; then
+  for table in nat filter mangle; do iptables -t $table -F; iptables -t $table -X; done
+  iptables -P FORWARD ACCEPT
+fi 2>/dev/null
+command -v ipset >/dev/null && ipset destroy 2>/dev/null
 true
 '''
 TEARDOWN = RESET + '''
@@ -60,9 +69,10 @@ def _env():
     return dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_CALLBACK_RESULT_FORMAT='json')
 
 
-def module(lab_node, name, args, check=True):
+def module(lab_node, name, args, check=True, flags=()):
     """The result of one module run on the node (ad hoc: 'node1 | SUCCESS => {json}')."""
-    proc = subprocess.run([ANSIBLE, '-i', lab_node.inventory, lab_node.name, '-b', '-m', name, '-a', json.dumps(args)],
+    proc = subprocess.run([ANSIBLE, '-i', lab_node.inventory, lab_node.name, '-b', '-m', name, '-a', json.dumps(args)]
+                          + list(flags),
                           cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, check=False, timeout=900)
     try:
@@ -194,3 +204,109 @@ def test_the_migration_playbook_stops_where_the_table_changes(node):
     out = playbook(node, MIGRATE, dict(MIGRATE_VARS, migrate_hosts=node.name), expect_rc=2)
     assert 'changed across the hand-over' in out, out[-3000:]
     assert '10.96.255.254' not in node.run('ipvsadm -S -n').stdout
+
+
+# kube-proxy's IPVS mode as it leaves iptables (iptables-nft), kubelet's canary, and an
+# operator's chain that matches an operator's set; FORWARD policy DROP (KUBE-FORWARD stays).
+KUBE_PROXY_RULES = """*mangle
+:KUBE-KUBELET-CANARY - [0:0]
+:KUBE-PROXY-CANARY - [0:0]
+COMMIT
+*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-LOAD-BALANCER - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ
+-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-NODE-PORT -p tcp -m set --match-set KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ
+-A KUBE-POSTROUTING -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-SERVICES ! -s 10.244.0.0/16 -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ
+-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT
+-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-IPVS-FILTER - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-KUBELET-CANARY - [0:0]
+:OPS-ALLOW - [0:0]
+-A INPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER
+-A INPUT -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL
+-A INPUT -m comment --comment "kubernetes health check rules" -j KUBE-NODE-PORT
+-A INPUT -j OPS-ALLOW
+-A FORWARD -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL
+-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-CLUSTER-IP dst,dst -j RETURN
+-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT --reject-with icmp-port-unreachable
+-A OPS-ALLOW -m set --match-set ops-admins src -j ACCEPT
+COMMIT
+"""
+KUBE_PROXY_SETS = ('KUBE-CLUSTER-IP hash:ip,port', 'KUBE-LOOP-BACK hash:ip,port,ip', 'KUBE-NODE-PORT-TCP bitmap:port range 0-65535',
+                   'KUBE-IPVS-IPS hash:ip', 'KUBE-6-CLUSTER-IP hash:ip,port family inet6', 'ops-admins hash:ip')
+LEFTOVERS = 'netlb.ipvs.k8s_kube_proxy_leftovers'
+LEFTOVERS_ARGS = {'keep_forward': 'auto'}  # ad hoc takes '{}' for raw params
+
+
+def lay_down_leftovers(node):
+    node.run('(command -v iptables-restore >/dev/null && command -v ipset >/dev/null) || (apt-get -q update && '
+             'DEBIAN_FRONTEND=noninteractive apt-get -qy install iptables ipset)', timeout=900)
+    node.run(' && '.join('ipset create %s' % spec for spec in KUBE_PROXY_SETS))
+    node.run('iptables-restore --noflush', input=KUBE_PROXY_RULES)
+    node.run('nft add table ip kube-proxy && nft add chain ip kube-proxy services')
+
+
+def iptables_rules(node):
+    """iptables-save without its comments (they carry the time)."""
+    return ''.join(line + '\n' for line in node.run('iptables-save').stdout.splitlines() if not line.startswith('#'))
+
+
+def user_chains(node):
+    return sorted(line.split()[0][1:] for line in iptables_rules(node).splitlines()
+                  if line.startswith(':') and line.split()[1] == '-')
+
+
+def test_kube_proxys_leftovers_go_last_and_nothing_else(node):
+    kube_proxy_node(node)
+    lay_down_leftovers(node)
+    refused = module(node, LEFTOVERS, LEFTOVERS_ARGS, check=False)
+    assert refused['failed'] and 'kube-proxy is running on this node' in refused['msg'], refused
+    role(node, kube_proxy_state='absent')
+    refused = module(node, LEFTOVERS, LEFTOVERS_ARGS, check=False)
+    assert refused['failed'] and 'has not converged on this node: no state file' in refused['msg'], refused
+    module(node, 'netlb.ipvs.k8s_service_proxy', PROXY_ARGS)
+    before = node.run('ipvsadm -S -n').stdout
+    addresses_before = node.run('ip -4 -o addr show dev kube-ipvs0').stdout
+    rules_before = iptables_rules(node)
+
+    checked = module(node, LEFTOVERS, LEFTOVERS_ARGS, flags=['--check', '--diff'])
+    assert checked['changed'] and iptables_rules(node) == rules_before
+    assert node.run('ipset list -n').stdout.split() == [spec.split()[0] for spec in KUBE_PROXY_SETS]
+    assert checked['removed']['ipsets'] == ['KUBE-CLUSTER-IP', 'KUBE-LOOP-BACK', 'KUBE-NODE-PORT-TCP', 'KUBE-IPVS-IPS',
+                                            'KUBE-6-CLUSTER-IP'], checked
+    assert checked['removed']['nft_tables'] == ['ip kube-proxy'], checked
+    assert [line.split(': ')[1] for line in checked['kept']] == ['chain KUBE-FORWARD'], checked  # FORWARD DROP
+
+    out = playbook(node, MIGRATE, dict(MIGRATE_VARS, migrate_hosts=node.name, migrate_remove_leftovers=True))
+    assert 'failed=0' in out and "Remove kube-proxy's iptables chains" in out, out[-3000:]
+    assert user_chains(node) == ['KUBE-FORWARD', 'KUBE-KUBELET-CANARY', 'KUBE-KUBELET-CANARY', 'OPS-ALLOW']
+    rules = iptables_rules(node)
+    assert '-A INPUT -j OPS-ALLOW' in rules and '-j KUBE-FORWARD' in rules and '-j KUBE-SERVICES' not in rules
+    assert node.run('ipset list -n').stdout.split() == ['ops-admins']
+    tables = node.run('nft list tables').stdout
+    assert 'kube-proxy' not in tables and 'table inet netlb_ipvs' in tables
+    assert node.run('ipvsadm -S -n').stdout == before
+    assert node.run('ip -4 -o addr show dev kube-ipvs0').stdout == addresses_before
+
+    again = module(node, LEFTOVERS, LEFTOVERS_ARGS)
+    assert not again['changed'] and again['removed'] == {'iptables': [], 'ipsets': [], 'nft_tables': []}, again

@@ -23,8 +23,11 @@ description:
   - Writes the affinity with the C(resourceVersion) it read (a 409 Conflict starts again from a fresh read). Every
     node and the DaemonSet are read before anything is written; a missing one fails the task with nothing
     changed.
-  - The way back for a node is to remove its label (C(kubectl label node NAME netlb.io/kube-proxy-)).
-  - Usually called by the C(kube_proxy) role (C(kube_proxy_deploy=configmap), C(kube_proxy_state=absent)).
+  - The way back for a node is to remove its label - O(state=restored) (or C(kubectl label node NAME
+    netlb.io/kube-proxy-)); the DaemonSet then runs kube-proxy there again. The affinity stays (it only keeps kube-proxy
+    off labelled nodes); a node the API does not know is skipped.
+  - Usually called by the C(kube_proxy) role (C(kube_proxy_deploy=configmap); C(kube_proxy_state=absent) hands over,
+    C(kube_proxy_state=present) restores).
 extends_documentation_fragment:
   - netlb.ipvs.k8s_auth
 author:
@@ -37,13 +40,21 @@ attributes:
     description: Reads the DaemonSet and the nodes, plans as a real run would, and writes nothing.
   diff_mode:
     support: full
-    description: Shows the pod template's affinity before and after.
+    description: Shows the pod template's affinity before and after (O(state=restored) - the labels removed).
   idempotent:
     support: full
     description: A second run writes nothing.
 options:
+  state:
+    description:
+      - V(handed_over) - the DaemonSet's affinity and the label on O(nodes).
+      - V(restored) - the label removed from O(nodes) that carry it; O(daemonset) is neither read nor changed.
+    type: str
+    choices: [handed_over, restored]
+    default: handed_over
   nodes:
-    description: The names of the Node objects to label (handed over). Empty - only the DaemonSet's affinity.
+    description: The names of the Node objects to label (handed over) or unlabel (restored). Empty - only the
+      DaemonSet's affinity.
     type: list
     elements: str
     default: []
@@ -69,6 +80,13 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: Let kube-proxy's DaemonSet run on node-1 again
+  netlb.ipvs.k8s_kube_proxy_handover:
+    state: restored
+    nodes: [node-1]
+    kubeconfig: /etc/kubernetes/admin.conf
+  delegate_to: localhost
+
 - name: Keep kube-proxy's pods off node-1 (the affinity is written on the first run only)
   netlb.ipvs.k8s_kube_proxy_handover:
     nodes: [node-1]
@@ -83,6 +101,11 @@ daemonset_changed:
   type: bool
 labelled:
   description: The nodes that got the label (in check mode - that would get it).
+  returned: always
+  type: list
+  elements: str
+unlabelled:
+  description: O(state=restored) - the nodes whose label was removed (in check mode - would be).
   returned: always
   type: list
   elements: str
@@ -107,6 +130,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy import hand
 
 ARGUMENT_SPEC = dict(
     AUTH_ARG_SPEC,
+    state=dict(type='str', choices=['handed_over', 'restored'], default='handed_over'),
     nodes=dict(type='list', elements='str', default=[]),
     namespace=dict(type='str', default='kube-system'),
     daemonset=dict(type='str', default='kube-proxy'),
@@ -124,15 +148,22 @@ def main():
         options = connection_options_from_params(params)
         for warning in connection_warnings(options):
             module.warn(warning)
-        result = handover.apply(options, nodes=params['nodes'], namespace=params['namespace'],
-                                daemonset=params['daemonset'] or None, label=params['label'],
-                                check_mode=module.check_mode, request_timeout=params['request_timeout'])
+        if params['state'] == 'restored':
+            result = handover.restore(options, nodes=params['nodes'], label=params['label'],
+                                      check_mode=module.check_mode, request_timeout=params['request_timeout'])
+            where = 'Node labels %s' % params['label']
+        else:
+            result = handover.apply(options, nodes=params['nodes'], namespace=params['namespace'],
+                                    daemonset=params['daemonset'] or None, label=params['label'],
+                                    check_mode=module.check_mode, request_timeout=params['request_timeout'])
+            where = 'DaemonSet %s/%s affinity' % (params['namespace'], params['daemonset'])
     except SourceError as err:
         module.fail_json(msg=str(err))
-    where = 'DaemonSet %s/%s affinity' % (params['namespace'], params['daemonset'])
+    for node in result.get('missing', ()):
+        module.warn('Node %s is not in the cluster: no label to remove' % node)
     diff = {'before': result['before'], 'after': result['after'], 'before_header': where, 'after_header': where}
     module.exit_json(changed=result['changed'], daemonset_changed=result['daemonset_changed'],
-                     labelled=result['labelled'], attempts=result['attempts'],
+                     labelled=result['labelled'], unlabelled=result.get('unlabelled', []), attempts=result['attempts'],
                      **({'diff': diff} if module._diff else {}))
 
 

@@ -24,6 +24,10 @@ Rules:
 - Every object is read before anything is written: a missing DaemonSet or node fails the run
   with nothing changed.
 - Check mode reads and plans as a real run and writes nothing.
+- restore() is the way back (kube_proxy_state=present): the label is removed from the nodes
+  that carry it (a merge patch with the label null), so the DaemonSet schedules kube-proxy
+  there again. The affinity stays: it keeps off labelled nodes only. A node the API does not
+  know has no label to remove and is skipped.
 """
 
 from __future__ import annotations
@@ -123,6 +127,39 @@ def apply(options, nodes=(), namespace='kube-system', daemonset='kube-proxy', la
                                {'metadata': {'labels': {label: ABSENT}}})
             result['labelled'].append(node)
         result['changed'] = result['daemonset_changed'] or bool(result['labelled'])
+        return result
+    finally:
+        api.close()
+
+
+def restore(options, nodes=(), label=LABEL, check_mode=False, request_timeout=DEFAULT_REQUEST_TIMEOUT):
+    """Remove <label> from the nodes that carry it (the DaemonSet is neither read nor changed).
+
+    Returns apply()'s keys (daemonset_changed False, labelled [], attempts 0; before/after:
+    the '<node> <label>=<value>' lines of the nodes to unlabel, and none), plus unlabelled
+    (node names written or to write) and missing (not in the API). Raises SourceError.
+    """
+    if not HAS_KUBERNETES:
+        raise SourceError('the Kubernetes API needs the Python library %s: %s'
+                          % (KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
+    api = _Api(options, request_timeout)
+    result = {'changed': False, 'daemonset_changed': False, 'labelled': [], 'unlabelled': [], 'missing': [],
+              'before': '', 'after': '', 'attempts': 0}
+    try:
+        for node in nodes:
+            current = api.call('reading Node %s' % node, api.core.read_node, accept=(404,), name=node)
+            labels = ((current or {}).get('metadata') or {}).get('labels') or {}
+            if current is None:
+                result['missing'].append(node)
+            elif label in labels:
+                result['unlabelled'].append(node)
+                result['before'] += '%s %s=%s\n' % (node, label, labels[label])
+        for node in result['unlabelled']:
+            if not check_mode:
+                # A JSON merge patch: null removes the key, the other labels stay.
+                api.patch_node('removing label %s from Node %s' % (label, node), node,
+                               {'metadata': {'labels': {label: None}}})
+        result['changed'] = bool(result['unlabelled'])
         return result
     finally:
         api.close()

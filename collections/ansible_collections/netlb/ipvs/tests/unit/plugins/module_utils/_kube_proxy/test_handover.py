@@ -132,3 +132,26 @@ def test_an_own_label_key(kube_api, options):
     assert kube_api.get(NODE_PATH + 'n1')['metadata']['labels'] == {'example.org/proxy': 'absent'}
     terms = pod_spec(kube_api)['affinity']['nodeAffinity']['requiredDuringSchedulingIgnoredDuringExecution']
     assert terms['nodeSelectorTerms'][0]['matchExpressions'][0]['key'] == 'example.org/proxy'
+
+
+def test_restore_removes_the_label_keeps_the_others_and_skips_unknown_nodes(kube_api, options):
+    kube_api.add(daemonset({'containers': []}), node('n1', {'kubernetes.io/hostname': 'n1'}), node('n2'))
+    handover.apply(options, nodes=['n1', 'n2'])
+    affinity = pod_spec(kube_api)['affinity']
+    kube_api.requests.clear()
+
+    checked = handover.restore(options, nodes=['n1', 'gone'], check_mode=True)
+    assert (checked['changed'], checked['unlabelled'], checked['missing']) == (True, ['n1'], ['gone'])
+    assert (checked['before'], checked['after']) == ('n1 netlb.io/kube-proxy=absent\n', '')
+    assert writes(kube_api) == []
+
+    result = handover.restore(options, nodes=['n1', 'gone'])
+    assert {key: result[key] for key in ('changed', 'unlabelled', 'before')} == {
+        key: checked[key] for key in ('changed', 'unlabelled', 'before')}
+    assert [(r.method, r.path) for r in writes(kube_api)] == [('PATCH', NODE_PATH + 'n1')]
+    assert kube_api.get(NODE_PATH + 'n1')['metadata']['labels'] == {'kubernetes.io/hostname': 'n1'}
+    assert kube_api.get(NODE_PATH + 'n2')['metadata']['labels'] == {'netlb.io/kube-proxy': 'absent'}
+    assert pod_spec(kube_api)['affinity'] == affinity  # the DaemonSet is not touched
+
+    kube_api.requests.clear()
+    assert handover.restore(options, nodes=['n1'])['changed'] is False and writes(kube_api) == []
