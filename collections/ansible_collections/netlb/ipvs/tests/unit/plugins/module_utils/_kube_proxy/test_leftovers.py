@@ -229,3 +229,29 @@ def test_unreadable_save_text_is_an_error(text, message):
 def test_keep_forward_must_be_a_choice():
     with pytest.raises(LeftoversError, match='keep_forward must be one of auto, always, never'):
         leftovers.plan([('iptables', IPVS_NODE)], [], None, keep_forward='sometimes')
+
+
+# The same node's IPv6 rules, as kube-proxy's IPv6 proxier writes them: the same chains,
+# sets named KUBE-6-*, IPv6 addresses.
+IPV6_NODE = '\n'.join(
+    line.replace('--match-set KUBE-', '--match-set KUBE-6-').replace('127.0.0.0/8', '::1/128')
+    .replace('iptables-nft-save', 'ip6tables-nft-save') for line in FORWARD_ACCEPT.splitlines()) + '\n'
+
+
+def test_dual_stack_plans_both_families_and_destroys_sets_only_when_both_let_go():
+    ipv4_sets = [name for name in SETS if name.startswith('KUBE-') and not name.startswith('KUBE-6-')]
+    ipv6_sets = ['KUBE-6-' + name[len('KUBE-'):] for name in ipv4_sets]
+    both = leftovers.plan([('iptables-nft ipv4', FORWARD_ACCEPT), ('iptables-nft ipv6', IPV6_NODE)],
+                          ipv4_sets + ipv6_sets, None)
+    assert 'KUBE-6-CLUSTER-IP' in IPV6_NODE and '::1/128' in IPV6_NODE
+    ipv4, ipv6 = both.rulesets
+    assert (ipv4.label, ipv6.label) == ('iptables-nft ipv4', 'iptables-nft ipv6')
+    assert ipv6.restore == ipv4.restore  # the same chains and jumps go in each family
+    after = replay(IPV6_NODE, ipv6.restore)
+    assert chains(render(after)) == chains(IPV6_NODE) - IPVS_COMMON_GONE - {('filter', 'KUBE-FORWARD')}
+    assert set(both.sets) == set(name for name in ipv4_sets + ipv6_sets if name in leftovers.OWNED_SETS)
+    # An IPv6 rule that stays and matches an IPv6 set keeps that set.
+    held = leftovers.plan([('iptables-nft ipv4', FORWARD_ACCEPT), ('operator ipv6', IPV6_NODE.replace(
+        '-A INPUT -j OPS-ALLOW', '-A INPUT -m set --match-set KUBE-6-CLUSTER-IP dst,dst -j OPS-ALLOW'))],
+        ipv4_sets + ipv6_sets, None)
+    assert 'KUBE-6-CLUSTER-IP' in [name for name, _why in held.sets_kept]
