@@ -130,27 +130,29 @@ def rulesets(node, nft_tables):
     return found
 
 
+def _read_tool(node, tool, package, kernel_module, what, args, parse):
+    """parse(`tool args` output); None when tool is missing and the kernel has no
+    kernel_module (so nothing of what can exist); LeftoversError naming package when it could."""
+    program = node.which(tool)
+    if program is None:
+        if node.exists(node.sys_root, 'module/' + kernel_module):
+            raise LeftoversError('%s is not installed, but the kernel has %s loaded (%s may exist): install the '
+                                 '%s package' % (tool, kernel_module, what, package))
+        return None
+    return parse(node.run([program] + args))
+
+
 def read_nft_tables(node):
     """[(family, name)] from `nft list tables`; None when nft is missing and the kernel
     has no nf_tables (so no table can exist)."""
-    nft = node.which('nft')
-    if nft is None:
-        if node.exists(node.sys_root, 'module/nf_tables'):
-            raise LeftoversError('nft is not installed, but the kernel has nf_tables loaded (kube-proxy\'s nftables '
-                                 'mode tables may exist): install the nftables package')
-        return None
-    return leftovers.parse_nft_tables(node.run([nft, 'list', 'tables']))
+    return _read_tool(node, 'nft', 'nftables', 'nf_tables', "kube-proxy's nftables mode tables", ['list', 'tables'],
+                      leftovers.parse_nft_tables)
 
 
 def read_sets(node):
     """ipset names; None when ipset is missing and the kernel has no ip_set."""
-    ipset = node.which('ipset')
-    if ipset is None:
-        if node.exists(node.sys_root, 'module/ip_set'):
-            raise LeftoversError('ipset is not installed, but the kernel has ip_set loaded (kube-proxy\'s sets may '
-                                 'exist): install the ipset package')
-        return None
-    return leftovers.parse_ipset_names(node.run([ipset, 'list', '-n']))
+    return _read_tool(node, 'ipset', 'ipset', 'ip_set', "kube-proxy's sets", ['list', '-n'],
+                      leftovers.parse_ipset_names)
 
 
 def read(node, options, nft_tables):
