@@ -213,8 +213,9 @@ options:
     description:
       - At most this many entries in each of RV(services), RV(actions) and RV(draining); RV(truncated) then gives
         the full length of each list that was cut, and RV(summary) counts everything. V(0) lists everything.
+      - The same default as M(netlb.ipvs.ipvs_virtual_server)'s, for the same reason.
     type: int
-    default: 100
+    default: 20
 notes:
   - The C(ipvs_node) role prepares a node for this module - ipvsadm, conntrack, nftables, the kernel modules and
     sysctls, and the Python packages.
@@ -374,7 +375,7 @@ ARGUMENT_SPEC = dict(
     drain_state_path=dict(type='path', default=DRAIN_PATH),
     return_services=dict(type='str', choices=['all', 'changed', 'none'], default='none'),
     return_actions=dict(type='bool', default=False),
-    return_limit=dict(type='int', default=100),
+    return_limit=dict(type='int', default=20),
 )
 
 

@@ -37,7 +37,6 @@ import time
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import plan as planner
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStateError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import HoldError, holdable
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
@@ -72,10 +71,10 @@ class Result:
         return bool(self.actions)
 
     def before_text(self):
-        return save_format.render(self.before)
+        return _save_format().render(self.before)
 
     def after_text(self):
-        return save_format.render(self.after)
+        return _save_format().render(self.after)
 
     def _service_keys(self, which):
         """Keys of the in-scope table after the run, sorted: 'all', those an action
@@ -126,6 +125,13 @@ class Result:
         if diff:
             result['diff'] = self.diff()
         return result
+
+
+def _save_format():
+    # Only a diff needs the text form: a module run without --diff does not compile it
+    # (modules run from a zip, their imports are compiled anew on every run).
+    from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
+    return save_format
 
 
 @dataclasses.dataclass(frozen=True)

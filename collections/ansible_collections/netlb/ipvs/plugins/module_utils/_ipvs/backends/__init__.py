@@ -24,14 +24,14 @@ def get_backend(name='auto', runner=None, check_mode=False):
 
     runner is a _command.Runner (built around the AnsibleModule) for ipvsadm.
     """
-    # Imported here so that importing the package stays cheap and cycle-free.
-    from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.ipvsadm import IpvsadmBackend
+    # Imported here, each only when it is used, so that importing the package stays cheap
+    # and cycle-free (a module's imports are compiled anew on every run).
     from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.netlink import NetlinkBackend
 
     if name == 'ipvsadm':
         if runner is None:
             raise model.BackendError('backend ipvsadm needs a command runner')
-        return IpvsadmBackend(runner=runner, check_mode=check_mode)
+        return _ipvsadm_backend()(runner=runner, check_mode=check_mode)
     if name not in ('auto', 'netlink'):
         raise model.BackendError('unknown backend %r (choose from %s)' % (name, ', '.join(BACKEND_CHOICES)))
     backend = NetlinkBackend(check_mode=check_mode)
@@ -40,8 +40,13 @@ def get_backend(name='auto', runner=None, check_mode=False):
     except model.BackendError:
         if name == 'netlink' or runner is None:
             raise
-        fallback = IpvsadmBackend(runner=runner, check_mode=check_mode)
+        fallback = _ipvsadm_backend()(runner=runner, check_mode=check_mode)
         if fallback.available():
             return fallback
         raise
     return backend
+
+
+def _ipvsadm_backend():
+    from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.ipvsadm import IpvsadmBackend
+    return IpvsadmBackend

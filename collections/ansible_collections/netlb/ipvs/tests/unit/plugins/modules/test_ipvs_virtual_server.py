@@ -401,21 +401,21 @@ def test_a_failed_ipvsadm_call_carries_its_evidence(monkeypatch, tmp_path, capsy
 
 def test_defaults_return_little_and_say_what_they_cut(kernel, capsys):
     many = [dict(WEB, address='10.96.1.%d' % n, real_servers=[{'address': '10.244.1.%d' % n, 'port': 80}])
-            for n in range(1, 61)]
+            for n in range(1, 16)]
     created = call(kernel, {'scope': ['10.96.0.0/12'], 'services': many}, capsys)
-    assert len(created['actions']) == 100 and len(created['services']) == 60
-    assert created['truncated'] == {'actions': 120}
-    assert created['summary']['actions'] == {'add_service': 60, 'add_server': 60}
+    assert len(created['actions']) == 20 and len(created['services']) == 15
+    assert created['truncated'] == {'actions': 30}
+    assert created['summary']['actions'] == {'add_service': 15, 'add_server': 15}
     assert created['actions'][0] == {'op': 'add_service', 'service': 'tcp 10.96.1.1:80', 'reason': 'new'}
     converged = call(kernel, {'scope': ['10.96.0.0/12'], 'services': many}, capsys)
     assert (converged['services'], converged['actions'], 'truncated' in converged) == ([], [], False)
     listed = call(kernel, {'scope': ['10.96.0.0/12'], 'services': many, 'return_services': 'all',
                            'return_limit': 7}, capsys)
-    assert len(listed['services']) == 7 and listed['truncated'] == {'services': 60}
+    assert len(listed['services']) == 7 and listed['truncated'] == {'services': 15}
     assert [s['address'] for s in listed['services']][:2] == ['10.96.1.1', '10.96.1.10']  # by key
     everything = call(kernel, {'scope': ['10.96.0.0/12'], 'services': many, 'return_services': 'all',
                                'return_limit': 0}, capsys)
-    assert len(everything['services']) == 60 and 'truncated' not in everything
+    assert len(everything['services']) == 15 and 'truncated' not in everything
 
 
 def test_a_negative_return_limit_is_refused_before_the_kernel(kernel, capsys):
