@@ -9,13 +9,14 @@ test_scheduler_hold.py (on the controller) creates hl-dir, ships the collection 
 backends_driver.py, whose LocalModule runs programs here) and calls the steps:
 
 - `setup`: namespaces hl-cli (the client) and hl-rs (two real servers per family,
-  answering "ok" on port 80) wired behind hl-dir, the director (all three made by the
+  answering "ok" on TCP and SCTP port 80) wired behind hl-dir, the director (all three made by the
   test beforehand: `ip netns add` run inside `ip netns exec` mounts the new name in
   a mount namespace of its own, which later runs do not see); the VIPs 10.77.0.10 and
-  fd77::10 on hl-dir's loopback; forwarding on. Writes the real servers' pid to
+  fd77::10 on hl-dir's loopback; forwarding on. Writes the real servers' pids to
   COLLECTIONS/rs.pid.
-- `run HOLD FLIPS SECONDS RATE`: the two services (masq, weights 1 and 2) with
-  scheduler rr, then a client in hl-cli opening RATE new connections a second for
+- `run HOLD FLIPS SECONDS RATE [PROTOCOL]`: the two services (PROTOCOL tcp or sctp,
+  masq, weights 1 and 2) with scheduler rr, then a client in hl-cli opening RATE new
+  connections (SCTP associations) a second for
   SECONDS (alternately IPv4 and IPv6, each connect, read "ok", close; 15 s timeout)
   while this process flips both services' scheduler rr <-> wrr FLIPS times through
   engine.reconcile (netlink backend), as the module does: with hold.NftHold
@@ -49,32 +50,44 @@ VIPS = ('10.77.0.10', 'fd77::10')
 SCOPE = validation.parse_scope(['10.77.0.0/24', 'fd77::/120'])
 REAL_SERVERS = {'10.77.0.10': ('10.77.2.11', '10.77.2.12'), 'fd77::10': ('fd77:2::11', 'fd77:2::12')}
 
+# SCTP: one socket per real server address. A socket bound to the wildcard would answer
+# an INIT to one address with an INIT-ACK from another of the namespace's (SCTP is
+# multi-homed), which the director's IPVS does not match to the connection.
 SERVER_CODE = '''
-import socket
-s = socket.socket(socket.AF_INET6)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind(('::', 80))
-s.listen(1024)
+import selectors, socket, sys
+sctp = sys.argv[1] == 'sctp'
+binds = [('10.77.2.11', socket.AF_INET), ('10.77.2.12', socket.AF_INET), ('fd77:2::11', socket.AF_INET6),
+         ('fd77:2::12', socket.AF_INET6)] if sctp else [('::', socket.AF_INET6)]
+chosen = selectors.DefaultSelector()
+for address, family in binds:
+    s = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP if sctp else 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if not sctp:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind((address, 80))
+    s.listen(1024)
+    chosen.register(s, selectors.EVENT_READ)
 while True:
-    c, _ = s.accept()
-    try:
-        c.sendall(b'ok\\n')
-    except OSError:
-        pass
-    c.close()
+    for key, _ in chosen.select():
+        c, _ = key.fileobj.accept()
+        try:
+            c.sendall(b'ok\\n')
+        except OSError:
+            pass
+        c.close()
 '''
 
 CLIENT_CODE = '''
 import json, socket, sys, threading, time
 targets = [('10.77.0.10', socket.AF_INET), ('fd77::10', socket.AF_INET6)]
 seconds, rate = float(sys.argv[1]), float(sys.argv[2])
+proto = socket.IPPROTO_SCTP if sys.argv[3] == 'sctp' else 0
 results, lock = [], threading.Lock()
 
 def one(i):
     address, family = targets[i % 2]
     start = time.monotonic()
-    s = socket.socket(family, socket.SOCK_STREAM)
+    s = socket.socket(family, socket.SOCK_STREAM, proto)
     s.settimeout(15)
     try:
         s.connect((address, 80))
@@ -138,16 +151,19 @@ def setup(remote):
         netns(name, 'ip', 'route', 'add', 'default', 'via', '10.77.%d.1' % net)
         netns(name, 'ip', '-6', 'route', 'add', 'default', 'via', 'fd77:%d::1' % net)
     sh('sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1')
-    server = subprocess.Popen(['ip', 'netns', 'exec', SERVERS, 'python3', '-c', SERVER_CODE],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    pids = []
+    for protocol in ('tcp', 'sctp'):
+        server = subprocess.Popen(['ip', 'netns', 'exec', SERVERS, 'python3', '-c', SERVER_CODE, protocol],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        pids.append(server.pid)
     with open(remote + '/rs.pid', 'w') as handle:
-        handle.write('%d\n' % server.pid)
-    return {'server_pid': server.pid}
+        handle.write(''.join('%d\n' % pid for pid in pids))
+    return {'server_pids': pids}
 
 
-def services(scheduler):
-    return [VS(ServiceKey.tcp_udp('tcp', vip, 80), scheduler=scheduler,
+def services(scheduler, protocol='tcp'):
+    return [VS(ServiceKey.tcp_udp(protocol, vip, 80), scheduler=scheduler,
                real_servers=tuple(RS(address, 80, weight=weight)
                                   for weight, address in enumerate(REAL_SERVERS[vip], 1)))
             for vip in VIPS]
@@ -184,17 +200,20 @@ def client_counters():
     return dict((name, values.get(name, 0)) for name in COUNTERS)
 
 
-def run(mode, flips, seconds, rate):
+def run(mode, flips, seconds, rate, protocol='tcp'):
     backend = get_backend('netlink')
     timed = TimedHold(RUNNER) if mode == 'held' else None
     options = engine.ReconcileOptions(hold=timed)
-    engine.reconcile(backend, services('rr'), SCOPE, options)
+    # Only this protocol's two services (the table of the run before goes).
+    engine.reconcile(backend, services('rr', protocol), SCOPE, options)
     # The path works before the clock starts: one connection per VIP.
-    subprocess.run(['ip', 'netns', 'exec', CLIENT, 'python3', '-c', CLIENT_CODE, '0.1', '20'], check=True,
-                   stdout=subprocess.DEVNULL)
+    probe = subprocess.run(['ip', 'netns', 'exec', CLIENT, 'python3', '-c', CLIENT_CODE, '0.1', '20', protocol],
+                           check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
+    if json.loads(probe)['outcomes'] != {'ok': 2}:
+        raise SystemExit('the %s path does not work before the run: %s' % (protocol, probe))
     counted = client_counters()
-    client = subprocess.Popen(['ip', 'netns', 'exec', CLIENT, 'python3', '-c', CLIENT_CODE, str(seconds), str(rate)],
-                              stdout=subprocess.PIPE, universal_newlines=True)
+    client = subprocess.Popen(['ip', 'netns', 'exec', CLIENT, 'python3', '-c', CLIENT_CODE, str(seconds), str(rate),
+                               protocol], stdout=subprocess.PIPE, universal_newlines=True)
     begin = time.monotonic()
     step = (seconds - 2.0) / flips  # flips spread over the run, the first after 1 s
     warnings, applies = [], []
@@ -202,7 +221,7 @@ def run(mode, flips, seconds, rate):
         delay = begin + 1.0 + flip * step - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        result = engine.reconcile(backend, services('wrr' if flip % 2 == 0 else 'rr'), SCOPE, options)
+        result = engine.reconcile(backend, services('wrr' if flip % 2 == 0 else 'rr', protocol), SCOPE, options)
         warnings.extend(result.warnings)
         applies.append(result.timings['apply'])
     out, _ = client.communicate()
@@ -211,7 +230,7 @@ def run(mode, flips, seconds, rate):
                             universal_newlines=True).stdout
     saved = subprocess.run(['ipvsadm', '-S', '-n'], stdout=subprocess.PIPE, universal_newlines=True,
                            check=False).stdout
-    return {'mode': mode, 'flips': flips, 'client': json.loads(out), 'warnings': warnings,
+    return {'mode': mode, 'protocol': protocol, 'flips': flips, 'client': json.loads(out), 'warnings': warnings,
             'apply_seconds_max': round(max(applies), 4),
             'hold_seconds_max': round(max(timed.spans), 4) if timed and timed.spans else None,
             'hold_table_left': hold.TABLE_NAME in tables, 'client_counters': counted, 'saved': saved}
@@ -236,7 +255,7 @@ def main():
     elif step == 'setup':
         print(json.dumps(setup(sys.argv[1])))
     elif step == 'run':
-        print(json.dumps(run(sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]))))
+        print(json.dumps(run(sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), *sys.argv[7:8])))
     else:
         raise SystemExit('unknown step %r' % step)
 
