@@ -28,9 +28,9 @@ description:
     later, meets the new scheduler (measured in the lab - none of 600 refused over 20 changes, in three
     runs). Existing connections are not touched, and a service with no real servers still refuses at
     once. UDP cannot be held (without conntrack no rule can tell a datagram that opens a flow), so a
-    datagram opening a flow during the swap is still refused. Without the C(nft) program the change is
-    made unheld. Check mode places nothing. A run that changes a scheduler says in a warning whether it
-    was held.
+    datagram opening a flow during the swap is still refused. Without the C(nft) program, or with
+    O(scheduler_hold=false), the change is made unheld. Check mode places nothing. A run that changes a
+    scheduler says in a warning whether it was held.
   - "Single form: O(address) and O(port), or O(fwmark), name one service; the task touches that service
     only."
   - Table form (what a playbook at scale should use, never a task per service) - O(services) lists the
@@ -299,6 +299,14 @@ options:
         an intent, and acting on it would wipe live IPVS rules.
     type: bool
     default: false
+  scheduler_hold:
+    description:
+      - Hold new TCP and SCTP connections to a live service while the kernel swaps its scheduler (see the
+        description), with the short-lived nftables table C(inet netlb_ipvs_hold).
+      - V(false) makes no nftables change at all, for a director whose firewall tool owns the whole ruleset;
+        connections arriving during a swap may then be refused, and the warning says the change was not held.
+    type: bool
+    default: true
   graceful:
     description:
       - Drain real servers of TCP, SCTP and firewall-mark services before deleting them (see the description).
@@ -636,6 +644,7 @@ ARGUMENT_SPEC = dict(
     exclusive=dict(type='bool', default=True),
     allow_empty=dict(type='bool', default=False),
     graceful=dict(type='bool', default=True),
+    scheduler_hold=dict(type='bool', default=True),
     drain_timeout=dict(type='int', default=0),
     drain_state_path=dict(type='path', default=DEFAULT_PATH),
     backend=dict(type='str', choices=list(BACKEND_CHOICES), default='auto'),
@@ -659,7 +668,7 @@ def run(module):
         options = engine.ReconcileOptions(
             exclusive=request.exclusive, purge_real_servers=params['purge_real_servers'],
             graceful=params['graceful'], drain_timeout=params['drain_timeout'], allow_empty=request.allow_empty,
-            hold=NftHold(runner))
+            hold=NftHold(runner) if params['scheduler_hold'] else None)
         # Every input check before get_backend opens the kernel: bad input is reported as
         # such on a node without IPVS too.
         engine.check_input(request.services, request.scope, options)

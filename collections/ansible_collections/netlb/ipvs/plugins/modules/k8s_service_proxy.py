@@ -132,8 +132,8 @@ options:
         and this default.
       - Changing it changes every live service in place. New TCP and SCTP connections arriving while the kernel
         swaps schedulers are dropped for that moment by a short-lived nftables table (C(inet netlb_ipvs_hold)),
-        not refused, so clients retry once the new scheduler is bound; UDP ones are refused (see
-        M(netlb.ipvs.ipvs_virtual_server)).
+        not refused, so clients retry once the new scheduler is bound (unless O(scheduler_hold=false)); UDP
+        ones are refused (see M(netlb.ipvs.ipvs_virtual_server)).
     type: str
     default: rr
     choices: [rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos]
@@ -173,6 +173,12 @@ options:
         use it only for a hand-over you control.
     type: bool
     default: false
+  scheduler_hold:
+    description:
+      - Hold new TCP and SCTP connections while the kernel swaps a live service's scheduler (see O(scheduler)).
+        V(false) leaves nftables alone during the swap; connections arriving then may be refused.
+    type: bool
+    default: true
   drain_timeout:
     description:
       - Seconds after which a drained real server is deleted even with connections left. V(0) waits until it is
@@ -369,6 +375,7 @@ ARGUMENT_SPEC = dict(
     force=dict(type='bool', default=False),
     allow_kube_proxy=dict(type='bool', default=False),
     drain_timeout=dict(type='int', default=0),
+    scheduler_hold=dict(type='bool', default=True),
     apply=dict(type='bool', default=True),
     backend=dict(type='str', choices=list(BACKEND_CHOICES), default='auto'),
     state_path=dict(type='path', default=STATE_PATH),

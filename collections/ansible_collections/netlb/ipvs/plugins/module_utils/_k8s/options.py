@@ -107,6 +107,7 @@ def parse_options(params):
         force=bool(params.get('force')),
         allow_kube_proxy=bool(params.get('allow_kube_proxy')),
         drain_timeout=int(drain_timeout),
+        scheduler_hold=params.get('scheduler_hold', True) is not False,
     )
     if problems:
         raise ValidationError(problems)

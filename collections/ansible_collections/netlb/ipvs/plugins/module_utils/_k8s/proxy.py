@@ -66,7 +66,8 @@ class SyncOptions:
     service_cidrs: ip_network objects; node_port_range: (first, last); masquerade:
     'external', 'all' or 'none'; cluster_cidrs: ip_network objects (sources inside are
     pods); max_delete_ratio: 0..1; force: skip the delete guard; allow_kube_proxy: run
-    beside a kube-proxy in IPVS mode; drain_timeout: seconds (0: drain until idle).
+    beside a kube-proxy in IPVS mode; drain_timeout: seconds (0: drain until idle);
+    scheduler_hold: hold new connections while a scheduler is swapped (host.scheduler_hold()).
     """
 
     proxy: ProxyOptions = ProxyOptions()
@@ -78,6 +79,7 @@ class SyncOptions:
     force: bool = False
     allow_kube_proxy: bool = False
     drain_timeout: int = 0
+    scheduler_hold: bool = True
 
 
 @dataclasses.dataclass
@@ -203,7 +205,8 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
         result.reconcile = engine.reconcile(
             backend, translation.services, scope,
             engine.ReconcileOptions(exclusive=True, allow_empty=True, drain_timeout=options.drain_timeout,
-                                    review=delete_guard(options), hold=host.scheduler_hold()),
+                                    review=delete_guard(options),
+                                    hold=host.scheduler_hold() if options.scheduler_hold else None),
             drain_store=drain_store, now=now)
         result.warnings.extend(result.reconcile.warnings)
         with engine.clock(timings, 'dummy'):

@@ -451,3 +451,13 @@ def test_a_scheduler_change_is_held_through_nft(kernel, capsys, monkeypatch, che
     (warning,) = [w if isinstance(w, str) else w['event']['msg'] for w in result['warnings']]
     assert warning.startswith('scheduler would change' if check_mode else 'scheduler changed')
     assert ('a real run holds new TCP/SCTP connections' if check_mode else 'were held') in warning
+
+
+def test_scheduler_hold_false_touches_no_nft_and_says_the_change_was_not_held(kernel, capsys, monkeypatch):
+    made = []
+    monkeypatch.setattr(ipvs_virtual_server, 'NftHold', made.append)
+    call(kernel, dict(WEB, scheduler_hold=False), capsys)
+    result = call(kernel, dict(WEB, scheduler='wrr', scheduler_hold=False), capsys)
+    assert made == [] and [a['op'] for a in result['actions']] == ['edit_service']
+    (warning,) = [w if isinstance(w, str) else w['event']['msg'] for w in result['warnings']]
+    assert warning.startswith('scheduler changed') and 'not held: no hold configured' in warning

@@ -277,3 +277,13 @@ def test_a_scheduler_change_is_held():
     assert host.held == [['tcp 10.96.0.20:80', 'tcp 10.96.0.21:80', 'tcp 192.168.10.11:30080']]
     assert [w for w in result.warnings if w.startswith('scheduler changed on 4 live service(s)')]
     assert 'were held' in result.warnings[-1] and 'UDP cannot be held' in result.warnings[-1]
+
+
+def test_scheduler_hold_false_places_no_hold():
+    backend, host, store = FakeBackend(table(FOREIGN)), FakeHost(), MemoryStateStore()
+    run(cluster(), backend, host, store)
+    unheld = dataclasses.replace(OPTIONS, proxy=dataclasses.replace(OPTIONS.proxy, scheduler='wrr'),
+                                 scheduler_hold=False)
+    result = run(cluster(), backend, host, store, options=unheld)
+    assert host.held == []
+    assert 'not held: no hold configured' in [w for w in result.warnings if w.startswith('scheduler changed')][0]
