@@ -29,6 +29,17 @@ services are elements of sets keyed by address . protocol . port):
   a family, cluster-IP traffic of that family is not masqueraded (kube-proxy without
   clusterCIDR/detectLocal and without masqueradeAll). 'all': every service, local
   ones too. 'none': no postrouting chain.
+- Hairpin (same chain; 'external' only, 'all' masquerades it already): a pod that
+  reaches itself through a service (IPVS chose that pod as the real server) sends, once
+  IPVS rewrote the destination, from its own address to its own address; unless the
+  source becomes the node's, the pod answers itself directly and the connection never
+  completes. kube-proxy's KUBE-LOOP-BACK: masquerade when source == destination == an
+  endpoint on this node. nft cannot compare two fields of a packet, so the set
+  hairpin4/6 holds one `ep . ep` pair per address of render()'s local_endpoints and
+  the rule matches `ip saddr . ip daddr`. The node's own addresses are never in it (a
+  packet from the node to itself crosses postrouting too; the translator leaves them
+  out). Not keyed by protocol and port as kube-proxy's set is: a pod that loops back
+  through any DNAT needs the same, and the set stays one element per pod.
 - loadBalancerSourceRanges (chain input, filter priority 0: before IPVS's LOCAL_IN
   hook at NF_IP_PRI_NAT_SRC - 2 = 98): packets to a restricted LB address . protocol .
   port from a source outside its ranges are dropped. No ranges of the port's family:
@@ -111,21 +122,31 @@ def _set(lines, name, kind, elements, interval=False):
     lines.append('\t}')
 
 
-def render(ports, dummy_addresses, options=Options()):
+def render(ports, dummy_addresses, options=Options(), local_endpoints=()):
     """The table definition (nft syntax, in the form `nft list table` prints it) for
-    ServicePorts ports, the dummy interface's addresses and Options options.
+    ServicePorts ports, the dummy interface's addresses, Options options and the
+    addresses of this node's endpoints (hairpin); see the rules at the top.
 
     Raises PacketRulesError for an unknown masquerade mode or an invalid address.
     """
     if options.masquerade not in MASQUERADE_MODES:
         raise PacketRulesError('masquerade: %r is not one of %s' % (options.masquerade, ', '.join(MASQUERADE_MODES)))
     try:
-        return _render(ports, dummy_addresses, options)
+        return _render(ports, dummy_addresses, options, _by_family(local_endpoints))
     except ValueError as exc:
         raise PacketRulesError('packet rules: %s' % exc)
 
 
-def _render(ports, dummy_addresses, options):
+def _by_family(texts):
+    """{4: [ip_address], 6: [...]} of address texts, each once, sorted."""
+    result = dict((family, set()) for family in (4, 6))
+    for text in texts:
+        address = ipaddress.ip_address(text)
+        result[address.version].add(address)
+    return dict((family, sorted(addresses)) for family, addresses in result.items())
+
+
+def _render(ports, dummy_addresses, options, local_endpoints):
     # Each address is parsed once (a node has ~10 ports per address at scale); elements
     # are sorted as text: deterministic, and nft does not care.
     canonical = {}
@@ -187,6 +208,10 @@ def _render(ports, dummy_addresses, options):
             for protocol in PROTOCOLS:
                 post_rules.append('meta l4proto %s ct original %s saddr != @cluster_cidrs%s %s @cluster_ip%s masquerade'
                                   % (protocol, match, suffix, original, suffix))
+        if options.masquerade == MASQUERADE_EXTERNAL:
+            _set(lines, 'hairpin' + suffix, '%s . %s' % (kind, kind),
+                 ['%s . %s' % (address, address) for address in local_endpoints[family]])
+            post_rules.append('%s saddr . %s daddr @hairpin%s masquerade' % (match, match, suffix))
     lines.append('\tchain input {')
     lines.append('\t\ttype filter hook input priority filter; policy accept;')
     lines.extend('\t\t' + rule for rule in input_rules)
