@@ -28,8 +28,11 @@ description:
     servers (the Service API's rule; kube-proxy's IPVS mode falls back to every endpoint, kubernetes#71596), and
     IPVS services outside this module's scope (keepalived VIPs, firewall-mark services, hand-made rules) are
     never touched (kubernetes#59507)."
-  - "Not done yet, unlike kube-proxy - C(loadBalancerSourceRanges) filter traffic arriving at the node, not
-    connections the node itself opens to the load-balancer IP."
+  - "C(loadBalancerSourceRanges) filter the traffic arriving at the node and the connections the node itself opens
+    to the load-balancer IP. The node gets through when its source address is inside a range, and also from the
+    load-balancer IP itself (the source the kernel picks toward a local address) when a range of that family holds
+    one of the node's addresses (all but loopback, IPv6 link-local and O(dummy_interface)'s; kube-proxy's
+    allowFromNode, which tests its one primary node IP)."
   - "Scope - the O(service_cidrs), the O(node_port_range) on the node's addresses, and the external and
     load-balancer services this module created before (kept in O(state_path)). A service of the kernel that
     equals a wanted one is adopted without a change, so a node kube-proxy served converges with no IPVS action."

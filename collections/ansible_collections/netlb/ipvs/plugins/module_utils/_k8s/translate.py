@@ -60,7 +60,11 @@ Rules (the semantics the tests hold this module to):
    local_endpoints (for hairpin masquerade, kube-proxy's KUBE-LOOP-BACK): the address of
    every endpoint on this node (nodeName == node.name, whatever its conditions) in a slice
    of an enabled family that serves a port of a proxied Service, except the node's own
-   addresses (a host-network pod's reply is local to the node anyway).
+   addresses (a host-network pod's reply is local to the node anyway). node_addresses:
+   the node's addresses but loopback, IPv6 link-local and the dummy interface's (the
+   default NodePort addresses, whatever options.node_port_addresses says); the packet
+   rules let the node itself through a load balancer's source ranges when one of them
+   holds such an address.
 8. Differences from kube-proxy's IPVS mode, on purpose:
    - a virtual service whose traffic policy is Local and that has no local endpoint has
      NO real servers (the Service API's semantics); kube-proxy's IPVS mode falls back to
@@ -717,6 +721,7 @@ class _Translator(object):
             dummy_addresses=frozenset(self.dummy - self.own_addresses),
             ports=[self.ports[i] for i in order],
             local_endpoints=frozenset(self.local_endpoints - self.own_addresses),
+            node_addresses=self.node_addresses,
             skipped=dict((reason, sorted(refs)) for reason, refs in sorted(self.skipped.items())),
             warnings=self.warnings,
             seen=len(services),

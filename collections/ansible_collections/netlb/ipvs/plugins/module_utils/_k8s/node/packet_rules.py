@@ -44,6 +44,18 @@ services are elements of sets keyed by address . protocol . port):
   hook at NF_IP_PRI_NAT_SRC - 2 = 98): packets to a restricted LB address . protocol .
   port from a source outside its ranges are dropped. No ranges of the port's family:
   everyone (kube-proxy filters the ranges by family the same way).
+- The node's own connections to a restricted LB address . protocol . port never reach
+  input: IPVS takes them in its LOCAL_OUT hook (NF_IP_PRI_NAT_DST + 2 = -98). Chain
+  output, at mangle + 10 (-140: before that hook and before nat output, as
+  _ipvs/hold.py), drops them by the same rule and sets. Allowed: a source inside the
+  ranges (a program bound to such an address), and, when a range of the family holds
+  one of the node's addresses (render()'s node_addresses), the LB address itself as the
+  source, which is what the kernel picks for a connection to a local address: one more
+  element `lb . protocol . port . lb` in lb_allowed (kube-proxy's allowFromNode, the
+  KUBE-LOAD-BALANCER-SOURCE-IP set; kube-proxy tests its one primary node IP, this any
+  address of the node but loopback, IPv6 link-local and the dummy interface's). An
+  arriving packet with that source is a martian the kernel drops before input, so the
+  element lets nobody else in.
 - Dummy addresses (kubernetes#72236): a new connection to an address of the dummy
   interface on a protocol/port that is no service of it is rejected (port
   unreachable; TCP clients see "connection refused" at once), so the node's own
@@ -122,17 +134,18 @@ def _set(lines, name, kind, elements, interval=False):
     lines.append('\t}')
 
 
-def render(ports, dummy_addresses, options=Options(), local_endpoints=()):
+def render(ports, dummy_addresses, options=Options(), local_endpoints=(), node_addresses=()):
     """The table definition (nft syntax, in the form `nft list table` prints it) for
-    ServicePorts ports, the dummy interface's addresses, Options options and the
-    addresses of this node's endpoints (hairpin); see the rules at the top.
+    ServicePorts ports, the dummy interface's addresses, Options options, the addresses
+    of this node's endpoints (hairpin) and the node's own addresses (a source range that
+    holds one lets the node itself through); see the rules at the top.
 
     Raises PacketRulesError for an unknown masquerade mode or an invalid address.
     """
     if options.masquerade not in MASQUERADE_MODES:
         raise PacketRulesError('masquerade: %r is not one of %s' % (options.masquerade, ', '.join(MASQUERADE_MODES)))
     try:
-        return _render(ports, dummy_addresses, options, _by_family(local_endpoints))
+        return _render(ports, dummy_addresses, options, _by_family(local_endpoints), _by_family(node_addresses))
     except ValueError as exc:
         raise PacketRulesError('packet rules: %s' % exc)
 
@@ -146,7 +159,7 @@ def _by_family(texts):
     return dict((family, sorted(addresses)) for family, addresses in result.items())
 
 
-def _render(ports, dummy_addresses, options, local_endpoints):
+def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
     # Each address is parsed once (a node has ~10 ports per address at scale); elements
     # are sorted as text: deterministic, and nft does not care.
     canonical = {}
@@ -164,7 +177,7 @@ def _render(ports, dummy_addresses, options, local_endpoints):
         address = ipaddress.ip_address(text)
         dummies[address.version].append(address)
     lines = ['table %s {' % TABLE, '\tcomment "%s"' % COMMENT]
-    input_rules, post_rules = [], []
+    input_rules, output_rules, post_rules = [], [], []
     for family in (4, 6):
         kind, match, icmp, reject = _FAMILY[family]
         suffix = str(family)
@@ -181,13 +194,22 @@ def _render(ports, dummy_addresses, options, local_endpoints):
             nets = _networks(port.source_ranges, family)
             if not nets or any(net.prefixlen == 0 for net in nets):
                 continue
-            restricted.append(_element(port))
-            allowed.extend('%s . %s' % (_element(port), _net_text(net)) for net in nets)
+            element = _element(port)
+            restricted.append(element)
+            allowed.extend('%s . %s' % (element, _net_text(net)) for net in nets)
+            # The node, from the LB address; not when a range holds that address already
+            # (nft refuses overlapping intervals).
+            lb_address = ipaddress.ip_address(canonical[port.address])
+            if (any(address in net for net in nets for address in node_addresses[family])
+                    and not any(lb_address in net for net in nets)):
+                allowed.append('%s . %s' % (element, lb_address))
         _set(lines, 'lb_restricted' + suffix, concat, _unique(restricted))
         _set(lines, 'lb_allowed' + suffix, '%s . %s' % (concat, kind), _unique(allowed), interval=True)
         tuple_match = '%s daddr . meta l4proto . th dport' % match
-        input_rules.append('%s @lb_restricted%s %s . %s saddr != @lb_allowed%s drop'
-                           % (tuple_match, suffix, tuple_match, match, suffix))
+        source_ranges = ('%s @lb_restricted%s %s . %s saddr != @lb_allowed%s drop'
+                         % (tuple_match, suffix, tuple_match, match, suffix))
+        input_rules.append(source_ranges)
+        output_rules.append(source_ranges)
         input_rules.append('ct state new %s daddr @dummy%s meta l4proto != %s %s != @services%s reject with %s '
                            'port-unreachable' % (match, suffix, icmp, tuple_match, suffix, reject))
         if options.masquerade == MASQUERADE_NONE:
@@ -215,6 +237,10 @@ def _render(ports, dummy_addresses, options, local_endpoints):
     lines.append('\tchain input {')
     lines.append('\t\ttype filter hook input priority filter; policy accept;')
     lines.extend('\t\t' + rule for rule in input_rules)
+    lines.append('\t}')
+    lines.append('\tchain output {')
+    lines.append('\t\ttype filter hook output priority mangle + 10; policy accept;')
+    lines.extend('\t\t' + rule for rule in output_rules)
     lines.append('\t}')
     if post_rules:
         lines.append('\tchain postrouting {')

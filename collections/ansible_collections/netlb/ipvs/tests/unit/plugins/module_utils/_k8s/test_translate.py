@@ -438,6 +438,18 @@ def test_local_endpoints(objects, options, local_endpoints):
     check_invariants(result, objects, NODE, options)
 
 
+@pytest.mark.parametrize('options', [
+    pytest.param(DEFAULT, id='default'),
+    pytest.param(ProxyOptions(node_port_addresses=('primary',)), id='node-ports-on-primary-only'),
+    pytest.param(ProxyOptions(node_port_addresses=('10.0.0.0/8',)), id='node-ports-on-a-cidr'),
+])
+def test_node_addresses_for_source_ranges(options):
+    """Every address of the node but loopback, IPv6 link-local and the dummy interface's,
+    whichever addresses serve NodePorts."""
+    result = translate(snapshot([web()]), NODE, options)
+    assert result.node_addresses == frozenset(['192.168.10.11', 'fd00:10::11', '10.0.0.11'])
+
+
 def check_invariants(result, objects, node_context, options):
     """What every translation keeps, whatever the input."""
     # One ServicePort per VirtualService, in the same order, describing the same VIP.
