@@ -71,6 +71,8 @@ Rules (the semantics the tests hold this module to):
      every endpoint there (kubernetes#71596).
    - a load-balancer IP of a family for which loadBalancerSourceRanges lists ranges only
      of the other family is not proxied (warned): kube-proxy would open it to everyone.
+   - node_addresses are all the node's usable addresses: kube-proxy lets the node through
+     source ranges only when one holds its single primary node IP (allowFromNode).
 9. Robustness: a malformed object (missing or wrongly typed field, port out of range, an
    address that is not one, an unknown protocol) is left out - the Service, or just the
    bad slice or endpoint - with a warning naming the object and the field path. Two
