@@ -39,7 +39,9 @@ services are elements of sets keyed by address . protocol . port):
   the rule matches `ip saddr . ip daddr`. The node's own addresses are never in it (a
   packet from the node to itself crosses postrouting too; the translator leaves them
   out). Not keyed by protocol and port as kube-proxy's set is: a pod that loops back
-  through any DNAT needs the same, and the set stays one element per pod.
+  through any DNAT needs the same, and the set stays one element per pod. Proven on the
+  lab (tests/vm/test_k8s_node.py test_hairpin: with the pair the pod reaches itself
+  through a cluster IP; without it, or with 'none', it does not).
 - loadBalancerSourceRanges (chain input, filter priority 0: before IPVS's LOCAL_IN
   hook at NF_IP_PRI_NAT_SRC - 2 = 98): packets to a restricted LB address . protocol .
   port from a source outside its ranges are dropped. No ranges of the port's family:
@@ -55,7 +57,9 @@ services are elements of sets keyed by address . protocol . port):
   KUBE-LOAD-BALANCER-SOURCE-IP set; kube-proxy tests its one primary node IP, this any
   address of the node but loopback, IPv6 link-local and the dummy interface's). An
   arriving packet with that source is a martian the kernel drops before input, so the
-  element lets nobody else in.
+  element lets nobody else in. Proven on the lab (test_source_ranges_from_the_node:
+  without the output chain the node passes ranges that hold no address of it; with it
+  the node is dropped, and let through only by the LB-as-source element).
 - Dummy addresses (kubernetes#72236): a new connection to an address of the dummy
   interface on a protocol/port that is no service of it is rejected (port
   unreachable; TCP clients see "connection refused" at once), so the node's own
