@@ -7,7 +7,10 @@ _k8s/node code against the real kernel and prints the outcome as JSON.
 
 test_k8s_node.py ships the collection and this file; each command is one step:
   dummy {"interface", "desired", "owned", "check_mode"}      -> DummyResult + sends
-  rules {"ports": [[ServicePort fields]], "dummy", "masquerade", "cluster_cidrs", "check_mode"}
+  rules {"ports": [[ServicePort fields]], "dummy", "masquerade", "cluster_cidrs", "local_endpoints",
+         "node_addresses", "without_output", "check_mode"}
+                                                            -> ApplyResult (without_output: the output
+                                                               chain cut out, the rules as they were before it)
   bench {"services"}                                        -> render/load/no-op timings
   addresses {"dummy_interface"}                             -> local + primary
   conntrack {"actions": [["delete_server", proto, vip, port, server, sport]]}
@@ -80,7 +83,12 @@ def cmd_rules(args):
     ports = [ServicePort(*fields) for fields in args['ports']]
     ports = [port._replace(source_ranges=tuple(port.source_ranges)) for port in ports]
     text = packet_rules.render(ports, args['dummy'],
-                               packet_rules.Options(args.get('masquerade', 'external'), args.get('cluster_cidrs', ())))
+                               packet_rules.Options(args.get('masquerade', 'external'), args.get('cluster_cidrs', ())),
+                               local_endpoints=args.get('local_endpoints', ()),
+                               node_addresses=args.get('node_addresses', ()))
+    if args.get('without_output'):
+        start = text.index('\tchain output {')
+        text = text[:start] + text[text.index('\t}\n', start) + 3:]
     result = packet_rules.apply(RUNNER, text, check_mode=args.get('check_mode', False))
     return {'changed': result.changed, 'before': result.before, 'after': result.after}
 

@@ -8,8 +8,12 @@ Namespaces on the node: nk-cli (10.201.1.2) and nk-cli2 (10.201.3.2) are clients
 routed through the node; nk-be (10.201.2.2) runs an HTTP server on 8080 and its default
 route points at a neighbour that does not exist, so a reply reaches a client only when
 the node masqueraded the request (the reply then goes to the node's own 10.201.2.1).
-IPVS (ipvsadm) forwards 10.96.0.10:80 (a cluster IP) and 192.0.2.5:80 (a load balancer
-limited to 10.201.1.2/32) to it with masq; both addresses sit on the dummy nk-ipvs0.
+IPVS (ipvsadm) forwards 10.96.0.10:80 (a cluster IP), 192.0.2.5:80 (a load balancer
+limited to 10.201.1.2/32) and 192.0.2.6:80 (one limited to 10.201.1.0/24, which holds the
+node's own 10.201.1.1) to it with masq. nk-hp (10.244.5.2, inside cluster_cidrs, routed
+through the node's 10.244.5.1) is a pod that is both a client and the only real server of
+the cluster IP 10.96.0.30:80 (its HTTP server on 8080): hairpin. Every service address
+sits on the dummy nk-ipvs0.
 """
 
 import json
@@ -25,44 +29,58 @@ REMOTE = '/var/tmp/netlb-k8s-node'
 DUMMY = 'nk-ipvs0'
 VIP = '10.96.0.10'
 LB = '192.0.2.5'
+LB_NODE = '192.0.2.6'
+HP_VIP = '10.96.0.30'
+HP_POD = '10.244.5.2'
 CIDRS = ['10.244.0.0/16']
 PORTS = [['cluster_ip', 4, 'tcp', VIP, 80, False, [], 'default/web'],
-         ['load_balancer', 4, 'tcp', LB, 80, False, ['10.201.1.2/32'], 'default/lb']]
+         ['load_balancer', 4, 'tcp', LB, 80, False, ['10.201.1.2/32'], 'default/lb'],
+         ['load_balancer', 4, 'tcp', LB_NODE, 80, False, ['10.201.1.0/24'], 'default/lb-node'],
+         ['cluster_ip', 4, 'tcp', HP_VIP, 80, False, [], 'default/hairpin']]
+SERVICE_ADDRESSES = [VIP, LB, LB_NODE, HP_VIP]
+# What the translator reports as node_addresses on this node (every address but loopback
+# and the dummy interface's); only 10.201.1.1 matters here.
+NODE_ADDRESSES = ['10.0.2.15', '10.201.1.1', '10.201.2.1', '10.201.3.1', '10.244.5.1']
 
 SETUP = '''
 set -e
 modprobe ip_vs
 sysctl -qw net.ipv4.ip_forward=1 net.ipv4.vs.conntrack=1
-for ns in nk-cli nk-cli2 nk-be; do ip netns del $ns 2>/dev/null || true; ip netns add $ns; ip -n $ns link set lo up; done
-for pair in cli:1 be:2 cli2:3; do
+for ns in nk-cli nk-cli2 nk-be nk-hp; do ip netns del $ns 2>/dev/null || true; ip netns add $ns; ip -n $ns link set lo up; done
+for pair in cli:10.201.1 be:10.201.2 cli2:10.201.3 hp:10.244.5; do
   name=${pair%:*}; net=${pair#*:}
   ip link del nkh-$name 2>/dev/null || true
   ip link add nkh-$name type veth peer name eth0 netns nk-$name
-  ip addr add 10.201.$net.1/24 dev nkh-$name; ip link set nkh-$name up
-  ip -n nk-$name addr add 10.201.$net.2/24 dev eth0; ip -n nk-$name link set eth0 up
+  ip addr add $net.1/24 dev nkh-$name; ip link set nkh-$name up
+  ip -n nk-$name addr add $net.2/24 dev eth0; ip -n nk-$name link set eth0 up
 done
 ip -n nk-cli route add default via 10.201.1.1
 ip -n nk-cli2 route add default via 10.201.3.1
 ip -n nk-be route add default via 10.201.2.254
-for vip in @VIP@ @LB@; do
+ip -n nk-hp route add default via 10.244.5.1
+for vip in @VIP@ @LB@ @LB_NODE@ @HP_VIP@; do
   ipvsadm -D -t $vip:80 2>/dev/null || true
   ipvsadm -A -t $vip:80 -s rr
-  ipvsadm -a -t $vip:80 -r 10.201.2.2:8080 -m
 done
-mkdir -p @REMOTE@/www && echo hello-from-backend > @REMOTE@/www/index.html
+for vip in @VIP@ @LB@ @LB_NODE@; do ipvsadm -a -t $vip:80 -r 10.201.2.2:8080 -m; done
+ipvsadm -a -t @HP_VIP@:80 -r @HP_POD@:8080 -m
+mkdir -p @REMOTE@/www @REMOTE@/hp && echo hello-from-backend > @REMOTE@/www/index.html
+echo hello-from-myself > @REMOTE@/hp/index.html
 ip netns exec nk-be sh -c 'cd @REMOTE@/www && nohup python3 -m http.server 8080 --bind 10.201.2.2 \
   >/dev/null 2>&1 &'
-'''.replace('@VIP@', VIP).replace('@LB@', LB).replace('@REMOTE@', REMOTE)
+ip netns exec nk-hp sh -c 'cd @REMOTE@/hp && nohup python3 -m http.server 8080 --bind @HP_POD@ >/dev/null 2>&1 &'
+'''.replace('@VIP@', VIP).replace('@LB@', LB).replace('@LB_NODE@', LB_NODE).replace('@HP_VIP@', HP_VIP).replace(
+    '@HP_POD@', HP_POD).replace('@REMOTE@', REMOTE)
 
 TEARDOWN = '''
 nft delete table inet netlb_ipvs 2>/dev/null
 nft delete table inet nk_operator 2>/dev/null
-ipvsadm -D -t {vip}:80 2>/dev/null; ipvsadm -D -t {lb}:80 2>/dev/null
-for ns in nk-cli nk-cli2 nk-be; do ip netns pids $ns 2>/dev/null | xargs -r kill; ip netns del $ns 2>/dev/null; done
-for link in nkh-cli nkh-be nkh-cli2 {dummy} nk-test0; do ip link del $link 2>/dev/null; done
+for vip in {vips}; do ipvsadm -D -t $vip:80 2>/dev/null; done
+for ns in nk-cli nk-cli2 nk-be nk-hp; do ip netns pids $ns 2>/dev/null | xargs -r kill; ip netns del $ns 2>/dev/null; done
+for link in nkh-cli nkh-be nkh-cli2 nkh-hp {dummy} nk-test0; do ip link del $link 2>/dev/null; done
 rm -rf {remote}
 true
-'''.format(vip=VIP, lb=LB, dummy=DUMMY, remote=REMOTE)
+'''.format(vips=' '.join(SERVICE_ADDRESSES), dummy=DUMMY, remote=REMOTE)
 
 
 @pytest.fixture(scope='module')
@@ -102,7 +120,10 @@ def request(node, netns, address, timeout=3):
 
 
 def rules(node, masquerade='external', **extra):
-    return driver(node, 'rules', ports=PORTS, dummy=[VIP, LB], masquerade=masquerade, cluster_cidrs=CIDRS, **extra)
+    extra.setdefault('local_endpoints', [HP_POD])
+    extra.setdefault('node_addresses', NODE_ADDRESSES)
+    return driver(node, 'rules', ports=PORTS, dummy=SERVICE_ADDRESSES, masquerade=masquerade, cluster_cidrs=CIDRS,
+                  **extra)
 
 
 def test_dummy_interface(node):
@@ -136,7 +157,7 @@ def test_addresses(node):
 
 
 def test_rules_load_idempotent_other_tables_untouched(node):
-    driver(node, 'dummy', interface=DUMMY, desired=[VIP, LB], owned=[])
+    driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
     node.run('nft -f -', input='table inet nk_operator {\n\tchain c {\n\t\ttype filter hook input priority 10; '
                                'policy accept;\n\t\ttcp dport 9 counter\n\t}\n}\n')
     operator = node.run('nft list table inet nk_operator').stdout
@@ -162,19 +183,64 @@ def test_rules_load_idempotent_other_tables_untouched(node):
 def test_return_path(node, masquerade, answers):
     """Cluster IP from a client outside cluster_cidrs: the backend's reply only comes
     back when the node masqueraded (ct original daddr . proto . port matched)."""
-    driver(node, 'dummy', interface=DUMMY, desired=[VIP, LB], owned=[])
+    driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
     rules(node, masquerade=masquerade)
     rc, body, _seconds = request(node, 'nk-cli', VIP)
     assert (rc == 0 and body == 'hello-from-backend') is answers, (rc, body)
 
 
 def test_source_ranges(node):
-    driver(node, 'dummy', interface=DUMMY, desired=[VIP, LB], owned=[])
+    driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
     rules(node)
     assert request(node, 'nk-cli', LB)[:2] == (0, 'hello-from-backend')
     rc, _body, seconds = request(node, 'nk-cli2', LB)
     assert rc == 28 and seconds >= 2.5, 'a source outside the ranges got an answer (rc %d)' % rc
     assert request(node, 'nk-cli2', VIP)[:2] == (0, 'hello-from-backend'), 'the cluster IP has no ranges'
+
+
+@pytest.mark.parametrize('masquerade, local_endpoints, answers', [
+    pytest.param('external', [HP_POD], True, id='external-pair-reply-through-the-node'),
+    pytest.param('external', [], False, id='external-no-pair-pod-answers-itself-lost'),
+    pytest.param('none', [HP_POD], False, id='none-no-rule'),
+    pytest.param('all', [], True, id='all-covers-it'),
+])
+def test_hairpin(node, masquerade, local_endpoints, answers):
+    """A pod (inside cluster_cidrs, so the cluster-IP rule leaves it alone) reaching
+    itself through a cluster IP: IPVS sends its packet back from its own address to its
+    own address, which the pod drops (a martian) unless the node masqueraded it."""
+    driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
+    loaded = rules(node, masquerade=masquerade, local_endpoints=local_endpoints)
+    assert ('%s . %s' % (HP_POD, HP_POD) in loaded['after']) is (masquerade == 'external' and bool(local_endpoints))
+    node.run('conntrack -D -d %s 2>/dev/null; true' % HP_VIP)  # NAT is chosen per new flow: no leftovers
+    rc, body, _seconds = request(node, 'nk-hp', HP_VIP)
+    assert (rc == 0 and body == 'hello-from-myself') is answers, (rc, body)
+
+
+def node_request(node, address, timeout=3):
+    """(curl rc, body, seconds) of GET http://address/ from the node itself."""
+    start = time.time()
+    proc = node.run(['curl', '-sS', '-m', str(timeout), 'http://%s/' % address], check=False)
+    return proc.returncode, proc.stdout.strip(), time.time() - start
+
+
+@pytest.mark.parametrize('address, node_addresses, without_output, answers', [
+    pytest.param(LB, NODE_ADDRESSES, True, True, id='no-output-chain-node-passes-its-ranges-the-old-gap'),
+    pytest.param(LB, NODE_ADDRESSES, False, False, id='no-node-address-in-ranges-node-dropped'),
+    pytest.param(LB_NODE, NODE_ADDRESSES, False, True, id='range-holds-a-node-address-node-allowed'),
+    pytest.param(LB_NODE, [], False, False, id='without-the-lb-as-source-element-node-dropped'),
+])
+def test_source_ranges_from_the_node(node, address, node_addresses, without_output, answers):
+    """The node's own connections to a restricted load-balancer IP: IPVS takes them in
+    LOCAL_OUT, so only the output chain can filter them; the node connects from the LB
+    address itself (the kernel's choice toward a local address)."""
+    driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
+    rules(node, node_addresses=node_addresses, without_output=without_output)
+    rc, body, seconds = node_request(node, address)
+    if answers:
+        assert (rc, body) == (0, 'hello-from-backend'), (rc, body)
+    else:
+        assert rc == 28 and seconds >= 2.5, 'the node got an answer from %s (rc %d, %r)' % (address, rc, body)
+    assert request(node, 'nk-cli', address)[:2] == (0, 'hello-from-backend'), 'a client inside the ranges'
 
 
 def _connect_ssh(node):
@@ -186,7 +252,7 @@ def _connect_ssh(node):
 
 
 def test_reject_unknown_port_on_dummy_address(node):
-    driver(node, 'dummy', interface=DUMMY, desired=[VIP, LB], owned=[])
+    driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
     node.run('nft delete table inet netlb_ipvs 2>/dev/null; true')
     rc, banner, _stderr = _connect_ssh(node)
     assert (rc, banner) == (0, 'SSH-2.0'), 'without the rules sshd answers on the cluster IP (kubernetes#72236)'

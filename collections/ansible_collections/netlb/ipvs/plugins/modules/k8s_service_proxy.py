@@ -28,10 +28,11 @@ description:
     servers (the Service API's rule; kube-proxy's IPVS mode falls back to every endpoint, kubernetes#71596), and
     IPVS services outside this module's scope (keepalived VIPs, firewall-mark services, hand-made rules) are
     never touched (kubernetes#59507)."
-  - "Not done yet, unlike kube-proxy - hairpin traffic (a pod reaching itself through its Service) is not
-    masqueraded with the default O(masquerade=external), so the pod's reply bypasses the node; use
-    O(masquerade=all) or a CNI that handles hairpin. C(loadBalancerSourceRanges) filter traffic arriving at the
-    node, not connections the node itself opens to the load-balancer IP."
+  - "C(loadBalancerSourceRanges) filter the traffic arriving at the node and the connections the node itself opens
+    to the load-balancer IP. The node gets through when its source address is inside a range, and also from the
+    load-balancer IP itself (the source the kernel picks toward a local address) when a range of that family holds
+    one of the node's addresses (all but loopback, IPv6 link-local and O(dummy_interface)'s; kube-proxy's
+    allowFromNode, which tests its one primary node IP)."
   - "Scope - the O(service_cidrs), the O(node_port_range) on the node's addresses, and the external and
     load-balancer services this module created before (kept in O(state_path)). A service of the kernel that
     equals a wanted one is adopted without a change, so a node kube-proxy served converges with no IPVS action."
@@ -154,7 +155,9 @@ options:
       - Which traffic is source-NATed on its way to a real server so the reply comes back through this node.
       - V(external) - traffic to NodePorts, external IPs and load-balancer IPs (not of services with
         C(externalTrafficPolicy Local), which keep the client's address), and to cluster IPs from outside
-        O(cluster_cidrs) (every cluster-IP client when O(cluster_cidrs) is empty).
+        O(cluster_cidrs) (every cluster-IP client when O(cluster_cidrs) is empty); and hairpin traffic - a pod
+        on this node that reaches itself through any service address - so its reply comes back through the node
+        (kube-proxy's C(KUBE-LOOP-BACK)).
       - V(all) - all traffic to every virtual service. V(none) - nothing.
     type: str
     choices: [external, all, none]

@@ -12,7 +12,8 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
     translate.translate(ClusterSnapshot, NodeContext, ProxyOptions)  ->  Translation
     Translation.services  ->  _ipvs engine (reconcile within the proxy's scope)
     Translation.dummy_addresses  ->  node/dummy.py (kube-ipvs0)
-    Translation.ports  ->  node/packet_rules.py (nftables table of our own)
+    Translation.ports, .local_endpoints, .node_addresses  ->  node/packet_rules.py (nftables
+        table of our own)
 
 Objects stay the API's JSON (plain dicts, lists, str, int): the client's model classes
 cost seconds at scale, and manifests and the API then look the same to the translator.
@@ -99,14 +100,18 @@ class Translation:
 
     services: _ipvs.model.VirtualService, one per virtual service; dummy_addresses: the
     addresses to bind on the dummy interface (cluster, external and LB IPs not already on
-    another interface); ports: ServicePort per virtual service; skipped: reason -> sorted
-    'namespace/name' list; warnings: one line per malformed object, naming object and field;
-    seen: how many Services the snapshot held.
+    another interface); ports: ServicePort per virtual service; local_endpoints: the
+    addresses of this node's endpoints (hairpin masquerade); node_addresses: the node's own
+    addresses that loadBalancerSourceRanges are checked against (to let the node itself
+    through); skipped: reason -> sorted 'namespace/name' list; warnings: one line per
+    malformed object, naming object and field; seen: how many Services the snapshot held.
     """
 
     services: list
     dummy_addresses: frozenset = frozenset()
     ports: list = dataclasses.field(default_factory=list)
+    local_endpoints: frozenset = frozenset()
+    node_addresses: frozenset = frozenset()
     skipped: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
     seen: int = 0

@@ -192,8 +192,11 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
     with engine.clock(timings, 'translate'):
         translation = translator.translate(snapshot, context, options.proxy)
     with engine.clock(timings, 'rules_check'):
-        rules = packet_rules.render(translation.ports, translation.dummy_addresses, packet_rules.Options(
-            masquerade=options.masquerade, cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs)))
+        rules = packet_rules.render(
+            translation.ports, translation.dummy_addresses,
+            packet_rules.Options(masquerade=options.masquerade,
+                                 cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs)),
+            local_endpoints=translation.local_endpoints, node_addresses=translation.node_addresses)
         # nft checks only rules that would be loaded: a converged node skips it.
         current_rules = host.read_rules()
         if packet_rules.normalise(rules) != current_rules:

@@ -57,12 +57,22 @@ Rules (the semantics the tests hold this module to):
    LOAD_BALANCER only, () when a range covers everyone). dummy_addresses: the cluster,
    external and load-balancer IPs of the virtual services made, except an address that
    is already on another interface of the node; NodePort addresses are never bound.
+   local_endpoints (for hairpin masquerade, kube-proxy's KUBE-LOOP-BACK): the address of
+   every endpoint on this node (nodeName == node.name, whatever its conditions) in a slice
+   of an enabled family that serves a port of a proxied Service, except the node's own
+   addresses (a host-network pod's reply is local to the node anyway). node_addresses:
+   the node's addresses but loopback, IPv6 link-local and the dummy interface's (the
+   default NodePort addresses, whatever options.node_port_addresses says); the packet
+   rules let the node itself through a load balancer's source ranges when one of them
+   holds such an address.
 8. Differences from kube-proxy's IPVS mode, on purpose:
    - a virtual service whose traffic policy is Local and that has no local endpoint has
      NO real servers (the Service API's semantics); kube-proxy's IPVS mode falls back to
      every endpoint there (kubernetes#71596).
    - a load-balancer IP of a family for which loadBalancerSourceRanges lists ranges only
      of the other family is not proxied (warned): kube-proxy would open it to everyone.
+   - node_addresses are all the node's usable addresses: kube-proxy lets the node through
+     source ranges only when one holds its single primary node IP (allowFromNode).
 9. Robustness: a malformed object (missing or wrongly typed field, port out of range, an
    address that is not one, an unknown protocol) is left out - the Service, or just the
    bad slice or endpoint - with a warning naming the object and the field path. Two
@@ -624,7 +634,8 @@ def _real_servers(endpoints, indices):
 # ---------------------------------------------------------------------------- the node
 
 def _node_addresses(node, options, warnings):
-    """(addresses on interfaces other than the dummy one, {family: NodePort addresses})."""
+    """(addresses on interfaces other than the dummy one, {family: NodePort addresses},
+    those of the first but loopback and IPv6 link-local)."""
     own = []
     for i, entry in enumerate(node.addresses or ()):
         try:
@@ -656,14 +667,17 @@ def _node_addresses(node, options, warnings):
             ip = ipaddress.ip_address(address)
             if any(ip in net for net in networks if net.version == family):
                 node_port[family].append(address)
-    else:
-        for family, address in own:
-            ip = ipaddress.ip_address(address)
-            if not ip.is_loopback and not (family == 6 and ip.is_link_local):
-                node_port[family].append(address)
+    usable = []
+    for family, address in own:
+        ip = ipaddress.ip_address(address)
+        if not ip.is_loopback and not (family == 6 and ip.is_link_local):
+            usable.append((family, address))
+    if not choice:
+        for family, address in usable:
+            node_port[family].append(address)
     for family in node_port:
         node_port[family] = sorted(set(node_port[family]))
-    return frozenset(address for _family, address in own), node_port
+    return frozenset(address for _family, address in own), node_port, frozenset(address for _family, address in usable)
 
 
 # ---------------------------------------------------------------------------- the whole
@@ -681,12 +695,15 @@ class _Translator(object):
         # the cyclic garbage collector to count (see READY).
         self.keys, self.services, self.ports = [], [], []
         self.dummy = set()
+        self.local_endpoints = set()
+        self.own_addresses = self.node_addresses = frozenset()
 
     def run(self):
         snapshot = self.snapshot
         services = snapshot.services or []
         try:
-            self.own_addresses, self.node_port = _node_addresses(self.node, self.options, self.warnings)
+            self.own_addresses, self.node_port, self.node_addresses = _node_addresses(self.node, self.options,
+                                                                                      self.warnings)
             slices = self._index(snapshot.endpoint_slices or [], 'EndpointSlice', self._slice_owner)
             endpoints = self._index(snapshot.endpoints or [], 'Endpoints', self._endpoints_owner)
             ordered = sorted(((_object_name(obj), i) for i, obj in enumerate(services)))
@@ -705,6 +722,8 @@ class _Translator(object):
             services=[self.services[i] for i in order],
             dummy_addresses=frozenset(self.dummy - self.own_addresses),
             ports=[self.ports[i] for i in order],
+            local_endpoints=frozenset(self.local_endpoints - self.own_addresses),
+            node_addresses=self.node_addresses,
             skipped=dict((reason, sorted(refs)) for reason, refs in sorted(self.skipped.items())),
             warnings=self.warnings,
             seen=len(services),
@@ -787,6 +806,13 @@ class _Translator(object):
         cluster_ip = svc.cluster_ips[family]
         node_port_addresses = self.node_port[family]
         external_ips = svc.external_ips[family]
+        # This node's endpoints, once per slice (not per port): hairpin masquerade needs
+        # the addresses only.
+        wanted = set((name, protocol) for name, protocol, _port, _node_port in svc.ports)
+        for _family, slice_ports, endpoints in parts:
+            if not wanted.isdisjoint(slice_ports):
+                self.local_endpoints.update(address for address, bits in zip(endpoints.addresses, endpoints.flags)
+                                            if bits & LOCAL)
         for name, protocol, port, node_port in svc.ports:
             merged = merge_endpoints(parts, name, protocol) if parts else None
             cluster = local = None

@@ -29,10 +29,37 @@ services are elements of sets keyed by address . protocol . port):
   a family, cluster-IP traffic of that family is not masqueraded (kube-proxy without
   clusterCIDR/detectLocal and without masqueradeAll). 'all': every service, local
   ones too. 'none': no postrouting chain.
+- Hairpin (same chain; 'external' only, 'all' masquerades it already): a pod that
+  reaches itself through a service (IPVS chose that pod as the real server) sends, once
+  IPVS rewrote the destination, from its own address to its own address; unless the
+  source becomes the node's, the pod answers itself directly and the connection never
+  completes. kube-proxy's KUBE-LOOP-BACK: masquerade when source == destination == an
+  endpoint on this node. nft cannot compare two fields of a packet, so the set
+  hairpin4/6 holds one `ep . ep` pair per address of render()'s local_endpoints and
+  the rule matches `ip saddr . ip daddr`. The node's own addresses are never in it (a
+  packet from the node to itself crosses postrouting too; the translator leaves them
+  out). Not keyed by protocol and port as kube-proxy's set is: a pod that loops back
+  through any DNAT needs the same, and the set stays one element per pod. Proven on the
+  lab (tests/vm/test_k8s_node.py test_hairpin: with the pair the pod reaches itself
+  through a cluster IP; without it, or with 'none', it does not).
 - loadBalancerSourceRanges (chain input, filter priority 0: before IPVS's LOCAL_IN
   hook at NF_IP_PRI_NAT_SRC - 2 = 98): packets to a restricted LB address . protocol .
   port from a source outside its ranges are dropped. No ranges of the port's family:
   everyone (kube-proxy filters the ranges by family the same way).
+- The node's own connections to a restricted LB address . protocol . port never reach
+  input: IPVS takes them in its LOCAL_OUT hook (NF_IP_PRI_NAT_DST + 2 = -98). Chain
+  output, at mangle + 10 (-140: before that hook and before nat output, as
+  _ipvs/hold.py), drops them by the same rule and sets. Allowed: a source inside the
+  ranges (a program bound to such an address), and, when a range of the family holds
+  one of the node's addresses (render()'s node_addresses), the LB address itself as the
+  source, which is what the kernel picks for a connection to a local address: one more
+  element `lb . protocol . port . lb` in lb_allowed (kube-proxy's allowFromNode, the
+  KUBE-LOAD-BALANCER-SOURCE-IP set; kube-proxy tests its one primary node IP, this any
+  address of the node but loopback, IPv6 link-local and the dummy interface's). An
+  arriving packet with that source is a martian the kernel drops before input, so the
+  element lets nobody else in. Proven on the lab (test_source_ranges_from_the_node:
+  without the output chain the node passes ranges that hold no address of it; with it
+  the node is dropped, and let through only by the LB-as-source element).
 - Dummy addresses (kubernetes#72236): a new connection to an address of the dummy
   interface on a protocol/port that is no service of it is rejected (port
   unreachable; TCP clients see "connection refused" at once), so the node's own
@@ -111,21 +138,32 @@ def _set(lines, name, kind, elements, interval=False):
     lines.append('\t}')
 
 
-def render(ports, dummy_addresses, options=Options()):
+def render(ports, dummy_addresses, options=Options(), local_endpoints=(), node_addresses=()):
     """The table definition (nft syntax, in the form `nft list table` prints it) for
-    ServicePorts ports, the dummy interface's addresses and Options options.
+    ServicePorts ports, the dummy interface's addresses, Options options, the addresses
+    of this node's endpoints (hairpin) and the node's own addresses (a source range that
+    holds one lets the node itself through); see the rules at the top.
 
     Raises PacketRulesError for an unknown masquerade mode or an invalid address.
     """
     if options.masquerade not in MASQUERADE_MODES:
         raise PacketRulesError('masquerade: %r is not one of %s' % (options.masquerade, ', '.join(MASQUERADE_MODES)))
     try:
-        return _render(ports, dummy_addresses, options)
+        return _render(ports, dummy_addresses, options, _by_family(local_endpoints), _by_family(node_addresses))
     except ValueError as exc:
         raise PacketRulesError('packet rules: %s' % exc)
 
 
-def _render(ports, dummy_addresses, options):
+def _by_family(texts):
+    """{4: [ip_address], 6: [...]} of address texts, each once, sorted."""
+    result = dict((family, set()) for family in (4, 6))
+    for text in texts:
+        address = ipaddress.ip_address(text)
+        result[address.version].add(address)
+    return dict((family, sorted(addresses)) for family, addresses in result.items())
+
+
+def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
     # Each address is parsed once (a node has ~10 ports per address at scale); elements
     # are sorted as text: deterministic, and nft does not care.
     canonical = {}
@@ -143,7 +181,7 @@ def _render(ports, dummy_addresses, options):
         address = ipaddress.ip_address(text)
         dummies[address.version].append(address)
     lines = ['table %s {' % TABLE, '\tcomment "%s"' % COMMENT]
-    input_rules, post_rules = [], []
+    input_rules, output_rules, post_rules = [], [], []
     for family in (4, 6):
         kind, match, icmp, reject = _FAMILY[family]
         suffix = str(family)
@@ -160,13 +198,22 @@ def _render(ports, dummy_addresses, options):
             nets = _networks(port.source_ranges, family)
             if not nets or any(net.prefixlen == 0 for net in nets):
                 continue
-            restricted.append(_element(port))
-            allowed.extend('%s . %s' % (_element(port), _net_text(net)) for net in nets)
+            element = _element(port)
+            restricted.append(element)
+            allowed.extend('%s . %s' % (element, _net_text(net)) for net in nets)
+            # The node, from the LB address; not when a range holds that address already
+            # (nft refuses overlapping intervals).
+            lb_address = ipaddress.ip_address(canonical[port.address])
+            if (any(address in net for net in nets for address in node_addresses[family])
+                    and not any(lb_address in net for net in nets)):
+                allowed.append('%s . %s' % (element, lb_address))
         _set(lines, 'lb_restricted' + suffix, concat, _unique(restricted))
         _set(lines, 'lb_allowed' + suffix, '%s . %s' % (concat, kind), _unique(allowed), interval=True)
         tuple_match = '%s daddr . meta l4proto . th dport' % match
-        input_rules.append('%s @lb_restricted%s %s . %s saddr != @lb_allowed%s drop'
-                           % (tuple_match, suffix, tuple_match, match, suffix))
+        source_ranges = ('%s @lb_restricted%s %s . %s saddr != @lb_allowed%s drop'
+                         % (tuple_match, suffix, tuple_match, match, suffix))
+        input_rules.append(source_ranges)
+        output_rules.append(source_ranges)
         input_rules.append('ct state new %s daddr @dummy%s meta l4proto != %s %s != @services%s reject with %s '
                            'port-unreachable' % (match, suffix, icmp, tuple_match, suffix, reject))
         if options.masquerade == MASQUERADE_NONE:
@@ -187,9 +234,17 @@ def _render(ports, dummy_addresses, options):
             for protocol in PROTOCOLS:
                 post_rules.append('meta l4proto %s ct original %s saddr != @cluster_cidrs%s %s @cluster_ip%s masquerade'
                                   % (protocol, match, suffix, original, suffix))
+        if options.masquerade == MASQUERADE_EXTERNAL:
+            _set(lines, 'hairpin' + suffix, '%s . %s' % (kind, kind),
+                 ['%s . %s' % (address, address) for address in local_endpoints[family]])
+            post_rules.append('%s saddr . %s daddr @hairpin%s masquerade' % (match, match, suffix))
     lines.append('\tchain input {')
     lines.append('\t\ttype filter hook input priority filter; policy accept;')
     lines.extend('\t\t' + rule for rule in input_rules)
+    lines.append('\t}')
+    lines.append('\tchain output {')
+    lines.append('\t\ttype filter hook output priority mangle + 10; policy accept;')
+    lines.extend('\t\t' + rule for rule in output_rules)
     lines.append('\t}')
     if post_rules:
         lines.append('\tchain postrouting {')

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 
 import pytest
 
@@ -152,6 +153,25 @@ def test_first_sync_then_nothing_to_do():
     # Without --diff no before/after texts are made.
     third = proxy.sync(cluster(), host, backend, OPTIONS, store, node_name=objects.NODE, now=1000.0, want_diff=False)
     assert third.diff is None and 'diff' not in third.timings and second.diff is not None
+
+
+def test_rules_get_this_nodes_endpoints_and_addresses():
+    """Hairpin pairs of the local endpoints only; the node itself let through the ranges
+    of the LB whose range holds its address, from the LB address."""
+    backend, host, store = FakeBackend(), FakeHost(), MemoryStateStore()
+    lbs = [objects.service(name, cluster_ip=cluster_ip, type='LoadBalancer', lb_ingress=[{'ip': lb}],
+                           ports=[objects.service_port(443, node_port=node_port)], source_ranges=[source_range])
+           for name, cluster_ip, lb, node_port, source_range in (
+               ('lb-in', '10.96.0.30', '198.51.100.1', 30443, '192.168.10.0/24'),
+               ('lb-out', '10.96.0.31', '198.51.100.2', 30444, '203.0.113.0/24'))]
+    remote = objects.endpoint_slice('web-np', [objects.endpoint('10.244.7.7', node='node-b')], name='web-np-b')
+    run(cluster(remote, *lbs), backend, host, store)
+    elements = [line.strip().rstrip(',') for line in host.rules.splitlines()]
+    pairs = [element for element in elements if re.match(r'^[0-9.]+ \. [0-9.]+$', element)]
+    assert pairs == ['10.244.1.11 . 10.244.1.11', '10.244.1.12 . 10.244.1.12', '10.244.2.21 . 10.244.2.21',
+                     '10.244.2.22 . 10.244.2.22']  # not node-b's 10.244.7.7
+    assert '198.51.100.1 . tcp . 443 . 198.51.100.1,' in host.rules
+    assert '198.51.100.2 . tcp . 443 . 198.51.100.2' not in host.rules
 
 
 def test_a_foreign_service_equal_to_a_wanted_one_is_adopted_without_a_change():

@@ -402,6 +402,54 @@ def test_translate(objects, node_context, options, lines, dummy, skipped, warnin
     check_invariants(result, objects, node_context, options)
 
 
+WEB6 = service('web6', '10.96.0.70', cluster_ips=['10.96.0.70', 'fd00:96::70'], ip_families=['IPv4', 'IPv6'],
+               ports=[service_port(80)])
+WEB6_PODS = [endpoint_slice('web6', [endpoint('10.244.1.5'), endpoint('10.244.2.7', node='node-b')], name='web6-v4'),
+             endpoint_slice('web6', [endpoint('fd00:244::5'), endpoint('fd00:244::7', node='node-b')], name='web6-v6',
+                            address_type='IPv6')]
+
+
+# Columns: objects, options, the expected local_endpoints (hairpin pairs of the packet rules).
+@pytest.mark.parametrize('objects, options, local_endpoints', [
+    pytest.param([web(), pods(endpoint('10.244.1.5'), endpoint('10.244.2.7', node='node-b'),
+                              endpoint('10.244.3.7', node=None))],
+                 DEFAULT, {'10.244.1.5'}, id='this-nodes-endpoint-only'),
+    pytest.param([web(), pods(endpoint('10.244.1.6', ready=False, serving=False), rollout_old('10.244.1.4'))],
+                 DEFAULT, {'10.244.1.4', '10.244.1.6'}, id='whatever-the-conditions'),
+    pytest.param([web(), pods(endpoint('192.168.10.11'), endpoint('10.244.1.5'))],
+                 DEFAULT, {'10.244.1.5'}, id='host-network-pod-on-a-node-address-left-out'),
+    pytest.param([WEB6] + WEB6_PODS, DEFAULT, {'10.244.1.5', 'fd00:244::5'}, id='dual-stack'),
+    pytest.param([WEB6] + WEB6_PODS, ProxyOptions(families=(4,)), {'10.244.1.5'}, id='dual-stack-ipv4-proxy-only'),
+    pytest.param([web(), pods(endpoint('10.244.1.5'), ports=[slice_port(9090, 'metrics')])],
+                 DEFAULT, set(), id='slice-without-a-port-of-the-service'),
+    pytest.param([service('db', 'None'), pods(endpoint('10.244.1.5'), service='db')],
+                 DEFAULT, set(), id='headless-service-not-proxied'),
+    pytest.param([service('legacy-db', '10.96.0.60', ports=[service_port(5432, name='pg')], selector=None),
+                  legacy_endpoints('legacy-db', [endpoints_subset(['10.244.1.8'], [{'name': 'pg', 'port': 5432}],
+                                                                  not_ready=['10.244.1.9'])])],
+                 DEFAULT, {'10.244.1.8', '10.244.1.9'}, id='legacy-endpoints'),
+    pytest.param([web(), web('web2', '10.96.0.21'), pods(endpoint('10.244.1.5')),
+                  pods(endpoint('10.244.1.5'), name='web-fghij'), pods(endpoint('10.244.1.5'), service='web2')],
+                 DEFAULT, {'10.244.1.5'}, id='one-address-once'),
+])
+def test_local_endpoints(objects, options, local_endpoints):
+    result = translate(snapshot(objects), NODE, options)
+    assert result.local_endpoints == frozenset(local_endpoints)
+    check_invariants(result, objects, NODE, options)
+
+
+@pytest.mark.parametrize('options', [
+    pytest.param(DEFAULT, id='default'),
+    pytest.param(ProxyOptions(node_port_addresses=('primary',)), id='node-ports-on-primary-only'),
+    pytest.param(ProxyOptions(node_port_addresses=('10.0.0.0/8',)), id='node-ports-on-a-cidr'),
+])
+def test_node_addresses_for_source_ranges(options):
+    """Every address of the node but loopback, IPv6 link-local and the dummy interface's,
+    whichever addresses serve NodePorts."""
+    result = translate(snapshot([web()]), NODE, options)
+    assert result.node_addresses == frozenset(['192.168.10.11', 'fd00:10::11', '10.0.0.11'])
+
+
 def check_invariants(result, objects, node_context, options):
     """What every translation keeps, whatever the input."""
     # One ServicePort per VirtualService, in the same order, describing the same VIP.
@@ -422,6 +470,8 @@ def check_invariants(result, objects, node_context, options):
     own = {canonical_address(text.split('/')[0]) for interface, text in node_context.addresses
            if interface != options.dummy_interface}
     assert not result.dummy_addresses & own
+    # No hairpin pair for an address of the node itself.
+    assert not result.local_endpoints & own
     # Every dummy address is the VIP of a virtual service made.
     assert result.dummy_addresses <= {port.address for port in result.ports}
     assert all(refs == sorted(refs) for refs in result.skipped.values())
@@ -432,6 +482,7 @@ def check_invariants(result, objects, node_context, options):
     for other in (again, translate(snapshot(shuffled[::-1]), node_context, options)):
         assert other.services == result.services and other.ports == result.ports
         assert other.dummy_addresses == result.dummy_addresses and other.skipped == result.skipped
+        assert other.local_endpoints == result.local_endpoints
         assert sorted(other.warnings) == sorted(result.warnings)
     # The input is not modified.
     assert objects == copy.deepcopy(objects)

@@ -24,6 +24,8 @@ SMALL = [SP('cluster_ip', 4, 'tcp', '10.96.0.10', 80, False, (), 'default/web'),
          SP('cluster_ip', 6, 'sctp', 'fd00:0::10', 9000, False, (), 'default/s6')]
 SMALL_DUMMY = ['10.96.0.10', '192.0.2.5', '2001:db8::5', 'fd00::10']
 SMALL_OPTIONS = pr.Options('external', ('10.244.0.0/16', 'fd10::/56'))
+SMALL_LOCAL = ['10.244.2.9', '10.244.1.5', 'fd10::5']
+SMALL_NODE = ['10.0.2.15', '2001:db8:1::15', 'fd00:10::11']
 
 # Written with 4-space indents here (pep8); nft's listing indents with tabs.
 GOLDEN_NONE = '''table inet netlb_ipvs {
@@ -63,6 +65,11 @@ GOLDEN_NONE = '''table inet netlb_ipvs {
         ip6 daddr . meta l4proto . th dport @lb_restricted6 ip6 daddr . meta l4proto . th dport . ip6 saddr != @lb_allowed6 drop
         ct state new ip6 daddr @dummy6 meta l4proto != ipv6-icmp ip6 daddr . meta l4proto . th dport != @services6 reject with icmpv6 port-unreachable
     }
+    chain output {
+        type filter hook output priority mangle + 10; policy accept;
+        ip daddr . meta l4proto . th dport @lb_restricted4 ip daddr . meta l4proto . th dport . ip saddr != @lb_allowed4 drop
+        ip6 daddr . meta l4proto . th dport @lb_restricted6 ip6 daddr . meta l4proto . th dport . ip6 saddr != @lb_allowed6 drop
+    }
 }
 '''.replace('    ', '\t')
 
@@ -77,7 +84,7 @@ def test_render_matches_what_nft_lists():
     so an unchanged table is seen as unchanged."""
     with open(os.path.join(FIXTURES, 'nft-list-table.txt')) as handle:
         listed = handle.read()
-    assert pr.normalise(pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS)) == pr.normalise(listed)
+    assert pr.normalise(pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE)) == pr.normalise(listed)
 
 
 def _elements(text, name):
@@ -104,13 +111,13 @@ CIP6 = SP('cluster_ip', 6, 'udp', 'fd00::a', 53, False, (), 'a/cip6')
 
 @pytest.mark.parametrize('mode, cidrs, masquerade4, cluster_ip4, cluster_cidrs4, masquerade6, cluster_ip6, n_post', [
     pytest.param('external', (), {'192.0.2.5 . tcp . 443', '10.0.2.15 . udp . 30053', '198.51.100.7 . sctp . 9000'},
-                 None, None, set(), None, 6, id='external-no-cidrs-no-cluster-masquerade'),
+                 None, None, set(), None, 8, id='external-no-cidrs-no-cluster-masquerade'),
     pytest.param('external', ('10.244.0.0/16', '10.244.1.0/24'),
                  {'192.0.2.5 . tcp . 443', '10.0.2.15 . udp . 30053', '198.51.100.7 . sctp . 9000'},
-                 {'10.96.0.1 . tcp . 443'}, {'10.244.0.0/16'}, set(), None, 9, id='external-v4-cidrs-collapsed'),
+                 {'10.96.0.1 . tcp . 443'}, {'10.244.0.0/16'}, set(), None, 11, id='external-v4-cidrs-collapsed'),
     pytest.param('external', ('fd10::/56',), {'192.0.2.5 . tcp . 443', '10.0.2.15 . udp . 30053',
                                               '198.51.100.7 . sctp . 9000'},
-                 None, None, set(), {'fd00::a . udp . 53'}, 9, id='external-v6-cidrs-only'),
+                 None, None, set(), {'fd00::a . udp . 53'}, 11, id='external-v6-cidrs-only'),
     pytest.param('all', ('10.244.0.0/16',), {'192.0.2.5 . tcp . 443', '192.0.2.5 . tcp . 8443', '10.0.2.15 . udp . 30053',
                                              '198.51.100.7 . sctp . 9000', '10.96.0.1 . tcp . 443'},
                  None, None, {'fd00::a . udp . 53'}, None, 6, id='all-includes-local-and-cluster'),
@@ -126,29 +133,68 @@ def test_masquerade_sets(mode, cidrs, masquerade4, cluster_ip4, cluster_cidrs4, 
     assert len(_rules(text, 'postrouting')) == n_post
 
 
-@pytest.mark.parametrize('ranges, restricted, allowed', [
-    pytest.param((), set(), set(), id='no-ranges-everyone'),
-    pytest.param(('10.0.0.0/8', '10.1.0.0/16', '192.168.1.7/32'), {'192.0.2.5 . tcp . 443'},
+LB_FROM_ITSELF = '192.0.2.5 . tcp . 443 . 192.0.2.5'
+
+
+# Columns: the LB port's ranges, the node's addresses, the expected elements of
+# lb_restricted4 and lb_allowed4.
+@pytest.mark.parametrize('ranges, node, restricted, allowed', [
+    pytest.param((), ['10.1.2.3'], set(), set(), id='no-ranges-everyone'),
+    pytest.param(('10.0.0.0/8', '10.1.0.0/16', '192.168.1.7/32'), [], {'192.0.2.5 . tcp . 443'},
                  {'192.0.2.5 . tcp . 443 . 10.0.0.0/8', '192.0.2.5 . tcp . 443 . 192.168.1.7'}, id='collapsed-host-bare'),
-    pytest.param(('0.0.0.0/0',), set(), set(), id='any-means-everyone'),
-    pytest.param(('2001:db8::/32',), set(), set(), id='other-family-ignored-everyone'),
-    pytest.param(('2001:db8::/32', '10.0.0.0/8'), {'192.0.2.5 . tcp . 443'}, {'192.0.2.5 . tcp . 443 . 10.0.0.0/8'},
+    pytest.param(('0.0.0.0/0',), ['10.1.2.3'], set(), set(), id='any-means-everyone'),
+    pytest.param(('2001:db8::/32',), [], set(), set(), id='other-family-ignored-everyone'),
+    pytest.param(('2001:db8::/32', '10.0.0.0/8'), [], {'192.0.2.5 . tcp . 443'}, {'192.0.2.5 . tcp . 443 . 10.0.0.0/8'},
                  id='mixed-families'),
+    pytest.param(('10.0.0.0/8',), ['192.168.10.11', '10.1.2.3'], {'192.0.2.5 . tcp . 443'},
+                 {'192.0.2.5 . tcp . 443 . 10.0.0.0/8', LB_FROM_ITSELF}, id='range-holds-a-node-address-node-allowed'),
+    pytest.param(('10.0.0.0/8',), ['192.168.10.11', 'fd00::11'], {'192.0.2.5 . tcp . 443'},
+                 {'192.0.2.5 . tcp . 443 . 10.0.0.0/8'}, id='no-node-address-inside-node-refused'),
+    pytest.param(('10.0.0.0/8', '2001:db8::/32'), ['2001:db8::11'], {'192.0.2.5 . tcp . 443'},
+                 {'192.0.2.5 . tcp . 443 . 10.0.0.0/8'}, id='node-address-of-the-other-family-only'),
+    pytest.param(('192.0.2.0/24',), ['192.0.2.77'], {'192.0.2.5 . tcp . 443'},
+                 {'192.0.2.5 . tcp . 443 . 192.0.2.0/24'}, id='lb-address-inside-a-range-no-overlapping-element'),
 ])
-def test_source_ranges(ranges, restricted, allowed):
+def test_source_ranges(ranges, node, restricted, allowed):
     text = pr.render([LB._replace(source_ranges=ranges), CIP._replace(source_ranges=('10.0.0.0/8',))], [],
-                     pr.Options('none'))
+                     pr.Options('none'), node_addresses=node)
     assert _elements(text, 'lb_restricted4') == restricted
     assert _elements(text, 'lb_allowed4') == allowed
+    # The node's own connections meet the same filter, before IPVS's LOCAL_OUT hook.
+    assert _rules(text, 'output') == [rule for rule in _rules(text, 'input') if '@lb_restricted' in rule]
+    assert len(_rules(text, 'output')) == 2
+
+
+HAIRPIN_RULES = ['ip saddr . ip daddr @hairpin4 masquerade', 'ip6 saddr . ip6 daddr @hairpin6 masquerade']
+
+
+@pytest.mark.parametrize('local_endpoints, mode, hairpin4, hairpin6, rules', [
+    pytest.param(['10.244.1.5'], 'external', {'10.244.1.5 . 10.244.1.5'}, set(), HAIRPIN_RULES, id='one-pair'),
+    pytest.param(['fd10::5', '10.244.1.5', '10.244.2.9'], 'external',
+                 {'10.244.1.5 . 10.244.1.5', '10.244.2.9 . 10.244.2.9'}, {'fd10::5 . fd10::5'}, HAIRPIN_RULES,
+                 id='dual-stack'),
+    pytest.param(['10.244.1.5', '10.244.1.5', 'fd10:0:0::5', 'FD10::5'], 'external', {'10.244.1.5 . 10.244.1.5'},
+                 {'fd10::5 . fd10::5'}, HAIRPIN_RULES, id='deduplicated-canonical'),
+    pytest.param([], 'external', set(), set(), HAIRPIN_RULES, id='none-local-empty-sets-same-rules'),
+    pytest.param(['10.244.1.5'], 'all', None, None, [], id='all-masquerades-everything-already'),
+    pytest.param(['10.244.1.5'], 'none', None, None, [], id='none-no-rule'),
+])
+def test_hairpin(local_endpoints, mode, hairpin4, hairpin6, rules):
+    text = pr.render([CIP, CIP6], [], pr.Options(mode, ('10.244.0.0/16',)), local_endpoints)
+    assert _elements(text, 'hairpin4') == hairpin4
+    assert _elements(text, 'hairpin6') == hairpin6
+    assert [rule for rule in _rules(text, 'postrouting') if 'hairpin' in rule] == rules
 
 
 def test_rule_count_does_not_grow():
-    few = pr.render([CIP], ['10.96.0.1'], SMALL_OPTIONS)
+    few = pr.render([CIP], ['10.96.0.1'], SMALL_OPTIONS, ['10.244.0.2'])
     many = pr.render([CIP._replace(address='10.96.%d.%d' % (i // 250, i % 250 + 1)) for i in range(2000)],
-                     ['10.96.0.1'], SMALL_OPTIONS)
+                     ['10.96.0.1'], SMALL_OPTIONS, ['10.244.%d.%d' % (i // 250, i % 250 + 1) for i in range(500)])
     assert _rules(few, 'input') == _rules(many, 'input')
+    assert _rules(few, 'output') == _rules(many, 'output')
     assert _rules(few, 'postrouting') == _rules(many, 'postrouting')
     assert len(_elements(many, 'services4')) == 2000
+    assert len(_elements(many, 'hairpin4')) == 500
 
 
 def test_render_errors():
@@ -156,6 +202,10 @@ def test_render_errors():
         pr.render([], [], pr.Options('some'))
     with pytest.raises(pr.PacketRulesError, match='10.0.0.300'):
         pr.render([CIP._replace(address='10.0.0.300')], [], pr.Options())
+    with pytest.raises(pr.PacketRulesError, match='pod-a'):
+        pr.render([CIP], [], pr.Options(), ['pod-a'])
+    with pytest.raises(pr.PacketRulesError, match='node-a'):
+        pr.render([CIP], [], pr.Options(), node_addresses=['node-a'])
 
 
 def test_normalise_is_order_and_wrap_blind():
@@ -202,7 +252,7 @@ class FakeRunner(_command.Runner):
 @pytest.mark.parametrize('check_mode', [True, False])
 def test_apply_new_table_then_idempotent(check_mode):
     runner = FakeRunner()
-    text = pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS)
+    text = pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE)
     result = pr.apply(runner, text, check_mode=check_mode)
     assert result == pr.ApplyResult(True, '', pr.normalise(text))
     assert (['-f', '-'] in runner.calls) is not check_mode
@@ -215,7 +265,7 @@ def test_apply_new_table_then_idempotent(check_mode):
 def test_apply_unchanged_against_nft_listing():
     with open(os.path.join(FIXTURES, 'nft-list-table.txt')) as handle:
         runner = FakeRunner(handle.read())
-    result = pr.apply(runner, pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS))
+    result = pr.apply(runner, pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE))
     assert not result.changed and ['-f', '-'] not in runner.calls
 
 
