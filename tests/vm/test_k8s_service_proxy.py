@@ -103,7 +103,10 @@ NFT_SETS = {
     'dummy4': {'10.96.0.10', '10.96.0.20', '10.96.0.21', '10.96.0.22', '10.96.0.23', '10.96.0.24', '192.0.2.50',
                '192.0.2.100'},
     'lb_restricted4': {'192.0.2.100 . tcp . 80'},
-    'lb_allowed4': {'192.0.2.100 . tcp . 80 . 10.0.2.0/24', '192.0.2.100 . tcp . 80 . 198.51.100.0/24'},
+    # The ranges, and the LB address itself as a source: a range holds the node's own
+    # 10.0.2.15, so the node may connect (kube-proxy's allowFromNode, from the output chain).
+    'lb_allowed4': {'192.0.2.100 . tcp . 80 . 10.0.2.0/24', '192.0.2.100 . tcp . 80 . 198.51.100.0/24',
+                    '192.0.2.100 . tcp . 80 . 192.0.2.100'},
     # NodePort and external IP of Cluster-policy Services; not web-lb's (Local keeps the client).
     'masquerade4': {'10.0.2.15 . tcp . 30080', '192.0.2.50 . tcp . 80'},
     'cluster_cidrs4': {'10.244.0.0/16'},
