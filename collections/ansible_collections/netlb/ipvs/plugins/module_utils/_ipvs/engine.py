@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import operator
 import time
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
@@ -49,6 +50,8 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import
 
 DIFF_HEADER = 'ipvsadm -S -n (services in scope)'
 MISMATCH_SHOWN = 5
+_OP = operator.attrgetter('op')
+_SERVICE_KEY = operator.attrgetter('service.key')
 # Scheduler edits per hold: the kernel waits an RCU grace period per edit (~20 ms in the
 # lab VM), so a batch stays well under the 1 s after which a dropped SYN is retried.
 HOLD_BATCH = 16
@@ -82,14 +85,13 @@ class Result:
         if which == 'none':
             return []
         if which == 'changed':
-            return sorted(set(action.service.key for action in self.actions) & set(self.after))
+            # map over a C getter: a full load has 55,000 actions for 5,000 keys.
+            return sorted(set(map(_SERVICE_KEY, self.actions)).intersection(self.after))
         return sorted(self.after)
 
     def summary(self):
         """Counts: in-scope services and real servers after the run, actions by op."""
-        actions = {}
-        for action in self.actions:
-            actions[action.op] = actions.get(action.op, 0) + 1
+        actions = dict(collections.Counter(map(_OP, self.actions)))
         return {'services': len(self.after), 'actions': actions,
                 'real_servers': sum(len(service.real_servers) for service in self.after.values())}
 

@@ -306,7 +306,17 @@ class Scope:
     ports: tuple = ()  # tuple of (ip_network, first_port, last_port), inclusive: NodePorts on node addresses
 
     def contains(self, key):
-        return ScopeTest(self, memo=False)(key)
+        return self.test()(key)
+
+    def test(self):
+        """This scope's memoised ScopeTest. A run asks the same keys several times (the
+        request's validation, the engine's input check, the planner): one test answers
+        each key once for all of them."""
+        found = self.__dict__.get('_test')
+        if found is None:
+            found = ScopeTest(self)
+            object.__setattr__(self, '_test', found)  # a cache, not a field: eq and hash ignore it
+        return found
 
     def __bool__(self):
         return bool(self.networks or self.fwmarks or self.keys or self.ports)

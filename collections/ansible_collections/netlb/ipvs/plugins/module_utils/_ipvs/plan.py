@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     ACTION_ORDER,
@@ -50,7 +51,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     Action,
     SERVER_SETTING_NAMES,
     SERVICE_SETTING_NAMES,
-    ScopeTest,
     ValidationError,
     table_of,
 )
@@ -96,7 +96,7 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
     """
     if not isinstance(desired, dict):
         desired = table_of(desired)
-    owned = ScopeTest(scope)
+    owned = scope.test()
     keys = sorted(desired)
     check_scope(keys, scope, owned)
     old_drain = drain_state or {}
@@ -107,13 +107,14 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
     # The table after is built alongside the actions (what apply_to_table(before, actions)
     # gives, which the tests hold it to) rather than by replaying 55,000 of them.
     after = dict(before)
-    added = context.actions[ADD_SERVER]
+    added, new_action = context.actions[ADD_SERVER], tuple.__new__
     for key in keys:
         want = desired[key]
         have = before.get(key)
         if have is None:
             context.add(ADD_SERVICE, want, reason='new')
-            added.extend([Action(ADD_SERVER, want, server, 'new') for server in want.real_servers])
+            # tuple.__new__ builds each Action in C: a full load makes 50,000 of them here.
+            added.extend([new_action(Action, (ADD_SERVER, want, server, 'new')) for server in want.real_servers])
             after[key] = want
             continue
         edit = want.settings() != have.settings()
@@ -131,7 +132,7 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
             context.add(DELETE_SERVICE, before[key], reason='not listed')
             del after[key]
 
-    actions = tuple(action for op in ACTION_ORDER for action in context.actions[op])
+    actions = tuple(itertools.chain.from_iterable(context.actions[op] for op in ACTION_ORDER))
     settle = sorted(set(action.service.key for action in context.actions[EDIT_SERVER] if action.reason == 'drain'))
     return Plan(actions=actions, before=before, after=after, drain_state=context.drain_state,
                 draining=tuple(context.draining), settle=tuple(settle))
@@ -171,9 +172,10 @@ def settle_drains(first, counters):
 def check_scope(keys, scope, owned=None):
     """Raise ValidationError naming every key outside scope (a caller's bug: the
     planner never acts outside scope, so it refuses rather than ignores them)."""
-    owned = owned or ScopeTest(scope)
+    owned = owned or scope.test()
     # Sorted only when there is something to report: this runs for every key of a big
-    # table, up to three times a run (the module, reconcile, the planner).
+    # table, up to three times a run (the module, reconcile, the planner), each asking
+    # the scope's one memoised test.
     outside = [key for key in keys if not owned(key)]
     if outside:
         raise ValidationError(['%s: outside scope' % (key,) for key in sorted(outside)])

@@ -32,7 +32,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     SERVICE_SETTING_NAMES,
     RealServer,
     Scope,
-    ScopeTest,
     ServiceKey,
     ValidationError,
     VirtualService,
@@ -626,7 +625,7 @@ def parse_request(params):
                 problems.add(name, 'cannot be combined with services (give it per service)')
         indexed = _services(params.get('services'), 'services', problems)
         scope = _scope(params.get('scope'), 'scope', problems) if params.get('scope') else None
-        contains = ScopeTest(scope) if scope is not None else None
+        contains = scope.test() if scope is not None else None
         for index, service in indexed:
             if contains is not None and not contains(service.key):
                 problems.add('services[%d]' % index, '%s is outside scope' % (service.key,))
