@@ -350,6 +350,24 @@ def test_scope_test(service, ports, owned):
     assert model.ScopeTest(scope)(key(service)) is owned
     assert model.ScopeTest(scope, memo=False)(key(service)) is owned
     assert scope.contains(key(service)) is owned
+    assert scope.test()(key(service)) is owned
+
+
+def test_scope_test_is_one_memo_per_scope(monkeypatch):
+    """Validation, the engine's input check and the planner ask the same keys: the
+    scope's one memoised test answers each key once for all of them, and the cache
+    is no part of the scope's identity."""
+    scope = parse_scope(SCOPE)
+    asked = []
+    real = model.ScopeTest._test
+    monkeypatch.setattr(model.ScopeTest, '_test', lambda self, found: asked.append(found) or real(self, found))
+    keys = [key('tcp 10.0.0.1:80'), key('tcp 198.51.100.1:80')]
+    for _run in range(3):
+        assert [scope.contains(found) for found in keys] == [True, False]
+    assert scope.test() is scope.test()
+    assert asked == keys
+    fresh = parse_scope(SCOPE)
+    assert fresh == scope and hash(fresh) == hash(scope) and repr(fresh) == repr(scope)
 
 
 def test_ports_alone_are_a_scope_of_ranges():
