@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -49,6 +50,7 @@ FLOOR_PLAYBOOK = os.path.join(HERE, 'ansible_floor.yml')
 REMOTE = '/var/tmp/netlb-bench'
 MODULE_DRAIN_STATE = REMOTE + '/module-drain-state.json'
 MARKER = 'NETLB_BENCH '
+TASK_MARKER = 'NETLB_TASK_SECONDS '  # bench/callback_plugins/netlb_task_clock.py
 
 # The goals (from the performance issue): ratio limits, and the size a goal is judged at
 # (None: every size).
@@ -141,8 +143,10 @@ def ansible_playbook():
 
 
 def ansible_env():
+    # netlb_task_clock (bench/callback_plugins) times the module's task itself.
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_CALLBACK_RESULT_FORMAT='json')
+               ANSIBLE_CALLBACK_RESULT_FORMAT='json', ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, 'callback_plugins'),
+               ANSIBLE_CALLBACKS_ENABLED='netlb_task_clock')
     return env
 
 
@@ -208,7 +212,9 @@ MODULE_SETTINGS = (('', 'list'), ('-text', 'text'))
 
 
 def module_run(lab, node, vars_file, table_as='list', playbook=PLAYBOOK):
-    """(seconds end to end, what the module reported) for one ansible-playbook run."""
+    """(seconds end to end, what the module reported) for one ansible-playbook run; the
+    report's 'task' is the seconds of the playbook's first task (the module's), as
+    Ansible ran it: without ansible-playbook's own start and the reporting task."""
     argv = [ansible_playbook(), '-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
             '-e', 'bench_table_as=%s' % table_as,
             '-e', 'bench_hosts=%s' % node.name,
@@ -222,7 +228,18 @@ def module_run(lab, node, vars_file, table_as='list', playbook=PLAYBOOK):
     if proc.returncode != 0:
         raise SystemExit('ansible-playbook failed (rc=%d):\n%s\n%s' % (proc.returncode, proc.stdout[-4000:],
                                                                        proc.stderr[-4000:]))
-    return wall, parse_report(proc.stdout)
+    report = parse_report(proc.stdout)
+    report['task'] = task_seconds(proc.stdout)[0]
+    return wall, report
+
+
+def task_seconds(stdout):
+    """The netlb_task_clock lines' seconds, in task order."""
+    found = [json.loads(line.split(TASK_MARKER, 1)[1])['seconds'] for line in stdout.splitlines()
+             if line.startswith(TASK_MARKER)]
+    if not found:
+        raise SystemExit('no %sline in the ansible-playbook output:\n%s' % (TASK_MARKER, stdout[-4000:]))
+    return found
 
 
 def parse_report(stdout):
@@ -274,7 +291,9 @@ def module_runs(lab, node, services, servers, repeat):
     finally:
         os.unlink(vars_file)
         os.unlink(table_file)
-    return dict((variant, sorted(found, key=lambda r: r['wall'])[(len(found) - 1) // 2])
+    # The run of median wall time, with the median of the task times (each its own median).
+    return dict((variant, dict(sorted(found, key=lambda r: r['wall'])[(len(found) - 1) // 2],
+                               task=statistics.median(r['task'] for r in found)))
                 for variant, found in runs.items())
 
 
@@ -327,8 +346,8 @@ def rows_for(results):
             found = r.get('module')
             if not found or variant not in found:
                 return 'not run'
-            if field == 'wall':
-                return seconds(found[variant]['wall'])
+            if field in ('wall', 'task'):
+                return seconds(found[variant].get(field))
             return breakdown(found[variant]['timings'])
         return cell
 
@@ -363,20 +382,26 @@ def rows_for(results):
     row('**module wall time**, default options, table as JSON text, full apply from empty',
         module('full-text', 'wall'))
     row('**module wall time**, default options, table as JSON text, no-op run', module('noop-text', 'wall'))
+    for variant, label in (('full', 'table as a list, full apply from empty'),
+                           ('full-text', 'table as JSON text, full apply from empty')):
+        row('**module task time** (the task alone, as Ansible ran it: no ansible-playbook start), %s' % label,
+            module(variant, 'task'))
     row('Ansible alone: the same table, as a list, handed to a module that only counts it (floor of any module '
         'taking it so)', module('floor', 'wall'))
     row('Ansible alone: the same table as JSON text', module('floor-text', 'wall'))
+    row('Ansible alone, task time: as a list / as JSON text',
+        lambda r: '%s / %s' % (module('floor', 'task')(r), module('floor-text', 'task')(r)))
     row('module\'s own `timings`, full apply from empty', module('full', 'timings'))
     row('module\'s own `timings`, no-op run', module('noop', 'timings'))
 
     def full_engine(r):
         return verdict(_ratio(r['engine']['netlink']['full']['timings']['total'], r['restore']), GOAL_FULL_ENGINE)
 
-    def full_module(variant, goal):
+    def full_module(variant, goal, field='wall'):
         def cell(r):
             if not r.get('module') or variant not in r['module']:
                 return 'not run'
-            return verdict(_ratio(r['module'][variant]['wall'], r['restore']), goal,
+            return verdict(_ratio(r['module'][variant].get(field), r['restore']), goal,
                            judged=r['services'] >= GOAL_FULL_MODULE_AT)
         return cell
 
@@ -393,6 +418,7 @@ def rows_for(results):
                                     ('full-text', 'default options, JSON text', GOAL_FULL_MODULE_TEXT)):
         row('goal: full apply, module wall time (%s) / `ipvsadm -R` (<= %.1fx at %s)'
             % (settings, goal, '{:,}'.format(GOAL_FULL_MODULE_AT)), full_module(variant, goal))
+        row('&nbsp;&nbsp;the same with the module task time', full_module(variant, goal, 'task'))
     row('goal: no-op, engine `netlink` total / `ipvsadm -S -n` (<= %.1fx)' % GOAL_NOOP, noop)
     row('goal: 1%% replaced, engine `netlink` total / its no-op total (<= %.1fx)' % GOAL_REPLACED, replaced)
     row('for comparison: one process per rule / `ipvsadm -R`',
