@@ -14,6 +14,13 @@ node's own 10.201.1.1) to it with masq. nk-hp (10.244.5.2, inside cluster_cidrs,
 through the node's 10.244.5.1) is a pod that is both a client and the only real server of
 the cluster IP 10.96.0.30:80 (its HTTP server on 8080): hairpin. Every service address
 sits on the dummy nk-ipvs0.
+
+IPv6 mirrors it (the *6 names): the same namespaces also hold fd20:1::2 (nk-cli),
+fd20:3::2 (nk-cli2), fd20:2::2 (nk-be, its default route via the missing fd20:2::254) and
+fd44:5::2 (nk-hp, inside cluster_cidrs' fd44::/16), the node fd20:N::1 and fd44:5::1;
+fd00:96::10 is a cluster IP, 2001:db8::5 a load balancer limited to fd20:1::2/128,
+2001:db8::6 one limited to fd20:1::/64 (which holds the node's fd20:1::1), fd00:96::30
+the hairpin pod's cluster IP.
 """
 
 import json
@@ -32,15 +39,25 @@ LB = '192.0.2.5'
 LB_NODE = '192.0.2.6'
 HP_VIP = '10.96.0.30'
 HP_POD = '10.244.5.2'
-CIDRS = ['10.244.0.0/16']
+VIP6 = 'fd00:96::10'
+LB6 = '2001:db8::5'
+LB6_NODE = '2001:db8::6'
+HP6_VIP = 'fd00:96::30'
+HP6_POD = 'fd44:5::2'
+CIDRS = ['10.244.0.0/16', 'fd44::/16']
 PORTS = [['cluster_ip', 4, 'tcp', VIP, 80, False, [], 'default/web'],
          ['load_balancer', 4, 'tcp', LB, 80, False, ['10.201.1.2/32'], 'default/lb'],
          ['load_balancer', 4, 'tcp', LB_NODE, 80, False, ['10.201.1.0/24'], 'default/lb-node'],
-         ['cluster_ip', 4, 'tcp', HP_VIP, 80, False, [], 'default/hairpin']]
-SERVICE_ADDRESSES = [VIP, LB, LB_NODE, HP_VIP]
+         ['cluster_ip', 4, 'tcp', HP_VIP, 80, False, [], 'default/hairpin'],
+         ['cluster_ip', 6, 'tcp', VIP6, 80, False, [], 'default/web'],
+         ['load_balancer', 6, 'tcp', LB6, 80, False, ['fd20:1::2/128'], 'default/lb'],
+         ['load_balancer', 6, 'tcp', LB6_NODE, 80, False, ['fd20:1::/64'], 'default/lb-node'],
+         ['cluster_ip', 6, 'tcp', HP6_VIP, 80, False, [], 'default/hairpin']]
+SERVICE_ADDRESSES = [VIP, LB, LB_NODE, HP_VIP, VIP6, LB6, LB6_NODE, HP6_VIP]
 # What the translator reports as node_addresses on this node (every address but loopback
-# and the dummy interface's); only 10.201.1.1 matters here.
-NODE_ADDRESSES = ['10.0.2.15', '10.201.1.1', '10.201.2.1', '10.201.3.1', '10.244.5.1']
+# and the dummy interface's); only 10.201.1.1 and fd20:1::1 matter here.
+NODE_ADDRESSES = ['10.0.2.15', '10.201.1.1', '10.201.2.1', '10.201.3.1', '10.244.5.1',
+                  'fd20:1::1', 'fd20:2::1', 'fd20:3::1', 'fd44:5::1']
 
 SETUP = '''
 set -e
@@ -54,23 +71,44 @@ for pair in cli:10.201.1 be:10.201.2 cli2:10.201.3 hp:10.244.5; do
   ip addr add $net.1/24 dev nkh-$name; ip link set nkh-$name up
   ip -n nk-$name addr add $net.2/24 dev eth0; ip -n nk-$name link set eth0 up
 done
+sysctl -qw net.ipv6.conf.all.forwarding=1
+for pair in cli:fd20:1 be:fd20:2 cli2:fd20:3 hp:fd44:5; do
+  name=${pair%%:*}; net=${pair#*:}
+  ip addr add $net::1/64 dev nkh-$name nodad; ip -n nk-$name addr add $net::2/64 dev eth0 nodad
+done
 ip -n nk-cli route add default via 10.201.1.1
 ip -n nk-cli2 route add default via 10.201.3.1
 ip -n nk-be route add default via 10.201.2.254
 ip -n nk-hp route add default via 10.244.5.1
-for vip in @VIP@ @LB@ @LB_NODE@ @HP_VIP@; do
+ip -n nk-cli -6 route add default via fd20:1::1
+ip -n nk-cli2 -6 route add default via fd20:3::1
+ip -n nk-be -6 route add default via fd20:2::254
+ip -n nk-hp -6 route add default via fd44:5::1
+for vip in @VIP@ @LB@ @LB_NODE@ @HP_VIP@ [@VIP6@] [@LB6@] [@LB6_NODE@] [@HP6_VIP@]; do
   ipvsadm -D -t $vip:80 2>/dev/null || true
   ipvsadm -A -t $vip:80 -s rr
 done
 for vip in @VIP@ @LB@ @LB_NODE@; do ipvsadm -a -t $vip:80 -r 10.201.2.2:8080 -m; done
+for vip in [@VIP6@] [@LB6@] [@LB6_NODE@]; do ipvsadm -a -t $vip:80 -r [fd20:2::2]:8080 -m; done
 ipvsadm -a -t @HP_VIP@:80 -r @HP_POD@:8080 -m
+ipvsadm -a -t [@HP6_VIP@]:80 -r [@HP6_POD@]:8080 -m
 mkdir -p @REMOTE@/www @REMOTE@/hp && echo hello-from-backend > @REMOTE@/www/index.html
 echo hello-from-myself > @REMOTE@/hp/index.html
 ip netns exec nk-be sh -c 'cd @REMOTE@/www && nohup python3 -m http.server 8080 --bind 10.201.2.2 \
   >/dev/null 2>&1 &'
 ip netns exec nk-hp sh -c 'cd @REMOTE@/hp && nohup python3 -m http.server 8080 --bind @HP_POD@ >/dev/null 2>&1 &'
-'''.replace('@VIP@', VIP).replace('@LB@', LB).replace('@LB_NODE@', LB_NODE).replace('@HP_VIP@', HP_VIP).replace(
-    '@HP_POD@', HP_POD).replace('@REMOTE@', REMOTE)
+ip netns exec nk-be sh -c 'cd @REMOTE@/www && nohup python3 -m http.server 8080 --bind fd20:2::2 >/dev/null 2>&1 &'
+ip netns exec nk-hp sh -c 'cd @REMOTE@/hp && nohup python3 -m http.server 8080 --bind @HP6_POD@ >/dev/null 2>&1 &'
+# The servers start in the background: wait until both namespaces hold both listeners.
+for i in $(seq 1 150); do
+  [ "$(ip netns exec nk-be ss -Hltn | wc -l)" -ge 2 ] && [ "$(ip netns exec nk-hp ss -Hltn | wc -l)" -ge 2 ] && break
+  sleep 0.2
+done
+'''
+for _name, _value in (('@VIP6@', VIP6), ('@LB6_NODE@', LB6_NODE), ('@LB6@', LB6), ('@HP6_VIP@', HP6_VIP),
+                      ('@HP6_POD@', HP6_POD), ('@VIP@', VIP), ('@LB@', LB), ('@LB_NODE@', LB_NODE),
+                      ('@HP_VIP@', HP_VIP), ('@HP_POD@', HP_POD), ('@REMOTE@', REMOTE)):
+    SETUP = SETUP.replace(_name, _value)
 
 TEARDOWN = '''
 nft delete table inet netlb_ipvs 2>/dev/null
@@ -80,7 +118,7 @@ for ns in nk-cli nk-cli2 nk-be nk-hp; do ip netns pids $ns 2>/dev/null | xargs -
 for link in nkh-cli nkh-be nkh-cli2 nkh-hp {dummy} nk-test0; do ip link del $link 2>/dev/null; done
 rm -rf {remote}
 true
-'''.format(vips=' '.join(SERVICE_ADDRESSES), dummy=DUMMY, remote=REMOTE)
+'''.format(vips=' '.join(a if ':' not in a else '[%s]' % a for a in SERVICE_ADDRESSES), dummy=DUMMY, remote=REMOTE)
 
 
 @pytest.fixture(scope='module')
@@ -114,13 +152,16 @@ def dummy_addresses(node, interface):
 def request(node, netns, address, timeout=3):
     """(curl rc, body, seconds) of GET http://address/ from netns."""
     start = time.time()
-    proc = node.run(['ip', 'netns', 'exec', netns, 'curl', '-sS', '-m', str(timeout), 'http://%s/' % address],
-                    check=False)
+    proc = node.run(['ip', 'netns', 'exec', netns, 'curl', '-sS', '-m', str(timeout), url(address)], check=False)
     return proc.returncode, proc.stdout.strip(), time.time() - start
 
 
+def url(address):
+    return 'http://%s/' % ('[%s]' % address if ':' in address else address)
+
+
 def rules(node, masquerade='external', **extra):
-    extra.setdefault('local_endpoints', [HP_POD])
+    extra.setdefault('local_endpoints', [HP_POD, HP6_POD])
     extra.setdefault('node_addresses', NODE_ADDRESSES)
     return driver(node, 'rules', ports=PORTS, dummy=SERVICE_ADDRESSES, masquerade=masquerade, cluster_cidrs=CIDRS,
                   **extra)
@@ -175,51 +216,59 @@ def test_rules_load_idempotent_other_tables_untouched(node):
     assert node.run('nft list table inet nk_operator').stdout == operator
 
 
-@pytest.mark.parametrize('masquerade, answers', [
-    pytest.param('none', False, id='none-reply-lost'),
-    pytest.param('external', True, id='external'),
-    pytest.param('all', True, id='all'),
+@pytest.mark.parametrize('masquerade, vip, answers', [
+    pytest.param('none', VIP, False, id='none-reply-lost'),
+    pytest.param('external', VIP, True, id='external'),
+    pytest.param('all', VIP, True, id='all'),
+    pytest.param('none', VIP6, False, id='ipv6-none-reply-lost'),
+    pytest.param('external', VIP6, True, id='ipv6-external'),
 ])
-def test_return_path(node, masquerade, answers):
+def test_return_path(node, masquerade, vip, answers):
     """Cluster IP from a client outside cluster_cidrs: the backend's reply only comes
     back when the node masqueraded (ct original daddr . proto . port matched)."""
     driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
     rules(node, masquerade=masquerade)
-    rc, body, _seconds = request(node, 'nk-cli', VIP)
+    rc, body, _seconds = request(node, 'nk-cli', vip)
     assert (rc == 0 and body == 'hello-from-backend') is answers, (rc, body)
 
 
-def test_source_ranges(node):
+@pytest.mark.parametrize('lb, vip', [pytest.param(LB, VIP, id='ipv4'), pytest.param(LB6, VIP6, id='ipv6')])
+def test_source_ranges(node, lb, vip):
     driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
     rules(node)
-    assert request(node, 'nk-cli', LB)[:2] == (0, 'hello-from-backend')
-    rc, _body, seconds = request(node, 'nk-cli2', LB)
+    assert request(node, 'nk-cli', lb)[:2] == (0, 'hello-from-backend')
+    rc, _body, seconds = request(node, 'nk-cli2', lb)
     assert rc == 28 and seconds >= 2.5, 'a source outside the ranges got an answer (rc %d)' % rc
-    assert request(node, 'nk-cli2', VIP)[:2] == (0, 'hello-from-backend'), 'the cluster IP has no ranges'
+    assert request(node, 'nk-cli2', vip)[:2] == (0, 'hello-from-backend'), 'the cluster IP has no ranges'
 
 
-@pytest.mark.parametrize('masquerade, local_endpoints, answers', [
-    pytest.param('external', [HP_POD], True, id='external-pair-reply-through-the-node'),
-    pytest.param('external', [], False, id='external-no-pair-pod-answers-itself-lost'),
-    pytest.param('none', [HP_POD], False, id='none-no-rule'),
-    pytest.param('all', [], True, id='all-covers-it'),
+@pytest.mark.parametrize('masquerade, pod, vip, local_endpoints, answers', [
+    pytest.param('external', HP_POD, HP_VIP, [HP_POD], True, id='external-pair-reply-through-the-node'),
+    pytest.param('external', HP_POD, HP_VIP, [], False, id='external-no-pair-pod-answers-itself-lost'),
+    pytest.param('none', HP_POD, HP_VIP, [HP_POD], False, id='none-no-rule'),
+    pytest.param('all', HP_POD, HP_VIP, [], True, id='all-covers-it'),
+    pytest.param('external', HP6_POD, HP6_VIP, [HP6_POD], True, id='ipv6-external-pair-reply-through-the-node'),
+    pytest.param('external', HP6_POD, HP6_VIP, [], False, id='ipv6-external-no-pair-lost'),
 ])
-def test_hairpin(node, masquerade, local_endpoints, answers):
+def test_hairpin(node, masquerade, pod, vip, local_endpoints, answers):
     """A pod (inside cluster_cidrs, so the cluster-IP rule leaves it alone) reaching
     itself through a cluster IP: IPVS sends its packet back from its own address to its
-    own address, which the pod drops (a martian) unless the node masqueraded it."""
+    own address, which the pod drops (IPv4: a martian) or answers past the client's
+    connection (its reply comes from its own address, not the cluster IP's), unless the
+    node masqueraded it."""
     driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
     loaded = rules(node, masquerade=masquerade, local_endpoints=local_endpoints)
-    assert ('%s . %s' % (HP_POD, HP_POD) in loaded['after']) is (masquerade == 'external' and bool(local_endpoints))
-    node.run('conntrack -D -d %s 2>/dev/null; true' % HP_VIP)  # NAT is chosen per new flow: no leftovers
-    rc, body, _seconds = request(node, 'nk-hp', HP_VIP)
+    assert ('%s . %s' % (pod, pod) in loaded['after']) is (masquerade == 'external' and bool(local_endpoints))
+    node.run('conntrack -D -f %s -d %s 2>/dev/null; true'
+             % ('ipv6' if ':' in vip else 'ipv4', vip))  # NAT is chosen per new flow: no leftovers
+    rc, body, _seconds = request(node, 'nk-hp', vip)
     assert (rc == 0 and body == 'hello-from-myself') is answers, (rc, body)
 
 
 def node_request(node, address, timeout=3):
     """(curl rc, body, seconds) of GET http://address/ from the node itself."""
     start = time.time()
-    proc = node.run(['curl', '-sS', '-m', str(timeout), 'http://%s/' % address], check=False)
+    proc = node.run(['curl', '-sS', '-m', str(timeout), url(address)], check=False)
     return proc.returncode, proc.stdout.strip(), time.time() - start
 
 
@@ -228,6 +277,8 @@ def node_request(node, address, timeout=3):
     pytest.param(LB, NODE_ADDRESSES, False, False, id='no-node-address-in-ranges-node-dropped'),
     pytest.param(LB_NODE, NODE_ADDRESSES, False, True, id='range-holds-a-node-address-node-allowed'),
     pytest.param(LB_NODE, [], False, False, id='without-the-lb-as-source-element-node-dropped'),
+    pytest.param(LB6, NODE_ADDRESSES, False, False, id='ipv6-no-node-address-in-ranges-node-dropped'),
+    pytest.param(LB6_NODE, NODE_ADDRESSES, False, True, id='ipv6-range-holds-a-node-address-node-allowed'),
 ])
 def test_source_ranges_from_the_node(node, address, node_addresses, without_output, answers):
     """The node's own connections to a restricted load-balancer IP: IPVS takes them in
