@@ -107,7 +107,7 @@ test-vm: venv lab-images ## Molecule scenarios (default, trixie, ipvs_virtual_se
 	  molecule test -s "$$s" || exit 1; \
 	  printf -- '----- molecule %s: ok in %ds -----\n' "$$s" $$((SECONDS - start)); \
 	done
-	pytest -m vm tests/vm; $(PYTEST_RC)
+	pytest -m vm tests/vm --durations=20; $(PYTEST_RC)
 
 # ---------------------------------------------------------------------------- sanity + lint
 # ansible-test runs from the collection directory in throw-away virtualenvs (--venv) for the
