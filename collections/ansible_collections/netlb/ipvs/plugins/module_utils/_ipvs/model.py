@@ -397,6 +397,14 @@ class Action(_ActionFields):
 
     __slots__ = ()
 
+    @classmethod
+    def new_servers(cls, service, reason='new'):
+        """An add_server Action per real server of service. Built by tuple.__new__ in C,
+        not through the constructor's Python frame: a full load makes 50,000 of them;
+        the field order is _ActionFields' just above."""
+        new = tuple.__new__
+        return [new(cls, (ADD_SERVER, service, server, reason)) for server in service.real_servers]
+
     def as_dict(self):
         result = {'op': self.op, 'service': str(self.service.key)}
         if self.server is not None:

@@ -107,14 +107,13 @@ def plan(desired, current, scope, exclusive=True, purge_real_servers=True, grace
     # The table after is built alongside the actions (what apply_to_table(before, actions)
     # gives, which the tests hold it to) rather than by replaying 55,000 of them.
     after = dict(before)
-    added, new_action = context.actions[ADD_SERVER], tuple.__new__
+    added = context.actions[ADD_SERVER]
     for key in keys:
         want = desired[key]
         have = before.get(key)
         if have is None:
             context.add(ADD_SERVICE, want, reason='new')
-            # tuple.__new__ builds each Action in C: a full load makes 50,000 of them here.
-            added.extend([new_action(Action, (ADD_SERVER, want, server, 'new')) for server in want.real_servers])
+            added.extend(Action.new_servers(want))
             after[key] = want
             continue
         edit = want.settings() != have.settings()

@@ -57,3 +57,15 @@ def test_netmask_is_canonical():
     assert VirtualService(TCP80, persistence_netmask=24).persistence_netmask == 32  # no persistence: no effect
     assert VirtualService(TCP80, persistence_timeout=60).persistence_netmask == 32
     assert VirtualService(ServiceKey.mark(5, 6), persistence_timeout=60).persistence_netmask == 128
+
+
+def test_new_servers_are_the_constructors_actions():
+    """Action.new_servers builds its tuples without the constructor: the same Actions,
+    field by field, as Action(...) makes."""
+    service = VirtualService(ServiceKey.tcp_udp('tcp', '10.0.0.1', 80), 'rr',
+                             real_servers=(RealServer('10.1.0.1', 8080), RealServer('10.1.0.2', 8080, weight=3)))
+    built = model.Action.new_servers(service)
+    assert built == [model.Action(model.ADD_SERVER, service, server, 'new') for server in service.real_servers]
+    assert [type(action) for action in built] == [model.Action, model.Action]
+    assert [(action.op, action.server.address, action.reason) for action in built] == [
+        ('add_server', '10.1.0.1', 'new'), ('add_server', '10.1.0.2', 'new')]
