@@ -7,11 +7,16 @@ runs beside `make lab-up` and Molecule) and stops it at the end. To reuse a lab 
 already started, point NETLB_VM_RUN_DIR at its run directory (e.g. lab/run/lab after
 `make lab-up`); it is then left running. NETLB_LAB_SUITE=trixie picks Debian 13.
 
+A test that runs a driver script of tests/vm/ on the node sets it up with
+`with lab_node.workspace(REMOTE, tools=..., modules=..., namespaces=...)` and calls it
+with `lab_node.driver('x_driver.py', REMOTE, args, netns=...)` (its JSON answer).
+
 Every test under tests/vm/ is marked `vm`, so `pytest -m 'not vm'` never boots a VM;
 test_lab.py (the lab's own checks, on the pristine node) runs first.
 """
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -87,6 +92,39 @@ class LabNode:
                     filter=lambda info: None if ('__pycache__' in info.name or '/tests' in info.name) else info)
         self.run('rm -rf {0} && mkdir -p {0} && base64 -d | tar -xz -C {0}'.format(remote),
                  input=base64.b64encode(buf.getvalue()).decode('ascii'))
+
+    @contextlib.contextmanager
+    def workspace(self, remote, tools=(), modules=(), files=(), namespaces=()):
+        """The node made ready for a driver script, for a with block: the Debian packages of
+        the missing tools installed (tools: (command, package) pairs), the kernel modules
+        loaded, the collection and files (of tests/vm/) shipped to remote, the network
+        namespaces made afresh; the namespaces and remote go on the way out."""
+        if tools:
+            self.run('%s || (apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -qy install %s)' % (
+                ' && '.join('command -v %s >/dev/null' % command for command, _package in tools),
+                ' '.join(package for _command, package in tools)), timeout=900)
+        if modules:
+            self.run(' && '.join('modprobe %s' % module for module in modules))
+        self.ship_collection(remote)
+        for name in files:
+            with open(os.path.join(HERE, name)) as f:
+                self.run('cat > %s/%s' % (remote, name), input=f.read())
+        for netns in namespaces:
+            self.run('ip netns del {0} 2>/dev/null; ip netns add {0}'.format(netns))
+        try:
+            yield self
+        finally:
+            for netns in namespaces:
+                self.run(['ip', 'netns', 'del', netns], check=False)
+            self.run(['rm', '-rf', remote], check=False)
+
+    def driver(self, script, remote, args, netns, prefix=(), timeout=600):
+        """Run tests/vm/<script> on the node as `python3 - remote args...` in netns (after the
+        prefix argv, e.g. setpriv), and return what it printed, as JSON."""
+        with open(os.path.join(HERE, script)) as f:
+            source = f.read()
+        argv = ['ip', 'netns', 'exec', netns] + list(prefix) + ['python3', '-', remote] + [str(arg) for arg in args]
+        return json.loads(self.run(argv, input=source, timeout=timeout).stdout)
 
     def reboot(self):
         """Reboot the node (same disk) and return once the new boot answers on ssh."""

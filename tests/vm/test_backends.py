@@ -9,14 +9,10 @@ lab keeps its table) and reports, after every step, `ipvsadm -S -n`, `ipvsadm -L
 from an empty table; the records must be identical.
 """
 
-import json
-import os
-
 import pytest
 
 pytestmark = pytest.mark.vm
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 REMOTE = '/var/tmp/netlb-backends'
 NETNS = 'netlb-backends'
 NETNS_LO_DOWN = 'netlb-backends-lo'
@@ -25,29 +21,15 @@ NETNS_LO_DOWN = 'netlb-backends-lo'
 @pytest.fixture(scope='module')
 def node(lab_node):
     """The lab node with ipvsadm, ip_vs, the collection, and two fresh namespaces."""
-    lab_node.run('command -v ipvsadm >/dev/null || (apt-get -q update && '
-                 'DEBIAN_FRONTEND=noninteractive apt-get -qy install ipvsadm)', timeout=900)
-    lab_node.run('modprobe ip_vs')
-    lab_node.ship_collection(REMOTE)
-    for netns in (NETNS, NETNS_LO_DOWN):
-        lab_node.run('ip netns del {0} 2>/dev/null; ip netns add {0}'.format(netns))
-    lab_node.run(['ip', '-n', NETNS, 'link', 'set', 'lo', 'up'])
-    try:
+    with lab_node.workspace(REMOTE, tools=(('ipvsadm', 'ipvsadm'),), modules=('ip_vs',),
+                            namespaces=(NETNS, NETNS_LO_DOWN)):
+        lab_node.run(['ip', '-n', NETNS, 'link', 'set', 'lo', 'up'])
         yield lab_node
-    finally:
-        for netns in (NETNS, NETNS_LO_DOWN):
-            lab_node.run(['ip', 'netns', 'del', netns], check=False)
-        lab_node.run(['rm', '-rf', REMOTE], check=False)
 
 
 def driver(node, *args, netns=NETNS, user=None):
-    with open(os.path.join(HERE, 'backends_driver.py')) as f:
-        source = f.read()
-    argv = ['ip', 'netns', 'exec', netns]
-    if user:
-        argv += ['setpriv', '--reuid=%s' % user, '--regid=%s' % user, '--clear-groups']
-    proc = node.run(argv + ['python3', '-', REMOTE] + list(args), input=source, timeout=1800)
-    return json.loads(proc.stdout)
+    prefix = ['setpriv', '--reuid=%s' % user, '--regid=%s' % user, '--clear-groups'] if user else []
+    return node.driver('backends_driver.py', REMOTE, args, netns=netns, prefix=prefix, timeout=1800)
 
 
 @pytest.mark.parametrize('scenario, steps', [

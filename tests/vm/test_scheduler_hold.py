@@ -13,13 +13,11 @@ after net.sctp.rto_initial, 3 s by default, where TCP retries a SYN after 1 s).
 """
 
 import json
-import os
 
 import pytest
 
 pytestmark = pytest.mark.vm
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 REMOTE = '/var/tmp/netlb-hold'
 DIRECTOR = 'hl-dir'
 OTHERS = ('hl-cli', 'hl-rs')
@@ -28,32 +26,21 @@ SCTP_FLIPS, SCTP_SECONDS = 10, 20
 
 
 def driver(node, *args):
-    with open(os.path.join(HERE, 'hold_driver.py')) as f:
-        source = f.read()
-    proc = node.run(['ip', 'netns', 'exec', DIRECTOR, 'python3', '-', REMOTE] + [str(arg) for arg in args],
-                    input=source, timeout=600)
-    return json.loads(proc.stdout)
+    return node.driver('hold_driver.py', REMOTE, args, netns=DIRECTOR)
 
 
 @pytest.fixture(scope='module')
 def node(lab_node):
     """The lab node with nft, ipvsadm, the schedulers, the collection and the namespaces."""
-    lab_node.run('command -v nft >/dev/null && command -v ipvsadm >/dev/null || (apt-get -q update && '
-                 'DEBIAN_FRONTEND=noninteractive apt-get -qy install nftables ipvsadm)', timeout=900)
-    lab_node.run('modprobe ip_vs && modprobe ip_vs_rr && modprobe ip_vs_wrr && modprobe sctp')
-    lab_node.ship_collection(REMOTE)
-    with open(os.path.join(HERE, 'backends_driver.py')) as f:
-        lab_node.run('cat > %s/backends_driver.py' % REMOTE, input=f.read())
-    for name in (DIRECTOR,) + OTHERS:
-        lab_node.run('ip netns del {0} 2>/dev/null; ip netns add {0}'.format(name))
-    driver(lab_node, 'setup')
-    try:
-        yield lab_node
-    finally:
-        lab_node.run('test -f {0}/rs.pid && kill $(cat {0}/rs.pid)'.format(REMOTE), check=False)
-        for name in (DIRECTOR,) + OTHERS:
-            lab_node.run(['ip', 'netns', 'del', name], check=False)
-        lab_node.run(['rm', '-rf', REMOTE], check=False)
+    # hold_driver.py imports backends_driver.py's LocalModule Runner.
+    with lab_node.workspace(REMOTE, tools=(('nft', 'nftables'), ('ipvsadm', 'ipvsadm')),
+                            modules=('ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'sctp'), files=('backends_driver.py',),
+                            namespaces=(DIRECTOR,) + OTHERS):
+        driver(lab_node, 'setup')
+        try:
+            yield lab_node
+        finally:
+            lab_node.run('test -f {0}/rs.pid && kill $(cat {0}/rs.pid)'.format(REMOTE), check=False)
 
 
 def test_every_kind_of_service_is_held_by_the_nodes_nft(node):

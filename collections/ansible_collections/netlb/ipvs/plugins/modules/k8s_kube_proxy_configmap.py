@@ -98,17 +98,10 @@ attempts:
   type: int
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import (
-    AUTH_ARG_SPEC,
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connection_options_from_params,
-    connection_warnings,
-)
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import AUTH_ARG_SPEC, module_connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy import configmap
 
 ARGUMENT_SPEC = dict(
@@ -123,13 +116,9 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib(KUBERNETES_REQUIREMENT), exception=str(KUBERNETES_IMPORT_ERROR))
+    options = module_connection(module)
     params = module.params
     try:
-        options = connection_options_from_params(params)
-        for warning in connection_warnings(options):
-            module.warn(warning)
         result = configmap.apply(options, params['config'], namespace=params['namespace'], name=params['name'],
                                  daemonset=params['daemonset'] or None, check_mode=module.check_mode,
                                  request_timeout=params['request_timeout'])

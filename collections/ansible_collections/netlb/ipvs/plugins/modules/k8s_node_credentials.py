@@ -155,18 +155,11 @@ expires:
   sample: '2027-02-27T14:00:00Z'
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import credentials
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import (
-    AUTH_ARG_SPEC,
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KUBERNETES_REQUIREMENT,
-    connection_options_from_params,
-    connection_warnings,
-)
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import AUTH_ARG_SPEC, module_connection
 
 ARGUMENT_SPEC = dict(
     AUTH_ARG_SPEC,
@@ -186,17 +179,13 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib(KUBERNETES_REQUIREMENT), exception=str(KUBERNETES_IMPORT_ERROR))
+    options = module_connection(module)
     params = module.params
     wanted = credentials.Wanted(
         service_account=params['service_account'], namespace=params['namespace'], cluster_role=params['cluster_role'],
         binding=params['binding'], expiration_seconds=params['token_lifetime'], renew_before=params['renew_before'],
         rotate=params['rotate'], server=params['server'], user=params['name'])
     try:
-        options = connection_options_from_params(params)
-        for warning in connection_warnings(options):
-            module.warn(warning)
         result = credentials.ensure(options, wanted, current_kubeconfig=params['current_kubeconfig'],
                                     check_mode=module.check_mode, request_timeout=params['request_timeout'])
     except SourceError as err:

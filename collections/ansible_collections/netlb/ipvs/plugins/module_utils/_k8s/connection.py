@@ -4,13 +4,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """The connection to a Kubernetes API with the `kubernetes` client, shared by every module
-that talks to the API (k8s_service_proxy's API source, k8s_kube_proxy_configmap).
+that talks to the API (k8s_service_proxy's API source, k8s_kube_proxy_configmap,
+k8s_kube_proxy_handover, k8s_node_credentials).
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
     options = connection_options_from_params(module.params)     # AUTH_ARG_SPEC merged in
     warnings = connection_warnings(options)                     # e.g. a world-readable kubeconfig
     config = client_configuration(options)                      # a kubernetes.client.Configuration
+
+A module that needs the client whatever the connection (all but k8s_service_proxy, whose
+static credentials need none) opens with the one call doing all three checks:
+
+    module = AnsibleModule(argument_spec=dict(AUTH_ARG_SPEC, ...), supports_check_mode=True)
+    options = module_connection(module)     # fail_json without the client or on a wrong option
 
 Connection: the options and K8S_AUTH_* variables of kubernetes.core (same names, same
 precedence): host with api_key (or a client certificate) is used as given; else
@@ -28,7 +35,7 @@ import os
 import re
 import stat
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
@@ -88,6 +95,23 @@ def connection_options_from_params(params, environ=None):
         if isinstance(value, str) and spec['type'] in ('path', 'raw') and value:
             value = os.path.expanduser(value)
         options[name] = value
+    return options
+
+
+def module_connection(module):
+    """The connection options of an AnsibleModule whose argument spec has AUTH_ARG_SPEC,
+    for a module that needs the kubernetes client: fails the module naming what to
+    install when the client is missing, and with the one-line message of a wrong option
+    (a K8S_AUTH_* variable that is no boolean); the connection warnings go to module.warn.
+    The one place a module's opening fails, before the module's own work begins."""
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib(KUBERNETES_REQUIREMENT), exception=str(KUBERNETES_IMPORT_ERROR))
+    try:
+        options = connection_options_from_params(module.params)
+    except SourceError as err:
+        module.fail_json(msg=str(err))
+    for warning in connection_warnings(options):
+        module.warn(warning)
     return options
 
 

@@ -18,20 +18,8 @@ from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_a
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._kube_proxy.test_leftovers_node import (
     RUNNING,
     FakeNode,
-    make_roots,
-    make_state,
     node_of,
 )
-
-
-@pytest.fixture
-def roots(tmp_path):
-    return make_roots(tmp_path)
-
-
-@pytest.fixture
-def state_path(tmp_path):
-    return make_state(tmp_path)
 
 
 def warning_text(warning):

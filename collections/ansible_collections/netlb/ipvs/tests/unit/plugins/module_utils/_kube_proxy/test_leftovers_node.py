@@ -78,31 +78,6 @@ class FakeNode(_command.Runner):
         raise AssertionError(argv)
 
 
-def make_roots(tmp_path):
-    """An empty /proc and /sys for the node (tests add what the kernel shows)."""
-    proc, sys_root = tmp_path / 'proc', tmp_path / 'sys'
-    (proc / 'net').mkdir(parents=True)
-    (sys_root / 'module').mkdir(parents=True)
-    return proc, sys_root
-
-
-def make_state(tmp_path):
-    """A state file as k8s_service_proxy leaves it after a sync: one service."""
-    path = str(tmp_path / 'state.json')
-    StateStore(path).save(ProxyState(services=frozenset([SERVICE]), addresses=frozenset(['10.96.0.1'])))
-    return path
-
-
-@pytest.fixture
-def roots(tmp_path):
-    return make_roots(tmp_path)
-
-
-@pytest.fixture
-def state_path(tmp_path):
-    return make_state(tmp_path)
-
-
 def node_of(runner, roots, running=NOT_RUNNING, ipvs=(SERVICE,)):
     proc, sys_root = roots
     return leftovers_node.Node(runner, proc_root=str(proc), sys_root=str(sys_root),

@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""module_connection, the opening of every module that needs the kubernetes client: a
+missing client or a wrong option fails the module with one clear message before any
+work, a kubeconfig others can read is warned about, and the options come back. The
+connection options themselves are tested in sources/test_api.py."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection
+from ansible_collections.netlb.ipvs.plugins.modules import (
+    k8s_kube_proxy_configmap,
+    k8s_kube_proxy_handover,
+    k8s_node_credentials,
+)
+from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
+
+MISSING = ImportError("No module named 'kubernetes'")
+
+
+class Failed(Exception):
+    pass
+
+
+class FakeModule(object):
+    """What module_connection uses of an AnsibleModule: params, warn, fail_json (which exits)."""
+
+    def __init__(self, params):
+        self.params = params
+        self.warnings = []
+
+    def warn(self, warning):
+        self.warnings.append(warning)
+
+    def fail_json(self, **result):
+        raise Failed(result)
+
+
+@pytest.fixture(autouse=True)
+def environ(monkeypatch):
+    """No K8S_AUTH_* or KUBECONFIG of the machine running the tests."""
+    for name in list(os.environ):
+        if name.startswith('K8S_AUTH_') or name in ('KUBECONFIG', 'KUBERNETES_SERVICE_HOST'):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.mark.parametrize('client, variables, mode, failure, warned', [
+    pytest.param(True, {}, 0o600, None, None, id='fine'),
+    pytest.param(True, {}, 0o644, None, 'group and others', id='world-readable kubeconfig'),
+    pytest.param(False, {}, 0o600, 'python3-kubernetes', None, id='no client'),
+    pytest.param(False, {'K8S_AUTH_VALIDATE_CERTS': 'maybe'}, 0o600, 'python3-kubernetes', None,
+                 id='no client comes first'),
+    pytest.param(True, {'K8S_AUTH_VALIDATE_CERTS': 'maybe'}, 0o644, "validate_certs: 'maybe' is not a boolean", None,
+                 id='wrong option, nothing warned'),
+])
+def test_module_connection(environ, tmp_path, client, variables, mode, failure, warned):
+    environ.setattr(connection, 'HAS_KUBERNETES', client)
+    environ.setattr(connection, 'KUBERNETES_IMPORT_ERROR', None if client else MISSING)
+    for name, value in variables.items():
+        environ.setenv(name, value)
+    path = str(tmp_path / 'kubeconfig')
+    with open(path, 'w') as handle:
+        handle.write('{}')
+    os.chmod(path, mode)
+    module = FakeModule({'kubeconfig': path, 'context': 'other'})
+    if failure is not None:
+        with pytest.raises(Failed) as failed:
+            connection.module_connection(module)
+        result = failed.value.args[0]
+        assert failure in result['msg'], result
+        if not client:
+            assert result['exception'] == str(MISSING)
+        assert module.warnings == []
+        return
+    options = connection.module_connection(module)
+    assert options == connection.connection_options_from_params(module.params)
+    assert (options['kubeconfig'], options['context'], options['validate_certs']) == (path, 'other', True)
+    assert module.warnings == ([] if warned is None else [
+        'kubeconfig %s is readable by %s (mode %04o): it holds credentials, make it 0600' % (path, warned, mode)])
+
+
+@pytest.mark.parametrize('module, args', [
+    pytest.param(k8s_kube_proxy_configmap, {'config': {}}, id='k8s_kube_proxy_configmap'),
+    pytest.param(k8s_kube_proxy_handover, {}, id='k8s_kube_proxy_handover'),
+    pytest.param(k8s_node_credentials, {}, id='k8s_node_credentials'),
+])
+def test_the_modules_open_with_it(environ, capsys, module, args):
+    """Without the client each module fails at once, naming what to install."""
+    environ.setattr(connection, 'HAS_KUBERNETES', False)
+    environ.setattr(connection, 'KUBERNETES_IMPORT_ERROR', MISSING)
+    with patch_module_args(dict(args, host='https://192.0.2.10:6443', api_key='x')):
+        with pytest.raises(SystemExit):
+            module.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result['failed'] is True
+    assert 'kubernetes (Debian: python3-kubernetes; pip: kubernetes)' in result['msg']
