@@ -329,23 +329,20 @@ class Scope:
 
 class ScopeTest(object):
     """The scope test: key -> whether scope owns it, with addresses compared as integers
-    and (memo=True, for one plan) answers memoised, cheap enough to ask for every service
-    of a 5,000-service table."""
+    and answers memoised, cheap enough to ask for every service of a 5,000-service table
+    several times a run (Scope.test() keeps one per scope)."""
 
-    def __init__(self, scope, memo=True):
+    def __init__(self, scope):
         self.scope = scope
-        self.answers = {} if memo else None
+        self.answers = {}
         self.networks = [(net.version, int(net.network_address), int(net.netmask)) for net in scope.networks]
         self.ports = [(net.version, int(net.network_address), int(net.netmask), int(first), int(last))
                       for net, first, last in scope.ports]
 
     def __call__(self, key):
-        answers = self.answers
-        answer = None if answers is None else answers.get(key)
+        answer = self.answers.get(key)
         if answer is None:
-            answer = self._test(key)
-            if answers is not None:
-                answers[key] = answer
+            answer = self.answers[key] = self._test(key)
         return answer
 
     def _test(self, key):
