@@ -603,6 +603,8 @@ failed_action:
   type: dict
 '''
 
+import contextlib
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
@@ -618,7 +620,9 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     IpvsError,
     ValidationError,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 
+LOCK_HOLDER = 'ansible netlb.ipvs.ipvs_virtual_server'
 FLAGS = list(SERVICE_FIELD['scheduler_flags'].choices)
 # The single-form options (one per key of a services[] entry: validation.SERVICE_FIELDS,
 # from the field table) are raw and carry no defaults: validation checks their types,
@@ -673,8 +677,10 @@ def run(module):
         # such on a node without IPVS too.
         engine.check_input(request.services, request.scope, options)
         backend = get_backend(params['backend'], runner=runner, check_mode=module.check_mode)
-        result = engine.reconcile(backend, request.services, request.scope, options,
-                                  drain_store=DrainStore(params['drain_state_path']))
+        # One run at a time on a node: the timer's netlb-ipvs reconcile, a pull, this task.
+        with contextlib.nullcontext() if module.check_mode else lock.held(LOCK_HOLDER, wait=lock.MODULE_WAIT):
+            result = engine.reconcile(backend, request.services, request.scope, options,
+                                      drain_store=DrainStore(params['drain_state_path']))
     except ValidationError as exc:
         module.fail_json(msg='invalid parameters: %s' % exc, problems=exc.problems)
     except ApplyError as exc:

@@ -101,7 +101,7 @@ attempts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import AUTH_ARG_SPEC, module_connection
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, module_connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy import configmap
 
 ARGUMENT_SPEC = dict(

@@ -332,32 +332,26 @@ problems:
   elements: str
 '''
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError, Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES, get_backend
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_PATH
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     SCHEDULERS,
     ApplyError,
     IpvsError,
     ValidationError,
 )
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import HostNode
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import parse_options
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api, manifests
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import DEFAULT_PATH as STATE_PATH
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import StateStore
 
 ARGUMENT_SPEC = dict(
-    api.AUTH_ARG_SPEC,
+    AUTH_ARG_SPEC,
     source=dict(type='str', choices=['api', 'manifests'], default='api'),
     path=dict(type='path'),
     namespaces=dict(type='list', elements='str', default=[]),
@@ -389,39 +383,15 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def read_cluster(params, node_name, warnings):
-    """The ClusterSnapshot from the chosen source; SourceError on any failure."""
-    if params['source'] == 'manifests':
-        snapshot, _ignored = manifests.read_manifests(params['path'], node_name=node_name)
-        return snapshot
-    connection = api.connection_options_from_params(params)
-    warnings.extend(api.connection_warnings(connection))
-    return api.read_cluster(connection, namespaces=params['namespaces'], label_selector=params['label_selector'],
-                            node_name=node_name, need_node=not params['node_zone'],
-                            request_timeout=params['request_timeout'], page_size=params['page_size'])
-
-
 def run(module):
     """Check the options, read the cluster, sync the node; known errors become fail_json."""
     params = module.params
-    warnings = []
     runner = Runner(module)
     try:
-        options, node_name = parse_options(params)
-        host = HostNode(runner)
-        started = time.perf_counter()
-        snapshot = read_cluster(params, node_name, warnings)
-        read_seconds = round(time.perf_counter() - started, 6)
         if not params['apply']:
-            context = proxy.node_context(node_name, host, snapshot, params['node_zone'])
-            translation, services = proxy.desired_table(snapshot, context, options)
-            result = proxy.SyncResult(translation=translation, timings={'read_cluster': read_seconds})
-            _exit(module, result, warnings, services=services)
-        backend = get_backend(params['backend'], runner=runner, check_mode=module.check_mode)
-        result = proxy.sync(snapshot, host, backend, options, StateStore(params['state_path']),
-                            drain_store=DrainStore(params['drain_state_path']), node_name=node_name,
-                            zone=params['node_zone'], want_diff=module._diff)
-        result.timings['read_cluster'] = read_seconds
+            result, services = pipeline.translate(params, runner)
+            _exit(module, result, services=services)
+        result = pipeline.run(params, runner, check_mode=module.check_mode, want_diff=module._diff)
     except ValidationError as exc:
         module.fail_json(msg='invalid parameters: %s' % exc, problems=exc.problems)
     except SourceError as exc:
@@ -435,14 +405,14 @@ def run(module):
         module.fail_json(msg=str(exc))
     listed = result.reconcile.as_dict(diff=False, services=params['return_services'],
                                       actions=params['return_actions'], limit=params['return_limit'] or None)
-    _exit(module, result, warnings, services=listed['services'], actions=listed.get('actions'),
+    _exit(module, result, services=listed['services'], actions=listed.get('actions'),
           draining=listed['draining'], truncated=listed.get('truncated'),
           addresses={'added': list(result.addresses_added), 'removed': list(result.addresses_removed)},
           diff=result.diff if module._diff else None)
 
 
-def _exit(module, result, warnings, **returns):
-    for warning in warnings + result.warnings:
+def _exit(module, result, **returns):
+    for warning in result.warnings:
         module.warn(warning)
     values = dict((name, value) for name, value in returns.items() if value is not None)
     module.exit_json(changed=result.changed, summary=result.summary(),

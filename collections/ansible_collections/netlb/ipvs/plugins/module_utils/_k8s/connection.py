@@ -13,11 +13,8 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
     warnings = connection_warnings(options)                     # e.g. a world-readable kubeconfig
     config = client_configuration(options)                      # a kubernetes.client.Configuration
 
-A module that needs the client whatever the connection (all but k8s_service_proxy, whose
-static credentials need none) opens with the one call doing all three checks:
-
-    module = AnsibleModule(argument_spec=dict(AUTH_ARG_SPEC, ...), supports_check_mode=True)
-    options = module_connection(module)     # fail_json without the client or on a wrong option
+No Ansible here, so the node's own entry point (netlb-ipvs) reads the API without
+ansible-core; the modules' argument spec and opening are in module_connection.py.
 
 Connection: the options and K8S_AUTH_* variables of kubernetes.core (same names, same
 precedence): host with api_key (or a client certificate) is used as given; else
@@ -34,9 +31,6 @@ import json
 import os
 import re
 import stat
-
-from ansible.module_utils.basic import env_fallback, missing_required_lib
-from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 
@@ -57,7 +51,7 @@ KUBERNETES_REQUIREMENT = 'kubernetes (Debian: python3-kubernetes; pip: kubernete
 # The connection options, one row each: name, argument spec, K8S_AUTH_* variables read
 # when the option is not given (first set one wins; kubernetes.core reads
 # K8S_AUTH_<option> then K8S_AUTH_<client attribute>).
-_AUTH_OPTIONS = (
+AUTH_OPTIONS = (
     ('kubeconfig', {'type': 'raw'}, ('K8S_AUTH_KUBECONFIG',)),
     ('context', {'type': 'str'}, ('K8S_AUTH_CONTEXT',)),
     ('host', {'type': 'str'}, ('K8S_AUTH_HOST',)),
@@ -69,26 +63,19 @@ _AUTH_OPTIONS = (
     ('client_key', {'type': 'path', 'aliases': ['key_file']}, ('K8S_AUTH_CLIENT_KEY', 'K8S_AUTH_KEY_FILE')),
 )
 
-# The module merges this into its argument spec (fallbacks: the K8S_AUTH_* variables).
-AUTH_ARG_SPEC = dict(
-    (name, dict(spec, fallback=(env_fallback, list(variables))))
-    for name, spec, variables in _AUTH_OPTIONS
-)
-
-
 def connection_options_from_params(params, environ=None):
     """The connection options from module params (or any dict), K8S_AUTH_* variables
     filling in what is missing or None, booleans parsed, defaults applied."""
     environ = os.environ if environ is None else environ
     options = {}
-    for name, spec, variables in _AUTH_OPTIONS:
+    for name, spec, variables in AUTH_OPTIONS:
         value = params.get(name)
         if value is None:
             value = next((environ[var] for var in variables if environ.get(var, '') != ''), None)
         if value is not None and spec['type'] == 'bool' and not isinstance(value, bool):
             try:
                 value = boolean(value)
-            except TypeError:
+            except ValueError:
                 raise SourceError('%s: %r is not a boolean' % (name, value))
         if value is None or value == '':
             value = spec.get('default')
@@ -98,21 +85,21 @@ def connection_options_from_params(params, environ=None):
     return options
 
 
-def module_connection(module):
-    """The connection options of an AnsibleModule whose argument spec has AUTH_ARG_SPEC,
-    for a module that needs the kubernetes client: fails the module naming what to
-    install when the client is missing, and with the one-line message of a wrong option
-    (a K8S_AUTH_* variable that is no boolean); the connection warnings go to module.warn.
-    The one place a module's opening fails, before the module's own work begins."""
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib(KUBERNETES_REQUIREMENT), exception=str(KUBERNETES_IMPORT_ERROR))
-    try:
-        options = connection_options_from_params(module.params)
-    except SourceError as err:
-        module.fail_json(msg=str(err))
-    for warning in connection_warnings(options):
-        module.warn(warning)
-    return options
+_TRUE = frozenset(('y', 'yes', 'on', '1', 'true', 't'))
+_FALSE = frozenset(('n', 'no', 'off', '0', 'false', 'f'))
+
+
+def boolean(value):
+    """Ansible's reading of a boolean option (yes/no, on/off, true/false, 1/0, y/n, t/f,
+    any case); ValueError for anything else."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError('%r is not a boolean' % (value,))
 
 
 def import_client():

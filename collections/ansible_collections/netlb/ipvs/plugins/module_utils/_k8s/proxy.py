@@ -95,6 +95,7 @@ class SyncResult:
     diff: dict = None
     timings: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
+    fingerprint: str = ''  # of the cluster objects the sync was made from (pipeline.fingerprint)
 
     @property
     def changed(self):

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Fixtures of the kube-proxy leftovers tests, shared by the step's own tests
+"""The node's run lock in a temporary directory for every test (the modules take it), and
+fixtures of the kube-proxy leftovers tests, shared by the step's own tests
 (module_utils/_kube_proxy/test_leftovers_node.py) and the module's
 (modules/test_k8s_kube_proxy_leftovers.py), both on test_leftovers_node's scripted node."""
 
@@ -12,7 +13,16 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import ProxyState, StateStore
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._kube_proxy.test_leftovers_node import SERVICE
+
+
+@pytest.fixture(autouse=True)
+def run_lock(tmp_path, monkeypatch):
+    """The run lock's default path, in the test's own directory."""
+    path = str(tmp_path / 'run' / 'reconcile.lock')
+    monkeypatch.setattr(lock, 'DEFAULT_PATH', path)
+    return path
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ text and are tested with a fake /proc tree; detect() adds the HTTP question.
 from __future__ import annotations
 
 import collections
+import http.client
 import os
 import re
-
-from ansible.module_utils.urls import open_url
+import urllib.parse
 
 PROCESS_NAME = 'kube-proxy'
 DEFAULT_METRICS = '127.0.0.1:10249'
@@ -138,15 +138,20 @@ def decide(processes, answer, flag_mode, config_mode, answer_error=''):
 
 
 def _ask(url):
-    """(body, error text) of GET url (never through a proxy: it is the node's own port)."""
+    """(body, error text) of GET url: a plain connection (never through a proxy: it is
+    the node's own port), and no ansible-core needed (the node's entry point asks too)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=HTTP_TIMEOUT)
     try:
-        response = open_url(url, timeout=HTTP_TIMEOUT, use_proxy=False)
-        try:
-            return response.read(256).decode('ascii', 'replace'), ''
-        finally:
-            response.close()
+        connection.request('GET', parts.path or '/')
+        response = connection.getresponse()
+        if response.status != 200:
+            return None, '%s: HTTP %d %s' % (url, response.status, response.reason)
+        return response.read(256).decode('ascii', 'replace'), ''
     except Exception as exc:  # any failure to ask means "not reachable"
         return None, '%s: %s' % (url, exc)
+    finally:
+        connection.close()
 
 
 def detect(proc_root='/proc', ask=_ask):

@@ -41,7 +41,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import Clu
 # k8s_node_credentials); these names stay importable from here.
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import (  # noqa: F401 pylint: disable=unused-import
-    AUTH_ARG_SPEC,
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     KUBERNETES_REQUIREMENT,

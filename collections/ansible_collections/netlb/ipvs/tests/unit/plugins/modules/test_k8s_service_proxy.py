@@ -16,6 +16,8 @@ import os
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import BackendError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
 from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
@@ -37,8 +39,8 @@ def node(monkeypatch, tmp_path):
         backend.check_mode = check_mode
         return backend
 
-    monkeypatch.setattr(k8s_service_proxy, 'get_backend', get_backend)
-    monkeypatch.setattr(k8s_service_proxy, 'HostNode', lambda runner: host)
+    monkeypatch.setattr(pipeline, 'get_backend', get_backend)
+    monkeypatch.setattr(pipeline, 'HostNode', lambda runner: host)
     backend.host = host
     backend.paths = {'state_path': str(tmp_path / 'proxy.json'), 'drain_state_path': str(tmp_path / 'drain.json')}
     return backend
@@ -66,7 +68,7 @@ def cluster_objects():
 @pytest.mark.parametrize('client_installed', [True, False], ids=['client', 'no-client'])
 def test_api_source_syncs_then_is_idempotent(node, kube_api, capsys, tmp_path, monkeypatch, client_installed):
     # The stand-in's kubeconfig holds a static token: the module's own HTTPS serves it, no client needed.
-    monkeypatch.setattr(k8s_service_proxy.api, 'HAS_KUBERNETES', client_installed)
+    monkeypatch.setattr(api, 'HAS_KUBERNETES', client_installed)
     kube_api.add(*cluster_objects())
     args = api_args(kube_api, tmp_path, node_zone='zone-a')
     result = call(node, args, capsys, diff=True)
@@ -148,7 +150,7 @@ def test_no_ipvs_on_the_node_is_a_clear_failure(node, capsys):
 
 def test_without_the_kubernetes_client_the_module_names_the_package(node, capsys, monkeypatch):
     """Only a connection that needs the client (here in-cluster configuration) asks for it."""
-    monkeypatch.setattr(k8s_service_proxy.api, 'HAS_KUBERNETES', False)
+    monkeypatch.setattr(api, 'HAS_KUBERNETES', False)
     for name in ('KUBECONFIG', 'K8S_AUTH_KUBECONFIG', 'K8S_AUTH_HOST', 'K8S_AUTH_API_KEY', 'K8S_AUTH_CONTEXT'):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv('KUBERNETES_SERVICE_HOST', '10.96.0.1')

@@ -15,6 +15,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
 from kube_api import objects
 
@@ -263,7 +264,7 @@ def test_env_fallbacks(monkeypatch, params, environ, expected):
             monkeypatch.delenv(name)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    result = ArgumentSpecValidator(api.AUTH_ARG_SPEC).validate(dict(params))
+    result = ArgumentSpecValidator(AUTH_ARG_SPEC).validate(dict(params))
     assert not result.error_messages
     via_spec = api.connection_options_from_params(result.validated_parameters, environ={})
     assert {key: via_spec[key] for key in expected} == expected
@@ -275,8 +276,8 @@ def test_env_booleans_must_be_booleans():
 
 
 def test_the_spec_hides_the_token():
-    assert api.AUTH_ARG_SPEC['api_key']['no_log'] is True
-    assert api.AUTH_ARG_SPEC['validate_certs']['default'] is True
+    assert AUTH_ARG_SPEC['api_key']['no_log'] is True
+    assert AUTH_ARG_SPEC['validate_certs']['default'] is True
 
 
 @pytest.mark.parametrize('mode, warned', [(0o600, None), (0o640, 'its group'), (0o604, 'others'),

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, module_connection
 from ansible_collections.netlb.ipvs.plugins.modules import (
     k8s_kube_proxy_configmap,
     k8s_kube_proxy_handover,
@@ -74,14 +74,14 @@ def test_module_connection(environ, tmp_path, client, variables, mode, failure, 
     module = FakeModule({'kubeconfig': path, 'context': 'other'})
     if failure is not None:
         with pytest.raises(Failed) as failed:
-            connection.module_connection(module)
+            module_connection.module_connection(module)
         result = failed.value.args[0]
         assert failure in result['msg'], result
         if not client:
             assert result['exception'] == str(MISSING)
         assert module.warnings == []
         return
-    options = connection.module_connection(module)
+    options = module_connection.module_connection(module)
     assert options == connection.connection_options_from_params(module.params)
     assert (options['kubeconfig'], options['context'], options['validate_certs']) == (path, 'other', True)
     assert module.warnings == ([] if warned is None else [

@@ -1,0 +1,19 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The node keeping itself converged: what `netlb-ipvs reconcile` runs on a timer.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+config.py   the node's config (rendered by the ipvs_reconcile role), checked field by field
+lock.py     one run at a time: timer, pull, a manual run and the modules share one lock
+kernel.py   the kernel modules and sysctls ipvs_node set up, re-asserted cheaply
+run.py      one run: lock, pause, config, kernel, the static table, the Kubernetes Services
+status.py   counters kept between runs, the Prometheus textfile and the journal line
+cli.py      the commands (reconcile, pull, pause, resume, status); the launcher
+            (bin/netlb-ipvs) is the shell that owns the process
+
+No Ansible here: the node runs it with its own Python, from the files the role copied.
+"""

@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""One reconcile run of the node, without Ansible: the same engine, scope, ownership and
+safety refusals as the modules, from the config the ipvs_reconcile role rendered.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Order, and why:
+1. Paused (the maintenance switch, a file) -> nothing read or changed, said so.
+2. The lock (lock.py): one run at a time; busy -> exit without touching anything.
+3. The config, checked whole (config.py): a bad one fails the run, the table untouched.
+4. The kernel modules and sysctls (kernel.py): IPVS needs them before anything else.
+5. The static table (ipvs_virtual_server's engine call, within its scope).
+6. The Kubernetes Services (k8s_service_proxy's pipeline: its delete guard refuses an
+   empty or partial answer from the cluster, an unreachable API changes nothing).
+7. The counters, the textfile and one journal line (status.py).
+Parts 4-6 are independent: one failing does not stop the others, and fails the run.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import operator
+import time
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError
+from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
+    FileError,
+    ensure_absent,
+    make_parent_directory,
+    read_text,
+    write_atomic,
+)
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import NftHold
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, IpvsError, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, lock, status
+
+PAUSE_PATH = '/var/lib/netlb-ipvs/reconcile.paused'
+_OP = operator.attrgetter('op')
+
+
+class RunTimeout(Exception):
+    """The run outlived its timeout (the shell raises it from a signal handler)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    config: str = node_config.DEFAULT_PATH
+    lock: str = None  # lock.DEFAULT_PATH
+    status: str = status.DEFAULT_PATH
+    pause: str = PAUSE_PATH
+
+
+def paused(path=PAUSE_PATH):
+    """The pause reason ('' when none was given), or None when not paused."""
+    try:
+        text = read_text(path)
+    except FileError:
+        return 'pause file unreadable'
+    return None if text is None else ' '.join(text.split())[:200]
+
+
+def pause(reason, path=PAUSE_PATH):
+    """Pause reconciling on this node until resume(); reason says why (journal, metrics)."""
+    make_parent_directory(path)
+    write_atomic(path, (reason or '') + '\n', mode=0o644)
+
+
+def resume(path=PAUSE_PATH):
+    """True when a pause was lifted."""
+    return ensure_absent(path).changed
+
+
+def reconcile(runner, paths=Paths(), wait=0.0, what='netlb-ipvs reconcile', now=time.time, clock=time.perf_counter):
+    """One run. Returns the status.Report; writes the status and the textfile (except when
+    another run holds the lock: that one owns them). Never raises for what a run can
+    meet (bad config, unreachable API, a refusing kernel, a timeout): the report says it."""
+    report = status.Report(result='ok', started=now())
+    begun = clock()
+    config = None
+    try:
+        config, config_error = _load(paths.config)
+        reason = paused(paths.pause)
+        if reason is not None:
+            report.result, report.paused = 'paused', reason
+            return _finish(report, config, paths, begun, clock)
+        with lock.held(what, path=paths.lock, wait=wait):
+            try:
+                if config_error is not None:
+                    report.errors.append('config: %s' % config_error)
+                else:
+                    _run(config, runner, report, status.load(paths.status))
+            except RunTimeout as exc:
+                report.errors.append('timeout: %s; the next run converges from what the kernel holds' % exc)
+            return _finish(report, config, paths, begun, clock)
+    except lock.LockBusy as exc:
+        report.result = 'busy'
+        report.errors.append(str(exc))
+        report.duration = clock() - begun
+        return report
+    except RunTimeout as exc:  # before the lock: nothing was changed
+        report.errors.append('timeout: %s' % exc)
+        return _finish(report, config, paths, begun, clock)
+    except FileError as exc:
+        report.errors.append('lock: %s' % exc)
+        return _finish(report, config, paths, begun, clock)
+
+
+def _load(path):
+    try:
+        return node_config.load(path), None
+    except ValidationError as exc:
+        return None, exc
+
+
+def _run(config, runner, report, previous):
+    _part(report, 'node', lambda: _kernel(config, runner, report))
+    if config.static is not None:
+        _part(report, 'static', lambda: _static(config.static, runner, report, previous))
+    if config.kubernetes is not None:
+        _part(report, 'kubernetes', lambda: _kubernetes(config.kubernetes, runner, report, previous))
+
+
+def _part(report, name, step):
+    """Run one part; its known failures become a line of the report."""
+    try:
+        step()
+    except ValidationError as exc:
+        report.errors.append('%s: invalid parameters: %s' % (name, exc))
+    except SourceError as exc:
+        report.errors.append('%s: cannot read the cluster, nothing was changed: %s' % (name, exc))
+    except ApplyError as exc:
+        report.errors.append('%s: %s (%d actions applied before it; the next run converges)'
+                             % (name, exc, len(exc.applied)))
+        report.changes.setdefault(name, {}).update(collections.Counter(map(_OP, exc.applied)))
+    except (IpvsError, CommandError, FileError) as exc:
+        report.errors.append('%s: %s' % (name, exc))
+
+
+def _kernel(config, runner, report):
+    result = kernel.ensure(config.modules, config.sysctl, runner)
+    report.changes['node'] = {'modules': len(result.loaded), 'sysctls': len(result.sysctls)}
+    if result.changed:
+        report.drift += ('node',)  # ipvs_node set them up: any change here is drift
+
+
+def _static(static, runner, report, previous):
+    request = static.request
+    options = engine.ReconcileOptions(
+        exclusive=request.exclusive, purge_real_servers=static.purge_real_servers, graceful=static.graceful,
+        drain_timeout=static.drain_timeout, allow_empty=request.allow_empty,
+        hold=NftHold(runner) if static.scheduler_hold else None)
+    engine.check_input(request.services, request.scope, options)
+    backend = get_backend(static.backend, runner=runner)
+    result = engine.reconcile(backend, request.services, request.scope, options,
+                              drain_store=DrainStore(static.drain_state_path))
+    report.warnings.extend(result.warnings)
+    report.changes['static'] = dict(collections.Counter(map(_OP, result.actions)))
+    summary = result.summary()
+    report.tables['static'] = (summary['services'], summary['real_servers'])
+    report.inputs['static'] = _static_fingerprint(static)
+    if result.actions and previous.inputs.get('static') == report.inputs['static']:
+        report.drift += ('static',)
+
+
+def _static_fingerprint(static):
+    request = static.request
+    digest = hashlib.sha256(repr((sorted(map(repr, request.services)), repr(request.scope), request.exclusive,
+                                  static.purge_real_servers, static.drain_timeout)).encode('utf-8'))
+    return digest.hexdigest()
+
+
+def _kubernetes(params, runner, report, previous):
+    result = pipeline.run(params, runner, take_lock=False)  # reconcile() holds it
+    report.warnings.extend(result.warnings)
+    changes = dict(collections.Counter(map(_OP, result.reconcile.actions)))
+    changes['addresses'] = len(result.addresses_added) + len(result.addresses_removed)
+    changes['rules'] = int(result.rules_changed)
+    changes['udp_flows'] = len(result.udp_flows)
+    report.changes['kubernetes'] = changes
+    summary = result.summary()
+    report.tables['kubernetes'] = (summary['virtual_services'], summary['real_servers'])
+    report.inputs['kubernetes'] = result.fingerprint
+    if result.changed and previous.inputs.get('kubernetes') == result.fingerprint:
+        report.drift += ('kubernetes',)
+
+
+def _finish(report, config, paths, begun, clock):
+    report.duration = clock() - begun
+    return record(report, config, paths)
+
+
+def record(report, config, paths):
+    """The run's result (failed when it met errors), counters and textfile; returns report."""
+    if report.result == 'ok' and report.errors:
+        report.result = 'failed'
+    try:
+        recorded = status.load(paths.status).record(report)
+        status.save(recorded, paths.status)
+        if config is not None and config.metrics_dir:
+            status.write_metrics(config.metrics_dir, recorded, report.paused)
+    except FileError as exc:
+        report.warnings.append('status or metrics not written: %s' % exc)
+    return report
