@@ -39,7 +39,12 @@ _RECAP = re.compile(r'^\S+\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+
 
 
 class UsageError(Exception):
-    """Bad command line (argparse would exit the process; the shell decides that)."""
+    """Bad command line, or --help shown (argparse would exit the process; the shell
+    decides that). status: the exit code, 0 after --help."""
+
+    def __init__(self, message, status=EXIT_CONFIG):
+        super(UsageError, self).__init__(message)
+        self.status = status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +52,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError('%s: %s' % (self.prog, message))
 
     def exit(self, status=0, message=None):
-        raise UsageError(message or self.format_help())
+        # Only --help ends here (error() is above): argparse has printed the help already.
+        raise UsageError(message or '', status)
 
 
 def parser():

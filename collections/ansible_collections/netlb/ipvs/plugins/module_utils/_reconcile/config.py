@@ -33,6 +33,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import parse_options
+from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import MODULE_NAME_MAX, MODULE_NAME_RE
 
 DEFAULT_PATH = '/etc/netlb-ipvs/reconcile.json'
 DEFAULT_TIMEOUT = 300
@@ -55,7 +56,8 @@ KUBERNETES_KEYS = frozenset(
 PULL_KEYS = frozenset(('url', 'branch', 'directory', 'playbook', 'inventory', 'verify_commit', 'gnupg_home',
                        'extra_args'))
 _SYSCTL = re.compile(r'^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$')
-_MODULE = re.compile(r'^[a-zA-Z0-9_-]{1,64}$')
+# k8s_service_proxy's booleans the sync reads with bool(): a text "no" would be true.
+KUBERNETES_BOOLEANS = ('force', 'allow_kube_proxy', 'scheduler_hold')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +97,17 @@ def load(path=DEFAULT_PATH):
     except ValueError as exc:
         raise ValidationError('%s: not JSON: %s' % (path, exc))
     return parse(document, path)
+
+
+def metrics_dir_of(path=DEFAULT_PATH):
+    """The metrics_dir a config names, read without checking the rest (a run whose config
+    is bad still writes its failure to the textfile); None when there is none."""
+    try:
+        document = json.loads(read_text(path) or 'null')
+    except (FileError, ValueError):
+        return None
+    value = document.get('metrics_dir') if isinstance(document, dict) else None
+    return value if isinstance(value, str) and value.startswith('/') else None
 
 
 def parse(document, path='config'):
@@ -144,7 +157,8 @@ def _node(value, problems):
         problems.append('node.modules: %r is not a list' % (modules,))
         modules = []
     for index, name in enumerate(modules):
-        if not isinstance(name, str) or not _MODULE.match(name):
+        # ipvs_modules' rule: a leading '-' would reach modprobe as an option.
+        if not isinstance(name, str) or not MODULE_NAME_RE.match(name) or len(name) > MODULE_NAME_MAX:
             problems.append('node.modules[%d]: %r is not a kernel module name' % (index, name))
     sysctl = node.get('sysctl') or {}
     if not isinstance(sysctl, dict):
@@ -186,7 +200,7 @@ def _static(value, problems):
     if text is None:
         problems.append('static.services_file: %s does not exist' % services_file)
         return None
-    for key in ('purge_real_servers', 'graceful', 'scheduler_hold'):
+    for key in ('exclusive', 'allow_empty', 'purge_real_servers', 'graceful', 'scheduler_hold'):
         if not isinstance(settings[key], bool):
             problems.append('static.%s: %r is not a boolean' % (key, settings[key]))
     if settings['backend'] not in ('auto', 'netlink', 'ipvsadm'):
@@ -219,6 +233,9 @@ def _kubernetes(value, problems):
     for key in ('namespaces', 'service_cidrs', 'cluster_cidrs', 'node_port_addresses', 'families'):
         if key in params and not isinstance(params[key], list):
             problems.append('kubernetes.%s: %r is not a list' % (key, params[key]))
+    for key in KUBERNETES_BOOLEANS:
+        if key in params and not isinstance(params[key], bool):
+            problems.append('kubernetes.%s: %r is not a boolean' % (key, params[key]))
     try:
         parse_options(params)  # k8s_service_proxy's own checks, before the cluster is read
     except ValidationError as exc:

@@ -50,8 +50,10 @@ PAUSE_PATH = '/var/lib/netlb-ipvs/reconcile.paused'
 _OP = operator.attrgetter('op')
 
 
-class RunTimeout(Exception):
-    """The run outlived its timeout (the shell raises it from a signal handler)."""
+class RunTimeout(BaseException):
+    """The run outlived its timeout (the shell raises it from a signal handler). Not an
+    Exception, like KeyboardInterrupt: the guards that catch any Exception (the
+    translator's per Service) would take it for a malformed Service and delete it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,8 +210,9 @@ def record(report, config, paths):
     try:
         recorded = status.load(paths.status).record(report)
         status.save(recorded, paths.status)
-        if config is not None and config.metrics_dir:
-            status.write_metrics(config.metrics_dir, recorded, report.paused)
+        metrics_dir = config.metrics_dir if config is not None else node_config.metrics_dir_of(paths.config)
+        if metrics_dir:  # a bad config's failure goes to the textfile too
+            status.write_metrics(metrics_dir, recorded, report.paused)
     except FileError as exc:
         report.warnings.append('status or metrics not written: %s' % exc)
     return report

@@ -20,7 +20,12 @@ import dataclasses
 import json
 import os
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, read_text, write_atomic
+from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
+    FileError,
+    make_parent_directory,
+    read_text,
+    write_atomic,
+)
 
 DEFAULT_PATH = '/var/lib/netlb-ipvs/reconcile-status.json'
 METRICS_FILE = 'netlb_ipvs.prom'
@@ -102,6 +107,7 @@ def load(path=DEFAULT_PATH):
 
 
 def save(status, path=DEFAULT_PATH):
+    make_parent_directory(path)  # like the lock's and the pause switch's: a new node has none
     write_atomic(path, json.dumps(dataclasses.asdict(status), sort_keys=True) + '\n', mode=0o644, durable=False)
 
 

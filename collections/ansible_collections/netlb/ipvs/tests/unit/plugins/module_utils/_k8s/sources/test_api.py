@@ -13,7 +13,9 @@ import re
 
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.parsing import convert_bool
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
@@ -273,6 +275,43 @@ def test_env_fallbacks(monkeypatch, params, environ, expected):
 def test_env_booleans_must_be_booleans():
     with pytest.raises(SourceError, match="validate_certs: 'maybe' is not a boolean"):
         api.connection_options_from_params({}, environ={'K8S_AUTH_VERIFY_SSL': 'maybe'})
+
+
+@pytest.mark.parametrize('value, expected', [
+    pytest.param(True, True, id='True'),
+    pytest.param(False, False, id='False'),
+    pytest.param('yes', True, id='yes'),
+    pytest.param(' On ', True, id='on, any case, blanks'),
+    pytest.param('TRUE', True, id='TRUE'),
+    pytest.param('t', True, id='t'),
+    pytest.param('Y', True, id='Y'),
+    pytest.param('1', True, id='"1"'),
+    pytest.param(1, True, id='1'),
+    pytest.param('no', False, id='no'),
+    pytest.param('Off', False, id='Off'),
+    pytest.param('false\n', False, id='false and a newline'),
+    pytest.param('f', False, id='f'),
+    pytest.param('N', False, id='N'),
+    pytest.param('0', False, id='"0"'),
+    pytest.param(0, False, id='0'),
+    pytest.param('maybe', ValueError, id='maybe'),
+    pytest.param('', ValueError, id='empty'),
+    pytest.param('yes please', ValueError, id='more than a word'),
+    pytest.param('2', ValueError, id='"2"'),
+    pytest.param(2, ValueError, id='2'),
+    pytest.param(None, ValueError, id='None'),
+])
+def test_boolean_reads_what_ansible_reads(value, expected):
+    """connection.boolean stands in for ansible-core's (the node's entry point has none):
+    the same answer for every value, a refusal where ansible-core refuses."""
+    if expected is ValueError:
+        with pytest.raises(ValueError, match='is not a boolean'):
+            connection.boolean(value)
+        with pytest.raises(TypeError):
+            convert_bool.boolean(value, strict=True)
+    else:
+        assert connection.boolean(value) is expected
+        assert convert_bool.boolean(value, strict=True) is expected
 
 
 def test_the_spec_hides_the_token():
