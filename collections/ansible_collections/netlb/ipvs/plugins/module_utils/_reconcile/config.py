@@ -27,12 +27,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import zlib
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, read_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, pipeline
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import parse_options
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import MODULE_NAME_MAX, MODULE_NAME_RE
 
 DEFAULT_PATH = '/etc/netlb-ipvs/reconcile.json'
@@ -46,13 +45,12 @@ STATIC_KEYS = frozenset(('services_file', 'scope', 'exclusive', 'allow_empty', '
 STATIC_DEFAULTS = {'exclusive': True, 'allow_empty': False, 'purge_real_servers': True, 'graceful': True,
                    'drain_timeout': 0, 'scheduler_hold': True, 'backend': 'auto',
                    'drain_state_path': '/var/lib/netlb-ipvs/drain-state.json'}
-# k8s_service_proxy's options that shape a sync (the module's return_* and apply are not
-# a node's business); a unit test holds them inside the module's argument spec.
-KUBERNETES_KEYS = frozenset(
-    set(pipeline.DEFAULTS) | set(name for name, _spec, _vars in connection.AUTH_OPTIONS)
-    | {'service_cidrs', 'cluster_cidrs', 'node_port_range', 'node_port_addresses', 'families', 'scheduler',
-       'dummy_interface', 'masquerade', 'max_delete_ratio', 'force', 'allow_kube_proxy', 'drain_timeout',
-       'scheduler_hold'})
+# k8s_service_proxy's options that shape a sync besides the connection's and the
+# pipeline's own (kubernetes_keys()); the module's return_* and apply are not a node's
+# business. A unit test holds them inside the module's argument spec.
+SYNC_KEYS = frozenset(('service_cidrs', 'cluster_cidrs', 'node_port_range', 'node_port_addresses', 'families',
+                       'scheduler', 'dummy_interface', 'masquerade', 'max_delete_ratio', 'force',
+                       'allow_kube_proxy', 'drain_timeout', 'scheduler_hold'))
 PULL_KEYS = frozenset(('url', 'branch', 'directory', 'playbook', 'inventory', 'verify_commit', 'gnupg_home',
                        'extra_args'))
 _SYSCTL = re.compile(r'^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$')
@@ -65,6 +63,7 @@ class Static:
     """The static table: a validated request and the engine's options."""
 
     request: object  # validation.Request
+    fingerprint: str  # of the services file and these settings: the same on two runs = the same input
     purge_real_servers: bool
     graceful: bool
     drain_timeout: int
@@ -214,18 +213,28 @@ def _static(value, problems):
         problems.extend('static.%s' % problem if not problem.startswith('services') else
                         'static.%s (%s)' % (problem, services_file) for problem in exc.problems)
         return None
-    return Static(request=request, purge_real_servers=settings['purge_real_servers'], graceful=settings['graceful'],
+    digest = zlib.crc32(json.dumps(settings, sort_keys=True, default=str).encode('utf-8'), zlib.crc32(text.encode('utf-8')))
+    return Static(request=request, fingerprint='%08x' % digest, purge_real_servers=settings['purge_real_servers'], graceful=settings['graceful'],
                   drain_timeout=int(settings['drain_timeout']), scheduler_hold=settings['scheduler_hold'],
                   backend=settings['backend'], drain_state_path=settings['drain_state_path'])
+
+
+def kubernetes_keys():
+    """Every option a node's Kubernetes section may set."""
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, pipeline
+    return frozenset(set(pipeline.DEFAULTS) | set(name for name, _spec, _vars in connection.AUTH_OPTIONS) | SYNC_KEYS)
 
 
 def _kubernetes(value, problems):
     params = _section(value, 'kubernetes', problems)
     if params is None:
         return None
-    _unknown(params, KUBERNETES_KEYS, 'kubernetes.', problems)
-    params = pipeline.with_defaults(dict((key, setting) for key, setting in params.items()
-                                         if key in KUBERNETES_KEYS))
+    # Imported only for a Kubernetes node: a director's run does not pay for them.
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import parse_options
+    allowed = kubernetes_keys()
+    _unknown(params, allowed, 'kubernetes.', problems)
+    params = pipeline.with_defaults(dict((key, setting) for key, setting in params.items() if key in allowed))
     if params['source'] not in ('api', 'manifests'):
         problems.append('kubernetes.source: %r is not api or manifests' % (params['source'],))
     elif params['source'] == 'manifests' and not params.get('path'):

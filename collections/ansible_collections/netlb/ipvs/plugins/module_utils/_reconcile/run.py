@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import operator
 import time
 
@@ -41,7 +40,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import g
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import NftHold
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, IpvsError, ValidationError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, lock, status
@@ -171,19 +169,13 @@ def _static(static, runner, report, previous):
     report.changes['static'] = dict(collections.Counter(map(_OP, result.actions)))
     summary = result.summary()
     report.tables['static'] = (summary['services'], summary['real_servers'])
-    report.inputs['static'] = _static_fingerprint(static)
+    report.inputs['static'] = static.fingerprint
     if result.actions and previous.inputs.get('static') == report.inputs['static']:
         report.drift += ('static',)
 
 
-def _static_fingerprint(static):
-    request = static.request
-    digest = hashlib.sha256(repr((sorted(map(repr, request.services)), repr(request.scope), request.exclusive,
-                                  static.purge_real_servers, static.drain_timeout)).encode('utf-8'))
-    return digest.hexdigest()
-
-
 def _kubernetes(params, runner, report, previous):
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline  # a director never loads it
     result = pipeline.run(params, runner, take_lock=False)  # reconcile() holds it
     report.warnings.extend(result.warnings)
     changes = dict(collections.Counter(map(_OP, result.reconcile.actions)))

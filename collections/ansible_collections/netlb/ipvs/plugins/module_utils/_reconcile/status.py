@@ -162,7 +162,9 @@ def render_metrics(status, paused):
 
 
 def write_metrics(directory, status, paused):
-    """Replace directory/netlb_ipvs.prom atomically. Raises FileError."""
+    """Replace directory/netlb_ipvs.prom atomically (the directory made when missing:
+    node_exporter may come later). Raises FileError."""
+    make_parent_directory(os.path.join(directory, METRICS_FILE))
     write_atomic(os.path.join(directory, METRICS_FILE), render_metrics(status, paused), mode=0o644,
                  durable=False)
 

@@ -22,10 +22,8 @@ text and are tested with a fake /proc tree; detect() adds the HTTP question.
 from __future__ import annotations
 
 import collections
-import http.client
 import os
 import re
-import urllib.parse
 
 PROCESS_NAME = 'kube-proxy'
 DEFAULT_METRICS = '127.0.0.1:10249'
@@ -140,6 +138,8 @@ def decide(processes, answer, flag_mode, config_mode, answer_error=''):
 def _ask(url):
     """(body, error text) of GET url: a plain connection (never through a proxy: it is
     the node's own port), and no ansible-core needed (the node's entry point asks too)."""
+    import http.client  # only when a kube-proxy runs: its import costs as much as a small sync
+    import urllib.parse
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=HTTP_TIMEOUT)
     try:

@@ -191,7 +191,7 @@ def test_bad_input_is_one_error_naming_every_field(tmp_path, edits, fields):
 BOOLEANS = sorted(
     [('static', name) for name in config.STATIC_KEYS
      if ipvs_virtual_server.ARGUMENT_SPEC.get(name, {}).get('type') == 'bool']
-    + [('kubernetes', name) for name in config.KUBERNETES_KEYS - {'validate_certs'}
+    + [('kubernetes', name) for name in config.kubernetes_keys() - {'validate_certs'}
        if k8s_service_proxy.ARGUMENT_SPEC[name].get('type') == 'bool'])
 
 
@@ -239,10 +239,10 @@ def test_the_sections_take_only_the_modules_options():
     static_options = config.STATIC_KEYS - {'services_file'}
     assert static_options <= set(ipvs_virtual_server.ARGUMENT_SPEC), static_options - set(
         ipvs_virtual_server.ARGUMENT_SPEC)
-    assert config.KUBERNETES_KEYS <= set(k8s_service_proxy.ARGUMENT_SPEC), config.KUBERNETES_KEYS - set(
+    assert config.kubernetes_keys() <= set(k8s_service_proxy.ARGUMENT_SPEC), config.kubernetes_keys() - set(
         k8s_service_proxy.ARGUMENT_SPEC)
     # Every option that shapes a sync reaches the node; what it leaves out is the task's business.
-    assert set(k8s_service_proxy.ARGUMENT_SPEC) - config.KUBERNETES_KEYS == {
+    assert set(k8s_service_proxy.ARGUMENT_SPEC) - config.kubernetes_keys() == {
         'apply', 'return_services', 'return_actions', 'return_limit'}
 
 
