@@ -178,4 +178,6 @@ def _pull(runner, paths, out, err):
     report.duration = time.perf_counter() - begun
     run.record(report, config, paths)
     out(status.journal_line(report))
-    return EXIT_FAILED if report.result == 'failed' else EXIT_OK
+    if report.result != 'failed':
+        return EXIT_OK
+    return EXIT_CONFIG if all(line.startswith('config:') for line in report.errors) else EXIT_FAILED

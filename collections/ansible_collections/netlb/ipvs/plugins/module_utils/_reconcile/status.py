@@ -98,9 +98,15 @@ def load(path=DEFAULT_PATH):
         fields = dict((field.name, document[field.name]) for field in dataclasses.fields(Status)
                       if field.name in document)
         status = Status(**fields)
-        for name in ('runs', 'changes', 'drift_corrections', 'tables', 'inputs'):
-            if not isinstance(getattr(status, name), dict):
+        for name in ('runs', 'changes', 'drift_corrections'):
+            counters = getattr(status, name)
+            if not isinstance(counters, dict) or not all(
+                    isinstance(value, int) and not isinstance(value, bool) for value in counters.values()):
                 return Status()
+        if not isinstance(status.tables, dict) or not isinstance(status.inputs, dict) or not all(
+                isinstance(getattr(status, name), (int, float)) for name in
+                ('last_run', 'last_success', 'last_duration')):
+            return Status()
         return status
     except (FileError, ValueError, TypeError):
         return Status()

@@ -191,7 +191,7 @@ def test_pull(node, answer, code, result, changed):
 def test_pull_without_a_pull_section_fails(node):
     node.write_config()
     exit_code, output = main(node, 'pull', '--config', node.paths.config)
-    assert exit_code == cli.EXIT_FAILED and node.runner.calls == []
+    assert exit_code == cli.EXIT_CONFIG and node.runner.calls == []
     assert 'no pull section' in dict(parse_logfmt(output.out[0]))['error']
 
 
