@@ -1,0 +1,439 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Drift correction on a real kernel: `site.yml` on the lab node, then the node keeps
+itself converged with the ipvs_reconcile role's timer (`netlb-ipvs reconcile`), no Ansible.
+
+The node is both an LVS director (a static table in 203.0.113.0/24: one VIP whose real
+servers are the demo's pods, demo/backends.sh) and a Kubernetes node (the demo cluster,
+demo/cluster.yaml, served by the stand-in API server on the controller, which the node
+reaches as 10.0.2.2). A foreign IPVS service outside both scopes (192.0.2.1:80, as
+keepalived would keep) sits in the table all along. The timer runs every 5 s.
+
+Order (one node, one set-up): converge -> drift of every kind at once -> `ipvsadm -C` ->
+an EndpointSlice change in the API -> kill -9 in the middle of an apply -> bad input and
+an unreachable / empty API -> 20 runs churning the real servers under a client loop ->
+reboot -> mode off. Each test leaves the node converged for the next.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kube_api.server import VM_HOST
+
+pytestmark = pytest.mark.vm
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+DEMO = os.path.join(REPO, 'demo')
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+REMOTE = '/var/tmp/netlb-reconcile'
+KUBECONFIG = '/etc/netlb-ipvs/kubeconfig'
+SERVICES_FILE = '/etc/netlb-ipvs/ipvs-services.json'
+METRICS = '/var/lib/prometheus/node-exporter/netlb_ipvs.prom'
+STATUS = '/var/lib/netlb-ipvs/reconcile-status.json'
+UNIT = 'netlb-ipvs-reconcile.service'
+TIMER = 'netlb-ipvs-reconcile.timer'
+INTERVAL = 5
+# One interval, its random delay, and a run on this emulated node (a few seconds), with room.
+WITHIN = 60
+
+VIP = '203.0.113.10'
+PODS = ('10.244.1.11', '10.244.1.12', '10.244.2.13')
+FOREIGN = '-A -t 192.0.2.1:80 -s wrr'
+
+
+def static_table(servers):
+    return [{'protocol': 'tcp', 'address': VIP, 'port': 80, 'scheduler': 'rr',
+             'real_servers': [{'address': address, 'port': 8080, 'forwarding': 'masq'} for address in servers]}]
+
+
+GROUPS = {
+    'lvs_directors': {
+        'ipvs_virtual_servers': static_table(PODS[:2]),
+        'ipvs_virtual_server_scope': ['203.0.113.0/24'],
+    },
+    'kube_nodes': {
+        'k8s_service_proxy_source': 'api',
+        'k8s_service_proxy_kubeconfig': KUBECONFIG,
+        'k8s_service_proxy_service_cidrs': ['10.96.0.0/12'],
+        'k8s_service_proxy_cluster_cidrs': ['10.244.0.0/16'],
+        'k8s_service_proxy_node_port_addresses': ['10.0.2.0/24'],
+        'k8s_service_proxy_families': ['ipv4'],
+    },
+}
+RECONCILE = {'ipvs_reconcile_interval': '%ds' % INTERVAL, 'ipvs_reconcile_randomized_delay': '1s'}
+
+SETUP = '''
+set -e
+ipvsadm -C
+ipvsadm -R <<'EOF'
+{foreign}
+EOF
+{remote}/backends.sh start
+ip netns del rc-cli 2>/dev/null || true
+ip link del rch-cli 2>/dev/null || true
+ip netns add rc-cli
+ip link add rch-cli type veth peer name eth0 netns rc-cli
+ip addr add 198.51.100.1/24 dev rch-cli; ip link set rch-cli up
+ip -n rc-cli addr add 198.51.100.2/24 dev eth0; ip -n rc-cli link set lo up; ip -n rc-cli link set eth0 up
+ip -n rc-cli route add default via 198.51.100.1
+ip addr replace {vip}/32 dev lo
+'''.format(foreign=FOREIGN, remote=REMOTE, vip=VIP)
+
+TEARDOWN = '''
+systemctl stop {timer} {unit} 2>/dev/null
+[ -x {remote}/backends.sh ] && {remote}/backends.sh stop
+ip netns pids rc-cli 2>/dev/null | xargs -r kill; ip netns del rc-cli 2>/dev/null
+ip link del rch-cli 2>/dev/null; ip link del kube-ipvs0 2>/dev/null; ip addr del {vip}/32 dev lo 2>/dev/null
+nft delete table inet netlb_ipvs 2>/dev/null
+ipvsadm -C
+rm -rf /etc/netlb-ipvs /var/lib/netlb-ipvs /run/netlb-ipvs {metrics} {remote}
+true
+'''.format(timer=TIMER, unit=UNIT, remote=REMOTE, vip=VIP, metrics=METRICS)
+
+# A client in rc-cli: requests through the VIP, each a new connection, until the stop
+# file exists and at least MIN were made; prints JSON.
+CLIENT = r'''
+import json, os, socket, sys
+vip, minimum, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ok, failed, answers, i = 0, [], {}, 0
+while i < minimum or not os.path.exists(stop):
+    i += 1
+    try:
+        with socket.create_connection((vip, 80), timeout=5) as s:
+            s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+            data = b''
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        if not data.startswith(b'HTTP/1.0 200'):
+            raise ValueError(data[:40])
+        body = data.split(b'\r\n\r\n', 1)[-1].decode().strip()
+        answers[body] = answers.get(body, 0) + 1
+        ok += 1
+    except Exception as exc:
+        failed.append('%d: %s' % (i, exc))
+print(json.dumps({'ok': ok, 'failed': failed, 'answers': answers}))
+'''
+
+# Kills the running reconcile (kill -9 of the unit's main process) once the kernel holds
+# more than AT of TOTAL services on ADDRESS: polls /proc/net/ip_vs, which is cheap.
+KILLER = r'''
+import os, signal, socket, subprocess, sys, time
+address, at, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+needle = 'TCP  %s:' % socket.inet_aton(address).hex().upper()
+deadline = time.monotonic() + 300
+while time.monotonic() < deadline:
+    with open('/proc/net/ip_vs') as handle:
+        count = handle.read().count(needle)
+    if count > at:
+        break
+    time.sleep(0.01)
+pid = int(subprocess.run(['systemctl', 'show', '-p', 'MainPID', '--value', sys.argv[4]], capture_output=True,
+                         text=True).stdout)
+os.kill(pid, signal.SIGKILL)
+print(count)
+'''
+
+
+def wait_until(what, predicate, timeout=WITHIN, step=1.0):
+    """predicate() until it returns something true; its last value otherwise (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError('%s: not within %d s (last: %r)' % (what, timeout, value))
+        time.sleep(step)
+
+
+def ipvs(node):
+    return sorted(node.run('ipvsadm -S -n').stdout.splitlines())
+
+
+def journal(node, since):
+    """The entry point's journal lines since a `date +%s.%N` of the node."""
+    out = node.run(['journalctl', '-q', '-o', 'cat', '-t', 'netlb-ipvs', '--since', '@%s' % since],
+                   check=False).stdout
+    return [line for line in out.splitlines() if line.startswith('result=')]
+
+
+def node_now(node):
+    return node.run('date +%s.%N').stdout.strip()
+
+
+def metrics(node):
+    """name{labels} -> value of the textfile."""
+    values = {}
+    for line in node.run(['cat', METRICS]).stdout.splitlines():
+        if line and not line.startswith('#'):
+            name, value = line.rsplit(' ', 1)
+            values[name] = float(value)
+    return values
+
+
+def write_json(node, path, document):
+    node.run('cat > %s.tmp && mv %s.tmp %s' % (path, path, path), input=json.dumps(document))
+
+
+def run_unit(node):
+    """One run of the timer's service now (blocks until it ends), its journal line."""
+    since = node_now(node)
+    node.run(['systemctl', 'start', UNIT], check=False, timeout=600)
+    lines = journal(node, since)
+    assert lines, 'the run left no journal line'
+    return lines[-1]
+
+
+def playbook(node, extra_inventory, playbook_path, extra_vars=None, check=True):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, 'collections'), ANSIBLE_ROLES_PATH=os.path.join(REPO, 'roles'))
+    argv = [ANSIBLE_PLAYBOOK, '-i', node.inventory, '-i', str(extra_inventory), '-l', node.name, playbook_path]
+    if extra_vars:
+        argv += ['-e', json.dumps(extra_vars)]
+    proc = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=2400)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-20000:]
+    return proc
+
+
+@pytest.fixture(scope='module')
+def api(kube_api_server):
+    kube_api_server.reset()
+    kube_api_server.load(os.path.join(DEMO, 'cluster.yaml'))
+    kube_api_server.add({'apiVersion': 'v1', 'kind': 'Node',
+                         'metadata': {'name': 'node1', 'labels': {'topology.kubernetes.io/zone': 'zone-a'}}})
+    yield kube_api_server
+    kube_api_server.reset()
+
+
+@pytest.fixture(scope='module')
+def inventory(lab_node, tmp_path_factory):
+    path = tmp_path_factory.mktemp('reconcile') / 'groups.json'
+    children = dict((group, {'hosts': {lab_node.name: {}}, 'vars': dict(variables, **RECONCILE)})
+                    for group, variables in GROUPS.items())
+    children['ipvs_nodes'] = {'hosts': {lab_node.name: {}}, 'vars': RECONCILE}
+    path.write_text(json.dumps({'all': {'children': children}}))
+    return path
+
+
+@pytest.fixture(scope='module')
+def node(lab_node, api, inventory, tmp_path_factory):
+    """The node after site.yml, the timer running, the first timer run done."""
+    lab_node.run(TEARDOWN, check=False)
+    lab_node.run('mkdir -p %s /etc/netlb-ipvs' % REMOTE)
+    with open(os.path.join(DEMO, 'backends.sh')) as handle:
+        lab_node.run('cat > %s/backends.sh && chmod +x %s/backends.sh' % (REMOTE, REMOTE), input=handle.read())
+    kubeconfig = api.write_kubeconfig(str(tmp_path_factory.mktemp('kubeconfig') / 'config'), host=VM_HOST)
+    with open(kubeconfig) as handle:
+        lab_node.run('umask 077 && cat > %s' % KUBECONFIG, input=handle.read())
+    lab_node.run(SETUP, timeout=600)
+    since = node_now(lab_node)
+    playbook(lab_node, inventory, os.path.join(REPO, 'site.yml'))
+    lab_node.site_started = since
+    try:
+        yield lab_node
+    finally:
+        lab_node.run(TEARDOWN, check=False)
+
+
+@pytest.fixture(scope='module')
+def converged(node):
+    """The table, the dummy addresses and the packet rules as site.yml and the first
+    timer run leave them."""
+    wait_until('a timer run after site.yml', lambda: [line for line in journal(node, node.site_started)
+                                                       if line.startswith('result=ok')])
+    table = ipvs(node)
+    return {
+        'ipvs': table,
+        'dummy': sorted(node.run('ip -br addr show kube-ipvs0').stdout.split()[2:]),
+        'nft': node.run('nft list table inet netlb_ipvs').stdout,
+    }
+
+
+def test_site_yml_converges_and_installs_the_timer(node, converged):
+    table = converged['ipvs']
+    assert '-A -t %s:80 -s rr' % VIP in table
+    assert '-a -t %s:80 -r %s:8080 -m -w 1' % (VIP, PODS[0]) in table
+    assert '-A -t 10.96.0.20:80 -s rr' in table, 'the demo cluster\'s web Service is missing'
+    assert FOREIGN in table
+    assert node.run(['systemctl', 'is-active', TIMER]).stdout.strip() == 'active'
+    config = json.loads(node.run('cat /etc/netlb-ipvs/reconcile.json').stdout)
+    assert config['static']['services_file'] == SERVICES_FILE and config['kubernetes']['source'] == 'api'
+    assert node.run('stat -c %a /etc/netlb-ipvs/reconcile.json').stdout.strip() == '600'
+    # The sandbox: systemd-analyze's exposure (0 safest .. 10), the issue's bound is 3.0.
+    out = node.run(['systemd-analyze', 'security', '--no-pager', UNIT]).stdout
+    exposure = float(re.search(r'Overall exposure level for \S+: ([0-9.]+)', out).group(1))
+    print('systemd-analyze security %s: %.1f' % (UNIT, exposure))
+    assert exposure <= 3.0, out[-3000:]
+    found = metrics(node)
+    assert found['netlb_ipvs_reconcile_last_run_success'] == 1
+    assert found['netlb_ipvs_virtual_servers{table="static"}'] == 1
+
+
+def test_drift_of_every_kind_is_corrected_within_one_interval(node, converged):
+    before = metrics(node)
+    since = node_now(node)
+    address = converged['dummy'][0]
+    node.run(' && '.join([
+        'ipvsadm -d -t %s:80 -r %s:8080' % (VIP, PODS[0]),  # a real server deleted by hand
+        'ipvsadm -A -t 203.0.113.99:80 -s rr',  # a stray service inside the static scope
+        'ipvsadm -A -t 10.96.99.99:80 -s rr',  # and one inside the service CIDR
+        'ip addr del %s dev kube-ipvs0' % address,  # a dummy address removed
+        'nft flush chain inet netlb_ipvs %s' % _a_chain(converged['nft']),  # packet rules deleted
+        'sysctl -qw net.ipv4.vs.conntrack=0',  # a sysctl ipvs_node set
+    ]))
+    wait_until('the table corrected', lambda: ipvs(node) == converged['ipvs'])
+    wait_until('the dummy address back', lambda: address in node.run('ip -br addr show kube-ipvs0').stdout)
+    wait_until('the packet rules back', lambda: node.run('nft list table inet netlb_ipvs').stdout == converged['nft'])
+    wait_until('the sysctl back', lambda: node.run('sysctl -n net.ipv4.vs.conntrack').stdout.strip() == '1')
+    assert FOREIGN in ipvs(node)
+    lines = wait_until('a journal line naming the drift', lambda: [line for line in journal(node, since)
+                                                                   if 'drift=' in line])
+    assert 'result=ok' in lines[0], lines
+    after = metrics(node)
+    for part in ('node', 'static', 'kubernetes'):
+        name = 'netlb_ipvs_reconcile_drift_corrections_total{part="%s"}' % part
+        assert after[name] > before[name], (part, lines)
+
+
+def _a_chain(nft_text):
+    """A chain of the proxy's nft table that has rules."""
+    return re.findall(r'chain (\w+) \{', nft_text)[0]
+
+
+def test_ipvsadm_clear_is_undone(node, converged):
+    node.run('ipvsadm -C')
+    wait_until('the table back after ipvsadm -C', lambda: [line for line in ipvs(node) if line != FOREIGN]
+               == [line for line in converged['ipvs'] if line != FOREIGN])
+    node.run('ipvsadm -A -t 192.0.2.1:80 -s wrr')  # the foreign service is ipvsadm -C's loss, not ours
+    assert ipvs(node) == converged['ipvs']
+
+
+def test_an_endpointslice_change_reaches_the_kernel_within_one_interval(node, converged, api):
+    path = '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-abc12'
+    slice_ = api.get(path)
+    assert slice_ is not None, sorted(p for p in api.objects if 'endpointslices' in p)
+    original = json.loads(json.dumps(slice_))
+    kept = [endpoint for endpoint in slice_['endpoints'] if endpoint['addresses'][0] != PODS[1]]
+    assert len(kept) == len(slice_['endpoints']) - 1
+    slice_['endpoints'] = kept
+    api.add(slice_)
+    gone = '-a -t 10.96.0.20:80 -r %s:8080 -m -w 1' % PODS[1]
+    wait_until('web-2 gone from the web Service', lambda: gone not in ipvs(node))
+    api.add(original)
+    wait_until('web-2 back', lambda: ipvs(node) == converged['ipvs'])
+
+
+def test_a_run_killed_in_the_middle_of_an_apply_is_converged_by_the_next(node, converged):
+    total = 5000
+    big = static_table(PODS[:2]) + [
+        {'protocol': 'tcp', 'address': '203.0.113.20', 'port': port, 'scheduler': 'rr',
+         'real_servers': [{'address': PODS[2], 'port': 8080, 'forwarding': 'masq'}]}
+        for port in range(1000, 1000 + total)]
+    node.run(['systemctl', 'stop', TIMER])
+    node.run('cat > %s/killer.py' % REMOTE, input=KILLER)
+    try:
+        write_json(node, SERVICES_FILE, big)
+        node.run(['systemctl', 'start', '--no-block', UNIT])
+        at_kill = int(node.run(['python3', REMOTE + '/killer.py', '203.0.113.20', 10, total, UNIT],
+                               timeout=400).stdout)
+        wait_until('the run gone', lambda: node.run(['systemctl', 'is-active', UNIT], check=False).stdout.strip()
+                   in ('inactive', 'failed'))
+        partial = _count(node, '203.0.113.20')
+        assert 10 < at_kill <= partial < total, (at_kill, partial)  # killed in the middle of the apply
+        line = run_unit(node)  # the next run, as the timer would start it
+        assert line.startswith('result=ok'), line
+        assert _count(node, '203.0.113.20') == total
+    finally:
+        write_json(node, SERVICES_FILE, static_table(PODS[:2]))
+        run_unit(node)
+        node.run(['systemctl', 'start', TIMER])
+    assert ipvs(node) == converged['ipvs']
+
+
+def _count(node, address):
+    return sum(1 for line in node.run('ipvsadm -S -n').stdout.splitlines() if line.startswith('-A -t %s:' % address))
+
+
+@pytest.mark.parametrize('what, break_it, error', [
+    ('broken services file', lambda node, api: node.run('echo "[{" > %s' % SERVICES_FILE), 'config: '),
+    ('unreachable API', lambda node, api: api.fault('close', path=None, times=None), 'cannot read the cluster'),
+    ('empty answer from the API', lambda node, api: api.fault('empty', path='/api/v1/services', times=None),
+     'refusing to delete'),
+])
+def test_bad_input_leaves_the_table_and_counts_a_failure(node, converged, api, what, break_it, error):
+    node.run(['systemctl', 'stop', TIMER])
+    try:
+        before = metrics(node)['netlb_ipvs_reconcile_failures_total']
+        break_it(node, api)
+        line = run_unit(node)
+        assert line.startswith('result=failed') and error in line, line
+        assert ipvs(node) == converged['ipvs']
+        assert metrics(node)['netlb_ipvs_reconcile_failures_total'] == before + 1
+    finally:
+        api.faults[:] = []
+        write_json(node, SERVICES_FILE, static_table(PODS[:2]))
+        node.run(['systemctl', 'start', TIMER])
+    assert run_unit(node).startswith('result=ok')
+
+
+def test_no_request_is_dropped_while_20_runs_churn_the_real_servers(node, converged):
+    """A client loop through the VIP while each run swaps one real server for another
+    (one backend is always common to both tables): every request answered."""
+    node.run(['systemctl', 'stop', TIMER])
+    node.run('cat > %s/client.py' % REMOTE, input=CLIENT)
+    stop = REMOTE + '/client.stop'
+    node.run(['rm', '-f', stop])
+    client = subprocess.Popen(node.ssh_argv('ip netns exec rc-cli python3 %s/client.py %s 500 %s' % (REMOTE, VIP, stop)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    runs = []
+    try:
+        for turn in range(20):
+            pair = (PODS[turn % 3], PODS[(turn + 1) % 3])
+            write_json(node, SERVICES_FILE, static_table(pair))
+            runs.append(run_unit(node))
+        node.run(['touch', stop])
+        out, err = client.communicate(timeout=900)
+    finally:
+        if client.poll() is None:
+            client.kill()
+        write_json(node, SERVICES_FILE, static_table(PODS[:2]))
+        run_unit(node)
+        node.run(['systemctl', 'start', TIMER])
+    assert all(line.startswith('result=ok') for line in runs), runs
+    assert sum('static=' in line and 'static=none' not in line for line in runs) >= 19, runs
+    result = json.loads(out)
+    assert result['failed'] == [] and result['ok'] >= 500, (result, err)
+    assert len(result['answers']) == 3, result  # every pod served some of them
+
+
+def test_reboot_restores_modules_sysctls_and_table_within_one_interval(node, converged):
+    node.reboot()
+    wait_until('the table back after the reboot', lambda: ipvs(node) == [line for line in converged['ipvs']
+                                                                          if line != FOREIGN], timeout=120)
+    assert node.run('lsmod | grep -c "^ip_vs "').stdout.strip() == '1'
+    assert node.run('sysctl -n net.ipv4.vs.conntrack net.ipv4.ip_forward').stdout.split() == ['1', '1']
+    assert sorted(node.run('ip -br addr show kube-ipvs0').stdout.split()[2:]) == converged['dummy']
+    assert node.run('nft list table inet netlb_ipvs').stdout == converged['nft']
+
+
+def test_mode_off_removes_the_units_and_leaves_the_table(node, inventory):
+    table = ipvs(node)
+    playbook(node, inventory, os.path.join(REPO, 'site.yml'), extra_vars={'ipvs_reconcile_mode': 'off'})
+    units = node.run("systemctl list-unit-files 'netlb-ipvs*' --no-legend", check=False).stdout
+    assert units.strip() == '', units
+    assert node.run("systemctl list-units 'netlb-ipvs*' --all --no-legend", check=False).stdout.strip() == ''
+    assert ipvs(node) == table
