@@ -21,7 +21,6 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 
 
 class FileError(Exception):
@@ -90,7 +89,7 @@ def write_atomic(path, content, mode=0o644, durable=True):
         previous = None
     tmp_path = None
     try:
-        fd, tmp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+        fd, tmp_path = _temporary(directory, os.path.basename(path))
         with os.fdopen(fd, 'w', encoding='utf-8') as handle:
             handle.write(content)
             handle.flush()
@@ -111,6 +110,18 @@ def write_atomic(path, content, mode=0o644, durable=True):
                 os.unlink(tmp_path)
             except OSError:
                 pass
+
+
+def _temporary(directory, name):
+    """A new file beside the target, opened for writing, 0600: what tempfile.mkstemp does,
+    without importing tempfile (with shutil behind it), which a timer's run pays each time."""
+    for _attempt in range(100):
+        tmp_path = os.path.join(directory, '.%s.%s' % (name, os.urandom(6).hex()))
+        try:
+            return os.open(tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, 'O_CLOEXEC', 0), 0o600), tmp_path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, 'no unused temporary name', directory)
 
 
 def _fsync_directory(directory):

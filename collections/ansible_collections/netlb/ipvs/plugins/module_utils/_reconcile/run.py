@@ -40,12 +40,15 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import g
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import NftHold
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, IpvsError, ValidationError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, lock, status
 
 PAUSE_PATH = '/var/lib/netlb-ipvs/reconcile.paused'
 _OP = operator.attrgetter('op')
+
+
+class ClusterUnread(IpvsError):
+    """The Kubernetes source failed (its SourceError, which a director's run never imports)."""
 
 
 class RunTimeout(BaseException):
@@ -138,7 +141,7 @@ def _part(report, name, step):
         step()
     except ValidationError as exc:
         report.errors.append('%s: invalid parameters: %s' % (name, exc))
-    except SourceError as exc:
+    except ClusterUnread as exc:
         report.errors.append('%s: cannot read the cluster, nothing was changed: %s' % (name, exc))
     except ApplyError as exc:
         report.errors.append('%s: %s (%d actions applied before it; the next run converges)'
@@ -175,8 +178,13 @@ def _static(static, runner, report, previous):
 
 
 def _kubernetes(params, runner, report, previous):
-    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline  # a director never loads it
-    result = pipeline.run(params, runner, take_lock=False)  # reconcile() holds it
+    # Imported here: a director's run never loads the Kubernetes side.
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
+    try:
+        result = pipeline.run(params, runner, take_lock=False)  # reconcile() holds it
+    except SourceError as exc:
+        raise ClusterUnread(str(exc))
     report.warnings.extend(result.warnings)
     changes = dict(collections.Counter(map(_OP, result.reconcile.actions)))
     changes['addresses'] = len(result.addresses_added) + len(result.addresses_removed)
