@@ -366,6 +366,9 @@ notes:
   - The C(services) return value and the diff cover the services in scope only (single form - the named
     service).
   - Connection counters in the C(services) return value are those read after the changes.
+  - A real run holds the node's run lock (C(/run/netlb-ipvs/reconcile.lock)), shared with the C(ipvs_reconcile)
+    role's C(netlb-ipvs reconcile) timer and pull runs, so the two never change the table at once; it waits up to
+    300 seconds for a run in progress, then fails naming the holder. Check mode takes no lock.
   - Every setting the kernel (Debian 12's 6.1, Debian 13's 6.12) reports for a service and a real server is
     an option - scheduler and its flags, persistence (timeout, netmask, engine), one-packet scheduling;
     weight, forwarding, thresholds, tunnel type, port and checksums - so an edit (which replaces the whole

@@ -230,6 +230,9 @@ notes:
     sysctls, and the Python packages.
   - Connection options follow kubernetes.core's names and C(K8S_AUTH_*) environment variables; without any, the
     in-cluster configuration is used in a pod, else C(~/.kube/config).
+  - A real run holds the node's run lock (C(/run/netlb-ipvs/reconcile.lock)), shared with the C(ipvs_reconcile)
+    role's C(netlb-ipvs reconcile) timer and pull runs, so the two never change the table at once; it waits up to
+    300 seconds for a run in progress, then fails naming the holder. Check mode takes no lock.
 seealso:
   - module: netlb.ipvs.ipvs_virtual_server
 '''
