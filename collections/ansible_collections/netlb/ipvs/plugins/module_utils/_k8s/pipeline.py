@@ -69,10 +69,13 @@ def fingerprint(snapshot, params):
     """A digest of what a sync is made from: every object's kind, namespace, name and
     resourceVersion, and the options. The same digest on two runs means the cluster
     asked for the same table both times (a change there would be drift on the node).
-    Objects without a resourceVersion (manifests) are digested whole."""
+    Objects without a resourceVersion (manifests) are digested whole. Of the Node only its
+    labels count (the zone): the kubelet rewrites its status every few seconds."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode('utf-8'))
+    node = (snapshot.node or {}).get('metadata') or {}
+    digest.update(json.dumps(node.get('labels') or {}, sort_keys=True).encode('utf-8'))
     for kind, objects in (('Service', snapshot.services), ('EndpointSlice', snapshot.endpoint_slices),
-                          ('Endpoints', snapshot.endpoints), ('Node', [snapshot.node] if snapshot.node else [])):
+                          ('Endpoints', snapshot.endpoints)):
         keys = []
         for obj in objects:
             metadata = obj.get('metadata') or {}

@@ -74,8 +74,7 @@ def parser():
     stop = commands.add_parser('pause', help='pause reconciling on this node (maintenance)')
     stop.add_argument('--reason', default='', help='shown in the journal and the metrics')
     commands.add_parser('resume', help='lift a pause')
-    show = commands.add_parser('status', help='counters, the last run, the pause and the lock holder, as JSON')
-    show.add_argument('--config', default=node_config.DEFAULT_PATH)
+    commands.add_parser('status', help='counters, the last run, the pause and the lock holder, as JSON')
     return top
 
 
@@ -123,7 +122,7 @@ def main(args, runner, out, err):
         out('resumed' if run.resume(paths.pause) else 'not paused')
         return EXIT_OK
     current = status.load(paths.status)
-    out(json.dumps({'paused': run.paused(paths.pause), 'lock_holder': lock.holder(paths.lock) or None,
+    out(json.dumps({'paused': run.paused(paths.pause), 'lock_holder': lock.holder(paths.lock, check=True) or None,
                     'last_run': current.last_run, 'last_result': current.last_result,
                     'last_success': current.last_success, 'last_duration': current.last_duration,
                     'runs': current.runs, 'changes': current.changes,
@@ -174,6 +173,8 @@ def _pull(runner, paths, out, err):
                 tail = ' | '.join(line for line in (result.stderr or result.stdout).strip().splitlines()[-3:])
                 report.errors.append('pull: ansible-pull failed (rc=%d): %s' % (result.rc, tail))
         except (CommandError, FileError) as exc:
+            report.errors.append('pull: %s' % exc)
+        except run.RunTimeout as exc:  # systemd's stop: the failure is still counted and said
             report.errors.append('pull: %s' % exc)
     report.duration = time.perf_counter() - begun
     run.record(report, config, paths)

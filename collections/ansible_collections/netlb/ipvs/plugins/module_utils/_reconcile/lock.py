@@ -42,10 +42,17 @@ class LockBusy(IpvsError):
             'another run holds %s%s; waited %.0f s' % (path, ': %s' % holder if holder else '', waited))
 
 
-def holder(path=None):
-    """What the current holder of the lock wrote, or '' (nobody, or not said)."""
+def holder(path=None, check=False):
+    """What the current holder of the lock wrote, or '' (nobody, or not said). check: say
+    '' also when nobody holds it now (a holder killed with -9 leaves its line behind)."""
     try:
         with open(path or DEFAULT_PATH) as handle:
+            if check:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    return ''  # we could take it: nobody holds it
+                except OSError:
+                    pass
             return handle.read(512).strip()
     except OSError:
         return ''

@@ -39,7 +39,12 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import NftHold
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, IpvsError, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    ApplyError,
+    IpvsError,
+    RefusedError,
+    ValidationError,
+)
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, lock, status
 
@@ -86,20 +91,20 @@ def resume(path=PAUSE_PATH):
 
 
 def reconcile(runner, paths=Paths(), wait=0.0, what='netlb-ipvs reconcile', now=time.time, clock=time.perf_counter):
-    """One run. Returns the status.Report; writes the status and the textfile (except when
-    another run holds the lock: that one owns them). Never raises for what a run can
-    meet (bad config, unreachable API, a refusing kernel, a timeout): the report says it."""
+    """One run. Returns the status.Report; writes the status and the textfile. Never raises
+    for what a run can meet (bad config, unreachable API, a refusing kernel, a timeout,
+    another run holding the lock): the report says it."""
     report = status.Report(result='ok', started=now())
     begun = clock()
     config = None
     try:
-        config, config_error = _load(paths.config)
         reason = paused(paths.pause)
-        if reason is not None:
+        if reason is not None:  # before the config: a paused tick costs nothing
             report.result, report.paused = 'paused', reason
             return _finish(report, config, paths, begun, clock)
         with lock.held(what, path=paths.lock, wait=wait):
             try:
+                config, config_error = _load(paths.config)
                 if config_error is not None:
                     report.errors.append('config: %s' % config_error)
                 else:
@@ -110,8 +115,7 @@ def reconcile(runner, paths=Paths(), wait=0.0, what='netlb-ipvs reconcile', now=
     except lock.LockBusy as exc:
         report.result = 'busy'
         report.errors.append(str(exc))
-        report.duration = clock() - begun
-        return report
+        return _finish(report, config, paths, begun, clock)
     except RunTimeout as exc:  # before the lock: nothing was changed
         report.errors.append('timeout: %s' % exc)
         return _finish(report, config, paths, begun, clock)
@@ -147,6 +151,9 @@ def _part(report, name, step):
         report.errors.append('%s: %s (%d actions applied before it; the next run converges)'
                              % (name, exc, len(exc.applied)))
         report.changes.setdefault(name, {}).update(collections.Counter(map(_OP, exc.applied)))
+    except RefusedError as exc:
+        report.errors.append('%s: %s (a timer run never forces: if the cluster really lost them, run the playbook '
+                             'once with -e k8s_service_proxy_force=true)' % (name, exc))
     except (IpvsError, CommandError, FileError) as exc:
         report.errors.append('%s: %s' % (name, exc))
 
@@ -208,8 +215,10 @@ def record(report, config, paths):
     if report.result == 'ok' and report.errors:
         report.result = 'failed'
     try:
-        recorded = status.load(paths.status).record(report)
-        status.save(recorded, paths.status)
+        # Its own short lock: a busy tick records beside the run that holds the run lock.
+        with status.locked(paths.status):
+            recorded = status.load(paths.status).record(report)
+            status.save(recorded, paths.status)
         metrics_dir = config.metrics_dir if config is not None else node_config.metrics_dir_of(paths.config)
         if metrics_dir:  # a bad config's failure goes to the textfile too
             status.write_metrics(metrics_dir, recorded, report.paused)

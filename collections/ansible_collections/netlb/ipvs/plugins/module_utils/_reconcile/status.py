@@ -22,6 +22,7 @@ import os
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
     FileError,
+    locked as _locked,
     make_parent_directory,
     read_text,
     write_atomic,
@@ -84,6 +85,7 @@ class Status:
                 status.drift_corrections[part] = status.drift_corrections.get(part, 0) + count
         status.tables.update(report.tables)
         if report.result == 'ok':
+            status.tables = dict(report.tables)  # a part the node no longer has leaves the gauges
             status.last_success = report.started + report.duration
             status.inputs = dict(report.inputs)
         return status
@@ -110,6 +112,12 @@ def load(path=DEFAULT_PATH):
         return status
     except (FileError, ValueError, TypeError):
         return Status()
+
+
+def locked(path=DEFAULT_PATH):
+    """A context manager serialising load + record + save of the status (FileError)."""
+    make_parent_directory(path)
+    return _locked(path)
 
 
 def save(status, path=DEFAULT_PATH):

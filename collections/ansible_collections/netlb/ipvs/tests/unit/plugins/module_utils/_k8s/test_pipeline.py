@@ -93,8 +93,21 @@ def endpoints_changed(snapshot, params):
 
 
 def node_read(snapshot, params):
-    return dataclasses.replace(snapshot, node={'kind': 'Node', 'metadata': {'name': objects.NODE,
-                                                                            'resourceVersion': '7'}}), params
+    return dataclasses.replace(snapshot, node={'kind': 'Node', 'metadata': {
+        'name': objects.NODE, 'resourceVersion': '7', 'labels': {'topology.kubernetes.io/zone': 'zone-a'}}}), params
+
+
+def node_status_written(snapshot, params):
+    """The kubelet's heartbeat: a new resourceVersion, the same labels."""
+    snapshot, params = node_read(snapshot, params)
+    snapshot.node['metadata']['resourceVersion'] = '8'
+    return snapshot, params
+
+
+def node_zone_changed(snapshot, params):
+    snapshot, params = node_read(snapshot, params)
+    snapshot.node['metadata']['labels']['topology.kubernetes.io/zone'] = 'zone-b'
+    return snapshot, params
 
 
 def option_changed(snapshot, params):
@@ -114,15 +127,25 @@ def option_added(snapshot, params):
     pytest.param(service_gone, False, id='a Service gone'),
     pytest.param(slice_changed, False, id='a slice without resourceVersion changed'),
     pytest.param(endpoints_changed, False, id='Endpoints without resourceVersion changed'),
-    pytest.param(node_read, False, id='the Node read'),
+    pytest.param(node_read, False, id='the Node read (its zone label)'),
     pytest.param(option_changed, False, id='an option changed'),
     pytest.param(option_added, False, id='an option added'),
 ])
 def test_fingerprint(change, same):
+    """Changes that would change the translation change the digest; the rest do not."""
     digest = pipeline.fingerprint(base(), dict(PARAMS))
     assert pipeline.fingerprint(base(), dict(PARAMS)) == digest  # nothing random in it
     snapshot, params = change(base(), dict(PARAMS))
     assert (pipeline.fingerprint(snapshot, params) == digest) is same
+
+
+@pytest.mark.parametrize('change, same', [
+    pytest.param(node_status_written, True, id='the Node rewritten by its kubelet'),
+    pytest.param(node_zone_changed, False, id='the Node in another zone'),
+])
+def test_fingerprint_of_the_node_is_its_labels(change, same):
+    digest = pipeline.fingerprint(*node_read(base(), dict(PARAMS)))
+    assert (pipeline.fingerprint(*change(base(), dict(PARAMS))) == digest) is same
 
 
 def test_fingerprint_tells_the_kinds_apart():

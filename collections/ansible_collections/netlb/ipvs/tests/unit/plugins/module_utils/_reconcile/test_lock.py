@@ -153,3 +153,15 @@ def test_the_default_path_is_the_tests_own(run_lock):
     """Modules take the lock at DEFAULT_PATH: the autouse fixture keeps it in tmp_path."""
     with lock.held('a module'):
         assert lock.holder() == lock.holder(run_lock) != ''
+
+
+def test_holder_checked_names_only_a_live_holder(tmp_path):
+    """A holder killed with -9 leaves its line; `netlb-ipvs status` (check=True) does not
+    name it, a run that waits (check=False) still may."""
+    path = str(tmp_path / 'run' / 'reconcile.lock')
+    with lock.held('netlb-ipvs reconcile (manual)', path=path):
+        assert 'netlb-ipvs reconcile (manual)' in lock.holder(path, check=True)
+    with open(path, 'w') as handle:
+        handle.write('pid 1, netlb-ipvs reconcile (systemd), since then\n')  # the dead holder's line
+    assert lock.holder(path) == 'pid 1, netlb-ipvs reconcile (systemd), since then'
+    assert lock.holder(path, check=True) == ''
