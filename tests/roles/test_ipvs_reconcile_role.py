@@ -4,7 +4,10 @@
 the k8s_service_proxy options are mapped from variables in one place, with the module's
 own defaults, and every playbook passes them through one task file; and, rendered by
 ansible-playbook on the controller, the node config is what the entry point accepts and the
-units pass systemd-analyze (verify, and the sandbox's exposure)."""
+units pass systemd-analyze (verify, and the sandbox's exposure). The probe (files/probe.sh)
+names exactly the paths whose state differs; the whole role, run on the controller against
+a stand-in systemctl, installs what runs, then reaches a converged node with that one task
+(check mode too), and for drift of every kind runs the tasks that correct it and no other."""
 
 import hashlib
 import json
@@ -228,38 +231,185 @@ def test_the_units_are_valid_and_the_services_sandboxed(tmp_path, kubernetes):
         assert exposure and float(exposure.group(1)) <= most, done.stdout
 
 
+# ---------------------------------------------------------------------------- the probe
+
+PROBE_SH = os.path.join(ROLE, 'files', 'probe.sh')
+
+
+def probe(*pairs, path=None):
+    """files/probe.sh with (name, pattern) pairs: {name: state} of those it prints."""
+    env = dict(os.environ, PATH=path or os.environ['PATH'])
+    with open(PROBE_SH) as handle:
+        done = subprocess.run(['sh', '-s', '--'] + [word for pair in pairs for word in pair], input=handle.read(),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                              check=False)
+    assert done.returncode == 0 and done.stderr == '', done.stderr
+    return dict(line.split('\t') for line in done.stdout.splitlines())
+
+
+def sha1(text):
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def probed(tmp_path):
+    """A directory with one of each kind of path the role makes, and its owner's ids."""
+    (tmp_path / 'dir').mkdir()
+    (tmp_path / 'dir').chmod(0o755)
+    (tmp_path / 'file').write_text('text\n')
+    (tmp_path / 'file').chmod(0o600)
+    (tmp_path / 'empty').write_text('')
+    (tmp_path / 'empty').chmod(0o644)
+    (tmp_path / 'link').symlink_to('/nowhere/netlb-ipvs')
+    return tmp_path, '%d %d' % (os.getuid(), os.getgid())
+
+
+# name: the path under the directory; want: the pattern, with {ids} the owner's "UID GID";
+# state: what the probe prints, None when the path matches and it prints nothing.
+PROBE_CASES = [
+    ('dir', 'directory 755 {ids}', None),
+    ('dir', 'directory 755 * *', None),
+    ('dir', 'directory 700 {ids}', 'directory 755 {ids}'),
+    ('file', 'file 600 {ids} %s' % sha1('text\n'), None),
+    ('file', 'file 644 {ids} %s' % sha1('text\n'), 'file 600 {ids} %s' % sha1('text\n')),
+    ('file', 'file 600 {ids} %s' % sha1('text'), 'file 600 {ids} %s' % sha1('text\n')),
+    ('empty', 'file 644 {ids} %s' % sha1(''), None),  # not stat's "regular empty file"
+    ('file', 'absent', 'file 600 {ids} %s' % sha1('text\n')),
+    ('missing', 'absent', None),
+    ('missing', 'file 644 0 0 %s' % sha1(''), 'absent'),
+    ('link', 'link /nowhere/netlb-ipvs', None),  # a dangling link is still the link
+    ('link', 'link /elsewhere', 'link /nowhere/netlb-ipvs'),
+    ('dir', 'file 644 {ids} *', 'directory 755 {ids}'),
+]
+
+
+@pytest.mark.parametrize('name, want, state', PROBE_CASES)
+def test_the_probe_prints_each_path_whose_state_does_not_match(probed, name, want, state):
+    directory, ids = probed
+    path = str(directory / name)
+    found = probe((path, want.format(ids=ids)))
+    assert found == ({} if state is None else {path: state.format(ids=ids)})
+
+
+def test_the_probe_reads_units_through_systemctl_and_many_pairs_at_once(probed, tmp_path):
+    """A unit's properties sorted by name, whatever systemctl's order; a failing systemctl
+    (no systemd) differs from every pattern."""
+    directory, ids = probed
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'systemctl').write_text('#!/bin/sh\nfor unit; do :; done\ncase $unit in\n'
+                                       'on.timer) printf "UnitFileState=enabled\\nActiveState=active\\n'
+                                       'NeedDaemonReload=no\\n";;\n'
+                                       'old.service) printf "NeedDaemonReload=yes\\nActiveState=inactive\\n'
+                                       'UnitFileState=static\\n";;\n'
+                                       '*) echo "System has not been booted with systemd" >&2; exit 1;;\nesac\n')
+    (bin_dir / 'systemctl').chmod(0o755)
+    found = probe(('on.timer', 'ActiveState=active NeedDaemonReload=no UnitFileState=enabled'),
+                  (str(directory / 'dir'), 'directory 755 {}'.format(ids)),
+                  ('old.service', 'ActiveState=* NeedDaemonReload=no UnitFileState=*'),
+                  ('gone.timer', 'ActiveState=* NeedDaemonReload=no UnitFileState=*'),
+                  (str(directory / 'missing'), 'absent'),
+                  path='%s:%s' % (bin_dir, os.environ['PATH']))
+    assert found == {'old.service': 'ActiveState=inactive NeedDaemonReload=yes UnitFileState=static',
+                     'gone.timer': 'System has not been booted with systemd'}
+
+
 # ---------------------------------------------------------------------------- installed
 
-def install(tmp_path, *extra, **variables):
-    """The role's bundle and config steps on the controller itself, every path under
-    tmp_path (systemd is the VM tests' part); {host: changed}."""
-    root = tmp_path / 'node'
-    paths = dict(ipvs_reconcile_lib_dir=str(root / 'lib'), ipvs_reconcile_command=str(root / 'sbin' / 'netlb-ipvs'),
-                 ipvs_reconcile_config_dir=str(root / 'etc'), ipvs_reconcile_state_dir=str(root / 'state'),
-                 ipvs_reconcile_metrics_dir=str(root / 'metrics'), ipvs_reconcile_python=PYTHON,
-                 ipvs_reconcile_kubernetes=False, ipvs_reconcile_static=False)
-    (root / 'sbin').mkdir(parents=True, exist_ok=True)
-    play = [dict(RENDER[0], tasks=[{'ansible.builtin.include_role': {'name': 'ipvs_reconcile', 'tasks_from': name}}
-                                   for name in ('bundle', 'config')])]
-    playbook = tmp_path / 'install.yml'
-    playbook.write_text(json.dumps(play))
-    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_STDOUT_CALLBACK='default')
-    done = subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'localhost,', '-c', 'local', '-e', json.dumps(dict(paths, **variables)),
-                           str(playbook)] + list(extra), cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    assert done.returncode == 0, done.stdout
-    return int(re.search(r'^localhost\s*: ok=\d+\s+changed=(\d+)', done.stdout, re.M).group(1))
-
-
 PYTHON = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') else sys.executable  # a node's Python
+FAKE_SYSTEMCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fake_systemctl.py')
+PROBE = 'Read what differs on the node (files/probe.sh)'
+# Tasks reported for the node that never reach it: the play's fact gathering (site.yml
+# gathers anyway), and action plugins that run on the controller alone (the argument
+# specs, assert).
+CONTROLLER = ('Gathering Facts', 'Validating arguments against arg spec', 'Check what the node config is made of',
+              'Check the pull settings')
+
+
+class Node:
+    """Role ipvs_reconcile, whole, run by ansible-playbook on the controller itself as host
+    `node`: every path the role writes under one directory, systemd a stand-in
+    (fake_systemctl.py, first on PATH) whose unit directory is there too."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.root = tmp_path / 'node'
+        self.systemd = tmp_path / 'systemd'
+        (self.systemd / 'system').mkdir(parents=True)
+        (self.root / 'sbin').mkdir(parents=True)
+        bin_dir = tmp_path / 'bin'
+        bin_dir.mkdir()
+        (bin_dir / 'systemctl').symlink_to(FAKE_SYSTEMCTL)
+        self.env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_STDOUT_CALLBACK='default',
+                        NETLB_FAKE_SYSTEMD=str(self.systemd), PATH='%s:%s' % (bin_dir, os.environ['PATH']))
+        self.paths = dict(
+            ipvs_reconcile_lib_dir=str(self.root / 'lib'), ipvs_reconcile_command=str(self.root / 'sbin' / 'netlb-ipvs'),
+            ipvs_reconcile_config_dir=str(self.root / 'etc'), ipvs_reconcile_state_dir=str(self.root / 'state'),
+            ipvs_reconcile_metrics_dir=str(self.root / 'metrics'), ipvs_reconcile_unit_dir=str(self.systemd / 'system'),
+            ipvs_reconcile_python=PYTHON, ipvs_reconcile_kubernetes=False, ipvs_reconcile_static=False)
+        play = [{'hosts': 'node', 'gather_facts': True, 'gather_subset': ['min'],  # as site.yml
+                 'vars_files': RENDER[0]['vars_files'], 'roles': [{'role': 'ipvs_reconcile'}]}]
+        self.playbook = tmp_path / 'role.yml'
+        self.playbook.write_text(json.dumps(play))
+
+    def run(self, *extra, **variables):
+        """The tasks that ran on the node (not skipped, not delegated to the controller, not
+        one of the CONTROLLER actions), in order, and the recap's changed count."""
+        (self.systemd / 'calls.log').write_text('')
+        done = subprocess.run(
+            [ANSIBLE_PLAYBOOK, '-i', 'node,', '-c', 'local', '-e', 'ansible_python_interpreter=%s' % sys.executable,
+             '-e', json.dumps(dict(self.paths, **variables)), str(self.playbook)] + list(extra),
+            cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+        assert done.returncode == 0, done.stdout
+        tasks, task = [], None
+        for line in done.stdout.splitlines():
+            heading = re.match(r'^TASK \[(?:ipvs_reconcile : )?(.*)\] \*+$', line)
+            if heading:
+                task = heading.group(1)
+            elif re.match(r'^(ok|changed): \[node\]', line) and task not in tasks and not task.startswith(CONTROLLER):
+                tasks.append(task)
+        return tasks, int(re.search(r'^node\s*: ok=\d+\s+changed=(\d+)', done.stdout, re.M).group(1))
+
+    def calls(self):
+        """systemctl's calls in the last run, but the probe's and the module's questions."""
+        lines = (self.systemd / 'calls.log').read_text().splitlines()
+        return [line for line in lines if line.split()[0] not in ('show', 'is-enabled', 'is-active')]
+
+    def units(self):
+        """{unit file: (enabled, active)} as the stand-in systemd has them."""
+        with open(self.systemd / 'state.json') as handle:
+            state = json.load(handle)
+        return {name: (name in state['enabled'], name in state['active'])
+                for name in sorted(os.listdir(self.systemd / 'system'))}
+
+
+# What a first run in timer mode does on the node, and the task that alone runs on it
+# once it is converged.
+INSTALL = [PROBE, "Make the entry point's directory", 'Copy the bundle to the node',
+           'Unpack, byte-compile and swap in the new tree', 'Link /usr/local/sbin/netlb-ipvs to the entry point',
+           'Make the config, state and metrics directories', 'Write the node config', 'Write the units of this mode',
+           'Reload systemd, enable and start the timer']
+RECONCILE_UNITS = {'netlb-ipvs-reconcile.service': (False, False), 'netlb-ipvs-reconcile.timer': (True, True)}
 
 
 @pytest.mark.playbook
 @pytest.mark.skipif(os.geteuid() != 0, reason='the role installs root-owned files')
-def test_the_entry_point_installs_runs_and_a_second_run_changes_nothing(tmp_path):
-    root = tmp_path / 'node'
+def test_the_entry_point_installs_runs_and_a_converged_node_runs_one_task(tmp_path):
+    node = Node(tmp_path)
+    root = node.root
     tree = root / 'lib' / 'ansible_collections'
-    assert install(tmp_path, ipvs_reconcile_paused=True, ipvs_reconcile_pause_reason='a NIC swap') > 0
+    paused = dict(ipvs_reconcile_paused=True, ipvs_reconcile_pause_reason='a NIC swap', ipvs_reconcile_static=True,
+                  ipvs_virtual_servers=TABLE, ipvs_virtual_server_scope=['192.0.2.0/24'])
+
+    # Check mode on a new node: every change reported, nothing written, nothing started.
+    tasks, changed = node.run('--check', **paused)
+    assert changed > 0 and not (root / 'lib').exists() and not os.listdir(node.systemd / 'system')
+    assert node.calls() == []
+
+    tasks, changed = node.run(**paused)
+    assert tasks == INSTALL[:7] + ['Write the static table', "Pause the node's runs (ipvs_reconcile_paused)"] + INSTALL[7:]
+    assert node.units() == RECONCILE_UNITS
+    assert node.calls() == ['daemon-reload', 'enable netlb-ipvs-reconcile.timer', 'start netlb-ipvs-reconcile.timer']
     bundle = (root / 'lib' / 'bundle.tar').read_bytes()
     assert (tree / '.bundle.sha1').read_text().strip() == hashlib.sha1(bundle).hexdigest()
     assert sorted(os.listdir(root / 'lib')) == ['ansible_collections', 'bundle.tar']  # no staging left
@@ -268,22 +418,97 @@ def test_the_entry_point_installs_runs_and_a_second_run_changes_nothing(tmp_path
     assert compiled and not [name for name in tarfile.open(root / 'lib' / 'bundle.tar').getnames()
                              if '__pycache__' in name]  # compiled on the node, not shipped
     assert oct(os.stat(root / 'etc' / 'reconcile.json').st_mode & 0o777) == '0o600'
+    assert json.loads((root / 'etc' / 'ipvs-services.json').read_text()) == TABLE
 
     # The installed entry point runs on the node's Python and reads the role's pause file.
     done = subprocess.run([PYTHON, str(root / 'sbin' / 'netlb-ipvs'), '--state-dir', str(root / 'state'),
-                           '--lock-file', str(tmp_path / 'lock'), 'status', '--config', str(root / 'etc' / 'reconcile.json')],
+                           '--lock-file', str(tmp_path / 'lock'), 'status'],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     assert done.returncode == 0, done.stdout
     assert json.loads(done.stdout)['paused'] == 'a NIC swap'
 
-    # The same collection again: not a byte copied, nothing changed; in check mode too.
-    assert install(tmp_path, ipvs_reconcile_paused=True, ipvs_reconcile_pause_reason='a NIC swap') == 0
-    assert install(tmp_path, '--check', ipvs_reconcile_paused=True, ipvs_reconcile_pause_reason='a NIC swap') == 0
+    # The same collection and variables again: one task on the node, not a byte copied,
+    # nothing changed, systemd only asked; in check mode too.
+    assert node.run(**paused) == ([PROBE], 0)
+    assert node.calls() == []
+    assert node.run('--check', **paused) == ([PROBE], 0)
     assert (root / 'lib' / 'bundle.tar').read_bytes() == bundle  # the same files give the same bytes
 
-    # A tree that is not the bundle's (an install cut short, a file left behind) is replaced whole.
-    (tree / '.bundle.sha1').write_text('0' * 40 + '\n')
+
+@pytest.mark.playbook
+@pytest.mark.skipif(os.geteuid() != 0, reason='the role installs root-owned files')
+def test_drift_of_every_kind_runs_the_tasks_that_correct_it_and_no_other(tmp_path):
+    node = Node(tmp_path)
+    root = node.root
+    tree = root / 'lib' / 'ansible_collections'
+    node.run()
+    converged = {path: (path.read_bytes(), path.stat().st_mode) for path in
+                 (root / 'etc' / 'reconcile.json', root / 'lib' / 'bundle.tar',
+                  node.systemd / 'system' / 'netlb-ipvs-reconcile.service')}
+
+    with open(root / 'etc' / 'reconcile.json', 'a') as handle:
+        handle.write(' ')  # the config edited
+    (root / 'state').chmod(0o700)  # a directory's mode
+    (root / 'metrics').rmdir()  # a directory removed
+    (root / 'lib' / 'bundle.tar').chmod(0o600)  # the bundle's mode, its content intact
+    (tree / '.bundle.sha1').write_text('0' * 40 + '\n')  # a tree that is not the bundle's
     (tree / 'netlb' / 'ipvs' / 'stray.py').write_text('')
-    assert install(tmp_path) > 0
-    assert not (tree / 'netlb' / 'ipvs' / 'stray.py').exists()
-    assert not (root / 'state' / 'reconcile.paused').exists()  # ipvs_reconcile_paused false lifts the pause
+    (root / 'sbin' / 'netlb-ipvs').unlink()  # the link pointing elsewhere
+    (root / 'sbin' / 'netlb-ipvs').symlink_to('/usr/bin/true')
+    (root / 'state' / 'reconcile.paused').write_text('by hand\n')  # a pause made by hand
+    (root / 'etc' / 'ipvs-services.json').write_text('[]\n')  # a table on a node that has none
+    with open(node.systemd / 'system' / 'netlb-ipvs-reconcile.service', 'a') as handle:
+        handle.write('# edited\n')  # a unit edited
+    subprocess.run([FAKE_SYSTEMCTL, 'disable', 'netlb-ipvs-reconcile.timer'], env=node.env, check=True)
+    subprocess.run([FAKE_SYSTEMCTL, 'stop', 'netlb-ipvs-reconcile.timer'], env=node.env, check=True)
+    drifted = (root / 'etc' / 'reconcile.json').read_bytes()
+
+    corrections = [PROBE, 'Copy the bundle to the node', 'Unpack, byte-compile and swap in the new tree',
+                   'Link /usr/local/sbin/netlb-ipvs to the entry point', 'Make the config, state and metrics directories',
+                   'Write the node config', 'Remove the static table of a node that has none',
+                   'Lift a pause (ipvs_reconcile_paused is false)', 'Write the units of this mode',
+                   'Reload systemd, enable and start the timer']
+    # Check mode: the same tasks but those check mode cannot run, reporting; nothing touched.
+    tasks, changed = node.run('--check')
+    assert tasks == [task for task in corrections if task not in (corrections[2], corrections[-1])] and changed > 0
+    assert (root / 'etc' / 'reconcile.json').read_bytes() == drifted and node.calls() == []
+
+    tasks, changed = node.run()
+    assert tasks == corrections and changed > 0
+    assert {path: (path.read_bytes(), path.stat().st_mode) for path in converged} == converged
+    assert not (tree / 'netlb' / 'ipvs' / 'stray.py').exists()  # the tree replaced whole
+    assert not (root / 'state' / 'reconcile.paused').exists() and not (root / 'etc' / 'ipvs-services.json').exists()
+    assert node.units() == RECONCILE_UNITS
+    assert node.calls() == ['daemon-reload', 'enable netlb-ipvs-reconcile.timer', 'start netlb-ipvs-reconcile.timer']
+    assert node.run() == ([PROBE], 0)
+
+    # systemd holding an older unit than its file (a reload that never came) is made to read it.
+    subprocess.run([FAKE_SYSTEMCTL, 'daemon-reload'], env=node.env, check=True)
+    with open(node.systemd / 'state.json') as handle:
+        state = json.load(handle)
+    state['read']['netlb-ipvs-reconcile.service'] = '0' * 40
+    with open(node.systemd / 'state.json', 'w') as handle:
+        json.dump(state, handle)
+    assert node.run() == ([PROBE, 'Reload systemd, enable and start the timer'], 0)  # a reload is no change
+    assert node.calls() == ['daemon-reload']
+
+
+@pytest.mark.playbook
+@pytest.mark.skipif(os.geteuid() != 0, reason='the role installs root-owned files')
+def test_mode_off_removes_the_units_leaves_the_rest_and_then_runs_one_task(tmp_path):
+    node = Node(tmp_path)
+    node.run(ipvs_reconcile_paused=True)
+    kept = sorted(str(path) for path in node.root.rglob('*'))
+    tasks, changed = node.run(ipvs_reconcile_mode='off')
+    assert tasks == [PROBE, 'Stop and disable the timers this mode does not use',
+                     'Stop a reconcile run this mode no longer wants', 'Remove the units this mode does not use',
+                     'Reload systemd, enable and start the timer'] and changed > 0
+    assert node.units() == {}
+    assert node.calls() == ['disable netlb-ipvs-reconcile.timer', 'stop netlb-ipvs-reconcile.timer', 'daemon-reload']
+    assert sorted(str(path) for path in node.root.rglob('*')) == kept  # the config, the pause, the tree stay
+    assert node.run(ipvs_reconcile_mode='off') == ([PROBE], 0)
+
+    # Back to timer: the units again, nothing else (the tree and the config are still right).
+    tasks, changed = node.run(ipvs_reconcile_paused=True)
+    assert tasks == [PROBE, 'Write the units of this mode', 'Reload systemd, enable and start the timer']
+    assert node.units() == RECONCILE_UNITS
