@@ -118,8 +118,8 @@ def test_site_yml_is_the_only_entry_point():
              or task.get('ansible.builtin.import_tasks') or next(key for key in task if key.startswith('netlb.'))
              for task in site[0]['tasks'] if 'ansible.builtin.debug' not in task]
     assert [role['role'] for role in site[0]['roles']] + steps == [
-        'ipvs_node', 'kube_proxy', 'playbooks/tasks/k8s_service_proxy.yml', 'kube_proxy',
-        'netlb.ipvs.ipvs_virtual_server', 'ipvs_reconcile']
+        'ipvs_node', 'kube_proxy', 'ipvs_reconcile', 'playbooks/tasks/k8s_service_proxy.yml', 'kube_proxy',
+        'netlb.ipvs.ipvs_virtual_server']
 
 
 # ---------------------------------------------------------------------------- rendered
