@@ -12,7 +12,7 @@ Run from the repository root (.venv/bin/python bench/reconcile_bench.py --help):
    nftables, conntrack, python3-kubernetes, python3-yaml) or a play of role ipvs_node;
 2. install the entry point as role ipvs_reconcile does: the collection's
    plugins/module_utils/ and bin/netlb-ipvs under /usr/local/lib/netlb-ipvs, byte-compiled
-   by the node's python3, /usr/local/sbin/netlb-ipvs a link to bin/netlb-ipvs;
+   by the node's python3 (the unit runs the tree's bin/netlb-ipvs with it);
 3. per size and table, in a new network namespace on the node (empty IPVS table, empty nft
    ruleset; a veth to the node, masqueraded, reaches the API):
    - static: a generated table (--sizes services x --servers real servers, as
@@ -22,7 +22,7 @@ Run from the repository root (.venv/bin/python bench/reconcile_bench.py --help):
      node-7 in zone-b), its kubeconfig in /etc/netlb-ipvs/kubeconfig, backend netlink;
    /etc/netlb-ipvs/reconcile.json holds what role ipvs_reconcile would render for it. A first
    run loads the table; then --repeat rounds of --runs converged runs of the unit's very
-   command, `/usr/bin/python3 /usr/local/sbin/netlb-ipvs reconcile --timeout 300`, each
+   command, `/usr/bin/python3 .../ansible_collections/netlb/ipvs/bin/netlb-ipvs reconcile --timeout 300`, each
    followed by one bare `ipvsadm -S -n > /dev/null` and one `python3 -c pass`. A node-side
    wrapper (this file, `node-runs`) times each whole process (perf_counter around it) and
    takes its CPU time (user + sys, getrusage(RUSAGE_CHILDREN) before and after);
@@ -65,7 +65,7 @@ COLLECTION = os.path.join(REPO, 'collections', 'ansible_collections', 'netlb', '
 PYTHON = '/usr/bin/python3'
 LIB_DIR = '/usr/local/lib/netlb-ipvs'
 TREE = LIB_DIR + '/ansible_collections'
-COMMAND = '/usr/local/sbin/netlb-ipvs'
+COMMAND = '/usr/local/lib/netlb-ipvs/ansible_collections/netlb/ipvs/bin/netlb-ipvs'  # what the unit runs
 UNIT_ARGV = [PYTHON, COMMAND, 'reconcile', '--timeout', '300']  # the unit's ExecStart
 BUNDLE_MEMBERS = ('ansible_collections/netlb/ipvs/plugins/module_utils',  # the role's ipvs_reconcile_bundle_members
                   'ansible_collections/netlb/ipvs/bin/netlb-ipvs')
@@ -231,9 +231,9 @@ def install(node):
     script = ('set -e; d=$(mktemp -d); trap \'rm -rf "$d"\' EXIT; base64 -d | tar -xz -C "$d"; '
               'rm -rf {tree} {remote}; mkdir -p {lib} {remote} {config} {state} {metrics}; '
               'mv "$d/lib/ansible_collections" {tree}; mv "$d"/bench/* {remote}/; '
-              '{python} -m compileall -q {tree}; ln -sfn {tree}/netlb/ipvs/bin/netlb-ipvs {command}').format(
+              '{python} -m compileall -q {tree}').format(
         tree=TREE, remote=REMOTE, lib=LIB_DIR, config=CONFIG_DIR, state=STATE_DIR, metrics=METRICS_DIR,
-        python=PYTHON, command=COMMAND)
+        python=PYTHON)
     node.run(script, data=bundle())
 
 
@@ -420,7 +420,7 @@ def rows_for(results):
         seconds(r['first']['wall']), seconds(r['first']['duration'])))
     row('bare `ipvsadm -S -n > /dev/null`, whole process: min / median / max', s('save'))
     row('&nbsp;&nbsp;its CPU time (user + sys)', s('save_cpu'))
-    row('**converged run**, whole process (`python3 /usr/local/sbin/netlb-ipvs reconcile --timeout 300`): '
+    row('**converged run**, whole process (`python3 .../bin/netlb-ipvs reconcile --timeout 300`, as the unit runs it): '
         'min / median / max', s('reconcile'))
     row('&nbsp;&nbsp;the run\'s own `duration` (in the process: config, lock, kernel, table, status)', s('duration'))
     row('&nbsp;&nbsp;start-up, imports and exit (whole process - `duration`)', s('startup'))

@@ -386,7 +386,7 @@ class Node:
 # What a first run in timer mode does on the node, and the task that alone runs on it
 # once it is converged.
 INSTALL = [PROBE, "Make the entry point's directory", 'Copy the bundle to the node',
-           'Unpack, byte-compile and swap in the new tree', 'Link /usr/local/sbin/netlb-ipvs to the entry point',
+           'Unpack, byte-compile and swap in the new tree', 'Write /usr/local/sbin/netlb-ipvs, the entry point\'s wrapper for people',
            'Make the config, state and metrics directories', 'Write the node config', 'Write the units of this mode',
            'Reload systemd, enable and start the timer']
 RECONCILE_UNITS = {'netlb-ipvs-reconcile.service': (False, False), 'netlb-ipvs-reconcile.timer': (True, True)}
@@ -413,7 +413,9 @@ def test_the_entry_point_installs_runs_and_a_converged_node_runs_one_task(tmp_pa
     bundle = (root / 'lib' / 'bundle.tar').read_bytes()
     assert (tree / '.bundle.sha1').read_text().strip() == hashlib.sha1(bundle).hexdigest()
     assert sorted(os.listdir(root / 'lib')) == ['ansible_collections', 'bundle.tar']  # no staging left
-    assert os.readlink(root / 'sbin' / 'netlb-ipvs') == str(tree / 'netlb' / 'ipvs' / 'bin' / 'netlb-ipvs')
+    wrapper = (root / 'sbin' / 'netlb-ipvs').read_text()  # runs the tree's entry point with the node's Python
+    assert wrapper.startswith('#!/bin/sh\n') and str(tree / 'netlb' / 'ipvs' / 'bin' / 'netlb-ipvs') in wrapper
+    assert os.stat(root / 'sbin' / 'netlb-ipvs').st_mode & 0o777 == 0o755
     compiled = [name for _dir, _dirs, files in os.walk(tree) for name in files if name.endswith('.pyc')]
     assert compiled and not [name for name in tarfile.open(root / 'lib' / 'bundle.tar').getnames()
                              if '__pycache__' in name]  # compiled on the node, not shipped
@@ -421,7 +423,7 @@ def test_the_entry_point_installs_runs_and_a_converged_node_runs_one_task(tmp_pa
     assert json.loads((root / 'etc' / 'ipvs-services.json').read_text()) == TABLE
 
     # The installed entry point runs on the node's Python and reads the role's pause file.
-    done = subprocess.run([PYTHON, str(root / 'sbin' / 'netlb-ipvs'), '--state-dir', str(root / 'state'),
+    done = subprocess.run([str(root / 'sbin' / 'netlb-ipvs'), '--state-dir', str(root / 'state'),
                            '--lock-file', str(tmp_path / 'lock'), 'status'],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     assert done.returncode == 0, done.stdout
@@ -453,8 +455,7 @@ def test_drift_of_every_kind_runs_the_tasks_that_correct_it_and_no_other(tmp_pat
     (root / 'lib' / 'bundle.tar').chmod(0o600)  # the bundle's mode, its content intact
     (tree / '.bundle.sha1').write_text('0' * 40 + '\n')  # a tree that is not the bundle's
     (tree / 'netlb' / 'ipvs' / 'stray.py').write_text('')
-    (root / 'sbin' / 'netlb-ipvs').unlink()  # the link pointing elsewhere
-    (root / 'sbin' / 'netlb-ipvs').symlink_to('/usr/bin/true')
+    (root / 'sbin' / 'netlb-ipvs').write_text('#!/bin/sh\nexec true\n')  # the wrapper edited
     (root / 'state' / 'reconcile.paused').write_text('by hand\n')  # a pause made by hand
     (root / 'etc' / 'ipvs-services.json').write_text('[]\n')  # a table on a node that has none
     with open(node.systemd / 'system' / 'netlb-ipvs-reconcile.service', 'a') as handle:
@@ -464,7 +465,7 @@ def test_drift_of_every_kind_runs_the_tasks_that_correct_it_and_no_other(tmp_pat
     drifted = (root / 'etc' / 'reconcile.json').read_bytes()
 
     corrections = [PROBE, 'Copy the bundle to the node', 'Unpack, byte-compile and swap in the new tree',
-                   'Link /usr/local/sbin/netlb-ipvs to the entry point', 'Make the config, state and metrics directories',
+                   'Write /usr/local/sbin/netlb-ipvs, the entry point\'s wrapper for people', 'Make the config, state and metrics directories',
                    'Write the node config', 'Remove the static table of a node that has none',
                    'Lift a pause (ipvs_reconcile_paused is false)', 'Write the units of this mode',
                    'Reload systemd, enable and start the timer']

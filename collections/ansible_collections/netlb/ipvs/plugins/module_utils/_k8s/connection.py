@@ -63,6 +63,7 @@ AUTH_OPTIONS = (
     ('client_key', {'type': 'path', 'aliases': ['key_file']}, ('K8S_AUTH_CLIENT_KEY', 'K8S_AUTH_KEY_FILE')),
 )
 
+
 def connection_options_from_params(params, environ=None):
     """The connection options from module params (or any dict), K8S_AUTH_* variables
     filling in what is missing or None, booleans parsed, defaults applied."""
