@@ -94,17 +94,24 @@ def with_defaults(params):
     return merged
 
 
-def translate(params, runner):
-    """apply: false: options checked, the cluster read and translated, nothing changed.
-    Returns the SyncResult (translation and the read's timing) and the desired table as
-    ipvs_virtual_server's services list."""
+def _read(params, runner):
+    """The opening both shells share: defaults, options checked (before any read), the
+    node, the cluster read and timed. Returns (params, options, node_name, host, snapshot,
+    read_seconds, warnings)."""
     params = with_defaults(params)
     options, node_name = parse_options(params)
     host = HostNode(runner)
     warnings = []
     started = time.perf_counter()
     snapshot = read_cluster(params, node_name, warnings)
-    read_seconds = round(time.perf_counter() - started, 6)
+    return params, options, node_name, host, snapshot, round(time.perf_counter() - started, 6), warnings
+
+
+def translate(params, runner):
+    """apply: false: options checked, the cluster read and translated, nothing changed.
+    Returns the SyncResult (translation and the read's timing) and the desired table as
+    ipvs_virtual_server's services list."""
+    params, options, node_name, host, snapshot, read_seconds, warnings = _read(params, runner)
     context = proxy.node_context(node_name, host, snapshot, params['node_zone'])
     translation, services = proxy.desired_table(snapshot, context, options)
     result = proxy.SyncResult(translation=translation, timings={'read_cluster': read_seconds}, warnings=warnings)
@@ -116,13 +123,7 @@ def run(params, runner, check_mode=False, want_diff=False, take_lock=True, holde
     connection's. Nothing changed when an error is raised before the IPVS apply.
     take_lock: hold the node's run lock (_reconcile/lock.py) for the sync, as holder;
     False when the caller holds it already (netlb-ipvs reconcile)."""
-    params = with_defaults(params)
-    options, node_name = parse_options(params)
-    host = HostNode(runner)
-    warnings = []
-    started = time.perf_counter()
-    snapshot = read_cluster(params, node_name, warnings)
-    read_seconds = round(time.perf_counter() - started, 6)
+    params, options, node_name, host, snapshot, read_seconds, warnings = _read(params, runner)
     backend = get_backend(params['backend'], runner=runner, check_mode=check_mode)
     with contextlib.nullcontext() if check_mode or not take_lock else lock.held(holder, wait=lock.MODULE_WAIT):
         result = proxy.sync(snapshot, host, backend, options, StateStore(params['state_path']),
