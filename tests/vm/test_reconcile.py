@@ -139,8 +139,12 @@ while time.monotonic() < deadline:
     if count > at:
         break
     time.sleep(0.01)
+else:
+    sys.exit('the apply never started: %d services after 300 s' % count)
 pid = int(subprocess.run(['systemctl', 'show', '-p', 'MainPID', '--value', sys.argv[4]], capture_output=True,
                          text=True).stdout)
+if pid <= 0:  # never kill(0): that is our own process group
+    sys.exit('the run ended before it could be killed (%d services)' % count)
 os.kill(pid, signal.SIGKILL)
 print(count)
 '''
@@ -183,6 +187,11 @@ def metrics(node):
     return values
 
 
+def quiet(node):
+    """The timer stopped and a run it started finished: each run after is one the test starts."""
+    node.run('systemctl stop %s; while systemctl -q is-active %s; do sleep 0.2; done' % (TIMER, UNIT), timeout=600)
+
+
 def write_json(node, path, document):
     node.run('cat > %s.tmp && mv %s.tmp %s' % (path, path, path), input=json.dumps(document))
 
@@ -195,12 +204,13 @@ def run_unit(node):
     return out
 
 
-def playbook(node, extra_inventory, playbook_path, extra_vars=None, check=True):
+def playbook(node, extra_inventory, playbook_path, extra_vars=None, check=True, options=()):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, 'collections'), ANSIBLE_ROLES_PATH=os.path.join(REPO, 'roles'))
     argv = [ANSIBLE_PLAYBOOK, '-i', node.inventory, '-i', str(extra_inventory), '-l', node.name, playbook_path]
     if extra_vars:
         argv += ['-e', json.dumps(extra_vars)]
+    argv += list(options)
     proc = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=2400)
     if check:
@@ -282,6 +292,22 @@ def test_site_yml_converges_and_installs_the_timer(node, converged):
     assert found['netlb_ipvs_virtual_servers{table="static"}'] == 1
 
 
+def test_check_diff_tells_what_would_change_and_touches_nothing(node, converged, inventory):
+    """site.yml --check --diff with a third real server for the static VIP: the diff of the
+    table and of the node config say so; the kernel and the config stay as they were."""
+    config = node.run('sha1sum /etc/netlb-ipvs/reconcile.json %s' % SERVICES_FILE).stdout
+    quiet(node)  # no tick may apply anything meanwhile
+    try:
+        proc = playbook(node, inventory, os.path.join(REPO, 'site.yml'), options=['--check', '--diff'],
+                        extra_vars={'ipvs_virtual_servers': static_table(PODS)})
+        assert '+-a -t %s:80 -r %s:8080 -m -w 1' % (VIP, PODS[2]) in proc.stdout, proc.stdout[-8000:]
+        assert PODS[2] in proc.stdout.split('ipvs-services.json', 1)[-1], 'no diff of the static table file'
+        assert ipvs(node) == converged['ipvs']
+        assert node.run('sha1sum /etc/netlb-ipvs/reconcile.json %s' % SERVICES_FILE).stdout == config
+    finally:
+        node.run(['systemctl', 'start', TIMER])
+
+
 def test_drift_of_every_kind_is_corrected_within_one_interval(node, converged):
     before = metrics(node)
     since = node_now(node)
@@ -342,7 +368,7 @@ def test_a_run_killed_in_the_middle_of_an_apply_is_converged_by_the_next(node, c
         {'protocol': 'tcp', 'address': '203.0.113.20', 'port': port, 'scheduler': 'rr',
          'real_servers': [{'address': PODS[2], 'port': 8080, 'forwarding': 'masq'}]}
         for port in range(1000, 1000 + total)]
-    node.run(['systemctl', 'stop', TIMER])
+    quiet(node)
     node.run('cat > %s/killer.py' % REMOTE, input=KILLER)
     try:
         write_json(node, SERVICES_FILE, big)
@@ -374,7 +400,7 @@ def _count(node, address):
      'refusing to delete'),
 ])
 def test_bad_input_leaves_the_table_and_counts_a_failure(node, converged, api, what, break_it, error):
-    node.run(['systemctl', 'stop', TIMER])
+    quiet(node)
     try:
         before = metrics(node)['netlb_ipvs_reconcile_failures_total']
         break_it(node, api)
@@ -393,7 +419,7 @@ def test_no_request_is_dropped_while_20_runs_churn_the_real_servers(node, conver
     """A client loop through the VIP while each of 20 runs of the timer's service swaps one
     real server for another (one backend is always common to both tables): every request
     answered. The runs are started back to back on the node (one ssh for all)."""
-    node.run(['systemctl', 'stop', TIMER])
+    quiet(node)
     node.run('cat > %s/client.py' % REMOTE, input=CLIENT)
     for turn in range(3):
         write_json(node, '%s/table%d.json' % (REMOTE, turn), static_table((PODS[turn], PODS[(turn + 1) % 3])))
@@ -433,6 +459,79 @@ def test_reboot_restores_modules_sysctls_and_table_within_one_interval(node, con
     assert node.run('sysctl -n net.ipv4.vs.conntrack net.ipv4.ip_forward').stdout.split() == ['1', '1']
     assert sorted(node.run('ip -br addr show kube-ipvs0').stdout.split()[2:]) == converged['dummy']
     assert node.run('nft list table inet netlb_ipvs').stdout == converged['nft']
+
+
+PULL_REPO = '/srv/netlb-fleet.git'
+PULL_WORK = REMOTE + '/fleet'
+PULL_VIP = '203.0.113.30'
+# The fleet's repository as a test keeps it: this collection, an inventory naming the node
+# (ansible-pull connects locally), and a playbook with the node's table in one vars file.
+PULL_PLAYBOOK = [{'name': 'The fleet\'s static table', 'hosts': 'all', 'gather_facts': False, 'vars_files': ['table.yml'],
+                  'tasks': [{'name': 'The table', 'netlb.ipvs.ipvs_virtual_server': {
+                      'services': '{{ fleet_table }}', 'scope': ['%s/32' % PULL_VIP]}}]}]
+PULL_SETUP = '''
+set -e
+export GNUPGHOME={work}.gnupg HOME=/root
+rm -rf {repo} {work} $GNUPGHOME; mkdir -p $GNUPGHOME; chmod 700 $GNUPGHOME
+gpg --batch --quiet --passphrase '' --quick-gen-key 'netlb fleet <fleet@example.invalid>' ed25519 sign never
+git init -q --bare -b main {repo}
+git init -q -b main {work}
+cd {work}
+git config user.name fleet; git config user.email fleet@example.invalid
+git config user.signingkey "$(gpg --list-keys --with-colons | awk -F: '/^fpr/ {{print $10; exit}}')"
+git remote add origin {repo}
+mv {remote}/pull-src/ansible_collections {work}/collections
+printf '[defaults]\ncollections_path = ./collections\n' > ansible.cfg
+echo '{{"all": {{"hosts": {{"{node}": {{"ansible_python_interpreter": "/usr/bin/python3"}}}}}}}}' > hosts.json
+cat > pull.yml
+'''
+
+
+def commit_table(node, servers, signed):
+    """Commit (signed or not) and push a table of PULL_VIP with these real servers."""
+    table = json.dumps({'fleet_table': [{'protocol': 'tcp', 'address': PULL_VIP, 'port': 80, 'real_servers': [
+        {'address': address, 'port': 8080, 'forwarding': 'masq'} for address in servers]}]})
+    node.run("cd {work} && export GNUPGHOME={work}.gnupg HOME=/root && echo '{table}' > table.yml && git add -A && "
+             "git commit -q {sign} -m 'table: {servers}' && git push -q origin main".format(
+                 work=PULL_WORK, table=table, sign='-S' if signed else '--no-gpg-sign', servers=' '.join(servers)))
+
+
+def pull_once(node):
+    """One run of the pull service now; its journal line (one ssh)."""
+    out = node.run("since=$(date +%s.%N); systemctl start netlb-ipvs-pull.service; journalctl -q -o cat"
+                   " -t netlb-ipvs --since @$since | grep '^result=' | tail -n 1", check=False, timeout=900)
+    return out.stdout.strip()
+
+
+def test_pull_mode_follows_a_git_repository_and_refuses_unsigned_commits(node, inventory):
+    node.ship_collection(REMOTE + '/pull-src')
+    node.run(PULL_SETUP.format(repo=PULL_REPO, work=PULL_WORK, remote=REMOTE, node=node.name),
+             input=json.dumps(PULL_PLAYBOOK), timeout=600)
+    key = node.run('GNUPGHOME=%s.gnupg gpg --armor --export' % PULL_WORK).stdout
+    assert 'BEGIN PGP PUBLIC KEY BLOCK' in key
+    commit_table(node, [PODS[0]], signed=True)
+    playbook(node, inventory, os.path.join(REPO, 'site.yml'), extra_vars={
+        'ipvs_reconcile_mode': 'pull', 'ipvs_reconcile_repo_url': 'file://' + PULL_REPO,
+        'ipvs_reconcile_pull_playbook': 'pull.yml', 'ipvs_reconcile_pull_inventory': 'hosts.json',
+        'ipvs_reconcile_verify_commit': True, 'ipvs_reconcile_gpg_public_keys': [key]})
+    assert node.run(['systemctl', 'is-active', 'netlb-ipvs-pull.timer']).stdout.strip() == 'active'
+    out = node.run(['systemd-analyze', 'security', '--no-pager', 'netlb-ipvs-pull.service']).stdout
+    print('systemd-analyze security netlb-ipvs-pull.service: %s'
+          % re.search(r'Overall exposure level for \S+: ([0-9.]+)', out).group(1))
+    assert node.run(['systemctl', 'is-enabled', TIMER], check=False).stdout.strip() != 'enabled'
+    line = pull_once(node)
+    assert line.startswith('result=ok'), line
+    wanted = '-a -t %s:80 -r %s:8080 -m -w 1' % (PULL_VIP, PODS[0])
+    assert wanted in ipvs(node)
+    commit_table(node, [PODS[1]], signed=True)  # a signed change reaches the kernel on the next tick
+    line = pull_once(node)
+    assert line.startswith('result=ok') and 'pull=changed:' in line and 'changed:0' not in line, line
+    table = ipvs(node)
+    assert '-a -t %s:80 -r %s:8080 -m -w 1' % (PULL_VIP, PODS[1]) in table and wanted not in table
+    commit_table(node, [PODS[2]], signed=False)  # an unsigned one is refused, the table stays
+    line = pull_once(node)
+    assert line.startswith('result=failed') and 'ansible-pull failed' in line, line
+    assert ipvs(node) == table
 
 
 def test_mode_off_removes_the_units_and_leaves_the_table(node, inventory, tmp_path):

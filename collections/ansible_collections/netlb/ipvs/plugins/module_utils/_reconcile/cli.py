@@ -162,10 +162,11 @@ def _pull(runner, paths, out, err):
         report.errors.append('config: pull: no pull section (ipvs_reconcile_mode is not pull)')
     elif config is not None:
         try:
-            env_gnupg = config.pull.get('gnupg_home')
-            argv = pull_argv(config.pull, runner.which('ansible-pull'))
-            if env_gnupg:
-                argv = [runner.which('env'), 'GNUPGHOME=%s' % env_gnupg] + argv
+            # Ansible refuses the C locale the runner sets for parsed output: UTF-8 for it.
+            environment = ['LC_ALL=C.UTF-8', 'LANG=C.UTF-8']
+            if config.pull.get('gnupg_home'):
+                environment.append('GNUPGHOME=%s' % config.pull['gnupg_home'])
+            argv = [runner.which('env')] + environment + pull_argv(config.pull, runner.which('ansible-pull'))
             result = runner.run(argv, check=False)
             recap = _RECAP.findall(result.stdout)
             report.changes['pull'] = {'changed': sum(int(changed) for _ok, changed, _u, _f in recap)}

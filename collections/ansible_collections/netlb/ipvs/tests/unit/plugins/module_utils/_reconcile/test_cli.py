@@ -184,7 +184,9 @@ def test_pull(node, answer, code, result, changed):
     assert exit_code == code
     pairs = dict(parse_logfmt(output.out[0]))
     assert (pairs['result'], pairs['pull']) == (result, 'changed:%s' % changed)
-    assert node.runner.calls[0][:3] == ['/usr/sbin/env', 'GNUPGHOME=/etc/netlb-ipvs/gnupg', '/usr/sbin/ansible-pull']
+    # ansible-pull in a UTF-8 locale (it refuses the runner's C), with the role's keyring
+    assert node.runner.calls[0][:5] == ['/usr/sbin/env', 'LC_ALL=C.UTF-8', 'LANG=C.UTF-8',
+                                        'GNUPGHOME=/etc/netlb-ipvs/gnupg', '/usr/sbin/ansible-pull']
     assert node.status().runs[result] == 1
 
 
