@@ -503,9 +503,11 @@ def test_mode_off_removes_the_units_leaves_the_rest_and_then_runs_one_task(tmp_p
     tasks, changed = node.run(ipvs_reconcile_mode='off')
     assert tasks == [PROBE, 'Stop and disable the timers this mode does not use',
                      'Stop a reconcile run this mode no longer wants', 'Remove the units this mode does not use',
-                     'Reload systemd, enable and start the timer'] and changed > 0
+                     'Reload systemd, enable and start the timer',
+                     'Forget the failed runs of the units removed above'] and changed > 0
     assert node.units() == {}
-    assert node.calls() == ['disable netlb-ipvs-reconcile.timer', 'stop netlb-ipvs-reconcile.timer', 'daemon-reload']
+    assert node.calls() == ['disable netlb-ipvs-reconcile.timer', 'stop netlb-ipvs-reconcile.timer', 'daemon-reload',
+                            'reset-failed netlb-ipvs-reconcile.timer netlb-ipvs-reconcile.service']
     assert sorted(str(path) for path in node.root.rglob('*')) == kept  # the config, the pause, the tree stay
     assert node.run(ipvs_reconcile_mode='off') == ([PROBE], 0)
 
