@@ -507,7 +507,7 @@ def test_mode_off_removes_the_units_leaves_the_rest_and_then_runs_one_task(tmp_p
                      'Forget the failed runs of the units removed above'] and changed > 0
     assert node.units() == {}
     assert node.calls() == ['disable netlb-ipvs-reconcile.timer', 'stop netlb-ipvs-reconcile.timer', 'daemon-reload',
-                            'reset-failed netlb-ipvs-reconcile.timer netlb-ipvs-reconcile.service']
+                            'reset-failed netlb-ipvs-reconcile.service netlb-ipvs-reconcile.timer']
     assert sorted(str(path) for path in node.root.rglob('*')) == kept  # the config, the pause, the tree stay
     assert node.run(ipvs_reconcile_mode='off') == ([PROBE], 0)
 
