@@ -107,11 +107,7 @@ def main(args, runner, out, err):
         if args.verbose:
             for warning in report.warnings:
                 err('warning: %s' % warning)
-        if report.result == 'busy':
-            return EXIT_BUSY
-        if report.result == 'failed':
-            return EXIT_CONFIG if all(line.startswith('config:') for line in report.errors) else EXIT_FAILED
-        return EXIT_OK
+        return exit_code(report)
     if args.command == 'pull':
         return _pull(runner, paths, out, err)
     if args.command == 'pause':
@@ -129,6 +125,15 @@ def main(args, runner, out, err):
                     'drift_corrections': current.drift_corrections, 'tables': current.tables},
                    indent=2, sort_keys=True))
     return EXIT_OK
+
+
+def exit_code(report):
+    """0 ok or paused, 75 busy, 2 when only the config failed, else 1."""
+    if report.result == 'busy':
+        return EXIT_BUSY
+    if report.result != 'failed':
+        return EXIT_OK
+    return EXIT_CONFIG if all(line.startswith('config:') for line in report.errors) else EXIT_FAILED
 
 
 def pull_argv(pull, ansible_pull='ansible-pull'):
@@ -173,13 +178,9 @@ def _pull(runner, paths, out, err):
             if result.rc != 0:
                 tail = ' | '.join(line for line in (result.stderr or result.stdout).strip().splitlines()[-3:])
                 report.errors.append('pull: ansible-pull failed (rc=%d): %s' % (result.rc, tail))
-        except (CommandError, FileError) as exc:
-            report.errors.append('pull: %s' % exc)
-        except run.RunTimeout as exc:  # systemd's stop: the failure is still counted and said
+        except (CommandError, FileError, run.RunTimeout) as exc:  # RunTimeout: systemd's stop, still counted
             report.errors.append('pull: %s' % exc)
     report.duration = time.perf_counter() - begun
     run.record(report, config, paths)
     out(status.journal_line(report))
-    if report.result != 'failed':
-        return EXIT_OK
-    return EXIT_CONFIG if all(line.startswith('config:') for line in report.errors) else EXIT_FAILED
+    return exit_code(report)
