@@ -123,13 +123,13 @@ class NftHold(object):
     def place(self, keys):
         script = _nftables.replace_script(TABLE, render(keys, self.timeout))
         try:
-            self.runner.run([self._nft(), '-f', '-'], data=script)
+            self.runner.run([self._nft(), '-f', '-'], data=script, timeout=_command.NODE_TIMEOUT)
         except _command.CommandError as exc:
             raise HoldError('cannot load table %s: %s' % (TABLE, exc))
 
     def release(self):
         try:
-            self.runner.run([self._nft(), 'delete', 'table', TABLE_FAMILY, TABLE_NAME])
+            self.runner.run([self._nft(), 'delete', 'table', TABLE_FAMILY, TABLE_NAME], timeout=_command.NODE_TIMEOUT)
         except _command.CommandError as exc:
             raise HoldError('cannot delete table %s (its entries expire within %d s): %s'
                             % (TABLE, self.timeout, exc))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError
+from ansible_collections.netlb.ipvs.plugins.module_utils._command import NODE_TIMEOUT, CommandError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import normalise, parse_proc_modules
 
@@ -64,7 +64,7 @@ def ensure(modules, sysctls, runner, check_mode=False, proc='/proc', sys_module=
     missing = tuple(name for name in missing if not os.path.isdir(os.path.join(sys_module, normalise(name))))
     if missing and not check_mode:
         try:
-            runner.run([runner.which('modprobe'), '-a'] + list(missing))
+            runner.run([runner.which('modprobe'), '-a'] + list(missing), timeout=NODE_TIMEOUT)
         except CommandError as exc:
             raise KernelError('kernel modules %s would not load: %s' % (', '.join(missing), exc))
     result.loaded = missing

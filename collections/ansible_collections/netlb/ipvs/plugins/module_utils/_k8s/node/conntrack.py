@@ -85,7 +85,7 @@ def clear(runner, actions, check_mode=False):
     try:
         conntrack = runner.which('conntrack')
         for flow in todo:
-            runner.run(command(conntrack, flow), ok_rc=(0, RC_NONE_DELETED))
+            runner.run(command(conntrack, flow), ok_rc=(0, RC_NONE_DELETED), timeout=_command.NODE_TIMEOUT)
     except _command.CommandError as exc:
         raise ConntrackError('cannot delete stale UDP conntrack entries: %s' % exc)
     return todo

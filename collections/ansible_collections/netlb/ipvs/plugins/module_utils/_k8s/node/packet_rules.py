@@ -311,7 +311,8 @@ def read(runner):
     """The table as nft lists it, normalised; '' when it does not exist."""
     nft = _nft(runner)
     try:
-        result = runner.run([nft, 'list', 'table', TABLE_FAMILY, TABLE_NAME], check=False)
+        result = runner.run([nft, 'list', 'table', TABLE_FAMILY, TABLE_NAME], check=False,
+                            timeout=_command.NODE_TIMEOUT)
     except _command.CommandError as exc:
         raise PacketRulesError('cannot read table %s: %s' % (TABLE, exc))
     if result.rc == 0:
@@ -336,7 +337,7 @@ def apply(runner, text, check_mode=False, before=None):
         return ApplyResult(False, before, after)
     if not check_mode:
         try:
-            runner.run([_nft(runner), '-f', '-'], data=script(text))
+            runner.run([_nft(runner), '-f', '-'], data=script(text), timeout=_command.NODE_TIMEOUT)
         except _command.CommandError as exc:
             raise PacketRulesError('cannot load table %s: %s' % (TABLE, exc))
     return ApplyResult(True, before, after)
@@ -346,7 +347,7 @@ def check(runner, text):
     """Have nft check text (render()'s output) without loading it (`nft -c`), so a rule
     set the kernel would refuse fails a run before anything changed."""
     try:
-        runner.run([_nft(runner), '-c', '-f', '-'], data=script(text))
+        runner.run([_nft(runner), '-c', '-f', '-'], data=script(text), timeout=_command.NODE_TIMEOUT)
     except _command.CommandError as exc:
         raise PacketRulesError('nft refuses the rules for table %s: %s' % (TABLE, exc))
 
@@ -358,7 +359,7 @@ def remove(runner, check_mode=False):
         return ApplyResult(False, '', '')
     if not check_mode:
         try:
-            runner.run([_nft(runner), 'delete', 'table', TABLE_FAMILY, TABLE_NAME])
+            runner.run([_nft(runner), 'delete', 'table', TABLE_FAMILY, TABLE_NAME], timeout=_command.NODE_TIMEOUT)
         except _command.CommandError as exc:
             raise PacketRulesError('cannot delete table %s: %s' % (TABLE, exc))
     return ApplyResult(True, before, '')

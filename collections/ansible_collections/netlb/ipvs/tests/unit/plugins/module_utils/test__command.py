@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -96,6 +97,30 @@ def test_run_with_module_errors(module, expect_rc, expect_in_message):
     assert info.value.rc == expect_rc
     assert expect_in_message in str(info.value)
     assert info.value.cmd == 'modprobe -a ip_vs'
+
+
+SLEEP = 'import time; time.sleep(30)'
+
+
+@pytest.mark.parametrize('check', [True, False])
+def test_a_program_past_its_timeout_is_killed_and_an_error(real_module, check):
+    """Whatever check says: a timed-out run has no answer to read."""
+    started = time.monotonic()
+    with pytest.raises(CommandError) as info:
+        Runner(real_module).run([sys.executable, '-c', SLEEP], check=check, timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert str(info.value) == '%s -c %s timed out after 0.5 s (killed)' % (sys.executable, "'%s'" % SLEEP)
+    assert info.value.argv == [sys.executable, '-c', SLEEP]  # as asked, without timeout(1) in front
+
+
+def test_a_program_within_its_timeout_answers(real_module):
+    assert Runner(real_module).run([sys.executable, '-c', ECHO_STDIN], data='x', timeout=30).stdout == 'x'
+
+
+def test_without_timeout_program_the_run_is_unbounded():
+    module = FakeModule(rc=0, stdout='ok')
+    assert Runner(module).run(['nft', 'list', 'tables'], timeout=5).stdout == 'ok'
+    assert module.calls[0][0] == ['nft', 'list', 'tables']
 
 
 @pytest.mark.parametrize('argv', [[], 'modprobe ip_vs', b'modprobe'])

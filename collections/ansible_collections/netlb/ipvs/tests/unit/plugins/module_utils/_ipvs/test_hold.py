@@ -69,7 +69,8 @@ class FakeRunner(_command.Runner):
             raise _command.CommandError([name], 127, msg='%s: command not found' % name)
         return '/usr/sbin/' + name
 
-    def _execute(self, argv, data):
+    def _execute(self, argv, data, timeout=None):
+        assert timeout == _command.NODE_TIMEOUT
         self.calls.append((argv, data))
         return self.rc, '', 'Error: Could not process rule: No such file or directory\n' if self.rc else ''
 

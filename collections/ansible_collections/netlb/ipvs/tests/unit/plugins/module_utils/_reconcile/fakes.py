@@ -39,18 +39,20 @@ STATIC_SERVICES = [
 class ScriptedRunner(Runner):
     """A Runner whose programs are answered from a script: answers maps the program's
     name (argv[0]'s basename) to (rc, stdout, stderr); a program not in it fails the
-    test. calls: every argv run."""
+    test. calls: every argv run; timeouts: the timeout of each run."""
 
     def __init__(self, answers=None):
         super(ScriptedRunner, self).__init__(module=None)
         self.answers = dict(answers or {})
         self.calls = []
+        self.timeouts = []
 
     def which(self, name, required=True):
         return '/usr/sbin/%s' % name
 
-    def _execute(self, argv, data):
+    def _execute(self, argv, data, timeout=None):
         self.calls.append(list(argv))
+        self.timeouts.append(timeout)
         name = os.path.basename(argv[0])
         if name not in self.answers:
             raise AssertionError('unexpected command: %s' % ' '.join(argv))

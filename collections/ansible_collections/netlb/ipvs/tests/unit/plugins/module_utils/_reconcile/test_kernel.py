@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._command import NODE_TIMEOUT
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._reconcile.fakes import ScriptedRunner, proc_tree
 
@@ -83,6 +84,7 @@ def test_modprobe_failing_names_the_modules(tmp_path):
         kernel.ensure(['ip_vs', 'ip_vs_mh', 'ip_vs_fo'], [], runner, proc=proc, sys_module=sys_module)
     assert 'ip_vs_mh, ip_vs_fo would not load' in str(error.value)
     assert 'Module ip_vs_mh not found' in str(error.value)
+    assert runner.timeouts == [NODE_TIMEOUT]  # a hung modprobe does not hold the run lock for ever
 
 
 def test_a_sysctl_the_kernel_lacks_names_the_key(tmp_path):

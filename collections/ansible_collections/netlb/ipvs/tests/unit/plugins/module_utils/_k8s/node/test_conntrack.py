@@ -54,7 +54,8 @@ class FakeRunner(_command.Runner):
     def which(self, name, required=True):
         return '/usr/sbin/' + name
 
-    def _execute(self, argv, data):
+    def _execute(self, argv, data, timeout=None):
+        assert timeout == _command.NODE_TIMEOUT
         self.calls.append(argv)
         return self.rc, '', 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n'
 

@@ -228,12 +228,14 @@ class FakeRunner(_command.Runner):
         self.table = table
         self.load_rc = load_rc
         self.calls = []
+        self.timeouts = set()
 
     def which(self, name, required=True):
         return '/usr/sbin/' + name
 
-    def _execute(self, argv, data):
+    def _execute(self, argv, data, timeout=None):
         self.calls.append(argv[1:])
+        self.timeouts.add(timeout)
         if argv[1:3] == ['list', 'table']:
             if self.table is None:
                 return 1, '', 'Error: No such file or directory\nlist table inet netlb_ipvs\n'
@@ -245,6 +247,8 @@ class FakeRunner(_command.Runner):
             return 0, '', ''
         if argv[1:3] == ['delete', 'table']:
             self.table = None
+            return 0, '', ''
+        if argv[1:] == ['-c', '-f', '-']:
             return 0, '', ''
         raise AssertionError(argv)
 
@@ -260,6 +264,9 @@ def test_apply_new_table_then_idempotent(check_mode):
         again = pr.apply(runner, text)
         assert again == pr.ApplyResult(False, pr.normalise(text), pr.normalise(text))
         assert runner.calls.count(['-f', '-']) == 1
+    pr.check(runner, text)
+    pr.remove(runner)
+    assert runner.timeouts == {_command.NODE_TIMEOUT}  # a hung nft does not hold the run lock for ever
 
 
 def test_apply_unchanged_against_nft_listing():
