@@ -18,6 +18,9 @@ options:
       - The path of a kubeconfig file, or its content as a dict. Also C(K8S_AUTH_KUBECONFIG).
       - Without any connection option, the in-cluster configuration is used in a pod, else C($KUBECONFIG) or
         C(~/.kube/config).
+      - Not logged. A dict's credentials (C(token), C(password), C(client-key-data), an auth provider's tokens and
+        secrets, an exec plugin's C(env) values) are masked wherever they would appear in the result; its other
+        values (server, names) are not.
     type: raw
   context:
     description: The kubeconfig context to use. Also C(K8S_AUTH_CONTEXT).
@@ -31,7 +34,8 @@ options:
   validate_certs:
     description:
       - Verify the API server's certificate. Also C(K8S_AUTH_VALIDATE_CERTS) or C(K8S_AUTH_VERIFY_SSL).
-      - Overrides a kubeconfig's C(insecure-skip-tls-verify).
+      - Overrides a kubeconfig's C(insecure-skip-tls-verify). V(false) is warned about, and so is an C(http://)
+        O(host) with O(api_key).
     type: bool
     default: true
     aliases: [verify_ssl]

@@ -22,8 +22,13 @@ description:
     ServiceAccount re-created since, less than O(renew_before) seconds left, or O(rotate=true). Otherwise the same
     kubeconfig text is returned, so writing it to the node changes nothing.
   - Returns the kubeconfig's text (the API server's URL, its CA, the token); the caller writes it to the node
-    root-owned with mode C(0600) - see the playbook C(playbooks/k8s-credentials.yml). It holds a credential - use
-    C(no_log) on the task.
+    root-owned with mode C(0600) - see the playbook C(playbooks/k8s-credentials.yml).
+  - The result holds a credential, and so does O(current_kubeconfig) in its invocation, so the module's action plugin
+    hides a successful result from the output as C(no_log) would, whatever the task says; the registered variable
+    holds all of it. A failed result is shown without its invocation (its message names no credential). C(async)
+    is refused (its status would show the result). Keep C(no_log) on the task that writes RV(kubeconfig).
+  - O(kubeconfig) is C(no_log); of a kubeconfig given as a dict only its credentials (tokens, passwords, client
+    keys) are masked in the output.
   - Runs where the admin connection is, usually the controller (C(delegate_to=localhost)), once per node.
 extends_documentation_fragment:
   - netlb.ipvs.k8s_auth
@@ -125,7 +130,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 kubeconfig:
-  description: The node's kubeconfig text (the same text as O(current_kubeconfig) when its token is kept).
+  description:
+    - The node's kubeconfig text (the same text as O(current_kubeconfig) when its token is kept).
+    - Not shown in the output (the whole successful result is hidden); in the registered variable.
   returned: always
   type: str
 created:

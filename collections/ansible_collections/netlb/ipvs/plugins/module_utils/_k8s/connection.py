@@ -11,7 +11,9 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
     options = connection_options_from_params(module.params)     # AUTH_ARG_SPEC merged in
     warnings = connection_warnings(options)                     # e.g. a world-readable kubeconfig
-    config = client_configuration(options)                      # a kubernetes.client.Configuration
+    files = PrivateDirectory()                                  # 0700, for the key files the client writes
+    config = client_configuration(options, private_dir=files.path)  # a kubernetes.client.Configuration
+    files.remove()                                              # once the connection is closed
 
 No Ansible here, so the node's own entry point (netlb-ipvs) reads the API without
 ansible-core; the modules' argument spec and opening are in module_connection.py.
@@ -52,7 +54,9 @@ KUBERNETES_REQUIREMENT = 'kubernetes (Debian: python3-kubernetes; pip: kubernete
 # when the option is not given (first set one wins; kubernetes.core reads
 # K8S_AUTH_<option> then K8S_AUTH_<client attribute>).
 AUTH_OPTIONS = (
-    ('kubeconfig', {'type': 'raw'}, ('K8S_AUTH_KUBECONFIG',)),
+    # no_log: a dict can hold a token or a client key (module_connection.redact_kubeconfig
+    # then hides those, not every string of it).
+    ('kubeconfig', {'type': 'raw', 'no_log': True}, ('K8S_AUTH_KUBECONFIG',)),
     ('context', {'type': 'str'}, ('K8S_AUTH_CONTEXT',)),
     ('host', {'type': 'str'}, ('K8S_AUTH_HOST',)),
     ('api_key', {'type': 'str', 'no_log': True}, ('K8S_AUTH_API_KEY',)),
@@ -130,12 +134,19 @@ def _default_kubeconfig(environ):
 
 
 def connection_warnings(options, environ=None):
-    """Warnings about the connection set-up: a kubeconfig file that others can read."""
+    """Warnings about the connection set-up: certificates not checked, a token sent in
+    clear over http://, a kubeconfig file that others can read."""
     environ = os.environ if environ is None else environ
+    result = []
+    if options.get('validate_certs') is False:
+        result.append("validate_certs is false: the API server's certificate is not checked, so anyone on the way "
+                      'can pose as it and read the credentials sent')
+    host = options.get('host') or ''
+    if host.lower().startswith('http://') and options.get('api_key'):
+        result.append('host %s is http://: api_key goes to it unencrypted; use https://' % host)
     how, source = plan_connection(options, environ)
     if how != 'kubeconfig' or not isinstance(source, str):
-        return []
-    result = []
+        return result
     for path in source.split(os.pathsep):
         try:
             mode = stat.S_IMODE(os.stat(path).st_mode)
@@ -148,9 +159,35 @@ def connection_warnings(options, environ=None):
     return result
 
 
-def client_configuration(options, environ=None):
-    """A kubernetes.client.Configuration for the options (SourceError when none can be made)."""
+class PrivateDirectory(object):
+    """A 0700 directory of its own for the key files the kubernetes client writes (a
+    kubeconfig's client-key-data: its TLS layer reads keys from files only), removed by
+    remove() when the connection is closed. A kill leaves only a directory no one else
+    can enter, not a key in $TMPDIR."""
+
+    def __init__(self):
+        import tempfile  # only on the client's path: a timer's static run never pays for it
+        self.path = tempfile.mkdtemp(prefix='netlb-k8s-')
+
+    def remove(self):
+        import shutil
+        shutil.rmtree(self.path, ignore_errors=True)
+        # The client remembers its files by content for later loads in this process (a
+        # second connection would get a removed path): forget the ones made here.
+        cache = getattr(getattr(getattr(kubernetes, 'config', None), 'kube_config', None), '_temp_files', None)
+        if isinstance(cache, dict):
+            inside = self.path + os.sep
+            for key, name in list(cache.items()):
+                if isinstance(name, str) and name.startswith(inside):
+                    del cache[key]
+
+
+def client_configuration(options, environ=None, private_dir=None):
+    """A kubernetes.client.Configuration for the options (SourceError when none can be
+    made); private_dir: where the client writes a kubeconfig's key and certificates (a
+    PrivateDirectory's path; None: the client's default, $TMPDIR)."""
     environ = os.environ if environ is None else environ
+    files = {'temp_file_path': private_dir} if private_dir else {}
     import_client()
     config = kubernetes.client.Configuration()
     how, source = plan_connection(options, environ)
@@ -160,7 +197,7 @@ def client_configuration(options, environ=None):
             kubernetes.config.load_incluster_config(client_configuration=config)
         elif how == 'kubeconfig' and isinstance(source, dict):
             kubernetes.config.load_kube_config_from_dict(source, context=context, client_configuration=config,
-                                                         persist_config=False)
+                                                         persist_config=False, **files)
         elif how == 'kubeconfig':
             present = any(os.path.exists(path) for path in source.split(os.pathsep))
             if not present and options.get('kubeconfig'):
@@ -171,7 +208,7 @@ def client_configuration(options, environ=None):
                     '(KUBERNETES_SERVICE_HOST unset), and no host with api_key is given' % source)
             if present:
                 kubernetes.config.load_kube_config(config_file=source, context=context,
-                                                   client_configuration=config, persist_config=False)
+                                                   client_configuration=config, persist_config=False, **files)
     except SourceError:
         raise
     except Exception as err:  # the client raises ConfigException, OSError, YAML errors, KeyError...
@@ -266,15 +303,23 @@ class ApiCalls(object):
 
     def __init__(self, options, request_timeout):
         import_client()
-        self.client = kubernetes.client.ApiClient(client_configuration(options))
+        self.files = PrivateDirectory()
+        try:
+            self.client = kubernetes.client.ApiClient(client_configuration(options, private_dir=self.files.path))
+        except BaseException:
+            self.files.remove()
+            raise
         self.configuration = self.client.configuration
         self.origin = self.configuration.host
         self.timeout = request_timeout
 
     def close(self):
-        close = getattr(self.client, 'close', None)
-        if close is not None:
-            close()
+        try:
+            close = getattr(self.client, 'close', None)
+            if close is not None:
+                close()
+        finally:
+            self.files.remove()
 
     def call(self, what, function, accept=(), **kwargs):
         """The JSON answer of function(**kwargs); None for an HTTP status in accept (404

@@ -11,6 +11,7 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
     module = AnsibleModule(argument_spec=dict(AUTH_ARG_SPEC, ...), supports_check_mode=True)
     options = module_connection(module)     # fail_json without the client or on a wrong option
+    redact_kubeconfig(module)               # what a module that does not call module_connection calls
 
 connection.py holds the connection itself and needs no Ansible (the node's entry point
 netlb-ipvs uses it too); only this file imports ansible.module_utils.
@@ -30,12 +31,66 @@ AUTH_ARG_SPEC = dict(
 )
 
 
+# Kubeconfig fields whose values are credentials, at any depth (users[].user, an
+# auth-provider's config); an exec plugin's env values count too.
+SECRET_FIELDS = frozenset(('token', 'password', 'client-key-data', 'access-token', 'refresh-token', 'id-token',
+                           'client-secret', 'secret'))
+
+
+def _strings(value):
+    """Every string in a parameter's value, as Ansible collects no_log values."""
+    if isinstance(value, str):
+        return {value} if value else set()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_strings(item) for item in value)) if value else set()
+    return set()
+
+
+def kubeconfig_secrets(value):
+    """The credential strings of a kubeconfig dict (none in a path)."""
+    found = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in SECRET_FIELDS and isinstance(item, str) and item:
+                found.add(item)
+            elif key == 'env' and isinstance(item, list):
+                found.update(entry['value'] for entry in item
+                             if isinstance(entry, dict) and isinstance(entry.get('value'), str) and entry['value'])
+            else:
+                found.update(kubeconfig_secrets(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.update(kubeconfig_secrets(item))
+    return found
+
+
+def redact_kubeconfig(module):
+    """Hide a kubeconfig's credentials in what the module returns and logs, not its every
+    string. `kubeconfig` is no_log, so its value is never logged as given; Ansible then
+    also masks each of its strings wherever it occurs in the result - 'v1', the cluster's
+    name ('kubernetes' in 'default/kubernetes'), the server, a file's path. Keep only the
+    credentials (and what another no_log option gives) among the masked values."""
+    value = module.params.get('kubeconfig')
+    if not value:
+        return
+    kept = set()
+    for name, spec in module.argument_spec.items():
+        if spec.get('no_log') and name != 'kubeconfig':
+            kept.update(_strings(module.params.get(name)))
+    secrets = kubeconfig_secrets(value)
+    module.no_log_values.difference_update(_strings(value) - secrets - kept)
+    module.no_log_values.update(secrets)
+
+
 def module_connection(module):
     """The connection options of an AnsibleModule whose argument spec has AUTH_ARG_SPEC,
     for a module that needs the kubernetes client: fails the module naming what to
     install when the client is missing, and with the one-line message of a wrong option
     (a K8S_AUTH_* variable that is no boolean); the connection warnings go to module.warn.
     The one place a module's opening fails, before the module's own work begins."""
+    redact_kubeconfig(module)
     if not connection.HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib(connection.KUBERNETES_REQUIREMENT),
                          exception=str(connection.KUBERNETES_IMPORT_ERROR))

@@ -104,7 +104,7 @@ class _Reader:
         found = None if use_client else direct.target(options, how, source)
         if found is None and use_client is False:
             raise SourceError('this connection needs the kubernetes client')
-        self.connection = self.client = None
+        self.connection = self.client = self.files = None
         self.target = found
         if found is not None:
             self.origin = found.url
@@ -117,7 +117,12 @@ class _Reader:
                 raise SourceError('this connection (%s) needs the Python library %s: %s'
                                   % (how, KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
             _import_client()
-            config = _configuration(options, environ)
+            self.files = connection.PrivateDirectory()
+            try:
+                config = _configuration(options, environ, private_dir=self.files.path)
+            except BaseException:
+                self.files.remove()
+                raise
             self.origin = config.host
             self.client = kubernetes.client.ApiClient(config)
             self.apis = {'core': kubernetes.client.CoreV1Api(self.client),
@@ -158,6 +163,8 @@ class _Reader:
         close = getattr(self.client, 'close', None)
         if close is not None:
             close()
+        if self.files is not None:
+            self.files.remove()
 
     def fail(self, what, why):
         return SourceError('reading %s from %s: %s' % (what, self.origin, why))

@@ -182,14 +182,20 @@ def ssl_context(found):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if found.cert_data:
-        # load_cert_chain reads files only: the PEM goes to a private temporary file, at once removed.
-        handle, path = tempfile.mkstemp(prefix='netlb-k8s-client-')
+        # load_cert_chain reads files only: the PEM goes to a file in a directory of its own
+        # (0700), both removed at once; a kill in between leaves nothing others can read.
+        directory = tempfile.mkdtemp(prefix='netlb-k8s-')
+        path = os.path.join(directory, 'client.pem')
         try:
-            with os.fdopen(handle, 'wb') as out:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), 'wb') as out:
                 out.write(found.cert_data.rstrip(b'\n') + b'\n' + found.key_data)
             context.load_cert_chain(path)
         finally:
-            os.unlink(path)
+            for remove, name in ((os.unlink, path), (os.rmdir, directory)):
+                try:
+                    remove(name)
+                except OSError:
+                    pass
     elif found.cert_file:
         context.load_cert_chain(found.cert_file, found.key_file)
     return context

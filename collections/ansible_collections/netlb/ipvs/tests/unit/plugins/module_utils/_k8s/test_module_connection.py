@@ -15,6 +15,9 @@ import os
 
 import pytest
 
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.parameters import PASS_VARS
+
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, module_connection
 from ansible_collections.netlb.ipvs.plugins.modules import (
     k8s_kube_proxy_configmap,
@@ -31,10 +34,13 @@ class Failed(Exception):
 
 
 class FakeModule(object):
-    """What module_connection uses of an AnsibleModule: params, warn, fail_json (which exits)."""
+    """What module_connection uses of an AnsibleModule: params, argument_spec,
+    no_log_values, warn, fail_json (which exits)."""
 
     def __init__(self, params):
         self.params = params
+        self.argument_spec = module_connection.AUTH_ARG_SPEC
+        self.no_log_values = set()
         self.warnings = []
 
     def warn(self, warning):
@@ -103,3 +109,64 @@ def test_the_modules_open_with_it(environ, capsys, module, args):
     result = json.loads(capsys.readouterr().out)
     assert result['failed'] is True
     assert 'kubernetes (Debian: python3-kubernetes; pip: kubernetes)' in result['msg']
+
+
+TOKEN = 'eyJhbGciOiJSUzI1NiJ9.node-token'
+KEY = 'LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t'
+KUBECONFIG = {
+    'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'kubernetes',
+    'clusters': [{'name': 'kubernetes', 'cluster': {'server': 'https://192.0.2.10:6443'}}],
+    'users': [{'name': 'admin', 'user': {'token': TOKEN, 'client-key-data': KEY}},
+              {'name': 'oidc', 'user': {'auth-provider': {'name': 'oidc', 'config': {
+                  'id-token': 'oidc-id', 'refresh-token': 'oidc-refresh', 'client-secret': 'oidc-secret'}}}},
+              {'name': 'exec', 'user': {'exec': {'command': 'get-token', 'env': [{'name': 'PASSWORD',
+                                                                                  'value': 'exec-env-secret'}]}}}],
+    'contexts': [{'name': 'kubernetes', 'context': {'cluster': 'kubernetes', 'user': 'admin'}}],
+}
+SECRETS = (TOKEN, KEY, 'oidc-id', 'oidc-refresh', 'oidc-secret', 'exec-env-secret')
+
+
+def test_the_spec_hides_the_kubeconfig():
+    assert module_connection.AUTH_ARG_SPEC['kubeconfig']['no_log'] is True
+
+
+def _exit_result(capsys, args, **returned):
+    """The JSON a module with AUTH_ARG_SPEC prints, after redact_kubeconfig, with its
+    invocation (which ansible-core >= 2.19 adds only when asked)."""
+    if 'inject_invocation' in PASS_VARS:
+        args = dict(args, _ansible_inject_invocation=True)
+    with patch_module_args(args):
+        module = AnsibleModule(argument_spec=dict(module_connection.AUTH_ARG_SPEC))
+        module_connection.redact_kubeconfig(module)
+        with pytest.raises(SystemExit):
+            module.exit_json(**returned)
+    return capsys.readouterr().out
+
+
+def test_a_kubeconfig_dict_shows_no_credential_but_its_names(capsys):
+    said = 'default/kubernetes on https://192.0.2.10:6443 (v1); %s' % ' '.join(SECRETS)
+    out = _exit_result(capsys, {'kubeconfig': KUBECONFIG}, msg=said)
+    for secret in SECRETS:
+        assert secret not in out
+    result = json.loads(out)
+    assert result['msg'].startswith('default/kubernetes on https://192.0.2.10:6443 (v1); ********')
+    shown = result['invocation']['module_args']['kubeconfig']
+    assert shown['users'][0]['user']['token'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert shown['clusters'][0]['name'] == 'kubernetes'
+
+
+def test_a_kubeconfig_path_is_not_masked_and_api_key_still_is(capsys):
+    out = _exit_result(capsys, {'kubeconfig': '/etc/netlb-ipvs/kubeconfig', 'api_key': 'kubeconfig'},
+                       msg='kubeconfig /etc/netlb-ipvs/kubeconfig')
+    # api_key happens to equal a word of the message: what another no_log option gives stays masked.
+    assert json.loads(out)['msg'] == '******** /etc/netlb-ipvs/********'
+
+
+@pytest.mark.parametrize('value, secrets', [
+    pytest.param(KUBECONFIG, set(SECRETS), id='dict'),
+    pytest.param('/root/.kube/config', set(), id='path'),
+    pytest.param({'users': [{'user': {'token': ''}}]}, set(), id='empty-token'),
+])
+def test_kubeconfig_secrets(value, secrets):
+    assert module_connection.kubeconfig_secrets(value) == secrets
+
