@@ -51,7 +51,7 @@ KINDS = {
 PLURALS = {kind: plural for plural, kind in KINDS.items()}
 CLUSTER_SCOPED = {'nodes', 'namespaces', 'clusterroles', 'clusterrolebindings'}
 
-FAULTS = ('status', 'slow', 'truncate', 'length', 'close', 'empty', 'gone', 'no_items', 'garbage')
+FAULTS = ('status', 'slow', 'truncate', 'length', 'close', 'empty', 'gone', 'no_items', 'garbage', 'trickle')
 
 Request = collections.namedtuple('Request', ('method', 'path', 'query', 'body', 'headers'))
 Request.__doc__ = """One request as the server saw it. query: name -> value (the last one
@@ -79,7 +79,9 @@ class Fault:
     whole body, send half of it, close), 'length' (announce more bytes than sent, close),
     'close' (close without answering), 'empty' (an empty list of the right kind),
     'gone' (410 Expired, only for requests with a continue token), 'no_items' (a list
-    without `items`), 'garbage' (200 with a body that is not JSON).
+    without `items`), 'garbage' (200 with a body that is not JSON), 'trickle' (the whole
+    answer, status line and headers included, one byte every params interval seconds:
+    no single read ever waits long).
     path: exact path, or a prefix when it ends with '*'; None matches every path.
     continued: True = only requests with a continue token (later pages), False = only
     without (first pages), None = both.
@@ -609,11 +611,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if fault.kind == 'garbage':
             self._send_raw(200, b'<html>502 Bad Gateway</html>', 'text/html')
             return True
-        return False  # truncate, length, no_items: change the real answer
+        return False  # truncate, length, no_items, trickle: change the real answer
 
     def _send(self, code, body, fault=None):
         data = json.dumps(body).encode()
-        if fault is not None and fault.kind == 'truncate':
+        if fault is not None and fault.kind == 'trickle':
+            self._trickle(code, data, fault.params.get('interval', 0.05))
+        elif fault is not None and fault.kind == 'truncate':
             self._send_raw(code, data[:len(data) // 2], length=len(data))
             self._hang_up()
         elif fault is not None and fault.kind == 'length':
@@ -629,6 +633,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
+
+    def _trickle(self, code, data, interval):
+        head = ('HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n'
+                % (code, self.responses.get(code, ('',))[0], len(data))).encode()
+        wake = self.server.api._wake
+        try:
+            for index in range(len(head + data)):
+                self.wfile.write((head + data)[index:index + 1])
+                self.wfile.flush()
+                if wake.wait(interval):
+                    break
+        except OSError:  # the client gave up
+            pass
+        self.close_connection = True
 
     def _hang_up(self):
         self.close_connection = True

@@ -71,7 +71,9 @@ options:
     type: str
     default: netlb.io/kube-proxy
   request_timeout:
-    description: Seconds each API request may take (connect and read).
+    description:
+      - Seconds each API request may take in all - connecting, sending and the whole answer - 1 to 3600. An answer
+        is also refused past 256 MiB.
     type: int
     default: 30
 seealso:

@@ -86,11 +86,15 @@ def redact_kubeconfig(module):
 
 def module_connection(module):
     """The connection options of an AnsibleModule whose argument spec has AUTH_ARG_SPEC,
-    for a module that needs the kubernetes client: fails the module naming what to
-    install when the client is missing, and with the one-line message of a wrong option
-    (a K8S_AUTH_* variable that is no boolean); the connection warnings go to module.warn.
+    for a module that needs the kubernetes client: fails the module on a request_timeout
+    out of range, naming what to install when the client is missing, and with the
+    one-line message of a wrong option (a K8S_AUTH_* variable that is no boolean); the
+    connection warnings go to module.warn.
     The one place a module's opening fails, before the module's own work begins."""
     redact_kubeconfig(module)
+    problems = connection.request_problems(module.params)
+    if problems:
+        module.fail_json(msg='invalid parameters: %s' % '; '.join(problems), problems=problems)
     if not connection.HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib(connection.KUBERNETES_REQUIREMENT),
                          exception=str(connection.KUBERNETES_IMPORT_ERROR))

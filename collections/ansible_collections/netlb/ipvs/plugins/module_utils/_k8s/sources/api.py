@@ -34,8 +34,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import warnings
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ClusterSnapshot, SourceError
 # The connection lives in _k8s/connection.py (shared with k8s_kube_proxy_configmap and
 # k8s_node_credentials); these names stay importable from here.
@@ -197,10 +199,17 @@ class _Reader:
         return data
 
     def _get_client(self, what, call, query, kwargs):
-        try:
+        deadline = time.monotonic() + self.timeout
+
+        def request():
             # A (connect, read) pair: older clients ignore a single float.
             response = call(_preload_content=False, _request_timeout=(self.timeout, self.timeout), **kwargs)
-            return response.data
+            return connection.read_answer(response, deadline, self.timeout)
+
+        try:
+            return connection.call_within(self.timeout, request)
+        except connection.AnswerError as err:
+            raise self.fail(what, str(err))
         except ApiException as err:
             if err.status == 410 and query.get('continue'):
                 raise _Expired()
@@ -265,11 +274,16 @@ def read_cluster(options, namespaces=(), label_selector=None, node_name=None, ne
 
     options: from connection_options_from_params; namespaces: () = cluster-wide;
     label_selector: for Services only; node_name with need_node: read that Node (its
-    zone label); request_timeout: seconds per request (connect and read);
+    zone label); request_timeout: seconds each request may take in all (connect, send,
+    the whole answer), each answer at most connection.MAX_ANSWER_BYTES;
     page_size: list limit; use_client: None = the kubernetes client only when the
     connection needs it, True = always, False = never (tests). Raises SourceError
-    (nothing partial is returned).
+    (nothing partial is returned), ValidationError for a request_timeout or page_size
+    out of range.
     """
+    problems = connection.request_problems({'request_timeout': request_timeout, 'page_size': page_size})
+    if problems:  # a negative timeout would reach the socket as a traceback
+        raise ValidationError(problems)
     environ = os.environ if environ is None else environ
     reader = _Reader(options, environ, request_timeout, page_size, use_client)
     try:

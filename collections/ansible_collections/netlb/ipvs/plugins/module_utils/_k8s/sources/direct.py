@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import base64
 import http.client
+import io
 import json
 import os
 import socket
 import ssl
 import tempfile
+import time
 import urllib.parse
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import AnswerError, read_answer
 
 # Kubeconfig user and cluster fields this GET understands; any other one (exec,
 # auth-provider, username, proxy-url, tls-server-name...) is left to the kubernetes client.
@@ -42,7 +46,8 @@ _CLUSTER_FIELDS = frozenset(('server', 'certificate-authority', 'certificate-aut
 
 
 class TransportError(Exception):
-    """A request failed below HTTP: kind is 'connect', 'timeout', 'tls' or 'broken'."""
+    """A request failed below HTTP: kind is 'connect', 'timeout', 'tls', 'broken' or
+    'too-big'."""
 
     def __init__(self, kind, message):
         super().__init__(message)
@@ -201,8 +206,48 @@ def ssl_context(found):
     return context
 
 
+def _left(deadline):
+    """Seconds left before the monotonic deadline; socket.timeout when none are."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout('the request deadline passed')
+    return left
+
+
+class _DeadlineSocket(object):
+    """The TLS socket as http.client reads an answer through it (status line, headers,
+    body): each receive may take only what is left of the request's deadline, so bytes
+    trickled one by one cannot stretch a request past request_timeout."""
+
+    def __init__(self, sock, owner):
+        self._sock, self._owner = sock, owner
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        self._sock.settimeout(_left(self._owner.deadline))
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def makefile(self, mode='rb', *args, **kwargs):  # pylint: disable=unused-argument
+        return io.BufferedReader(socket.SocketIO(self, 'rb'))
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection bound by the deadline of its current request (set per request):
+    connecting and the TLS handshake get what is left of it, then every receive does."""
+
+    deadline = None
+
+    def connect(self):
+        self.timeout = _left(self.deadline)
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self)
+
+
 class Connection(object):
-    """GETs on one kept-alive HTTPS connection (reopened when the server closed it)."""
+    """GETs on one kept-alive HTTPS connection (reopened when the server closed it), each
+    done within timeout seconds in all and answered with at most MAX_ANSWER_BYTES."""
 
     def __init__(self, found, timeout):
         parsed = urllib.parse.urlsplit(found.url)
@@ -225,15 +270,21 @@ class Connection(object):
     def get(self, path, query):
         """(status, reason, body bytes) of GET path?query; TransportError below HTTP."""
         url = path + ('?' + urllib.parse.urlencode(sorted(query.items())) if query else '')
+        deadline = time.monotonic() + self.timeout
         for attempt in (1, 2):
             fresh = self._http is None
             if fresh:
-                self._http = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                                         context=self.context)
+                self._http = _HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
+            self._http.deadline = deadline
             try:
                 self._http.request('GET', url, headers=self.headers)
                 response = self._http.getresponse()
-                body = response.read()
+                body = read_answer(response, deadline, self.timeout)
+                if response.length:  # read(amt) ends quietly where a Content-Length was not met
+                    raise http.client.IncompleteRead(body, response.length)
+            except AnswerError as err:
+                self.close()
+                raise TransportError(err.kind, str(err))
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as err:
                 self.close()
                 if fresh or attempt == 2:  # a kept-alive connection the server dropped: once more

@@ -170,3 +170,16 @@ def test_a_kubeconfig_path_is_not_masked_and_api_key_still_is(capsys):
 def test_kubeconfig_secrets(value, secrets):
     assert module_connection.kubeconfig_secrets(value) == secrets
 
+
+@pytest.mark.parametrize('module, args', [
+    pytest.param(k8s_kube_proxy_configmap, {'config': {}}, id='k8s_kube_proxy_configmap'),
+    pytest.param(k8s_kube_proxy_handover, {}, id='k8s_kube_proxy_handover'),
+    pytest.param(k8s_node_credentials, {}, id='k8s_node_credentials'),
+])
+def test_a_request_timeout_out_of_range_fails_naming_it(environ, capsys, module, args):
+    with patch_module_args(dict(args, host='https://192.0.2.10:6443', api_key='x', request_timeout=-5)):
+        with pytest.raises(SystemExit):
+            module.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result['failed'] is True
+    assert result['msg'] == 'invalid parameters: request_timeout: -5 is out of range (more than 0, at most 3600 seconds)'

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing import convert_bool
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api, direct
 from kube_api import objects
 
 SERVICES = '/api/v1/services'
@@ -148,6 +150,8 @@ FAILURES = [
      r'reading Services from URL: 500 Internal Server Error: InternalError \(injected\)$'),
     ('timeout', ('slow', SERVICES, {'delay': 10}), {'request_timeout': 0.3},
      r'reading Services from URL: no answer within 0.3 s \(request_timeout\)$'),
+    ('trickled bytes', ('trickle', SERVICES, {'interval': 0.05}), {'request_timeout': 0.5},
+     r'reading Services from URL: no answer within 0.5 s \(request_timeout\)$'),
     ('truncated body', ('truncate', SLICES, {}), {}, r'reading EndpointSlices from URL: .*(broke off|not valid JSON)'),
     ('content-length lie', ('length', SLICES, {}), {}, r'reading EndpointSlices from URL: .*(broke off|not valid JSON)'),
     ('connection closed', ('close', SERVICES, {}), {}, r'reading Services from URL: .*(broke off|aborted|closed)'),
@@ -166,6 +170,51 @@ def test_every_failure_is_one_clear_line(cluster, options, fault, kwargs, patter
     cluster.fault(kind, path=path, **params)
     message = error_of(options, **kwargs)
     assert re.match(pattern.replace('URL', re.escape(cluster.url)), message), message
+
+
+def test_request_timeout_bounds_the_whole_request(cluster, options):
+    # One byte every 0.05 s: no socket read ever waits 0.5 s, the answer would take minutes.
+    cluster.fault('trickle', path=SERVICES, interval=0.05)
+    started = time.monotonic()
+    message = error_of(options, request_timeout=0.5)
+    assert 'no answer within 0.5 s (request_timeout)' in message
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize('announced', [True, False], ids=['content-length', 'read'])
+def test_an_answer_over_the_byte_cap_is_refused(monkeypatch, cluster, options, announced):
+    monkeypatch.setattr(connection, 'MAX_ANSWER_BYTES', 2000)
+    if not announced:  # a server that announces nothing (or lies) is cut where the cap is passed
+        monkeypatch.setattr(connection, 'read_answer', _without_length(connection.read_answer))
+        monkeypatch.setattr(direct, 'read_answer', connection.read_answer)
+    message = error_of(options)
+    assert re.match(r'reading (Services|EndpointSlices) from %s: the answer (has \d+ bytes, more than|is longer '
+                    r'than) the 2000 bytes allowed$' % re.escape(cluster.url), message), message
+    assert ('has ' in message) == announced
+
+
+def _without_length(read_answer):
+    def read(response, deadline, timeout, limit=None):
+        response.headers = {}
+        return read_answer(response, deadline, timeout, limit)
+    return read
+
+
+@pytest.mark.parametrize('kwargs, problem', [
+    pytest.param({'request_timeout': -1}, 'request_timeout: -1 is out of range (more than 0, at most 3600 seconds)',
+                 id='negative-timeout'),
+    pytest.param({'request_timeout': 0}, 'request_timeout: 0 is out of range (more than 0, at most 3600 seconds)',
+                 id='zero-timeout'),
+    pytest.param({'request_timeout': '30'}, "request_timeout: '30' is not a number of seconds", id='text-timeout'),
+    pytest.param({'page_size': 0}, 'page_size: 0 is out of range 1-10000', id='zero-page'),
+    pytest.param({'page_size': -5}, 'page_size: -5 is out of range 1-10000', id='negative-page'),
+    pytest.param({'page_size': 10 ** 6}, 'page_size: 1000000 is out of range 1-10000', id='huge-page'),
+])
+def test_request_options_out_of_range_are_refused_before_any_request(cluster, options, kwargs, problem):
+    with pytest.raises(ValidationError) as caught:
+        read(options, **kwargs)
+    assert caught.value.problems == [problem]
+    assert cluster.requests == []
 
 
 def test_a_missing_node_is_an_error(cluster, options):
