@@ -68,7 +68,7 @@ def parser():
                      help='seconds to wait for another run to finish (default 0: exit 75 at once)')
     one.add_argument('--timeout', type=int, default=None,
                      help='seconds the run may take (default: the config\'s timeout)')
-    one.add_argument('--verbose', action='store_true', help='also print the warnings, one per line')
+    one.add_argument('--verbose', action='store_true', help='also print the warnings, one per line, and where each part spent its time')
     pull = commands.add_parser('pull', help='ansible-pull the configured repository and run its playbook')
     pull.add_argument('--config', default=node_config.DEFAULT_PATH)
     stop = commands.add_parser('pause', help='pause reconciling on this node (maintenance)')
@@ -107,6 +107,9 @@ def main(args, runner, out, err):
         if args.verbose:
             for warning in report.warnings:
                 err('warning: %s' % warning)
+            for part, timings in sorted(report.timings.items()):
+                err('timings %s: %s' % (part, ' '.join('%s=%.3fs' % (step, seconds)
+                                                        for step, seconds in sorted(timings.items()))))
         return exit_code(report)
     if args.command == 'pull':
         return _pull(runner, paths, out, err)

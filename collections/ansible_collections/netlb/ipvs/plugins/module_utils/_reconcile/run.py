@@ -179,6 +179,7 @@ def _static(static, runner, report, previous):
     report.changes['static'] = dict(collections.Counter(map(_OP, result.actions)))
     summary = result.summary()
     report.tables['static'] = (summary['services'], summary['real_servers'])
+    report.timings['static'] = dict(result.timings)
     report.inputs['static'] = static.fingerprint
     if result.actions and previous.inputs.get('static') == report.inputs['static']:
         report.drift += ('static',)
@@ -200,6 +201,7 @@ def _kubernetes(params, runner, report, previous):
     report.changes['kubernetes'] = changes
     summary = result.summary()
     report.tables['kubernetes'] = (summary['virtual_services'], summary['real_servers'])
+    report.timings['kubernetes'] = dict(result.timings)
     report.inputs['kubernetes'] = result.fingerprint
     if result.changed and previous.inputs.get('kubernetes') == result.fingerprint:
         report.drift += ('kubernetes',)

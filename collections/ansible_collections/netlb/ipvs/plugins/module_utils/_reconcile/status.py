@@ -50,6 +50,7 @@ class Report:
     warnings: list = dataclasses.field(default_factory=list)
     tables: dict = dataclasses.field(default_factory=dict)
     inputs: dict = dataclasses.field(default_factory=dict)  # part -> fingerprint of its input
+    timings: dict = dataclasses.field(default_factory=dict)  # part -> {step: seconds}, for --verbose
     paused: str = None  # the reason, when paused
 
     def change_count(self, part=None):

@@ -103,6 +103,16 @@ def test_verbose_prints_the_warnings(node):
     assert ('warnings', '1') in parse_logfmt(verbose.out[0])
 
 
+def test_verbose_says_where_the_static_part_spent_its_time(node):
+    node.write_config(static=node.static())
+    code, output = main(node, 'reconcile', '--config', node.paths.config, '--verbose')
+    assert code == cli.EXIT_OK
+    timings = [line for line in output.err if line.startswith('timings static: ')]
+    assert len(timings) == 1, output.err
+    steps = dict(word.split('=') for word in timings[0][len('timings static: '):].split())
+    assert {'read', 'plan'} <= set(steps) and all(value.endswith('s') for value in steps.values()), steps
+
+
 def test_pause_resume_and_status(node):
     node.write_config(static=node.static())
     assert main(node, 'reconcile', '--config', node.paths.config)[0] == cli.EXIT_OK
