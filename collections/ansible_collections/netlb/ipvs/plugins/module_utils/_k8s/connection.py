@@ -125,8 +125,8 @@ def read_answer(response, deadline, timeout, limit=None):
     limit = MAX_ANSWER_BYTES if limit is None else limit
     length = response.headers.get('Content-Length') if response.headers is not None else None
     if length is not None and length.strip().isdigit() and int(length) > limit:
-        raise AnswerError('too-big', 'the answer has %s bytes, more than the %s allowed' % (length.strip(),
-                                                                                         _size(limit)))
+        raise AnswerError('too-big', 'the answer has %s bytes, more than the %s allowed'
+                          % (length.strip(), _size(limit)))
     pieces, size = [], 0
     while True:
         if time.monotonic() > deadline:

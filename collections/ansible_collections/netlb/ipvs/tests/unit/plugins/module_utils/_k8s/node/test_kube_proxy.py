@@ -174,7 +174,7 @@ def test_real_proc_net_identity():
 
 
 @pytest.mark.parametrize('make', [
-    pytest.param(lambda path: os.mkfifo(path), id='fifo'),
+    pytest.param(os.mkfifo, id='fifo'),
     pytest.param(lambda path: os.symlink('/dev/zero', path), id='link-to-device'),
     pytest.param(lambda path: path.write_text('mode: ipvs\n' + '#' * kube_proxy.CONFIG_MAX_BYTES), id='too-big'),
     pytest.param(lambda path: path.mkdir(), id='directory'),
