@@ -36,6 +36,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHE
 
 BASE_MODULE = 'ip_vs'
 SCHEDULER_PREFIX = 'ip_vs_'
+IPVS_DIR = ('kernel', 'net', 'netfilter', 'ipvs')  # where a kernel's IPVS modules are, under modules_dir()
 DEFAULT_SCHEDULERS = ('rr', 'wrr', 'lc', 'wlc', 'sh')
 DEFAULT_EXTRA_MODULES = ('nf_conntrack',)
 DEFAULT_PERSIST_FILE = '/etc/modules-load.d/netlb-ipvs.conf'
@@ -340,6 +341,23 @@ class KernelTree:
             if os.path.isdir(path):
                 return path
         return self._path('lib', 'modules', self.release)
+
+    def offered_schedulers(self):
+        """The IPVS schedulers this kernel offers, read cheaply (every sync asks): loaded
+        (/proc/modules), built in (modules.builtin) or loadable (a file under
+        kernel/net/netfilter/ipvs/; the kernel loads ip_vs_<name> itself when a service
+        asks for it). A frozenset of names, or None when the modules directory is missing
+        (a container without /lib/modules): then only the kernel knows."""
+        modules_dir = self.modules_dir()
+        if not os.path.isdir(modules_dir):
+            return None
+        names = set(parse_proc_modules(self._read(self._path('proc', 'modules')) or ''))
+        names |= parse_module_paths(self._read(os.path.join(modules_dir, 'modules.builtin')) or '')
+        try:
+            names |= parse_module_paths('\n'.join(os.listdir(os.path.join(modules_dir, *IPVS_DIR))))
+        except OSError:
+            pass
+        return frozenset(name for name in SCHEDULERS if SCHEDULER_PREFIX + name in names)
 
     def snapshot(self):
         loaded = parse_proc_modules(self._read(self._path('proc', 'modules')) or '')

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""One reconcile: read -> plan -> review -> apply -> settle drains (-> confirm), with timings and drain state.
+"""One reconcile: read -> plan -> review -> prepare -> apply -> settle drains (-> confirm), with timings and drain state.
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
@@ -152,6 +152,10 @@ class ReconcileOptions:
     after) after planning and before anything is applied, in check mode too; it may
     raise an IpvsError (model.RefusedError) to refuse the run: then nothing is applied
     and the drain state is not saved.
+    prepare: None or a callable prepare(plan) called after review, just before the first
+    write to the table, in real runs only: the caller's own writes that must come first
+    (the Kubernetes proxy records what it is about to create, and loads its packet rules).
+    What it raises ends the run with the table untouched.
     """
 
     exclusive: bool = True
@@ -162,6 +166,7 @@ class ReconcileOptions:
     confirm: bool = False
     review: object = None
     hold: object = None
+    prepare: object = None
 
 
 DEFAULT_OPTIONS = ReconcileOptions()
@@ -213,6 +218,8 @@ def reconcile(backend, desired, scope, options=DEFAULT_OPTIONS, drain_store=None
                                  now=time.time() if now is None else now)
         if options.review is not None:
             options.review(first)
+        if options.prepare is not None and not check_mode:
+            options.prepare(first)
         flips = scheduler_changes(first.actions, first.before)
         with clock(timings, 'apply'):
             held = _apply(backend, first.actions, flips, options.hold)

@@ -10,7 +10,15 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 Two things only the proxy can know: which virtual services outside its fixed scope
 (external and load-balancer IPs) it created, so a stale one is removed once the cluster
 no longer asks for it; and which addresses on the dummy interface it bound, so it never
-removes an operator's. A small JSON document, written atomically.
+removes an operator's. A third it must not forget: the UDP conntrack flows a run left
+stale and has not cleared yet. A small JSON document, written atomically.
+
+A run records before it changes (proxy.py, "Order, and why"): the union of what it held
+and what it creates, and the flows it will leave stale; and shrinks the record once done.
+A run killed in between leaves a superset, which the next run owns and cleans up.
+
+Format: version 2 ({"version", "services", "addresses", "udp_flows"}); version 1 (no
+udp_flows, written by earlier releases) is read as having none queued.
 """
 
 from __future__ import annotations
@@ -21,15 +29,26 @@ import json
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
     FileError,
-    locked,
     make_parent_directory,
     read_text,
     write_atomic,
 )
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError, ServiceKey, canonical_address
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    IpvsError,
+    ServiceKey,
+    address_family,
+    canonical_address,
+)
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.conntrack import Flow
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 
 DEFAULT_PATH = '/var/lib/netlb-ipvs/k8s-service-proxy.json'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# Seconds a run waits for another holding the state (the run lock serialises the module and
+# netlb-ipvs already; this one bounds a run that holds the state without it).
+LOCK_WAIT = 60
+LOCK_HOLDER = 'netlb.ipvs k8s_service_proxy sync'
 
 
 class StateError(IpvsError):
@@ -38,10 +57,12 @@ class StateError(IpvsError):
 
 @dataclasses.dataclass(frozen=True)
 class ProxyState:
-    """services: ServiceKeys the proxy owns; addresses: dummy-interface addresses it bound."""
+    """services: ServiceKeys the proxy owns; addresses: dummy-interface addresses it bound;
+    udp_flows: conntrack.Flows left stale and not cleared yet."""
 
     services: frozenset = frozenset()
     addresses: frozenset = frozenset()
+    udp_flows: frozenset = frozenset()
 
 
 def dumps(state):
@@ -50,22 +71,38 @@ def dumps(state):
         'version': FORMAT_VERSION,
         'services': [[key.protocol, key.address, key.port] for key in sorted(state.services)],
         'addresses': sorted(state.addresses),
+        'udp_flows': [list(flow) for flow in sorted(state.udp_flows)],
     }
     return json.dumps(document, sort_keys=True) + '\n'
 
 
 def loads(text):
-    """JSON text -> ProxyState. Raises StateError on anything unexpected."""
+    """JSON text -> ProxyState (version 1 or 2). Raises StateError on anything unexpected."""
     try:
         document = json.loads(text)
-        if document.get('version') != FORMAT_VERSION:
+        if document.get('version') not in READABLE_VERSIONS:
             raise ValueError('unknown version %r' % document.get('version'))
         services = frozenset(ServiceKey.tcp_udp(protocol, address, port)
                              for protocol, address, port in document['services'])
         addresses = frozenset(canonical_address(address) for address in document['addresses'])
+        flows = frozenset(_flow(entry) for entry in document['udp_flows']) if document['version'] > 1 \
+            else frozenset()
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise StateError('proxy state is not valid: %s' % exc)
-    return ProxyState(services=services, addresses=addresses)
+    return ProxyState(services=services, addresses=addresses, udp_flows=flows)
+
+
+def _flow(entry):
+    """[family, address, port, server, server_port] -> Flow; ValueError when it is not one."""
+    family, address, port, server, server_port = entry
+    address = canonical_address(address)
+    server = canonical_address(server) if server else ''
+    if address_family(address) != family or (server and address_family(server) != family):
+        raise ValueError('udp_flows: %r mixes address families' % (entry,))
+    for number in (port, server_port):
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 65535:
+            raise ValueError('udp_flows: %r has a port out of range' % (entry,))
+    return Flow(family, address, port, server, server_port)
 
 
 class StateStore(object):
@@ -94,9 +131,12 @@ class StateStore(object):
         except FileError as exc:
             raise StateError('cannot save proxy state: %s' % exc)
 
-    def lock(self):
-        """A context manager; raises FileError when the lock file cannot be made."""
-        return locked(self.path)
+    def lock(self, what=LOCK_HOLDER, wait=None):
+        """A context manager holding the sibling path + '.lock', with the run lock's
+        mechanism (_reconcile/lock.py: the holder says who it is). Raises lock.LockBusy
+        naming the holder after wait seconds (None: LOCK_WAIT), FileError when the file
+        cannot be made."""
+        return lock.held(what, path=self.path + '.lock', wait=LOCK_WAIT if wait is None else wait)
 
 
 class MemoryStateStore(object):
@@ -114,5 +154,5 @@ class MemoryStateStore(object):
         self.saves += 1
 
     @contextlib.contextmanager
-    def lock(self):
+    def lock(self, what=LOCK_HOLDER, wait=None):
         yield

@@ -13,8 +13,9 @@ black-holed until the entry expires. So for every real server the engine removes
 a UDP service, the entries with original destination VIP:port and reply source the
 real server are deleted; for a removed UDP service, every entry to VIP:port.
 
-flows() and commands() are pure; clear() runs one `conntrack -D` per flow (removed
-UDP endpoints are few per run). conntrack exits 1 when no entry matched: not an error.
+flows() and command() are pure; clear_flows() runs one `conntrack -D` per flow (removed
+UDP endpoints are few per run). conntrack exits 1 when no entry matched: not an error, so
+a flow cleared twice (a run killed after clearing, before saying so) is harmless.
 """
 
 from __future__ import annotations
@@ -79,7 +80,13 @@ def command(conntrack, flow):
 def clear(runner, actions, check_mode=False):
     """Delete the stale entries of actions' removed UDP endpoints; returns the Flows
     (all of them in check mode, nothing run). Raises ConntrackError."""
-    todo = flows(actions)
+    return clear_flows(runner, flows(actions), check_mode)
+
+
+def clear_flows(runner, todo, check_mode=False):
+    """Delete the entries of the Flows todo (one run each); returns them (all of them in
+    check mode, nothing run). Raises ConntrackError."""
+    todo = list(todo)
     if check_mode or not todo:
         return todo
     try:

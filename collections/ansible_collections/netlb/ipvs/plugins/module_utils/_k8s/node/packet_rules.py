@@ -66,8 +66,16 @@ services are elements of sets keyed by address . protocol . port):
   daemons (sshd on 0.0.0.0:22) do not answer on every cluster IP. ICMP/ICMPv6 stay
   allowed: ping to a service address is a harmless, common diagnostic.
 
-render() is pure; normalise() puts both our text and `nft list table` output in one
-form; apply() is the only I/O.
+- Changing the table while services come and go (transition(), proxy.py's order): a
+  run loads the new table before it changes IPVS, with the elements the old table held
+  for what goes kept (its source-range restriction and allowed ranges, the rejects and
+  services on the dummy addresses, masquerade and hairpin), and loads exactly the new
+  table once IPVS and the dummy interface let go of them. So a new load-balancer
+  address is restricted before it is bound and served, and one that goes stays
+  restricted as long as its virtual service exists, whatever step a run stops at.
+
+render() and transition() are pure; normalise() puts both our text and `nft list table`
+output in one form; apply() is the only I/O.
 """
 
 from __future__ import annotations
@@ -257,6 +265,81 @@ def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
 
 def _unique(items):
     return sorted(set(items))
+
+
+# Sets whose old elements transition() keeps beside the new ones: each only narrows who
+# gets in (restrictions, rejects) or keeps what still exists working (masquerade, hairpin,
+# ports of services still in IPVS). Not cluster_cidrs (an option: nft refuses overlapping
+# intervals) and lb_allowed (kept only for restrictions that go, see transition()).
+_KEPT_SETS = ('services', 'dummy', 'lb_restricted', 'masquerade', 'cluster_ip', 'hairpin')
+
+
+def transition(before, after):
+    """The table to load before the IPVS table changes (the rule "Changing the table"
+    at the top): after's chains and sets, with the elements of before's sets that
+    _KEPT_SETS names added, and before's allowed ranges of the restrictions that go.
+
+    before: what read() returned (normalised; '' when no table); after: normalise() of
+    render()'s text. A set whose type or flags differ between the two (another release's
+    table) keeps only after's elements. Returns nft text as render() writes it.
+    """
+    old, new = _sets(before), _sets(after)
+    lines, skipping = [], False
+    for line in after.splitlines():
+        if skipping:
+            skipping = line != '\t}'
+            continue
+        if line.startswith('\tset ') and line.endswith(' {'):
+            name = line[len('\tset '):-len(' {')]
+            header, elements = new[name]
+            if name in old and old[name][0] == header:
+                elements = sorted(set(elements) | set(_kept(name, old, new)))
+            lines.append(line)
+            lines.extend('\t\t' + entry for entry in header)
+            if elements:
+                lines.append('\t\telements = { %s }' % ',\n\t\t\t     '.join(elements))
+            lines.append('\t}')
+            skipping = True
+            continue
+        lines.append(line)
+    return '\n'.join(lines) + '\n'
+
+
+def _kept(name, old, new):
+    """The elements of old's set name that the transition keeps."""
+    kind, family = name[:-1], name[-1:]
+    if kind in _KEPT_SETS:
+        return old[name][1]
+    if kind != 'lb_allowed':
+        return ()
+    restricted = 'lb_restricted' + family
+    if restricted not in old or restricted not in new or old[restricted][0] != new[restricted][0]:
+        return ()
+    going = set(old[restricted][1]) - set(new[restricted][1])
+    # An allowed element is `address . protocol . port . range`: the restriction, then the range.
+    return [element for element in old[name][1] if element.rsplit(' . ', 1)[0] in going]
+
+
+def _sets(text):
+    """{set name: (header lines (type, flags), element texts)} of a normalised table."""
+    sets, name, in_elements = {}, None, False
+    for line in text.splitlines():
+        if name is None:
+            if line.startswith('\tset ') and line.endswith(' {'):
+                name = line[len('\tset '):-len(' {')]
+                sets[name] = ([], [])
+        elif in_elements:
+            if line == '\t\t}':
+                in_elements = False
+            else:
+                sets[name][1].append(line.strip().rstrip(','))
+        elif line == '\t\telements = {':
+            in_elements = True
+        elif line == '\t}':
+            name = None
+        else:
+            sets[name][0].append(line.strip())
+    return sets
 
 
 def script(text):

@@ -326,6 +326,24 @@ def test_kernel_tree_without_module_files(tmp_path):
     assert (snapshot.release, snapshot.loaded, snapshot.builtin, snapshot.available) == ('6.6.0-test', {}, frozenset(), None)
 
 
+def test_offered_schedulers(tmp_path):
+    """Loaded, built in, or a module file in the IPVS directory (the kernel loads it when
+    a service asks); not the IPVS modules that are no scheduler. Without the release's
+    modules directory nothing can be told."""
+    tree = KernelTree(str(tmp_path), release=RELEASE)
+    assert tree.offered_schedulers() is None
+    ipvs = os.path.join(str(tmp_path), 'lib', 'modules', RELEASE, *IPVS_DIR.strip('/').split('/'))
+    os.makedirs(ipvs)
+    for name in ('ip_vs.ko', 'ip_vs_ftp.ko', 'ip_vs_wrr.ko.xz', 'ip_vs_lc.ko.zst', 'ip_vs_mh.ko'):
+        open(os.path.join(ipvs, name), 'w').close()
+    with open(os.path.join(str(tmp_path), 'lib', 'modules', RELEASE, 'modules.builtin'), 'w') as handle:
+        handle.write('kernel/net/netfilter/ipvs/ip_vs_rr.ko\n')
+    os.makedirs(os.path.join(str(tmp_path), 'proc'))
+    with open(os.path.join(str(tmp_path), 'proc', 'modules'), 'w') as handle:
+        handle.write(proc_line('ip_vs_sh', 0) + '\n')
+    assert tree.offered_schedulers() == frozenset(['rr', 'wrr', 'lc', 'sh', 'mh'])
+
+
 # ---------------------------------------------------------------- the flow
 
 def test_present_fresh_then_idempotent(tmp_path, etc):

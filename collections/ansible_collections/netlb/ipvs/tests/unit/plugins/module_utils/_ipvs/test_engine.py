@@ -307,6 +307,25 @@ def test_review_sees_the_plan_and_may_refuse_it(check_mode):
     assert reconcile(backend, OLD, drain_store=store, review=review).changed is False
 
 
+@pytest.mark.parametrize('check_mode', [pytest.param(False, id='real'), pytest.param(True, id='check')])
+def test_prepare_runs_after_review_before_the_first_write_in_real_runs_only(check_mode):
+    log = []
+    backend = FakeBackend(table(OLD), check_mode=check_mode,
+                          refuse=lambda action: log.append('apply') or None)
+    reconcile(backend, NEW, review=lambda plan: log.append('review'),
+              prepare=lambda plan: log.append('prepare %d' % len(plan.actions)))
+    # (A backend in check mode writes nothing, so it logs no apply.)
+    assert log == ['review'] if check_mode else log[:3] == ['review', 'prepare 7', 'apply']
+
+    def refusing(plan):
+        raise RefusedError('no')
+
+    backend = FakeBackend(table(OLD))
+    with pytest.raises(RefusedError):
+        reconcile(backend, NEW, prepare=refusing)
+    assert backend.applied == [] and backend.table == table(OLD)
+
+
 def test_a_refused_delete_after_the_drain_reports_the_whole_run():
     backend = FakeBackend(table(OLD), refuse=lambda action: 'Busy' if action.op == 'delete_server' else None)
     store = MemoryDrainStore()
@@ -328,8 +347,8 @@ def test_check_input_refuses_before_any_backend_exists():
 def test_reconcile_options_are_frozen_with_the_documented_defaults():
     options = engine.ReconcileOptions()
     assert (options.exclusive, options.purge_real_servers, options.graceful, options.drain_timeout,
-            options.allow_empty, options.confirm, options.review, options.hold) == (True, True, True, 0, False, False,
-                                                                                    None, None)
+            options.allow_empty, options.confirm, options.review, options.hold, options.prepare) == (
+        True, True, True, 0, False, False, None, None, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.exclusive = False
 

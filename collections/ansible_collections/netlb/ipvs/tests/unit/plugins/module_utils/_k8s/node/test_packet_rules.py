@@ -220,6 +220,62 @@ def test_script_replaces_atomically():
                                                          'table inet netlb_ipvs {\n}\n')
 
 
+WEB = SP('cluster_ip', 4, 'tcp', '10.96.0.1', 443, False, (), 'default/kubernetes')
+LB_A = SP('load_balancer', 4, 'tcp', '198.51.100.1', 443, False, ('203.0.113.0/24',), 'default/a')
+LB_B = SP('load_balancer', 4, 'tcp', '198.51.100.2', 443, False, ('192.0.2.0/24',), 'default/b')
+A, A_RANGE, A_NARROW = '198.51.100.1 . tcp . 443', '198.51.100.1 . tcp . 443 . 203.0.113.0/24', \
+    '198.51.100.1 . tcp . 443 . 203.0.113.0/28'
+B, B_RANGE = '198.51.100.2 . tcp . 443', '198.51.100.2 . tcp . 443 . 192.0.2.0/24'
+
+
+def _table(ports):
+    if ports is None:
+        return ''
+    return pr.normalise(pr.render(ports, sorted(set(p.address for p in ports if p.kind != 'node_port'))))
+
+
+@pytest.mark.parametrize('before, after, restricted4, allowed4, dummy4', [
+    pytest.param(None, [WEB, LB_B], {B}, {B_RANGE}, {'10.96.0.1', '198.51.100.2'}, id='no-table-before'),
+    pytest.param([WEB, LB_A], [WEB, LB_B], {A, B}, {A_RANGE, B_RANGE}, {'10.96.0.1', '198.51.100.1', '198.51.100.2'},
+                 id='lb-replaced-new-restricted-old-kept'),
+    pytest.param([WEB, LB_A], [WEB], {A}, {A_RANGE}, {'10.96.0.1', '198.51.100.1'}, id='lb-gone-stays-restricted'),
+    pytest.param([WEB, LB_A], [WEB, LB_A._replace(source_ranges=('203.0.113.0/28',))], {A}, {A_NARROW},
+                 {'10.96.0.1', '198.51.100.1'}, id='ranges-narrowed-at-once'),
+    pytest.param([WEB, LB_A], [WEB, LB_A._replace(source_ranges=())], {A}, {A_RANGE}, {'10.96.0.1', '198.51.100.1'},
+                 id='ranges-dropped-after-ipvs'),
+    pytest.param([WEB, LB_B], [WEB, LB_B], {B}, {B_RANGE}, {'10.96.0.1', '198.51.100.2'}, id='unchanged'),
+])
+def test_transition(before, after, restricted4, allowed4, dummy4):
+    """The first load of a run: the new table, plus for what goes the old elements that
+    restrict or keep it working; a restriction that stays takes its new ranges at once."""
+    old, new = _table(before), _table(after)
+    first = pr.transition(old, new)
+    assert (_elements(first, 'lb_restricted4'), _elements(first, 'lb_allowed4'), _elements(first, 'dummy4')) == (
+        restricted4, allowed4, dummy4)
+    # Invariants: only sets grow, the chains are the new ones, and the table settles on the new one.
+    assert _rules(first, 'input') == _rules(new, 'input') and _rules(first, 'output') == _rules(new, 'output')
+    for name in re.findall(r'\tset (\w+) \{', new):
+        assert _elements(new, name) <= _elements(first, name)
+    assert pr.normalise(pr.transition(new, new)) == new
+    assert pr.normalise(pr.transition(pr.normalise(first), new)) == pr.normalise(first)
+
+
+def test_transition_from_what_nft_lists():
+    """before as nft lists it (its own spellings: /32 as the address); a set another
+    release typed or flagged differently keeps only the new elements."""
+    with open(os.path.join(FIXTURES, 'nft-list-table.txt')) as handle:
+        listed = pr.normalise(handle.read())
+    without_lb = [port for port in SMALL if port.kind != 'load_balancer']
+    new = pr.normalise(pr.render(without_lb, ['10.96.0.10', 'fd00::10'], SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE))
+    first = pr.transition(listed, new)
+    assert _elements(first, 'lb_allowed4') == {'192.0.2.5 . tcp . 443 . 10.0.0.0/8', '192.0.2.5 . tcp . 443 . 172.16.0.1',
+                                               '192.0.2.5 . tcp . 443 . 192.0.2.5'}
+    assert _elements(first, 'dummy6') == {'2001:db8::5', 'fd00::10'}
+    other_release = listed.replace('\t\ttype ipv4_addr . inet_proto . inet_service . ipv4_addr\n\t\tflags interval',
+                                   '\t\ttype ipv4_addr . inet_proto . inet_service . ipv4_addr', 1)
+    assert _elements(pr.transition(other_release, new), 'lb_allowed4') == set()
+
+
 class FakeRunner(_command.Runner):
     """Scripts nft: `list table` answers with the held text; `-f -` stores it."""
 
