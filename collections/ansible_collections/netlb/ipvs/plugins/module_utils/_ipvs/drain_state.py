@@ -21,15 +21,19 @@ import json
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
     FileError,
-    lock_file,
     make_parent_directory,
     read_text,
     write_atomic,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError, ServiceKey
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock as run_lock
 
 DEFAULT_PATH = '/var/lib/netlb-ipvs/drain-state.json'
 FORMAT_VERSION = 1
+# Seconds a run waits for another holding the drain state (the run lock serialises the
+# modules and netlb-ipvs already; this bounds one that holds the file without it).
+LOCK_WAIT = 60
+LOCK_HOLDER = 'netlb.ipvs engine (drain state)'
 
 
 class DrainStateError(IpvsError):
@@ -101,16 +105,17 @@ class DrainStore(object):
             raise DrainStateError('cannot save drain state: %s' % exc)
 
     @contextlib.contextmanager
-    def lock(self):
-        """Hold an exclusive lock (a sibling .lock file) for one read-plan-apply-save."""
-        try:
-            handle = lock_file(self.path)
-        except FileError as exc:
-            raise DrainStateError('cannot lock drain state %s: %s' % (self.path, exc))
-        try:
+    def lock(self, what=LOCK_HOLDER, wait=None):
+        """Hold an exclusive lock (a sibling .lock file, the run lock's mechanism: the
+        holder says who it is) for one read-plan-apply-save. Raises LockBusy naming the
+        holder after wait seconds (None: LOCK_WAIT)."""
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(run_lock.held(what, path=self.path + '.lock',
+                                                  wait=LOCK_WAIT if wait is None else wait))
+            except FileError as exc:
+                raise DrainStateError('cannot lock drain state %s: %s' % (self.path, exc))
             yield
-        finally:
-            handle.close()  # closing releases the lock
 
 
 class MemoryDrainStore(object):

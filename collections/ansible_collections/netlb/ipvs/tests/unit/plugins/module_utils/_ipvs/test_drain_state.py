@@ -19,6 +19,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state impor
     dumps,
     loads,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import drain
 
 STATES = [
@@ -80,6 +81,14 @@ def test_store_unwritable_is_a_drain_state_error(tmp_path):
     blocker.write_text('')
     with pytest.raises(DrainStateError, match='cannot save drain state'):
         DrainStore(str(blocker / 'state.json')).save({})
+
+
+def test_a_held_lock_is_waited_for_then_names_its_holder(tmp_path):
+    store = DrainStore(str(tmp_path / 'state.json'))
+    with lock.held('a stuck run', path=store.path + '.lock'):
+        with pytest.raises(lock.LockBusy, match=r'state\.json\.lock: pid \d+, a stuck run, since .*; waited 0 s'):
+            with store.lock(wait=0.2):
+                pass
 
 
 def test_lock_can_be_taken_again_and_leaves_a_lock_file(tmp_path):
