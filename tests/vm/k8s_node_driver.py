@@ -14,22 +14,32 @@ test_k8s_node.py ships the collection and this file; each command is one step:
   bench {"services"}                                        -> render/load/no-op timings
   addresses {"dummy_interface"}                             -> local + primary
   conntrack {"actions": [["delete_server", proto, vip, port, server, sport]]}
+  killed_runs {"work", "old", "new", "then": ["old", "new"], "params", "addresses"}
+                                                            -> for each write point of the run old -> new: the
+                                                               run killed (SIGKILL) there, then one normal run
+                                                               to then; where the node then differs from a
+                                                               clean converge on then
 """
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import traceback
 
 sys.path.insert(0, sys.argv[1])
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command  # noqa: E402
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model, save_format  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base, get_backend  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, state  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ServicePort  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (  # noqa: E402
     _rtnl, addresses, conntrack, dummy, packet_rules)
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import HostNode  # noqa: E402
 
 
 class LocalModule:
@@ -130,8 +140,107 @@ def cmd_conntrack(args):
     return {'flows': [flow.as_dict() for flow in conntrack.clear(RUNNER, actions)]}
 
 
+# The writes of one k8s_service_proxy run (proxy.py, "Order, and why"), where a run is killed.
+WRITES = ((state.StateStore, 'save'), (HostNode, 'sync_rules'), (base.Backend, 'apply'), (HostNode, 'sync_dummy'),
+          (HostNode, 'clear_udp_flows'))
+
+
+def _killed_before(stop):
+    """In this (child) process, SIGKILL itself before write number stop; returns the call log."""
+    calls = []
+    for cls, name in WRITES:
+        def write(*args, _method=getattr(cls, name), _name=name, **kwargs):
+            if len(calls) == stop:
+                os.kill(os.getpid(), signal.SIGKILL)
+            calls.append(_name)
+            return _method(*args, **kwargs)
+        setattr(cls, name, write)
+    return calls
+
+
+def cmd_killed_runs(args):
+    work = args['work']
+    os.makedirs(work, exist_ok=True)
+    files = {}
+    for name, items in (('old', args['old']), ('new', args['new']), ('empty', [])):
+        files[name] = os.path.join(work, name + '.json')
+        with open(files[name], 'w') as handle:
+            json.dump({'apiVersion': 'v1', 'kind': 'List', 'items': items}, handle)
+    params = dict(args['params'], source='manifests', allow_kube_proxy=True,
+                  state_path=os.path.join(work, 'state.json'), drain_state_path=os.path.join(work, 'drain.json'))
+    interface = params['dummy_interface']
+    wanted = set(args['addresses'])
+
+    def sync(name, **extra):
+        return pipeline.run(dict(params, path=files[name], **extra), RUNNER)
+
+    def view():
+        table = get_backend('auto', runner=RUNNER).read()
+        found = subprocess.run(['ip', '-j', 'addr', 'show', 'dev', interface], capture_output=True, text=True)
+        bound = json.loads(found.stdout)[0]['addr_info'] if found.returncode == 0 else []
+        try:
+            with open(params['state_path']) as handle:
+                saved = handle.read()
+        except OSError:
+            saved = ''
+        return {'ipvs': save_format.render(dict((key, service) for key, service in table.items()
+                                                if key.address in wanted)),
+                'dummy': sorted(entry['local'] for entry in bound), 'rules': packet_rules.read(RUNNER),
+                'state': saved}
+
+    def clean():
+        sync('empty', force=True)  # everything in scope, and what the state says it owns
+        subprocess.run(['nft', 'delete', 'table', 'inet', 'netlb_ipvs'], capture_output=True)
+        subprocess.run(['ip', 'link', 'del', interface], capture_output=True)
+        for path in (params['state_path'], params['drain_state_path']):
+            if os.path.exists(path):
+                os.unlink(path)
+
+    started = time.time()
+    outcome = {'points': {}, 'mismatches': [], 'failures': [], 'calls': None}
+    for then in args['then']:
+        clean()
+        sync(then)
+        want = view()
+        stop = 0
+        while True:
+            sync('old')
+            errors = os.path.join(work, 'child.err')
+            pid = os.fork()
+            if pid == 0:
+                calls = _killed_before(stop)
+                try:
+                    sync('new')
+                    with open(os.path.join(work, 'calls.json'), 'w') as handle:
+                        json.dump(calls, handle)
+                    os._exit(0)
+                except BaseException:  # the child reports any failure, never returns into the loop
+                    with open(errors, 'w') as handle:
+                        handle.write(traceback.format_exc())
+                    os._exit(3)
+            _pid, status = os.waitpid(pid, 0)
+            if not os.WIFSIGNALED(status):
+                if os.WEXITSTATUS(status):
+                    with open(errors) as handle:
+                        outcome['failures'].append({'then': then, 'stop': stop, 'error': handle.read()[-2000:]})
+                else:
+                    with open(os.path.join(work, 'calls.json')) as handle:
+                        outcome['calls'] = json.load(handle)
+                break
+            sync(then)
+            got = view()
+            if got != want:
+                outcome['mismatches'].append({'then': then, 'stop': stop, 'differs': dict(
+                    (part, {'want': want[part], 'got': got[part]}) for part in want if got[part] != want[part])})
+            stop += 1
+        outcome['points'][then] = stop
+    clean()
+    outcome['seconds'] = round(time.time() - started, 1)
+    return outcome
+
+
 COMMANDS = {'dummy': cmd_dummy, 'rules': cmd_rules, 'bench': cmd_bench, 'addresses': cmd_addresses,
-            'conntrack': cmd_conntrack}
+            'conntrack': cmd_conntrack, 'killed_runs': cmd_killed_runs}
 
 if __name__ == '__main__':
     print(json.dumps(COMMANDS[sys.argv[2]](json.loads(sys.argv[3]))))

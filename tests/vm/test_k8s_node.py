@@ -115,7 +115,7 @@ nft delete table inet netlb_ipvs 2>/dev/null
 nft delete table inet nk_operator 2>/dev/null
 for vip in {vips}; do ipvsadm -D -t $vip:80 2>/dev/null; done
 for ns in nk-cli nk-cli2 nk-be nk-hp; do ip netns pids $ns 2>/dev/null | xargs -r kill; ip netns del $ns 2>/dev/null; done
-for link in nkh-cli nkh-be nkh-cli2 nkh-hp {dummy} nk-test0; do ip link del $link 2>/dev/null; done
+for link in nkh-cli nkh-be nkh-cli2 nkh-hp {dummy} nk-test0 nk-kill0; do ip link del $link 2>/dev/null; done
 rm -rf {remote}
 true
 '''.format(vips=' '.join(a if ':' not in a else '[%s]' % a for a in SERVICE_ADDRESSES), dummy=DUMMY, remote=REMOTE)
@@ -325,3 +325,63 @@ def test_bench_5000_services(node):
     got = driver(node, 'bench', services=5000)
     print('k8s packet rules, 5000 services on the lab node (qemu TCG): %s' % json.dumps(got))
     assert got['noop_changed'] is False
+
+
+def _service(name, address, port=80, protocol='TCP', lb=None, ranges=None):
+    spec = {'type': 'LoadBalancer' if lb else 'ClusterIP', 'clusterIP': address, 'clusterIPs': [address],
+            'ipFamilies': ['IPv4'], 'selector': {'app': name},
+            'ports': [{'name': protocol.lower(), 'protocol': protocol, 'port': port, 'targetPort': port}]}
+    if lb:
+        spec.update(externalTrafficPolicy='Cluster', loadBalancerSourceRanges=ranges)
+    if protocol == 'UDP':  # DNS: the same port over TCP too
+        spec['ports'].append({'name': 'tcp', 'protocol': 'TCP', 'port': port, 'targetPort': port})
+    return {'apiVersion': 'v1', 'kind': 'Service', 'metadata': {'name': name, 'namespace': 'default'}, 'spec': spec,
+            'status': {'loadBalancer': {'ingress': [{'ip': lb}]} if lb else {}}}
+
+
+def _slice(name, addresses, ports):
+    return {'apiVersion': 'discovery.k8s.io/v1', 'kind': 'EndpointSlice', 'addressType': 'IPv4',
+            'metadata': {'name': name + '-1', 'namespace': 'default', 'labels': {'kubernetes.io/service-name': name}},
+            'endpoints': [{'addresses': [address], 'conditions': {'ready': True}, 'nodeName': 'nk-node'}
+                          for address in addresses],
+            'ports': [{'name': protocol.lower(), 'protocol': protocol, 'port': port} for protocol, port in ports]}
+
+
+# old -> new: lb-old goes, lb-new comes (each a cluster IP and a restricted LB IP), a DNS pod goes (a
+# UDP flow to clear, its TCP port drained then deleted). Addresses of no other test here.
+KILL_WEB = [_service('web', '10.97.0.20'), _slice('web', ['10.244.9.1', '10.244.9.2'], [('TCP', 80)])]
+KILL_DNS = _service('dns', '10.97.0.10', 53, 'UDP')
+KILL_OLD = KILL_WEB + [
+    KILL_DNS, _slice('dns', ['10.244.9.11', '10.244.9.12'], [('UDP', 53), ('TCP', 53)]),
+    _service('lb-old', '10.97.0.40', lb='198.18.0.40', ranges=['203.0.113.0/24']),
+    _slice('lb-old', ['10.244.9.40'], [('TCP', 80)])]
+KILL_NEW = KILL_WEB + [
+    KILL_DNS, _slice('dns', ['10.244.9.11'], [('UDP', 53), ('TCP', 53)]),
+    _service('lb-new', '10.97.0.41', lb='198.18.0.41', ranges=['192.0.2.128/25']),
+    _slice('lb-new', ['10.244.9.41'], [('TCP', 80)])]
+KILL_ADDRESSES = ['10.97.0.10', '10.97.0.20', '10.97.0.40', '10.97.0.41', '198.18.0.40', '198.18.0.41']
+
+
+def test_a_run_killed_at_any_step_leaks_nothing(node):
+    """k8s_service_proxy's run (pipeline.run, the module without Ansible) from old to new,
+    SIGKILLed before each of its writes in turn (the state saves, both packet-rule loads,
+    the IPVS applies, the dummy addresses, conntrack), then one normal run: back to old,
+    it leaves exactly the IPVS services, dummy addresses, nft table and state file a clean
+    run to old leaves (what the killed run created goes: nothing leaks); on to new, exactly
+    what a clean run to new leaves. One driver call loops over the kill points on the node."""
+    args = {'work': REMOTE + '/killed', 'old': KILL_OLD, 'new': KILL_NEW, 'then': ['old', 'new'],
+            'addresses': KILL_ADDRESSES,
+            'params': {'service_cidrs': ['10.97.0.0/16'], 'cluster_cidrs': ['10.244.0.0/16'], 'node_name': 'nk-node',
+                       'node_zone': 'zone-a', 'dummy_interface': 'nk-kill0', 'families': ['ipv4'],
+                       'node_port_range': '39990-39999'}}  # a scope no other test's service is in
+    # ~50 runs of the module's code under TCG: more than driver()'s 10 minutes, to be safe.
+    got = json.loads(node.run(['python3', REMOTE + '/driver.py', REMOTE, 'killed_runs', json.dumps(args)],
+                              timeout=1800).stdout)
+    print('killed runs on the lab node: %s points each way, %s s' % (got['points'], got['seconds']))
+    assert not got['failures'], got['failures']
+    assert not got['mismatches'], json.dumps(got['mismatches'], indent=1)[:6000]
+    # Every write was a kill point: record, rules first, IPVS (drain, then the drained TCP server deleted),
+    # addresses, rules final, state, flows, state.
+    assert got['calls'] == ['save', 'sync_rules', 'apply', 'apply', 'sync_dummy', 'sync_rules', 'save',
+                            'clear_udp_flows', 'save'], got['calls']
+    assert got['points'] == {'old': len(got['calls']), 'new': len(got['calls'])}

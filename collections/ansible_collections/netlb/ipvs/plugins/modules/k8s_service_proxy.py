@@ -37,8 +37,14 @@ description:
     load-balancer services this module created before (kept in O(state_path)). A service of the kernel that
     equals a wanted one is adopted without a change, so a node kube-proxy served converges with no IPVS action."
   - Safety - a failed, refused, slow or truncated read of the cluster fails the task and changes nothing. A run
-    that would delete more than O(max_delete_ratio) of the managed virtual services, or all of them, is refused
-    unless O(force=true). A malformed object is skipped with a warning naming it and its field.
+    that would delete more than O(max_delete_ratio) of the managed virtual services or of their serving real
+    servers, or all of either, is refused unless O(force=true). A malformed object is skipped with a warning
+    naming it and its field.
+  - "A run that stops half-way (killed, timed out, refused by the kernel) leaks nothing and opens nothing - it
+    records in O(state_path) what it is about to create before creating it, loads the packet rules (a new
+    load-balancer IP's C(loadBalancerSourceRanges)) before binding and serving an address, removes a gone
+    service's rules only after its virtual service and address, and queues the UDP conntrack flows to clear
+    there; the next run removes and clears what it left."
 extends_documentation_fragment:
   - netlb.ipvs.k8s_auth
 author:
@@ -131,6 +137,9 @@ options:
       - The IPVS scheduler of every virtual service. A Service's annotation C(ipvs.netlb.io/scheduler) (or
         kube-router's C(kube-router.io/service.scheduler)) chooses its own; an unknown value there is a warning
         and this default.
+      - A scheduler the kernel does not offer (no C(ip_vs_<name>) module loaded, built in or under
+        C(/lib/modules/<release>/kernel/net/netfilter/ipvs/); C(twos) needs Linux 5.12) is a warning naming the
+        Service, and the service gets this default instead, or V(rr) when the kernel lacks this one too.
       - Changing it changes every live service in place. New TCP and SCTP connections arriving while the kernel
         swaps schedulers are dropped for that moment by a short-lived nftables table (C(inet netlb_ipvs_hold)),
         not refused, so clients retry once the new scheduler is bound (unless O(scheduler_hold=false)); UDP
@@ -163,11 +172,21 @@ options:
     choices: [external, all, none]
     default: external
   max_delete_ratio:
-    description: Refuse a run that would delete more than this share of the managed virtual services.
+    description:
+      - Refuse a run that would delete more than this share of the managed virtual services, or all of them.
+      - The same share of real servers - of the serving real servers (weight above 0) of the virtual services
+        that stay, refuse a run that would take away more than this share, or all of them. Counted per virtual
+        service as serving before less serving after, so a real server replaced by a new one is no loss - a
+        rollout passes whatever the cluster's size, even one Service with its one pod replaced - while an empty
+        or stale EndpointSlice answer, which empties every service at once, is refused. Draining (weight 0)
+        counts as taken away. Scaling most of the cluster's pods away in one run (more than half, by default)
+        needs a higher value or O(force=true) once.
     type: float
     default: 0.5
   force:
-    description: Apply even what O(max_delete_ratio) refuses, including deleting every managed virtual service.
+    description:
+      - Apply even what O(max_delete_ratio) refuses, including deleting every managed virtual service or taking
+        every real server away.
     type: bool
     default: false
   allow_kube_proxy:
@@ -233,6 +252,9 @@ notes:
   - A real run holds the node's run lock (C(/run/netlb-ipvs/reconcile.lock)), shared with the C(ipvs_reconcile)
     role's C(netlb-ipvs reconcile) timer and pull runs, so the two never change the table at once; it waits up to
     300 seconds for a run in progress, then fails naming the holder. Check mode takes no lock.
+  - Inside it, the state's lock (O(state_path) with C(.lock)) waits up to 60 seconds, then fails naming its holder;
+    C(nft), C(conntrack) and C(modprobe) are killed after 60 seconds (through C(timeout) of coreutils), so a hung
+    command never blocks the runs after it.
 seealso:
   - module: netlb.ipvs.ipvs_virtual_server
 '''

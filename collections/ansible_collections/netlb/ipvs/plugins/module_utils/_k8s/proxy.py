@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""One sync of a node from a snapshot of its cluster: translate, guard, then the IPVS
-table (through the one engine), the dummy interface's addresses and the packet rules.
+"""One sync of a node from a snapshot of its cluster: translate, guard, record, then the
+packet rules, the IPVS table (through the one engine), the dummy interface's addresses,
+the packet rules again, the state and stale UDP flows.
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
@@ -12,21 +13,44 @@ The same function serves the k8s_service_proxy module, a run on a timer and a
 long-running watcher: no Ansible here. The node's effects go through a HostNode (real)
 or a test double with the same methods, so the whole sequence is tested without root.
 
-Order, and why:
+Order, and why (each step's writes come after what must hold before them; a run that
+stops anywhere, killed included, leaks nothing and opens nothing, and the next run
+converges):
 1. Refuse when kube-proxy runs in IPVS mode on the node (two owners of one table fight).
-2. Translate (pure). Render the packet rules and, unless the node holds them already,
-   have the kernel check them, so a rule set nft would refuse fails the run before
-   anything changed.
-3. The IPVS table, within the proxy's scope: the service CIDRs, the NodePort range on
-   the node's addresses, and what the state file says the proxy created. The guard sees
-   the plan before anything is applied and refuses an answer that would delete more than
-   max_delete_ratio of the managed services, or all of them (an empty or truncated
-   answer is far more often a fault than an intent).
-4. Dummy-interface addresses: the wanted ones bound, the ones the proxy bound before and
-   no longer wants removed (an operator's address is never touched).
-5. Packet rules replaced in one transaction.
-6. Stale UDP conntrack entries of UDP real servers that went (kubernetes#71514).
-7. The state saved.
+2. Translate (pure). A scheduler the kernel does not offer (an annotation naming one it
+   lacks: `twos` before Linux 5.12) falls back to the scheduler option, or rr, with a
+   warning naming the Service: the kernel would refuse that service and the whole apply
+   with it, on every run.
+3. Take the state lock (waiting up to state.LOCK_WAIT seconds, then failing with its
+   holder named), load the state and read the node's rules, both inside the lock (another
+   run cannot change them between this read and our replace). Render the new rules and,
+   unless the node holds them already, have nft check them, so rules nft would refuse
+   fail the run before anything changed. Every command (nft, conntrack) is killed after
+   _command.NODE_TIMEOUT: a hung one fails this run instead of blocking every later one.
+4. The IPVS plan, within the proxy's scope: the service CIDRs, the NodePort range on the
+   node's addresses, and what the state says the proxy created. The guard sees it before
+   anything is applied (delete_guard: the rule is there) and refuses an answer that takes
+   away too many managed virtual services or too many serving real servers of those that
+   stay: an empty or stale answer is far more often a fault than an intent.
+5. Record before changing: the state becomes the union of what it held and what this run
+   creates (virtual services, dummy addresses), and queues the UDP flows this plan leaves
+   stale. Whatever a run is killed after, nothing it made is unrecorded: the next run owns
+   it, removes what it no longer wants, and clears the flows.
+6. Packet rules, first load (packet_rules.transition): the new rules plus the old rules'
+   elements for what goes. A new load-balancer address is restricted to its
+   loadBalancerSourceRanges before it is bound and served; one that goes keeps its
+   restriction while its virtual service still exists.
+7. The IPVS table, through the one engine (new real servers before old ones go, drains).
+8. Dummy-interface addresses: the wanted ones bound (their virtual services and rules are
+   in place), the ones the proxy bound before and no longer wants removed (an operator's
+   address is never touched).
+9. Packet rules, final load: exactly the new table. What went from it (a removed
+   service's restriction, masquerade, dummy reject) goes only now, after its virtual
+   service and its address.
+10. The state shrunk to what the node holds now, the flows still queued; then the stale
+    UDP conntrack entries of UDP real servers that went (kubernetes#71514) are deleted
+    and the queue emptied. Each save is skipped when nothing changed, so a converged run
+    writes nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +63,10 @@ import time
 from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    DELETE_SERVER,
     DELETE_SERVICE,
+    EDIT_SERVER,
+    SCHEDULERS,
     IpvsError,
     RefusedError,
     Scope,
@@ -47,12 +74,13 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import service_to_params
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import NodeContext, ProxyOptions
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import conntrack, packet_rules
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import ProxyState
 
 ZONE_LABEL = 'topology.kubernetes.io/zone'
 DUMMY_HEADER = 'addresses on %s (bound by netlb.ipvs)'
 RULES_HEADER = 'nft list table %s'
+LOSSES_SHOWN = 3
 
 
 class KubeProxyRunningError(IpvsError):
@@ -91,7 +119,7 @@ class SyncResult:
     addresses_added: tuple = ()
     addresses_removed: tuple = ()
     rules_changed: bool = False
-    udp_flows: tuple = ()  # conntrack Flows of UDP real servers that went, cleared
+    udp_flows: tuple = ()  # conntrack Flows cleared: of UDP real servers that went, now or in a stopped run
     diff: dict = None
     timings: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
@@ -150,31 +178,100 @@ def proxy_scope(options, context, state, translation):
 
 
 def delete_guard(options):
-    """The engine's review hook: refuse a plan that deletes too much of what we own."""
+    """The engine's review hook: refuse a plan that takes too much of what we own away.
+
+    Unless options.force, with r = options.max_delete_ratio, a plan is refused when it
+    deletes all the managed virtual services or more than r of them; or when, of the
+    virtual services that stay, it takes away all their serving real servers (weight
+    above 0) or more than r of them. Taken away counts per virtual service, serving
+    before less serving after, when positive: a real server replaced by a new one is no
+    loss, so a rollout passes whatever the table's size, while an empty or stale
+    EndpointSlice answer, which empties every service at once, is refused. A drained one
+    (weight 0) counts as taken away.
+    """
 
     def review(plan):
+        if options.force:
+            return
+        ratio = options.max_delete_ratio
         managed = len(plan.before)
         deleted = sum(1 for action in plan.actions if action.op == DELETE_SERVICE)
-        if options.force or not managed or not deleted:
-            return
-        if deleted == managed or deleted > options.max_delete_ratio * managed:
+        if deleted and (deleted == managed or deleted > ratio * managed):
             raise RefusedError(
                 'refusing to delete %d of the %d virtual services this node manages (max_delete_ratio=%s): '
                 'an empty or partial answer from the cluster is more often a fault than an intent; '
                 'nothing was changed. Set force=true if the cluster really lost these Services.'
-                % (deleted, managed, options.max_delete_ratio))
+                % (deleted, managed, ratio))
+        losses = real_server_losses(plan)
+        if not losses:
+            return
+        lost = sum(losses.values())
+        serving = sum(_serving(service) for key, service in plan.before.items() if key in plan.after)
+        if lost == serving or lost > ratio * serving:
+            worst = sorted(losses.items(), key=lambda item: (-item[1], item[0]))[:LOSSES_SHOWN]
+            raise RefusedError(
+                'refusing to take %d of the %d serving real servers away from the virtual services this node '
+                'keeps (max_delete_ratio=%s; %s%s): an empty or stale EndpointSlice answer is more often a '
+                'fault than an intent; nothing was changed. Set force=true if these endpoints really went.'
+                % (lost, serving, ratio, ', '.join('%s loses %d' % (key, count) for key, count in worst),
+                   ' ...' if len(losses) > LOSSES_SHOWN else ''))
 
     return review
 
 
+def real_server_losses(plan):
+    """{ServiceKey: serving real servers taken away} of the virtual services that stay
+    (see delete_guard); only those whose real servers an action deletes or edits."""
+    keys = set(action.service.key for action in plan.actions if action.op in (DELETE_SERVER, EDIT_SERVER))
+    losses = {}
+    for key in keys:
+        after = plan.after.get(key)
+        if after is not None:
+            lost = _serving(plan.before[key]) - _serving(after)
+            if lost > 0:
+                losses[key] = lost
+    return losses
+
+
+def _serving(service):
+    return sum(1 for server in service.real_servers if server.weight)
+
+
+def fall_back_schedulers(translation, offered, default):
+    """Give every virtual service of translation whose scheduler is not in offered (the
+    kernel's, None: unknown) the default instead, or rr when the kernel lacks that too
+    (order step 2). Changes translation.services; returns the warnings, one per Service
+    whose annotation chose it, one for the option."""
+    if offered is None or all(service.scheduler in offered for service in translation.services):
+        return []
+    fallback = default if default in offered else 'rr'
+    owners = dict(((port.protocol, port.address, port.port), port.service) for port in translation.ports)
+    missing = {}  # (scheduler, Service or None for the option) -> virtual services
+    services = []
+    for service in translation.services:
+        if service.scheduler not in offered:
+            owner = None if service.scheduler == default else owners.get(service.key[:3], str(service.key))
+            missing[(service.scheduler, owner)] = missing.get((service.scheduler, owner), 0) + 1
+            service = service.replace(scheduler=fallback)
+        services.append(service)
+    translation.services = services
+    kernel = 'this kernel offers %s' % (', '.join(name for name in SCHEDULERS if name in offered) or 'none')
+    warnings = []
+    for (scheduler, owner), count in sorted(missing.items(), key=lambda item: (item[0][1] or '', item[0][0])):
+        what = 'Service %s: scheduler %s' % (owner, scheduler) if owner else 'scheduler: %s' % scheduler
+        warnings.append('%s: the kernel lacks it (%s); %d virtual service(s) use %s instead'
+                        % (what, kernel, count, fallback))
+    return warnings
+
+
 def sync(snapshot, host, backend, options, state_store, drain_store=None, node_name='', zone=None, now=None,
          want_diff=True):
-    """Make the node serve the cluster's Services. Returns a SyncResult.
+    """Make the node serve the cluster's Services, in the order at the top. Returns a SyncResult.
 
     host: a HostNode (node/host.py) or a double; backend: an _ipvs Backend (its
     check_mode is the run's); state_store: state.StateStore or MemoryStateStore.
-    Raises KubeProxyRunningError, RefusedError, or the edges' errors; on any of them
-    before step 3 nothing changed, and the guard refuses before the first kernel write.
+    Raises KubeProxyRunningError, RefusedError, lock.LockBusy, or the edges' errors; on
+    any of them before step 5 nothing changed, and the guard refuses before the first write.
     want_diff: False leaves result.diff None (the before/after texts of a big table
     take seconds on a slow node; a run without --diff never shows them).
     """
@@ -192,24 +289,31 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
         context = node_context(node_name, host, snapshot, zone, options.proxy.dummy_interface)
     with engine.clock(timings, 'translate'):
         translation = translator.translate(snapshot, context, options.proxy)
-    with engine.clock(timings, 'rules_check'):
-        rules = packet_rules.render(
-            translation.ports, translation.dummy_addresses,
-            packet_rules.Options(masquerade=options.masquerade,
-                                 cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs)),
-            local_endpoints=translation.local_endpoints, node_addresses=translation.node_addresses)
-        # nft checks only rules that would be loaded: a converged node skips it.
-        current_rules = host.read_rules()
-        if packet_rules.normalise(rules) != current_rules:
-            host.check_rules(rules)
-    result = SyncResult(translation=translation, timings=timings, warnings=list(translation.warnings))
+        warnings = list(translation.warnings)
+        warnings.extend(fall_back_schedulers(translation, host.schedulers(), options.proxy.scheduler))
+    result = SyncResult(translation=translation, timings=timings, warnings=warnings)
+    wanted = ProxyState(services=frozenset(service.key for service in translation.services),
+                        addresses=frozenset(translation.dummy_addresses))
     with state_store.lock() if not check_mode else contextlib.nullcontext():
         state = state_store.load()
+        with engine.clock(timings, 'rules_check'):
+            rules = packet_rules.render(
+                translation.ports, translation.dummy_addresses,
+                packet_rules.Options(masquerade=options.masquerade,
+                                     cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs)),
+                local_endpoints=translation.local_endpoints, node_addresses=translation.node_addresses)
+            current_rules = host.read_rules()
+            new_rules = packet_rules.normalise(rules)
+            # nft checks only rules that would be loaded: a converged node skips it.
+            if new_rules != current_rules:
+                host.check_rules(rules)
+        steps = _Steps(host, state_store, state, current_rules)
         scope = proxy_scope(options, context, state, translation)
         result.reconcile = engine.reconcile(
             backend, translation.services, scope,
             engine.ReconcileOptions(exclusive=True, allow_empty=True, drain_timeout=options.drain_timeout,
                                     review=delete_guard(options),
+                                    prepare=lambda plan: steps.prepare(plan, wanted, new_rules, timings),
                                     hold=host.scheduler_hold() if options.scheduler_hold else None),
             drain_store=drain_store, now=now)
         result.warnings.extend(result.reconcile.warnings)
@@ -218,20 +322,50 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
                                     check_mode)
         result.addresses_added, result.addresses_removed = tuple(dummy.added), tuple(dummy.removed)
         with engine.clock(timings, 'rules_apply'):
-            change = host.sync_rules(rules, check_mode, before=current_rules)
+            host.sync_rules(rules, check_mode, before=steps.rules)
+        timings['rules_apply'] += timings.pop('rules_first', 0.0)
+        change = packet_rules.ApplyResult(new_rules != current_rules, current_rules, new_rules)
         result.rules_changed = change.changed
+        flows = steps.queued | frozenset(conntrack.flows(result.reconcile.actions))
+        done = ProxyState(services=wanted.services, addresses=frozenset(dummy.owned), udp_flows=flows)
         with engine.clock(timings, 'udp_flows'):
-            result.udp_flows = tuple(host.clear_udp_flows(result.reconcile.actions, check_mode))
-        new_state = ProxyState(services=frozenset(service.key for service in translation.services),
-                               addresses=frozenset(dummy.owned))
-        if new_state != state and not check_mode:
-            state_store.save(new_state)
+            steps.save(done, check_mode)
+            result.udp_flows = tuple(host.clear_udp_flows(sorted(flows), check_mode))
+            steps.save(dataclasses.replace(done, udp_flows=frozenset()), check_mode)
     if want_diff:
         with engine.clock(timings, 'diff'):
             result.diff = _diff(result, options, dummy, change)
     timings.update(('ipvs_' + name, value) for name, value in result.reconcile.timings.items())
     timings['total'] = round(time.perf_counter() - started, 6)
     return result
+
+
+class _Steps(object):
+    """What sync() writes around the engine's apply (order steps 5, 6 and 10): the state
+    as saved last (saved), the packet rules the node holds (rules), the flows queued."""
+
+    def __init__(self, host, state_store, state, rules):
+        self.host = host
+        self.state_store = state_store
+        self.saved = state
+        self.rules = rules
+        self.queued = state.udp_flows
+
+    def save(self, state, check_mode):
+        if state != self.saved and not check_mode:
+            self.state_store.save(state)
+            self.saved = state
+
+    def prepare(self, plan, wanted, new_rules, timings):
+        """Steps 5 and 6, the engine's prepare hook (real runs only): record the union and
+        the flows this plan leaves stale, then load the transition rules."""
+        self.queued = self.queued | frozenset(conntrack.flows(plan.actions))
+        self.save(ProxyState(services=self.saved.services | wanted.services,
+                             addresses=self.saved.addresses | wanted.addresses, udp_flows=self.queued), False)
+        with engine.clock(timings, 'rules_first'):
+            first = packet_rules.transition(self.rules, new_rules)
+            if packet_rules.normalise(first) != self.rules:
+                self.rules = self.host.sync_rules(first, False, before=self.rules).after
 
 
 def _diff(result, options, dummy, rules):

@@ -8,13 +8,14 @@
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
 Addresses and the dummy interface over rtnetlink, packet rules with nft, stale UDP
-flows with conntrack, kube-proxy from /proc. Every failure of these edges becomes a
-NodeError naming what failed, so callers handle one error type. Tests drive sync()
-with a double that has the same methods.
+flows with conntrack, kube-proxy from /proc, the kernel's IPVS schedulers from /proc and
+/lib/modules. Every failure of these edges becomes a NodeError naming what failed, so
+callers handle one error type. Tests drive sync() with a double that has the same methods.
 """
 
 from __future__ import annotations
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _kernel_modules
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import hold
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
@@ -101,7 +102,12 @@ class HostNode(object):
         (engine.ReconcileOptions.hold)."""
         return hold.NftHold(self.runner)
 
-    def clear_udp_flows(self, actions, check_mode):
-        """The conntrack Flows of UDP real servers the actions removed, deleted."""
+    def clear_udp_flows(self, flows, check_mode):
+        """The conntrack Flows flows (of UDP real servers that went), deleted."""
         with _Edge('stale UDP flows'):
-            return conntrack.clear(self.runner, actions, check_mode=check_mode)
+            return conntrack.clear_flows(self.runner, flows, check_mode=check_mode)
+
+    def schedulers(self):
+        """The IPVS schedulers the kernel offers (a frozenset), or None when it cannot
+        be told (no modules directory)."""
+        return _kernel_modules.KernelTree().offered_schedulers()

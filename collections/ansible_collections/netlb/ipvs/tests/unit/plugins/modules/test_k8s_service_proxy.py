@@ -16,8 +16,9 @@ import os
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import BackendError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, state
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
@@ -157,3 +158,31 @@ def test_without_the_kubernetes_client_the_module_names_the_package(node, capsys
     failed = call(node, dict(), capsys)
     assert failed['failed'] is True and 'nothing was changed' in failed['msg']
     assert 'incluster' in failed['msg'] and 'python3-kubernetes' in failed['msg']
+
+
+def test_endpoints_all_gone_is_refused_then_forced(node, kube_api, capsys, tmp_path):
+    """An EndpointSlice answer without endpoints takes every real server away: refused with
+    the counts said, the node untouched; force applies it."""
+    kube_api.add(*cluster_objects())
+    args = api_args(kube_api, tmp_path, node_zone='zone-a')
+    call(node, args, capsys)
+    kernel = dict(node.table)
+    kube_api.add(objects.endpoint_slice('web', []))
+    failed = call(node, args, capsys)
+    assert failed['failed'] is True and not failed.get('changed')
+    assert failed['msg'].startswith('refusing to take 2 of the 2 serving real servers away from the virtual services '
+                                    'this node keeps (max_delete_ratio=0.5; tcp 10.96.0.20:80 loses 2)'), failed['msg']
+    assert node.table == kernel
+    forced = call(node, dict(args, force=True), capsys)
+    assert forced['changed'] is True and forced['summary']['real_servers'] == 0
+
+
+def test_a_held_state_lock_fails_naming_its_holder(node, capsys, monkeypatch):
+    monkeypatch.setattr(state, 'LOCK_WAIT', 0.2)
+    kernel = dict(node.table)
+    with lock.held('a stuck run', path=node.paths['state_path'] + '.lock'):
+        failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1'), capsys)
+    assert failed['failed'] is True and 'Traceback' not in failed['msg']
+    assert failed['msg'].startswith('another run holds %s.lock: pid %d, a stuck run, since '
+                                    % (node.paths['state_path'], os.getpid())), failed['msg']
+    assert node.table == kernel and node.host.rules == ''

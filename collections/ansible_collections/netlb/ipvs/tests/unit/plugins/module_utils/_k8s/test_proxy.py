@@ -8,18 +8,30 @@ scope and ownership, the delete guard, kube-proxy, check mode, state, convergenc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
+import os
 import re
+import time
 
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import RefusedError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import conntrack, dummy, packet_rules
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import dummy, packet_rules
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.conntrack import Flow
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import NodeError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import MemoryStateStore, ProxyState
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import (
+    MemoryStateStore,
+    ProxyState,
+    StateError,
+    StateStore,
+    dumps,
+    loads,
+)
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, key, table
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
 
@@ -40,11 +52,13 @@ FOREIGN = '''
 
 class FakeHost(object):
     """The node: addresses, a dummy interface and an nft table in memory, with the real
-    planning functions of the edges (dummy.plan, conntrack.flows, packet_rules.normalise)."""
+    planning functions of the edges (dummy.plan, packet_rules.normalise); flows cleared
+    are kept in flows, the kernel's schedulers are schedulers (None: cannot be told)."""
 
-    def __init__(self, kube_proxy=None, bad_rules=False, on_dummy=()):
+    def __init__(self, kube_proxy=None, bad_rules=False, on_dummy=(), schedulers=None):
         self.kube_proxy = kube_proxy
         self.bad_rules = bad_rules
+        self.offered = schedulers  # the kernel's schedulers; None: cannot be told
         self.on_dummy = set(on_dummy)
         self.rules = ''
         self.checks = 0  # nft -c runs
@@ -99,11 +113,14 @@ class FakeHost(object):
 
         return Hold()
 
-    def clear_udp_flows(self, actions, check_mode):
-        flows = conntrack.flows(actions)
+    def clear_udp_flows(self, flows, check_mode):
+        flows = list(flows)
         if not check_mode:
             self.flows.extend(flows)
         return flows
+
+    def schedulers(self):
+        return self.offered
 
 
 def cluster(*extra, web_endpoints=('10.244.1.11', '10.244.1.12')):
@@ -307,3 +324,269 @@ def test_scheduler_hold_false_places_no_hold():
     result = run(cluster(), backend, host, store, options=unheld)
     assert host.held == []
     assert 'not held: no hold configured' in [w for w in result.warnings if w.startswith('scheduler changed')][0]
+
+
+# ---------------------------------------------------------------- schedulers the kernel lacks
+
+KERNEL_SCHEDULERS = frozenset(['rr', 'wrr', 'lc', 'wlc', 'sh'])  # a kernel before 5.12: no twos
+
+
+def refusing_kernel(offered):
+    """What the kernel says to a service whose scheduler module it cannot find."""
+    return lambda action: 'No such file or directory' if action.service.scheduler not in offered else None
+
+
+def twos_service():
+    return [objects.service('fancy', cluster_ip='10.96.0.50', annotations={'ipvs.netlb.io/scheduler': 'twos'}),
+            objects.endpoint_slice('fancy', [objects.endpoint('10.244.1.50')])]
+
+
+def test_a_scheduler_the_kernel_lacks_falls_back_and_the_rest_is_applied():
+    backend = FakeBackend(table(FOREIGN), refuse=refusing_kernel(KERNEL_SCHEDULERS))
+    host, store = FakeHost(schedulers=KERNEL_SCHEDULERS), MemoryStateStore()
+    result = run(cluster(*twos_service()), backend, host, store)
+    assert backend.table[key('tcp 10.96.0.50:80')].scheduler == 'rr'
+    assert len(result.reconcile.after) == 5  # the other services too
+    assert result.warnings == ['Service default/fancy: scheduler twos: the kernel lacks it (this kernel offers rr, '
+                               'wrr, lc, wlc, sh); 1 virtual service(s) use rr instead']
+    assert not run(cluster(*twos_service()), backend, host, store).changed
+
+
+def test_a_scheduler_option_the_kernel_lacks_is_one_warning():
+    options = dataclasses.replace(OPTIONS, proxy=dataclasses.replace(OPTIONS.proxy, scheduler='mh'))
+    backend = FakeBackend(refuse=refusing_kernel(KERNEL_SCHEDULERS))
+    result = run(cluster(*twos_service()), backend, FakeHost(schedulers=KERNEL_SCHEDULERS), MemoryStateStore(),
+                 options)
+    assert set(service.scheduler for service in backend.table.values()) == {'rr'}
+    assert [warning.split(':')[0] for warning in result.warnings] == ['scheduler', 'Service default/fancy']
+    assert result.warnings[0].startswith('scheduler: mh: the kernel lacks it (this kernel offers rr, wrr, lc, wlc, sh)')
+    assert result.warnings[0].endswith('4 virtual service(s) use rr instead')
+
+
+def test_schedulers_unknown_are_left_to_the_kernel():
+    result = run(cluster(*twos_service()), FakeBackend(), FakeHost(schedulers=None), MemoryStateStore())
+    assert result.reconcile.after[key('tcp 10.96.0.50:80')].scheduler == 'twos' and not result.warnings
+
+
+# ---------------------------------------------------------------- the delete guard on real servers
+
+def services_with(endpoints):
+    """A Service per name (cluster IPs 10.96.1.1...) with its endpoints' addresses."""
+    objs = []
+    for index, (name, addresses) in enumerate(sorted(endpoints.items())):
+        objs.append(objects.service(name, cluster_ip='10.96.1.%d' % (index + 1)))
+        objs.append(objects.endpoint_slice(name, [objects.endpoint(address) for address in addresses]))
+    return objects.snapshot(objs)
+
+
+A, B, C, D, E = ('10.244.1.%d' % number for number in range(1, 6))
+
+
+@pytest.mark.parametrize('before, after, ratio, force, refused', [
+    pytest.param({'web': [A]}, {'web': [B]}, 0.5, False, None, id='one-endpoint-replaced'),
+    pytest.param({'web': [A, B, C]}, {'web': [C, D, E]}, 0.5, False, None, id='rollout'),
+    pytest.param({'web': [A, B, C, D]}, {'web': [A, B]}, 0.5, False, None, id='half-scaled-down'),
+    pytest.param({'web': [A, B, C, D]}, {'web': [A]}, 0.5, False, (3, 4), id='most-scaled-down'),
+    pytest.param({'web': [A, B, C, D]}, {'web': [A]}, 0.75, False, None, id='most-scaled-down-ratio-0.75'),
+    pytest.param({'web': [A], 'api': [B], 'dns': [C, D]}, {'web': [], 'api': [B], 'dns': [C, D]}, 0.5, False,
+                 None, id='one-service-to-zero-among-more'),
+    pytest.param({'web': [A, B], 'api': [C]}, {'web': [], 'api': []}, 0.5, False, (3, 3), id='empty-slices'),
+    pytest.param({'web': [A]}, {'web': []}, 1.0, False, (1, 1), id='all-even-at-ratio-1'),
+    pytest.param({'web': [A, B], 'api': [C]}, {'web': [], 'api': []}, 0.5, True, None, id='empty-slices-forced'),
+    pytest.param({'web': [A, B]}, {'web': [A]}, 0.0, False, (1, 2), id='ratio-0-refuses-any-loss'),
+])
+def test_real_server_guard(before, after, ratio, force, refused):
+    """Of the serving real servers of the virtual services that stay, what goes unreplaced
+    counts: above max_delete_ratio, or all of them, is refused unless force."""
+    backend, host, store = FakeBackend(), FakeHost(), MemoryStateStore()
+    run(services_with(before), backend, host, store)
+    kernel = dict(backend.table)
+    options = dataclasses.replace(OPTIONS, max_delete_ratio=ratio, force=force)
+    if refused:
+        with pytest.raises(RefusedError) as caught:
+            run(services_with(after), backend, host, store, options)
+        assert str(caught.value).startswith('refusing to take %d of the %d serving real servers' % refused)
+        assert 'tcp 10.96.1.' in str(caught.value) and 'nothing was changed' in str(caught.value)
+        assert backend.table == kernel
+    else:
+        run(services_with(after), backend, host, store, options)
+        assert len(backend.table) == len(kernel)
+        assert sorted(rs.address for service in backend.table.values() for rs in service.real_servers) == sorted(
+            address for addresses in after.values() for address in addresses)
+
+
+# ---------------------------------------------------------------- a run that stops half-way
+
+class Killed(BaseException):
+    """The process ending at a step (kill -9, an Ansible timeout): nothing after it runs,
+    no except clause sees it."""
+
+
+def stop_before(stop, backend, host, store):
+    """Make the run stop before its write number stop (0: the first), a write being a
+    call of any of the methods below; returns the names of the calls made."""
+    calls = []
+    for obj, name in ((store, 'save'), (host, 'sync_rules'), (backend, 'apply'), (host, 'sync_dummy'),
+                      (host, 'clear_udp_flows')):
+        def step(*args, _method=getattr(obj, name), _name=name, **kwargs):
+            if len(calls) == stop:
+                raise Killed(_name)
+            calls.append(_name)
+            return _method(*args, **kwargs)
+        setattr(obj, name, step)
+    return calls
+
+
+LB_OLD = [objects.service('lb-old', cluster_ip='10.96.0.40', type='LoadBalancer', lb_ingress=[{'ip': '198.51.100.40'}],
+                          source_ranges=['203.0.113.0/24']),
+          objects.endpoint_slice('lb-old', [objects.endpoint('10.244.1.40')])]
+LB_NEW = [objects.service('lb-new', cluster_ip='10.96.0.41', type='LoadBalancer', lb_ingress=[{'ip': '198.51.100.41'}],
+                          source_ranges=['192.0.2.0/24']),
+          objects.endpoint_slice('lb-new', [objects.endpoint('10.244.1.41')])]
+DNS_GONE = Flow(4, '10.96.0.10', 53, '10.244.2.22', 53)
+
+
+def old_cluster():
+    return cluster(*LB_OLD)
+
+
+def new_cluster():
+    """lb-old gone, lb-new come, and one of the two DNS pods gone (a UDP flow to clear)."""
+    snapshot = cluster(*LB_NEW)
+    snapshot.endpoint_slices[2]['endpoints'] = snapshot.endpoint_slices[2]['endpoints'][:1]
+    return snapshot
+
+
+def converged(snapshot):
+    backend, host, store = FakeBackend(table(FOREIGN)), FakeHost(), MemoryStateStore()
+    run(snapshot, backend, host, store)
+    return backend, host, store
+
+
+def view(backend, host, store):
+    return backend.table, host.on_dummy, host.rules, store.state
+
+
+@pytest.mark.parametrize('then', [pytest.param(old_cluster, id='back-to-old'), pytest.param(new_cluster, id='new')])
+def test_a_run_killed_at_any_step_leaves_nothing_the_next_run_does_not_converge(then):
+    """Killed between any two writes of the run old -> new, one normal run to then leaves
+    exactly the table, addresses, rules and state a node converged on then holds; back to
+    old, what the killed run created (lb-new's virtual services and address) goes; and
+    the UDP flow the killed run left stale is cleared, by it or by the next run."""
+    want = view(*converged(then()))
+    stops = 0
+    while True:
+        backend, host, store = converged(old_cluster())
+        calls = stop_before(stops, backend, host, store)
+        try:
+            run(new_cluster(), backend, host, store)
+            break  # a whole run: every write point was tried
+        except Killed:
+            pass
+        del backend.apply, host.sync_rules, host.sync_dummy, host.clear_udp_flows, store.save  # the next process
+        run(then(), backend, host, store)
+        assert view(backend, host, store) == want, 'killed before write %d (after %s)' % (stops, calls)
+        if 'apply' in calls:
+            assert DNS_GONE in host.flows, 'killed after %s' % calls
+        stops += 1
+    # The order at the top of proxy.py: record, rules first, IPVS, addresses, rules final, state, flows, state.
+    assert calls == ['save', 'sync_rules', 'apply', 'sync_dummy', 'sync_rules', 'save', 'clear_udp_flows', 'save']
+
+
+def test_the_state_records_before_the_table_changes():
+    backend, host, store = converged(old_cluster())
+    recorded = []
+    backend.refuse = lambda action: recorded.append(store.state) or None
+    run(new_cluster(), backend, host, store)
+    assert {key('tcp 198.51.100.40:80'), key('tcp 198.51.100.41:80')} <= recorded[0].services
+    assert {'198.51.100.40', '198.51.100.41'} <= recorded[0].addresses and DNS_GONE in recorded[0].udp_flows
+    assert key('tcp 198.51.100.40:80') not in store.state.services and not store.state.udp_flows
+
+
+def test_load_balancer_rules_hold_while_its_virtual_service_exists():
+    """A new LB address is restricted before IPVS serves it and before it is bound; a gone
+    one stays restricted until its virtual service and its address went."""
+    backend, host, store = converged(old_cluster())
+    seen = []
+    backend.refuse = lambda action: seen.append((action.op, str(action.service.key), host.rules)) or None
+    sync_dummy = host.sync_dummy
+
+    def dummy_step(*args):
+        seen.append(('dummy', '', host.rules))
+        return sync_dummy(*args)
+
+    host.sync_dummy = dummy_step
+    run(new_cluster(), backend, host, store)
+    new_range, old_range = '198.51.100.41 . tcp . 80 . 192.0.2.0/24', '198.51.100.40 . tcp . 80 . 203.0.113.0/24'
+    steps = dict(((op, name), rules) for op, name, rules in seen)
+    assert new_range in steps[('add_service', 'tcp 198.51.100.41:80')]
+    assert old_range in steps[('delete_service', 'tcp 198.51.100.40:80')]
+    assert new_range in steps[('dummy', '')] and old_range in steps[('dummy', '')]
+    assert new_range in host.rules and old_range not in host.rules and '198.51.100.40' not in host.rules
+
+
+# ---------------------------------------------------------------- the state lock and the state file
+
+class LockingStore(MemoryStateStore):
+    """Says whether its lock is held."""
+
+    held = False
+
+    @contextlib.contextmanager
+    def lock(self, what=None, wait=None):
+        self.held = True
+        try:
+            yield
+        finally:
+            self.held = False
+
+
+def test_the_rules_are_read_inside_the_state_lock():
+    store, host = LockingStore(), FakeHost()
+    reads = []
+    read_rules = host.read_rules
+    host.read_rules = lambda: reads.append(store.held) or read_rules()
+    run(cluster(), FakeBackend(), host, store)
+    assert reads == [True]
+
+
+def test_the_state_lock_waits_then_names_its_holder(tmp_path):
+    store = StateStore(str(tmp_path / 'state.json'))
+    started = time.monotonic()
+    with lock.held('netlb-ipvs reconcile (timer)', path=store.path + '.lock'):
+        with pytest.raises(lock.LockBusy) as busy:
+            with store.lock(wait=0.3):
+                pass
+    assert time.monotonic() - started < 5
+    assert str(busy.value).startswith('another run holds %s.lock: pid %d, netlb-ipvs reconcile (timer), since '
+                                      % (store.path, os.getpid()))
+    with store.lock(wait=0):
+        store.save(ProxyState())  # free again
+
+
+V1 = '{"addresses": ["10.96.0.10"], "services": [["udp", "10.96.0.10", 53]], "version": 1}\n'
+
+
+@pytest.mark.parametrize('text, problem', [
+    pytest.param(V1, None, id='version-1-no-flows'),
+    pytest.param(V1.replace('"version": 1', '"udp_flows": [[4, "10.96.0.10", 53, "10.244.2.22", 53]], "version": 2'),
+                 None, id='version-2'),
+    pytest.param(V1.replace('"version": 1', '"version": 2'), "'udp_flows'", id='version-2-without-flows'),
+    pytest.param(V1.replace('"version": 1', '"udp_flows": [[6, "10.96.0.10", 53, "", 0]], "version": 2'),
+                 'mixes address families', id='flow-family'),
+    pytest.param(V1.replace('"version": 1', '"udp_flows": [[4, "10.96.0.10", 70000, "", 0]], "version": 2'),
+                 'port out of range', id='flow-port'),
+    pytest.param(V1.replace('"version": 1', '"udp_flows": [[4, "10.96.0.10", 53]], "version": 2'),
+                 'not enough values', id='flow-short'),
+    pytest.param(V1.replace('"version": 1', '"version": 3'), 'unknown version 3', id='version-3'),
+])
+def test_state_file_versions(text, problem):
+    if problem:
+        with pytest.raises(StateError, match=problem):
+            loads(text)
+        return
+    state = loads(text)
+    assert state.services == frozenset([key('udp 10.96.0.10:53')]) and state.addresses == frozenset(['10.96.0.10'])
+    assert loads(dumps(state)) == state and '"version": 2' in dumps(state)
+    assert state.udp_flows == (frozenset([Flow(4, '10.96.0.10', 53, '10.244.2.22', 53)]) if '"version": 2' in text
+                               else frozenset())
