@@ -42,7 +42,8 @@ STAND_IN = ('#!/bin/bash\n# Plays kube-proxy in test_handover.py only (waits lik
 ROLE_VARS = {'kube_proxy_binary': BINARY, 'kube_proxy_mode': 'ipvs', 'kube_proxy_hostname_override': 'node1',
              'kube_proxy_cluster_cidr': '10.244.0.0/16'}
 PROXY_ARGS = {'source': 'manifests', 'path': CLUSTER, 'node_name': 'node1', 'service_cidrs': ['10.96.0.0/12'],
-              'cluster_cidrs': ['10.244.0.0/16'], 'families': ['ipv4']}
+              'cluster_cidrs': ['10.244.0.0/16'], 'families': ['ipv4'],
+              'external_ips_allowed_cidrs': ['192.0.2.50/32']}  # web-sticky's, as kube-proxy served it
 
 # Back to a node without kube-proxy's table (the files the fixture put there stay).
 RESET = '''
@@ -181,7 +182,8 @@ def test_handover_from_kube_proxy_changes_no_ipvs_rule(node):
 
 MIGRATE_VARS = dict(ROLE_VARS, k8s_service_proxy_source='manifests', k8s_service_proxy_path=CLUSTER,
                     k8s_service_proxy_node_name='node1', k8s_service_proxy_service_cidrs=['10.96.0.0/12'],
-                    k8s_service_proxy_cluster_cidrs=['10.244.0.0/16'], k8s_service_proxy_families=['ipv4'])
+                    k8s_service_proxy_cluster_cidrs=['10.244.0.0/16'], k8s_service_proxy_families=['ipv4'],
+                    k8s_service_proxy_external_ips_allowed_cidrs=['192.0.2.50/32'])
 MIGRATE = os.path.join(REPO, 'playbooks', 'migrate-from-kube-proxy.yml')
 
 

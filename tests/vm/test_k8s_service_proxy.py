@@ -43,6 +43,7 @@ OPTIONS = {
     'service_cidrs': ['10.96.0.0/12'],
     'cluster_cidrs': ['10.244.0.0/16'],
     'node_port_addresses': ['10.0.2.0/24'],  # the lab's NIC only: one NodePort address, a fixed table
+    'external_ips_allowed_cidrs': ['192.0.2.50/32'],  # web-sticky's external IP
 }
 MANIFESTS = dict(OPTIONS, source='manifests', path=REMOTE + '/cluster.yaml', node_name='node1')
 API = dict(OPTIONS, source='api', kubeconfig=KUBECONFIG)  # node_name: the default, the host name node1

@@ -20,10 +20,10 @@ description:
     - in place, new real servers before old ones go, leaving real servers drained.
   - "Semantics per node: headless, ExternalName and Services labelled C(service.kubernetes.io/service-proxy-name)
     or C(service.kubernetes.io/headless) are skipped; a virtual service per port for the cluster IP(s) of each
-    family, the NodePort on each node address, each external IP and each load-balancer ingress IP (unless its
-    C(ipMode) is C(Proxy)); real servers are ready endpoints (topology-hint filtered), else serving and
-    terminating ones; C(externalTrafficPolicy: Local) and C(internalTrafficPolicy: Local) use this node's
-    endpoints only; C(sessionAffinity: ClientIP) becomes persistence."
+    family, the NodePort on each node address, each external IP O(external_ips_allowed_cidrs) admits and each
+    load-balancer ingress IP (unless its C(ipMode) is C(Proxy)); real servers are ready endpoints (topology-hint
+    filtered), else serving and terminating ones; C(externalTrafficPolicy: Local) and
+    C(internalTrafficPolicy: Local) use this node's endpoints only; C(sessionAffinity: ClientIP) becomes persistence."
   - "Unlike kube-proxy, a service with C(externalTrafficPolicy: Local) and no local endpoint keeps no real
     servers (the Service API's rule; kube-proxy's IPVS mode falls back to every endpoint, kubernetes#71596), and
     IPVS services outside this module's scope (keepalived VIPs, firewall-mark services, hand-made rules) are
@@ -45,6 +45,11 @@ description:
     load-balancer IP's C(loadBalancerSourceRanges)) before binding and serving an address, removes a gone
     service's rules only after its virtual service and address, and queues the UDP conntrack flows to clear
     there; the next run removes and clears what it left."
+  - "Trust - anyone who can create a Service writes what every node then serves. Cluster IPs and NodePorts are
+    claimed before any external or load-balancer IP, so neither can take a protocol, address and port that a
+    cluster IP or NodePort holds (the Service asking is warned about, naming the holder); no external or
+    load-balancer IP may be an address of the node, loopback, link-local or multicast; external IPs are served
+    only inside O(external_ips_allowed_cidrs) and never inside O(service_cidrs)."
 extends_documentation_fragment:
   - netlb.ipvs.k8s_auth
 author:
@@ -129,6 +134,21 @@ options:
       - Where NodePorts are served - CIDRs (node addresses inside them) or the single word V(primary) (the node's
         primary address of each family). Empty - every local address except loopback, IPv6 link-local and the
         dummy interface's.
+    type: list
+    elements: str
+    default: []
+  external_ips_allowed_cidrs:
+    description:
+      - The CIDRs a Service's C(spec.externalIPs) must be inside to be served. Empty - no external IP is served,
+        as Kubernetes advises since CVE-2020-8554 (whoever can create a Service can set an external IP and so
+        intercept traffic to that address from every pod and node).
+      - Whatever this lists, an external IP inside O(service_cidrs) or equal to an address of this node is
+        refused with a warning naming the Service and the address.
+      - Load-balancer IPs (C(status.loadBalancer.ingress), written by the load-balancer controller, not by the
+        Service's author) are not checked against this list, but are never an address of this node either.
+      - Restrict external IPs in the cluster too, so the API and the nodes agree - the C(DenyServiceExternalIPs)
+        admission plugin (kube-apiserver C(--enable-admission-plugins=DenyServiceExternalIPs)) refuses every new
+        external IP; a policy engine (Kyverno, Gatekeeper) can limit them to the CIDRs listed here.
     type: list
     elements: str
     default: []
@@ -287,6 +307,12 @@ EXAMPLES = r'''
     cluster_cidrs: [10.244.0.0/16, fd00:10:244::/56]
     node_port_addresses: [primary]
     scheduler: lc
+
+- name: Serve external IPs of the ingress range only (others are warned about, never served)
+  netlb.ipvs.k8s_service_proxy:
+    kubeconfig: /etc/netlb-ipvs/kubeconfig
+    service_cidrs: [10.96.0.0/12]
+    external_ips_allowed_cidrs: [198.51.100.0/27]
 '''
 
 RETURN = r'''
@@ -389,6 +415,7 @@ ARGUMENT_SPEC = dict(
     cluster_cidrs=dict(type='list', elements='str', default=[]),
     node_port_range=dict(type='str', default='30000-32767'),
     node_port_addresses=dict(type='list', elements='str', default=[]),
+    external_ips_allowed_cidrs=dict(type='list', elements='str', default=[]),
     scheduler=dict(type='str', choices=list(SCHEDULERS), default='rr'),
     families=dict(type='list', elements='str', choices=['ipv4', 'ipv6'], default=['ipv4', 'ipv6']),
     dummy_interface=dict(type='str', default='kube-ipvs0'),

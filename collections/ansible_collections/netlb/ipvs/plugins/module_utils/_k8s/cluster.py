@@ -71,6 +71,8 @@ class ProxyOptions:
     families: tuple = (4, 6)
     node_port_addresses: tuple = ()  # CIDR texts, or ('primary',); () = every usable local address
     dummy_interface: str = 'kube-ipvs0'
+    service_cidrs: tuple = ()  # CIDR texts: never an external IP
+    external_ips_allowed_cidrs: tuple = ()  # CIDR texts an external IP must be inside; () = none allowed
 
 
 # Service kinds of a ServicePort (what a virtual service is for).

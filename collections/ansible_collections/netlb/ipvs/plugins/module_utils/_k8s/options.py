@@ -36,10 +36,16 @@ def node_name_default():
 def _networks(values, option, problems):
     networks = []
     for index, value in enumerate(values or ()):
+        text = str(value).strip()
         try:
-            networks.append(ipaddress.ip_network(str(value).strip(), strict=False))
+            # ipaddress keeps an IPv6 zone id ('%eth0') in the network's text, and nft would get it.
+            network = None if '%' in text else ipaddress.ip_network(text, strict=False)
         except ValueError:
+            network = None
+        if network is None:
             problems.append('%s[%d]: %r is not a CIDR' % (option, index, value))
+        else:
+            networks.append(network)
     return tuple(networks)
 
 
@@ -94,9 +100,12 @@ def parse_options(params):
     if not params.get('service_cidrs'):
         problems.append('service_cidrs: give the cluster\'s service CIDR(s) (kube-apiserver '
                         '--service-cluster-ip-range)')
+    allowed = _networks(params.get('external_ips_allowed_cidrs'), 'external_ips_allowed_cidrs', problems)
     proxy = ProxyOptions(scheduler=scheduler, families=tuple(sorted(families)),
                          node_port_addresses=_node_port_addresses(params.get('node_port_addresses'), problems),
-                         dummy_interface=interface)
+                         dummy_interface=interface,
+                         service_cidrs=tuple(str(network) for network in service_cidrs),
+                         external_ips_allowed_cidrs=tuple(str(network) for network in allowed))
     options = SyncOptions(
         proxy=proxy,
         service_cidrs=service_cidrs,

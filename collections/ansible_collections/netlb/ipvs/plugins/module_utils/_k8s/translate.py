@@ -27,9 +27,9 @@ Rules (the semantics the tests hold this module to):
 3. Virtual services, per Service port (TCP, UDP, SCTP): the cluster IP; the NodePort
    (when not 0) on each NodePort address of the node (options.node_port_addresses: CIDRs,
    or 'primary' for node.primary; by default every local address but loopback, IPv6
-   link-local and those on the dummy interface); each spec.externalIPs entry; each
+   link-local and those on the dummy interface); each spec.externalIPs entry and each
    status.loadBalancer.ingress[].ip whose ipMode is not Proxy (hostname-only ingress has
-   no VIP). Scheduler: annotation ipvs.netlb.io/scheduler, else kube-router's
+   no VIP) that rule 10 admits. Scheduler: annotation ipvs.netlb.io/scheduler, else kube-router's
    kube-router.io/service.scheduler, else options.scheduler; an unknown scheduler is a
    warning and the default. sessionAffinity ClientIP: persistence of
    sessionAffinityConfig.clientIP.timeoutSeconds (default 10800) on /32 or /128.
@@ -54,7 +54,9 @@ Rules (the semantics the tests hold this module to):
 7. Outputs: Translation.services sorted by ServiceKey; one ServicePort per virtual
    service, in the same order (local: the traffic policy Local applies to it;
    source_ranges: spec.loadBalancerSourceRanges of the family, canonical and sorted,
-   LOAD_BALANCER only, () when a range covers everyone). dummy_addresses: the cluster,
+   LOAD_BALANCER only, () when a range covers everyone; a range with an IPv6 zone id
+   ('%') is warned about and left out, and still counts as a range, so leaving it out
+   never opens the load balancer to everyone). dummy_addresses: the cluster,
    external and load-balancer IPs of the virtual services made, except an address that
    is already on another interface of the node; NodePort addresses are never bound.
    local_endpoints (for hairpin masquerade, kube-proxy's KUBE-LOOP-BACK): the address of
@@ -75,9 +77,19 @@ Rules (the semantics the tests hold this module to):
      source ranges only when one holds its single primary node IP (allowFromNode).
 9. Robustness: a malformed object (missing or wrongly typed field, port out of range, an
    address that is not one, an unknown protocol) is left out - the Service, or just the
-   bad slice or endpoint - with a warning naming the object and the field path. Two
-   Services claiming the same virtual service: the first by namespace/name keeps it, the
-   other is warned about. Nothing raises out of translate().
+   bad slice or endpoint - with a warning naming the object and the field path. Nothing
+   raises out of translate().
+10. What a Service may take. Anyone allowed to create a Service writes spec.externalIPs
+   (CVE-2020-8554), so an external IP is proxied only inside
+   options.external_ips_allowed_cidrs (none by default), never inside
+   options.service_cidrs; load-balancer IPs come from the load-balancer controller
+   (status) and skip those two checks. Neither is ever an address of the node (any
+   interface's but the dummy one's, or node.primary), loopback, link-local or multicast.
+   Then every Service's cluster IPs and NodePorts are claimed before any external or
+   load-balancer IP, so none of those can take their (protocol, address, port); within
+   each of the two rounds the first Service by namespace/name keeps a virtual service.
+   Each refusal is a warning naming the Service, the field and the address, and, for a
+   taken virtual service, the Service holding it.
 """
 
 from __future__ import annotations
@@ -256,8 +268,13 @@ class _Service(object):
                  'external_local', 'internal_local', 'timeout', 'scheduler', 'selector', 'lb_type')
 
 
-def _read_service(obj, default_scheduler, warnings):
-    """A _Service, or (skip reason) for a Service that is not proxied. Raises _Malformed."""
+def _read_service(obj, default_scheduler, warnings, refusal):
+    """A _Service, or (skip reason) for a Service that is not proxied. Raises _Malformed.
+
+    refusal(address, family, external): why the Service may not have that external
+    (external=True) or load-balancer IP (rule 10), or None; a refused one is warned about
+    and left out, the rest of the Service kept.
+    """
     meta = _dict(obj.get('metadata'), 'metadata', required=True)
     labels = _dict(meta.get('labels'), 'metadata.labels')
     if PROXY_NAME_LABEL in labels:
@@ -288,10 +305,16 @@ def _read_service(obj, default_scheduler, warnings):
         svc.ports.append((_str(port.get('name'), path + '.name'), _protocol(port.get('protocol'), path + '.protocol'),
                           _port(port.get('port'), path + '.port'),
                           _port(port.get('nodePort', 0), path + '.nodePort', low=0)))
+    refused = []  # warned about only once the whole Service has been read
     svc.external_ips = {4: [], 6: []}
     for i, text in enumerate(_list(spec.get('externalIPs'), 'spec.externalIPs')):
-        address, family = _address(text, 'spec.externalIPs[%d]' % i)
-        svc.external_ips[family].append(address)
+        path = 'spec.externalIPs[%d]' % i
+        address, family = _address(text, path)
+        reason = refusal(address, family, True) if family in svc.cluster_ips else None
+        if reason:
+            refused.append('Service %s: %s: %s %s, not proxied' % (svc.ref, path, address, reason))
+        else:
+            svc.external_ips[family].append(address)
     svc.lb_ips = {4: [], 6: []}
     status = _dict(obj.get('status'), 'status')
     ingress = _list(_dict(status.get('loadBalancer'), 'status.loadBalancer').get('ingress'),
@@ -303,19 +326,32 @@ def _read_service(obj, default_scheduler, warnings):
         if entry.get('ip') in (None, '') or mode != 'VIP':
             continue  # hostname-only (no VIP), or ipMode Proxy: the LB itself proxies to the nodes
         address, family = _address(entry.get('ip'), path + '.ip')
-        svc.lb_ips[family].append(address)
+        reason = refusal(address, family, False) if family in svc.cluster_ips else None
+        if reason:
+            refused.append('Service %s: %s.ip: %s %s, not proxied' % (svc.ref, path, address, reason))
+        else:
+            svc.lb_ips[family].append(address)
     ranges = {4: set(), 6: set()}
+    skipped_range = False
     for i, text in enumerate(_list(spec.get('loadBalancerSourceRanges'), 'spec.loadBalancerSourceRanges')):
-        family, cidr = _source_range(text, 'spec.loadBalancerSourceRanges[%d]' % i)
+        path = 'spec.loadBalancerSourceRanges[%d]' % i
+        if isinstance(text, str) and '%' in text:
+            # ipaddress keeps an IPv6 zone id in the network's text, and nft would get it.
+            refused.append('Service %s: %s: %r has a zone id (%%), range left out' % (svc.ref, path, text))
+            skipped_range = True
+            continue
+        family, cidr = _source_range(text, path)
         ranges[family].add(cidr)
     svc.source_ranges = {}
     for family, cidrs in ranges.items():
         if any(cidr.endswith('/0') for cidr in cidrs):
             svc.source_ranges[family] = ()  # everyone
-        elif cidrs or not any(ranges.values()):
+        elif cidrs or not (skipped_range or any(ranges.values())):
             svc.source_ranges[family] = tuple(sorted(cidrs))
         else:
-            svc.source_ranges[family] = None  # ranges only of the other family: nobody of this one
+            # Ranges only of the other family, or only left-out ones: nobody of this one (a
+            # left-out range must never open a load balancer to everyone).
+            svc.source_ranges[family] = None
     svc.external_local = _str(spec.get('externalTrafficPolicy'), 'spec.externalTrafficPolicy') == 'Local'
     svc.internal_local = _str(spec.get('internalTrafficPolicy'), 'spec.internalTrafficPolicy') == 'Local'
     svc.timeout = _affinity_timeout(spec)
@@ -323,6 +359,7 @@ def _read_service(obj, default_scheduler, warnings):
                                svc.ref, warnings)
     svc.selector = bool(_dict(spec.get('selector'), 'spec.selector'))
     svc.lb_type = kind == 'LoadBalancer'
+    warnings.extend(refused)
     return svc
 
 
@@ -633,6 +670,17 @@ def _real_servers(endpoints, indices):
 
 # ---------------------------------------------------------------------------- the node
 
+def _option_networks(texts, option, warnings):
+    """ip_networks of an option's CIDRs (validated before: a bad one is a warning here)."""
+    networks = []
+    for i, text in enumerate(texts or ()):
+        try:
+            networks.append(ipaddress.ip_network(str(text).strip(), strict=False))
+        except ValueError:
+            warnings.append('options.%s[%d]: %r is not a CIDR' % (option, i, text))
+    return tuple(networks)
+
+
 def _node_addresses(node, options, warnings):
     """(addresses on interfaces other than the dummy one, {family: NodePort addresses},
     those of the first but loopback and IPv6 link-local)."""
@@ -657,12 +705,7 @@ def _node_addresses(node, options, warnings):
             if address is not None:
                 node_port[family].append(address)
     elif choice:
-        networks = []
-        for i, text in enumerate(choice):
-            try:
-                networks.append(ipaddress.ip_network(str(text).strip(), strict=False))
-            except ValueError:
-                warnings.append('options.node_port_addresses[%d]: %r is not a CIDR' % (i, text))
+        networks = _option_networks(choice, 'node_port_addresses', warnings)
         for family, address in own:
             ip = ipaddress.ip_address(address)
             if any(ip in net for net in networks if net.version == family):
@@ -690,13 +733,15 @@ class _Translator(object):
         self.options = options
         self.warnings = []
         self.skipped = {}
-        self.claims = {}  # ServiceKey -> 'ns/name' that made it
+        self.claims = {}  # ServiceKey -> the ServicePort made of it
+        self.deferred = []  # (ServiceKey, VirtualService, ServicePort) of external and LB IPs (rule 10)
         # What was made, as three parallel lists rather than a tuple each: fewer objects for
         # the cyclic garbage collector to count (see READY).
         self.keys, self.services, self.ports = [], [], []
         self.dummy = set()
         self.local_endpoints = set()
-        self.own_addresses = self.node_addresses = frozenset()
+        self.own_addresses = self.node_addresses = self.node_owned = frozenset()
+        self.service_networks = self.allowed_networks = ()
 
     def run(self):
         snapshot = self.snapshot
@@ -704,6 +749,11 @@ class _Translator(object):
         try:
             self.own_addresses, self.node_port, self.node_addresses = _node_addresses(self.node, self.options,
                                                                                       self.warnings)
+            primary = set(fast_canonical(text)[0] for text in self.node.primary or ())
+            self.node_owned = frozenset((self.own_addresses | primary) - {None})
+            self.service_networks = _option_networks(self.options.service_cidrs, 'service_cidrs', self.warnings)
+            self.allowed_networks = _option_networks(self.options.external_ips_allowed_cidrs,
+                                                     'external_ips_allowed_cidrs', self.warnings)
             slices = self._index(snapshot.endpoint_slices or [], 'EndpointSlice', self._slice_owner)
             endpoints = self._index(snapshot.endpoints or [], 'Endpoints', self._endpoints_owner)
             ordered = sorted(((_object_name(obj), i) for i, obj in enumerate(services)))
@@ -714,6 +764,9 @@ class _Translator(object):
                     # A shape no check foresaw: lose this Service, not the node's whole table.
                     self.warnings.append('Service %s: left out, unexpected %s: %s' % (ref, type(error).__name__, error))
                     self._skip(SKIP_MALFORMED, ref)
+            # What anyone may ask for, only once every cluster IP and NodePort is taken.
+            for key, vs, port in self.deferred:
+                self._take(key, vs, port)
         except Exception as error:  # pylint: disable=broad-except
             # A bug here must not take the node's proxy down with a traceback: say so.
             self.warnings.append('translation stopped early: %s: %s' % (type(error).__name__, error))
@@ -768,7 +821,7 @@ class _Translator(object):
         try:
             if not isinstance(obj, dict):
                 raise _Malformed('(top)', 'expected a mapping, got %r' % (type(obj).__name__,))
-            svc = _read_service(obj, options.scheduler, self.warnings)
+            svc = _read_service(obj, options.scheduler, self.warnings, self._refusal)
         except _Malformed as problem:
             self.warnings.append('Service %s: %s' % (ref, problem))
             self._skip(SKIP_MALFORMED, ref)
@@ -788,6 +841,42 @@ class _Translator(object):
                 parts.extend(_read_endpoints(legacy, self.node.name, self.warnings, ref))
         for family in families:
             self._family(svc, family, [part for part in parts if part[0] == family])
+
+    def _refusal(self, address, family, external):
+        """Why a Service may not have this external (external=True) or load-balancer IP,
+        or None (rule 10)."""
+        if family not in self.options.families:
+            return None  # never proxied anyway
+        if address in self.node_owned:
+            return 'is an address of this node'
+        ip = ipaddress.ip_address(address)
+        if ip.is_loopback or ip.is_link_local or ip.is_multicast:
+            return 'is a loopback, link-local or multicast address'
+        if not external:
+            return None  # the load-balancer controller's, through status: not a user's choice
+        for network in self.service_networks:
+            if ip in network:
+                return 'is inside the service CIDR %s' % network
+        if not any(ip in network for network in self.allowed_networks):
+            if not self.allowed_networks:
+                return 'is an external IP and external_ips_allowed_cidrs allows none'
+            return 'is outside external_ips_allowed_cidrs'
+        return None
+
+    def _take(self, key, vs, port):
+        """Make the virtual service unless another already holds its key (rule 10)."""
+        owner = self.claims.get(key)
+        if owner is not None:
+            if owner.service != port.service:
+                self.warnings.append('Service %s: %s %s is already a virtual service of Service %s (its %s)'
+                                     % (port.service, port.kind, key, owner.service, owner.kind))
+            return
+        self.claims[key] = port
+        self.keys.append(key)
+        self.services.append(vs)
+        self.ports.append(port)
+        if port.kind != NODE_PORT:
+            self.dummy.add(port.address)
 
     def _slice(self, obj, ref_name):
         return _read_slice(obj, self.node.name, self.warnings, '%s/%s' % (ref_name, obj['metadata']['name']))
@@ -825,13 +914,6 @@ class _Translator(object):
                 # Addresses are canonical already: the named constructor, not tcp_udp's re-parse
                 # (a test holds the two equal).
                 key = ServiceKey(protocol=protocol, address=address, port=vport, fwmark=0, family=family)
-                owner = self.claims.get(key)
-                if owner is not None:
-                    if owner != ref:
-                        self.warnings.append('Service %s: %s %s is already a virtual service of Service %s'
-                                             % (ref, kind, key, owner))
-                    continue
-                self.claims[key] = ref
                 if merged is None:
                     servers = ()
                 elif is_local:
@@ -848,8 +930,7 @@ class _Translator(object):
                                           local=is_local,
                                           source_ranges=source_ranges if kind == LOAD_BALANCER else (),
                                           service=ref)
-                self.keys.append(key)
-                self.services.append(vs)
-                self.ports.append(port_record)
-                if kind != NODE_PORT:
-                    self.dummy.add(address)
+                if kind == NODE_PORT or kind == CLUSTER_IP:
+                    self._take(key, vs, port_record)
+                else:
+                    self.deferred.append((key, vs, port_record))

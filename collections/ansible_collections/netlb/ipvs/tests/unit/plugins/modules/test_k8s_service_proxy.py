@@ -115,7 +115,8 @@ def test_unauthorised_is_a_clear_failure(node, kube_api, capsys, tmp_path):
 
 
 def test_manifests_apply_false_returns_the_table_ipvs_virtual_server_takes(node, capsys):
-    result = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1', apply=False), capsys)
+    result = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1', apply=False,
+                             external_ips_allowed_cidrs=['192.0.2.50/32']), capsys)
     assert result['changed'] is False and node.table == table(FOREIGN)
     services = dict(('%s %s:%d' % (s['protocol'], s['address'], s['port']), s) for s in result['services'])
     assert sorted(services) == sorted([

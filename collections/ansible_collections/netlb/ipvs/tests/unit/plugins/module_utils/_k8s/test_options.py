@@ -23,6 +23,8 @@ def test_defaults_are_kube_proxys():
     assert options.proxy.dummy_interface == 'kube-ipvs0'
     assert options.proxy.node_port_addresses == ()
     assert options.service_cidrs == (ipaddress.ip_network('10.96.0.0/12'),)
+    assert options.proxy.service_cidrs == ('10.96.0.0/12',)  # never an external IP
+    assert options.proxy.external_ips_allowed_cidrs == ()  # no external IP (DenyServiceExternalIPs)
     assert options.node_port_range == (30000, 32767)
     assert (options.masquerade, options.max_delete_ratio, options.force) == ('external', 0.5, False)
 
@@ -36,10 +38,13 @@ def test_values_are_normalised():
     options, _name = proxy_options.parse_options({
         'service_cidrs': ['10.96.0.1/12', 'fd00:10:96::/112'], 'families': ['ipv6', 'ipv4', 'ipv6'],
         'node_port_addresses': ['192.168.10.0/24'], 'node_port_range': ' 30000 - 30100 ',
-        'cluster_cidrs': ['10.244.0.0/16'], 'scheduler': 'lc', 'masquerade': 'all', 'node_name': 'n'})
+        'cluster_cidrs': ['10.244.0.0/16'], 'scheduler': 'lc', 'masquerade': 'all', 'node_name': 'n',
+        'external_ips_allowed_cidrs': [' 198.51.100.7/24', '2001:db8::1/64']})
     assert options.service_cidrs == (ipaddress.ip_network('10.96.0.0/12'), ipaddress.ip_network('fd00:10:96::/112'))
     assert options.proxy.families == (4, 6)
     assert options.proxy.node_port_addresses == ('192.168.10.0/24',)
+    assert options.proxy.service_cidrs == ('10.96.0.0/12', 'fd00:10:96::/112')
+    assert options.proxy.external_ips_allowed_cidrs == ('198.51.100.0/24', '2001:db8::/64')
     assert options.node_port_range == (30000, 30100)
     assert options.proxy.scheduler == 'lc' and options.masquerade == 'all'
 
@@ -55,6 +60,10 @@ BAD = [
     ('service_cidrs', ['10.96.0.0/33'], "service_cidrs[0]: '10.96.0.0/33' is not a CIDR"),
     ('service_cidrs', [], 'service_cidrs: give'),
     ('cluster_cidrs', ['pods'], "cluster_cidrs[0]: 'pods' is not a CIDR"),
+    ('cluster_cidrs', ['fd00:244::%eth0/56'], "cluster_cidrs[0]: 'fd00:244::%eth0/56' is not a CIDR"),
+    ('external_ips_allowed_cidrs', ['198.51.100.0/24', 'lb.example.com'],
+     "external_ips_allowed_cidrs[1]: 'lb.example.com' is not a CIDR"),
+    ('external_ips_allowed_cidrs', ['fd00::%eth0/64'], "external_ips_allowed_cidrs[0]: 'fd00::%eth0/64' is not a CIDR"),
     ('node_port_addresses', ['primary', '10.0.0.0/8'], "node_port_addresses: 'primary' must be the only value"),
     ('node_port_addresses', ['10.0.0.300/8'], 'node_port_addresses[0]:'),
     ('node_port_range', '30000', "node_port_range: '30000' is not FIRST-LAST"),

@@ -20,6 +20,7 @@ import pytest
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import RefusedError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import dummy, packet_rules
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.conntrack import Flow
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import NodeError
@@ -217,10 +218,11 @@ def test_stale_services_in_scope_go_foreign_ones_stay():
 def test_an_external_ip_it_created_is_removed_once_unwanted_and_only_then():
     external = objects.service('ext', cluster_ip='10.96.0.30', external_ips=['198.51.100.7'])
     external_slice = objects.endpoint_slice('ext', [objects.endpoint('10.244.1.30')])
+    options = dataclasses.replace(OPTIONS, proxy=ProxyOptions(external_ips_allowed_cidrs=('198.51.100.0/24',)))
     backend, host, store = FakeBackend(table(FOREIGN)), FakeHost(), MemoryStateStore()
-    run(cluster(external, external_slice), backend, host, store)
+    run(cluster(external, external_slice), backend, host, store, options)
     assert key('tcp 198.51.100.7:80') in store.state.services and '198.51.100.7' in host.on_dummy
-    result = run(cluster(), backend, host, store)
+    result = run(cluster(), backend, host, store, options)
     assert key('tcp 198.51.100.7:80') not in backend.table
     assert '198.51.100.7' not in host.on_dummy and '198.51.100.7' in result.addresses_removed
     assert key('tcp 192.0.2.1:80') in backend.table

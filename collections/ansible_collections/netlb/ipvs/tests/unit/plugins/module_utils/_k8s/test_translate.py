@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import ipaddress
 import os
 import random
 
@@ -24,12 +25,14 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     canonical_address,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import (
+    EXTERNAL_IP,
     KINDS,
     LOAD_BALANCER,
     NODE_PORT,
     ProxyOptions,
     ServicePort,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate import fast_canonical, translate
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.objects import (
     endpoint,
@@ -45,6 +48,7 @@ from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.objects
 
 NODE = node()
 DEFAULT = ProxyOptions()
+ANY_EXTERNAL = ProxyOptions(external_ips_allowed_cidrs=('0.0.0.0/0', '::/0'))
 
 
 def line(vs, port):
@@ -156,18 +160,101 @@ CASES = [
          'load_balancer tcp 203.0.113.10:443 local rr -> 10.244.1.5:443'],
         {'10.96.0.40', '203.0.113.10'}, {}, [], id='load-balancer-range-for-everyone-and-primary-node-port'),
     pytest.param(
-        [web('ingress', '10.96.0.50', ports=[service_port(80)], external_ips=['198.51.100.20', '192.168.10.11']),
+        # Whatever external_ips_allowed_cidrs says: not ssh's or the kubelet's address, nor
+        # a primary address the interfaces do not list, loopback or the metadata service's.
+        [web('ingress', '10.96.0.50', ports=[service_port(80)],
+             external_ips=['198.51.100.20', '192.168.10.11', '10.0.0.11', '192.168.10.99', '127.0.0.2',
+                           '169.254.169.254']),
          pods(endpoint('10.244.1.5'), service='ingress', ports=[slice_port(80)])],
-        NODE, DEFAULT,
+        node(primary=('192.168.10.99', 'fd00:10::11')), ANY_EXTERNAL,
         ['cluster_ip tcp 10.96.0.50:80 rr -> 10.244.1.5:80',
-         'external_ip tcp 192.168.10.11:80 rr -> 10.244.1.5:80',
          'external_ip tcp 198.51.100.20:80 rr -> 10.244.1.5:80'],
-        {'10.96.0.50', '198.51.100.20'}, {}, [], id='external-ips-own-address-not-bound'),
+        {'10.96.0.50', '198.51.100.20'}, {},
+        ['Service default/ingress: spec.externalIPs[1]: 192.168.10.11 is an address of this node, not proxied',
+         'Service default/ingress: spec.externalIPs[2]: 10.0.0.11 is an address of this node, not proxied',
+         'Service default/ingress: spec.externalIPs[3]: 192.168.10.99 is an address of this node, not proxied',
+         'Service default/ingress: spec.externalIPs[4]: 127.0.0.2 is a loopback, link-local or multicast address',
+         'Service default/ingress: spec.externalIPs[5]: 169.254.169.254 is a loopback, link-local or multicast'],
+        id='external-ips-never-a-node-address'),
+    pytest.param(
+        [web('ingress', '10.96.0.50', ports=[service_port(80)],
+             external_ips=['198.51.100.20', '203.0.113.5', '10.96.0.1', 'fd00:96::1']),
+         web('dual', '10.96.0.51', cluster_ips=['10.96.0.51', 'fd00:96::51'], ports=[service_port(80)],
+             external_ips=['2001:db8::51'])],
+        NODE, ProxyOptions(service_cidrs=('10.96.0.0/12', 'fd00:96::/112'),
+                           external_ips_allowed_cidrs=('198.51.100.0/24', '10.0.0.0/8', '2001:db8::/32')),
+        ['cluster_ip tcp 10.96.0.50:80 rr -> (none)',
+         'cluster_ip tcp 10.96.0.51:80 rr -> (none)',
+         'external_ip tcp 198.51.100.20:80 rr -> (none)',
+         'external_ip tcp [2001:db8::51]:80 rr -> (none)',
+         'cluster_ip tcp [fd00:96::51]:80 rr -> (none)'],
+        {'10.96.0.50', '10.96.0.51', '198.51.100.20', '2001:db8::51', 'fd00:96::51'}, {},
+        # fd00:96::1 is of a family the Service has no cluster IP of: never proxied, not warned.
+        ['Service default/ingress: spec.externalIPs[1]: 203.0.113.5 is outside external_ips_allowed_cidrs',
+         'Service default/ingress: spec.externalIPs[2]: 10.96.0.1 is inside the service CIDR 10.96.0.0/12'],
+        id='external-ips-inside-the-allowed-cidrs-never-the-service-cidr'),
+    pytest.param(
+        [web('ingress', '10.96.0.50', ports=[service_port(80)], external_ips=['198.51.100.20'])],
+        NODE, DEFAULT,
+        ['cluster_ip tcp 10.96.0.50:80 rr -> (none)'],
+        {'10.96.0.50'}, {},
+        ['Service default/ingress: spec.externalIPs[0]: 198.51.100.20 is an external IP and '
+         'external_ips_allowed_cidrs allows none, not proxied'],
+        id='external-ips-none-allowed-by-default'),
+    pytest.param(
+        # a-team sorts before default and kube-system: its Services used to take these.
+        [service('kubernetes', '10.96.0.1', ports=[service_port(443, 'https', target_port=6443)], selector=None),
+         service('kube-dns', '10.96.0.10', namespace='kube-system', ports=DNS_PORTS[:1]),
+         service('evil', '10.96.5.5', namespace='a-team', ports=[service_port(443, 'https')],
+                 external_ips=['10.96.0.1', '198.51.100.5']),
+         service('evil-lb', '10.96.5.6', namespace='a-team', type='LoadBalancer',
+                 ports=[service_port(53, 'dns', 'UDP')], lb_ingress=[{'ip': '10.96.0.10'}])],
+        NODE, ANY_EXTERNAL,
+        ['cluster_ip tcp 10.96.0.1:443 rr -> (none)',
+         'cluster_ip tcp 10.96.5.5:443 rr -> (none)',
+         'external_ip tcp 198.51.100.5:443 rr -> (none)',
+         'cluster_ip udp 10.96.0.10:53 rr -> (none)',
+         'cluster_ip udp 10.96.5.6:53 rr -> (none)'],
+        {'10.96.0.1', '10.96.0.10', '10.96.5.5', '10.96.5.6', '198.51.100.5'}, {},
+        ['Service a-team/evil: external_ip tcp 10.96.0.1:443 is already a virtual service of Service '
+         'default/kubernetes (its cluster_ip)',
+         'Service a-team/evil-lb: load_balancer udp 10.96.0.10:53 is already a virtual service of Service '
+         'kube-system/kube-dns (its cluster_ip)'],
+        id='external-and-lb-ips-never-take-a-cluster-ip'),
+    pytest.param(
+        # Written by the load-balancer controller: no allowed list, but never the node's.
+        [service('api', '10.96.0.40', type='LoadBalancer', ports=[service_port(443)],
+                 lb_ingress=[{'ip': '192.168.10.11'}, {'ip': '203.0.113.10'}])],
+        NODE, DEFAULT,
+        ['cluster_ip tcp 10.96.0.40:443 rr -> (none)',
+         'load_balancer tcp 203.0.113.10:443 rr -> (none)'],
+        {'10.96.0.40', '203.0.113.10'}, {},
+        ['Service default/api: status.loadBalancer.ingress[0].ip: 192.168.10.11 is an address of this node, '
+         'not proxied'],
+        id='load-balancer-ips-never-a-node-address'),
+    pytest.param(
+        [service('api', '10.96.0.40', cluster_ips=['10.96.0.40', 'fd00:96::40'], type='LoadBalancer',
+                 ports=[service_port(443)], lb_ingress=[{'ip': '203.0.113.10'}, {'ip': '2001:db8::10'}],
+                 source_ranges=['192.0.2.0/24', 'fd00::%eth0/64']),
+         service('api2', '10.96.0.41', type='LoadBalancer', ports=[service_port(443)],
+                 lb_ingress=[{'ip': '203.0.113.11'}], source_ranges=['fd00::1%2/128'])],
+        NODE, DEFAULT,
+        ['cluster_ip tcp 10.96.0.40:443 rr -> (none)',
+         'cluster_ip tcp 10.96.0.41:443 rr -> (none)',
+         'load_balancer tcp 203.0.113.10:443 from 192.0.2.0/24 rr -> (none)',
+         'cluster_ip tcp [fd00:96::40]:443 rr -> (none)'],
+        {'10.96.0.40', '10.96.0.41', '203.0.113.10', 'fd00:96::40'}, {},
+        # A left-out range still restricts: the load balancer is served to nobody rather than everybody.
+        ["Service default/api: spec.loadBalancerSourceRanges[1]: 'fd00::%eth0/64' has a zone id (%), range left out",
+         'Service default/api: spec.loadBalancerSourceRanges: no IPv6 range, so its IPv6 load-balancer IPs',
+         "Service default/api2: spec.loadBalancerSourceRanges[0]: 'fd00::1%2/128' has a zone id (%), range left out",
+         'Service default/api2: spec.loadBalancerSourceRanges: no IPv4 range, so its IPv4 load-balancer IPs'],
+        id='source-range-with-a-zone-id-left-out-never-opens'),
     pytest.param(
         [web('ingress', '10.96.0.50', ports=[service_port(80)], external_ips=['198.51.100.20'],
              external_policy='Local'),
          pods(endpoint('10.244.2.5', node='node-b'), service='ingress', ports=[slice_port(80)])],
-        NODE, ProxyOptions(node_port_addresses=('10.0.0.0/8',)),
+        NODE, ProxyOptions(node_port_addresses=('10.0.0.0/8',), external_ips_allowed_cidrs=('198.51.100.0/24',)),
         ['cluster_ip tcp 10.96.0.50:80 rr -> 10.244.2.5:80',
          'external_ip tcp 198.51.100.20:80 local rr -> (none)'],
         {'10.96.0.50', '198.51.100.20'}, {}, [], id='external-ip-local-policy'),
@@ -369,13 +456,13 @@ CASES = [
     pytest.param(
         [web('b-second', '10.96.3.2', ports=[service_port(80)], external_ips=['198.51.100.30']),
          web('a-first', '10.96.3.1', ports=[service_port(80)], external_ips=['198.51.100.30'])],
-        NODE, DEFAULT,
+        NODE, ANY_EXTERNAL,
         ['cluster_ip tcp 10.96.3.1:80 rr -> (none)',
          'cluster_ip tcp 10.96.3.2:80 rr -> (none)',
          'external_ip tcp 198.51.100.30:80 rr -> (none)'],
         {'10.96.3.1', '10.96.3.2', '198.51.100.30'}, {},
         ['Service default/b-second: external_ip tcp 198.51.100.30:80 is already a virtual service of Service '
-         'default/a-first'],
+         'default/a-first (its external_ip)'],
         id='two-services-one-virtual-service-first-wins'),
     pytest.param(
         [service('shop', '10.96.0.30', type='NodePort', ports=[service_port(80)]),
@@ -450,6 +537,20 @@ def test_node_addresses_for_source_ranges(options):
     assert result.node_addresses == frozenset(['192.168.10.11', 'fd00:10::11', '10.0.0.11'])
 
 
+def test_a_source_range_with_a_zone_id_never_reaches_the_packet_rules():
+    """The nft text the translation becomes holds no zone id, and the load-balancer IP of
+    the range's family is not served (rather than served to everyone)."""
+    objects = [service('api', '10.96.0.40', cluster_ips=['10.96.0.40', 'fd00:96::40'], type='LoadBalancer',
+                       ports=[service_port(443)], lb_ingress=[{'ip': '203.0.113.10'}, {'ip': '2001:db8::10'}],
+                       source_ranges=['192.0.2.0/24', 'fd00::%eth0/64'])]
+    result = translate(snapshot(objects), NODE, DEFAULT)
+    text = packet_rules.render(result.ports, result.dummy_addresses, packet_rules.Options(), result.local_endpoints,
+                               result.node_addresses)
+    assert '%' not in text
+    assert '203.0.113.10 . tcp . 443 . 192.0.2.0/24' in text
+    assert '2001:db8::10' not in text
+
+
 def check_invariants(result, objects, node_context, options):
     """What every translation keeps, whatever the input."""
     # One ServicePort per VirtualService, in the same order, describing the same VIP.
@@ -472,6 +573,28 @@ def check_invariants(result, objects, node_context, options):
     assert not result.dummy_addresses & own
     # No hairpin pair for an address of the node itself.
     assert not result.local_endpoints & own
+    # Rule 10: no external or load-balancer IP is the node's; an external IP is inside the
+    # allowed CIDRs and outside the service CIDRs; neither holds a cluster IP's key.
+    node_owned = own | {canonical_address(text) for text in node_context.primary}
+    allowed = [ipaddress.ip_network(text) for text in options.external_ips_allowed_cidrs]
+    service_cidrs = [ipaddress.ip_network(text) for text in options.service_cidrs]
+    for port in result.ports:
+        if port.kind in (EXTERNAL_IP, LOAD_BALANCER):
+            assert port.address not in node_owned
+        if port.kind == EXTERNAL_IP:
+            ip = ipaddress.ip_address(port.address)
+            assert any(ip in net for net in allowed) and not any(ip in net for net in service_cidrs)
+    cluster_keys = set()
+    for obj in objects:
+        spec = obj.get('spec') if obj.get('kind') == 'Service' else None
+        for ip in (spec or {}).get('clusterIPs') or ():
+            for svc_port in spec.get('ports') or ():
+                try:
+                    cluster_keys.add(ServiceKey.tcp_udp(svc_port.get('protocol', 'TCP').lower(), ip, svc_port['port']))
+                except (ValueError, TypeError, KeyError):
+                    pass  # a malformed Service, left out anyway
+    assert not [vs.key for vs, port in zip(result.services, result.ports)
+                if vs.key in cluster_keys and port.kind in (EXTERNAL_IP, LOAD_BALANCER)]
     # Every dummy address is the VIP of a virtual service made.
     assert result.dummy_addresses <= {port.address for port in result.ports}
     assert all(refs == sorted(refs) for refs in result.skipped.values())
