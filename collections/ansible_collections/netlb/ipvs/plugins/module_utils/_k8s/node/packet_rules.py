@@ -127,6 +127,9 @@ class ApplyResult(collections.namedtuple('ApplyResult', ('changed', 'before', 'a
 
 
 def _networks(texts, family):
+    for text in texts:
+        if '%' in text:  # ipaddress keeps an IPv6 zone id in the network's text: nft would get it
+            raise ValueError('%r has a zone id (%%), not a CIDR' % (text,))
     nets = [ipaddress.ip_network(text, strict=False) for text in texts]
     return list(ipaddress.collapse_addresses(net for net in nets if net.version == family))
 

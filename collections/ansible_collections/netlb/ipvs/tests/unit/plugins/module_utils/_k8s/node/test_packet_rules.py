@@ -206,6 +206,11 @@ def test_render_errors():
         pr.render([CIP], [], pr.Options(), ['pod-a'])
     with pytest.raises(pr.PacketRulesError, match='node-a'):
         pr.render([CIP], [], pr.Options(), node_addresses=['node-a'])
+    # The translator and the options leave zone ids out; a CIDR with one is an error here too.
+    with pytest.raises(pr.PacketRulesError, match='zone id'):
+        pr.render([LB._replace(source_ranges=('fd00::%eth0/64',))], [], pr.Options())
+    with pytest.raises(pr.PacketRulesError, match='zone id'):
+        pr.render([CIP], [], pr.Options('external', ('fd00:244::%eth0/56',)))
 
 
 def test_normalise_is_order_and_wrap_blind():
