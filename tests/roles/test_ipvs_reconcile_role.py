@@ -421,6 +421,7 @@ def test_the_entry_point_installs_runs_and_a_converged_node_runs_one_task(tmp_pa
     assert compiled and not [name for name in tarfile.open(root / 'lib' / 'bundle.tar').getnames()
                              if '__pycache__' in name]  # compiled on the node, not shipped
     assert oct(os.stat(root / 'etc' / 'reconcile.json').st_mode & 0o777) == '0o600'
+    assert oct(os.stat(root / 'etc').st_mode & 0o777) == '0o700'  # the kubeconfig's too: root's alone
     assert json.loads((root / 'etc' / 'ipvs-services.json').read_text()) == TABLE
 
     # The installed entry point runs on the node's Python and reads the role's pause file.

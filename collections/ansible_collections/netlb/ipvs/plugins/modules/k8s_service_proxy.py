@@ -95,11 +95,13 @@ options:
     description: Only Services matching this label selector.
     type: str
   request_timeout:
-    description: Seconds each API request may take (connect and read).
+    description:
+      - Seconds each API request may take in all - connecting, sending and the whole answer - more than 0, at most
+        3600. An answer is also refused past 256 MiB.
     type: int
     default: 30
   page_size:
-    description: Objects per page when listing (C(limit) and C(continue)).
+    description: Objects per page when listing (C(limit) and C(continue)), 1 to 10000.
     type: int
     default: 500
   node_name:
@@ -260,7 +262,8 @@ options:
   return_limit:
     description:
       - At most this many entries in each of RV(services), RV(actions) and RV(draining); RV(truncated) then gives
-        the full length of each list that was cut, and RV(summary) counts everything. V(0) lists everything.
+        the full length of each list that was cut, and RV(summary) counts everything. V(0) lists everything;
+        a negative value is refused.
       - The same default as M(netlb.ipvs.ipvs_virtual_server)'s, for the same reason.
     type: int
     default: 20
@@ -398,7 +401,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, redact_kubeconfig
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import DEFAULT_PATH as STATE_PATH
 
 ARGUMENT_SPEC = dict(
@@ -440,6 +443,8 @@ def run(module):
     params = module.params
     runner = Runner(module)
     try:
+        if (params['return_limit'] or 0) < 0:
+            raise ValidationError('return_limit: %d is out of range 0 or more' % params['return_limit'])
         if not params['apply']:
             result, services = pipeline.translate(params, runner)
             _exit(module, result, services=services)
@@ -477,6 +482,7 @@ def main():
     with _gc.paused():
         module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=[('source', 'manifests', ('path',))],
                                supports_check_mode=True)
+        redact_kubeconfig(module)
         run(module)
 
 

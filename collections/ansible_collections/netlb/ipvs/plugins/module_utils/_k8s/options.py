@@ -19,6 +19,7 @@ import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import request_problems
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.proxy import SyncOptions
 
 MASQUERADE = ('external', 'all', 'none')
@@ -96,6 +97,7 @@ def parse_options(params):
     drain_timeout = params.get('drain_timeout') or 0
     if drain_timeout < 0:
         problems.append('drain_timeout: %d is negative' % drain_timeout)
+    problems.extend(request_problems(params))
     service_cidrs = _networks(params.get('service_cidrs'), 'service_cidrs', problems)
     if not params.get('service_cidrs'):
         problems.append('service_cidrs: give the cluster\'s service CIDR(s) (kube-apiserver '

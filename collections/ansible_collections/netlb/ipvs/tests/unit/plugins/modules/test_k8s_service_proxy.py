@@ -14,6 +14,7 @@ import json
 import os
 
 import pytest
+from ansible.module_utils.common.parameters import PASS_VARS
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import BackendError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, state
@@ -187,3 +188,29 @@ def test_a_held_state_lock_fails_naming_its_holder(node, capsys, monkeypatch):
     assert failed['msg'].startswith('another run holds %s.lock: pid %d, a stuck run, since '
                                     % (node.paths['state_path'], os.getpid())), failed['msg']
     assert node.table == kernel and node.host.rules == ''
+
+
+@pytest.mark.parametrize('args, problem', [
+    ({'return_limit': -1}, 'return_limit: -1 is out of range 0 or more'),
+    ({'request_timeout': -1}, 'request_timeout: -1 is out of range (more than 0, at most 3600 seconds)'),
+    ({'page_size': 0}, 'page_size: 0 is out of range 1-10000'),
+])
+def test_bounds_out_of_range_are_named_not_a_traceback(node, capsys, args, problem):
+    failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1', **args), capsys)
+    assert failed['failed'] is True and failed['msg'] == 'invalid parameters: %s' % problem
+    assert node.table == table(FOREIGN)
+
+
+def test_a_kubeconfig_dict_masks_its_token_not_its_names(node, kube_api, capsys, tmp_path):
+    """kubeconfig is no_log; of a dict only the token is masked, not a name the result also
+    holds ('default': here the kubeconfig's cluster and context, and the Services' namespace)."""
+    kube_api.add(*cluster_objects())
+    with open(kube_api.write_kubeconfig(str(tmp_path / 'kubeconfig'), context='default')) as handle:
+        kubeconfig = json.load(handle)
+    kubeconfig['clusters'][0]['name'] = kubeconfig['contexts'][0]['context']['cluster'] = 'default'
+    args = dict(api_args(kube_api, tmp_path, node_zone='zone-a'), kubeconfig=kubeconfig)
+    if 'inject_invocation' in PASS_VARS:
+        args['_ansible_inject_invocation'] = True
+    result = call(node, args, capsys)
+    assert result['skipped_services'] == {'headless': ['default/db']}
+    assert kube_api.token not in json.dumps(result)

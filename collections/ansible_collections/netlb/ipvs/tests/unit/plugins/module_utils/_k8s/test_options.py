@@ -92,3 +92,16 @@ def test_every_problem_at_once():
         proxy_options.parse_options({'node_name': 'n', 'service_cidrs': ['x'], 'scheduler': 'y', 'masquerade': 'z'})
     named = [problem.split(':')[0] for problem in caught.value.problems]
     assert named == ['scheduler', 'masquerade', 'service_cidrs[0]']
+
+
+@pytest.mark.parametrize('name, value, problem', [
+    ('request_timeout', -1, 'request_timeout: -1 is out of range (more than 0, at most 3600 seconds)'),
+    ('request_timeout', 0, 'request_timeout: 0 is out of range (more than 0, at most 3600 seconds)'),
+    ('request_timeout', 'soon', "request_timeout: 'soon' is not a number of seconds"),
+    ('page_size', 0, 'page_size: 0 is out of range 1-10000'),
+    ('page_size', 50000, 'page_size: 50000 is out of range 1-10000'),
+])
+def test_request_bounds_are_named_before_any_read(name, value, problem):
+    with pytest.raises(ValidationError) as caught:
+        proxy_options.parse_options({'service_cidrs': ['10.96.0.0/12'], name: value})
+    assert caught.value.problems == [problem]

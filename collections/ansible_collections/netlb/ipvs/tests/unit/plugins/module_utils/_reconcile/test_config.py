@@ -156,6 +156,8 @@ BAD = [
     ('kubernetes service_cidrs not a CIDR', {'kubernetes.service_cidrs': ['10.96.0.0/12', '10.96.0.0/33']},
      ['kubernetes.service_cidrs[1]']),
     ('kubernetes service_cidrs missing', {'kubernetes.service_cidrs': DELETE}, ['kubernetes.service_cidrs']),
+    ('kubernetes request_timeout negative', {'kubernetes.request_timeout': -1}, ['kubernetes.request_timeout']),
+    ('kubernetes page_size zero', {'kubernetes.page_size': 0}, ['kubernetes.page_size']),
     ('kubernetes external_ips_allowed_cidrs with a zone id',
      {'kubernetes.external_ips_allowed_cidrs': ['198.51.100.0/24', 'fd00::%eth0/64']},
      ['kubernetes.external_ips_allowed_cidrs[1]']),
