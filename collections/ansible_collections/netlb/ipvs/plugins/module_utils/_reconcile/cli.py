@@ -108,8 +108,8 @@ def main(args, runner, out, err):
             for warning in report.warnings:
                 err('warning: %s' % warning)
             for part, timings in sorted(report.timings.items()):
-                err('timings %s: %s' % (part, ' '.join('%s=%.3fs' % (step, seconds)
-                                                        for step, seconds in sorted(timings.items()))))
+                steps = ' '.join('%s=%.3fs' % (step, seconds) for step, seconds in sorted(timings.items()))
+                err('timings %s: %s' % (part, steps))
         return exit_code(report)
     if args.command == 'pull':
         return _pull(runner, paths, out, err)
