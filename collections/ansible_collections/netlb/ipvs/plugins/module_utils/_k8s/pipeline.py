@@ -3,14 +3,22 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""One sync of this node from k8s_service_proxy's options: check them, read the cluster,
-sync (proxy.sync). The k8s_service_proxy module and the node's entry point
-(netlb-ipvs reconcile) both call it, so a timer run is the module's run without Ansible.
+"""One sync of this node from k8s_service_proxy's options, as steps both shells call: the
+k8s_service_proxy module and the node's entry points (netlb-ipvs reconcile on a timer,
+netlb-ipvs watch), so a run without Ansible is the module's run.
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
-    options, node_name = parse_options(params)            # ValidationError, before any read
-    result = run(params, runner, check_mode=False)       # proxy.SyncResult, warnings on it
+    node = prepare(params, runner)                 # options checked (ValidationError), before any read
+    snapshot = read(node)                          # the cluster (SourceError); node.timings['read_cluster']
+    translation, services = translate_only(node, snapshot)    # apply: false (nothing on the node changes)
+    result = apply(node, snapshot, backend)        # translate, plan, guard, apply: proxy.sync, its order
+    result = run(params, runner)                   # the three above, as a module run does them
+
+read -> translate -> plan -> apply: read is this module's, the rest proxy.sync's (its
+order keeps a run stopped anywhere safe; the engine plans and the guard reviews before
+the first write). Every step is timed by timed() into one timings dict. The watcher
+(_watch/loop.py) keeps its own snapshot and calls prepare() once and apply() per change.
 
 params: the module's parameters (a dict with every option; missing ones take the
 module's defaults from DEFAULTS). Errors are the edges' own (ValidationError, SourceError,
@@ -20,10 +28,11 @@ RefusedError, ApplyError, CommandError, FileError, NodeError): the caller words 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
-import time
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_PATH
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
@@ -94,28 +103,75 @@ def with_defaults(params):
     return merged
 
 
-def _read(params, runner):
-    """The opening both shells share: defaults, options checked (before any read), the
-    node, the cluster read and timed. Returns (params, options, node_name, host, snapshot,
-    read_seconds, warnings)."""
+def timed(timings, name):
+    """with timed(timings, 'read_cluster'): ... records the step's seconds (the one clock
+    of the pipeline, the engine's and the proxy's)."""
+    return engine.clock(timings, name)
+
+
+@dataclasses.dataclass
+class Node:
+    """What every step of one node's sync needs: the params with their defaults, the
+    checked options, the node's name and host, the warnings so far (the connection's)
+    and the steps' timings."""
+
+    params: dict
+    options: object  # proxy.SyncOptions
+    node_name: str
+    host: object  # node.host.HostNode or a double
+    warnings: list = dataclasses.field(default_factory=list)
+    timings: dict = dataclasses.field(default_factory=dict)
+
+
+def prepare(params, runner, host=None):
+    """Defaults filled in, the options checked (ValidationError, before any read), the
+    host (a HostNode on runner unless given)."""
     params = with_defaults(params)
     options, node_name = parse_options(params)
-    host = HostNode(runner)
-    warnings = []
-    started = time.perf_counter()
-    snapshot = read_cluster(params, node_name, warnings)
-    return params, options, node_name, host, snapshot, round(time.perf_counter() - started, 6), warnings
+    return Node(params=params, options=options, node_name=node_name,
+                host=host if host is not None else HostNode(runner))
+
+
+def read(node):
+    """The ClusterSnapshot from the node's source, timed as read_cluster."""
+    with timed(node.timings, 'read_cluster'):
+        return read_cluster(node.params, node.node_name, node.warnings)
+
+
+def translate_only(node, snapshot):
+    """Translate only (apply: false): the Translation and the desired table as
+    ipvs_virtual_server's services list."""
+    context = proxy.node_context(node.node_name, node.host, snapshot, node.params['node_zone'])
+    return proxy.desired_table(snapshot, context, node.options)
+
+
+def apply(node, snapshot, backend, want_diff=False, take_lock=True, holder='ansible netlb.ipvs.k8s_service_proxy',
+          lock_path=None, lock_wait=lock.MODULE_WAIT, drain_store=None):
+    """Translate, plan, guard and apply (proxy.sync) under the node's run lock
+    (_reconcile/lock.py, as holder; take_lock False: the caller holds it; never in check
+    mode). Returns the proxy.SyncResult with the node's warnings first and its timings.
+    drain_store: the drain state (default: the file at params drain_state_path)."""
+    params = node.params
+    if drain_store is None:
+        drain_store = DrainStore(params['drain_state_path'])
+    held = backend.check_mode or not take_lock
+    with contextlib.nullcontext() if held else lock.held(holder, path=lock_path, wait=lock_wait):
+        result = proxy.sync(snapshot, node.host, backend, node.options, StateStore(params['state_path']),
+                            drain_store=drain_store, node_name=node.node_name, zone=params['node_zone'],
+                            want_diff=want_diff)
+    result.timings.update(node.timings)
+    result.warnings[:0] = node.warnings
+    return result
 
 
 def translate(params, runner):
     """apply: false: options checked, the cluster read and translated, nothing changed.
     Returns the SyncResult (translation and the read's timing) and the desired table as
     ipvs_virtual_server's services list."""
-    params, options, node_name, host, snapshot, read_seconds, warnings = _read(params, runner)
-    context = proxy.node_context(node_name, host, snapshot, params['node_zone'])
-    translation, services = proxy.desired_table(snapshot, context, options)
-    result = proxy.SyncResult(translation=translation, timings={'read_cluster': read_seconds}, warnings=warnings)
-    return result, services
+    node = prepare(params, runner)
+    snapshot = read(node)
+    translation, services = translate_only(node, snapshot)
+    return proxy.SyncResult(translation=translation, timings=node.timings, warnings=node.warnings), services
 
 
 def run(params, runner, check_mode=False, want_diff=False, take_lock=True, holder='ansible netlb.ipvs.k8s_service_proxy'):
@@ -123,13 +179,9 @@ def run(params, runner, check_mode=False, want_diff=False, take_lock=True, holde
     connection's. Nothing changed when an error is raised before the IPVS apply.
     take_lock: hold the node's run lock (_reconcile/lock.py) for the sync, as holder;
     False when the caller holds it already (netlb-ipvs reconcile)."""
-    params, options, node_name, host, snapshot, read_seconds, warnings = _read(params, runner)
-    backend = get_backend(params['backend'], runner=runner, check_mode=check_mode)
-    with contextlib.nullcontext() if check_mode or not take_lock else lock.held(holder, wait=lock.MODULE_WAIT):
-        result = proxy.sync(snapshot, host, backend, options, StateStore(params['state_path']),
-                            drain_store=DrainStore(params['drain_state_path']), node_name=node_name,
-                            zone=params['node_zone'], want_diff=want_diff)
-    result.timings['read_cluster'] = read_seconds
-    result.warnings[:0] = warnings
-    result.fingerprint = fingerprint(snapshot, params)
+    node = prepare(params, runner)
+    snapshot = read(node)
+    backend = get_backend(node.params['backend'], runner=runner, check_mode=check_mode)
+    result = apply(node, snapshot, backend, want_diff=want_diff, take_lock=take_lock, holder=holder)
+    result.fingerprint = fingerprint(snapshot, node.params)
     return result
