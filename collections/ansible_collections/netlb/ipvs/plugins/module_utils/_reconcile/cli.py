@@ -11,11 +11,14 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
     netlb-ipvs reconcile [--config PATH] [--wait SECONDS] [--timeout SECONDS] [--verbose]
     netlb-ipvs pull      [--config PATH]
+    netlb-ipvs watch     [--config PATH] [--min-sync SPAN] [--interval SPAN]
     netlb-ipvs pause     [--reason TEXT]
     netlb-ipvs resume
     netlb-ipvs status
 
-Exit codes: 0 converged (or paused), 1 the run failed or was refused, 2 the config is
+watch runs until the shell sets its stop event (SIGTERM): _watch/node.py.
+
+Exit codes: 0 converged (or paused, or a watch stopped), 1 the run failed or was refused, 2 the config is
 bad, 75 another run holds the lock (EX_TEMPFAIL: the next tick tries again).
 """
 
@@ -71,11 +74,29 @@ def parser():
     one.add_argument('--verbose', action='store_true', help='also print the warnings, one per line, and where each part spent its time')
     pull = commands.add_parser('pull', help='ansible-pull the configured repository and run its playbook')
     pull.add_argument('--config', default=node_config.DEFAULT_PATH)
+    follow = commands.add_parser('watch', help='follow the cluster and sync each change (runs until SIGTERM)')
+    follow.add_argument('--config', default=node_config.DEFAULT_PATH)
+    follow.add_argument('--min-sync', type=duration, default=1.0,
+                        help='least time between two syncs, changes coalesced (a time span: 1s, 500ms; default 1s)')
+    follow.add_argument('--interval', type=duration, default=300.0,
+                        help='time between full resyncs, the kernel read again (default 5min)')
     stop = commands.add_parser('pause', help='pause reconciling on this node (maintenance)')
     stop.add_argument('--reason', default='', help='shown in the journal and the metrics')
     commands.add_parser('resume', help='lift a pause')
     commands.add_parser('status', help='counters, the last run, the pause and the lock holder, as JSON')
     return top
+
+
+_SPAN = re.compile(r'^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|sec|m|min|h)?\s*$')
+_SPAN_UNITS = {None: 1.0, 'ms': 0.001, 's': 1.0, 'sec': 1.0, 'm': 60.0, 'min': 60.0, 'h': 3600.0}
+
+
+def duration(text):
+    """Seconds of a time span: 1.5, 500ms, 1s, 5min, 1h (systemd's units, one of them)."""
+    match = _SPAN.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError('%r is not a time span (like 500ms, 1s, 5min)' % text)
+    return float(match.group(1)) * _SPAN_UNITS[match.group(2)]
 
 
 def timeout_of(args):
@@ -98,9 +119,13 @@ def paths_of(args):
                      pause=os.path.join(args.state_dir, os.path.basename(run.PAUSE_PATH)))
 
 
-def main(args, runner, out, err):
-    """Run the parsed command; returns the exit code. out/err print one line each."""
+def main(args, runner, out, err, stop=None):
+    """Run the parsed command; returns the exit code. out/err print one line each.
+    stop: the watch's threading.Event, set by the shell to end it."""
     paths = paths_of(args)
+    if args.command == 'watch':
+        from ansible_collections.netlb.ipvs.plugins.module_utils._watch import node as watch_node
+        return watch_node.watch(runner, paths, out, err, stop, min_sync=args.min_sync, interval=args.interval)
     if args.command == 'reconcile':
         report = run.reconcile(runner, paths=paths, wait=args.wait, what=args.what)
         out(status.journal_line(report))

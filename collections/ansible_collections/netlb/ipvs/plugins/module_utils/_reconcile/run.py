@@ -108,7 +108,7 @@ def reconcile(runner, paths=Paths(), wait=0.0, what='netlb-ipvs reconcile', now=
                 if config_error is not None:
                     report.errors.append('config: %s' % config_error)
                 else:
-                    _run(config, runner, report, status.load(paths.status))
+                    run_parts(config, runner, report, status.load(paths.status))
             except RunTimeout as exc:
                 report.errors.append('timeout: %s; the next run converges from what the kernel holds' % exc)
             return _finish(report, config, paths, begun, clock)
@@ -131,12 +131,16 @@ def _load(path):
         return None, exc
 
 
-def _run(config, runner, report, previous):
-    _part(report, 'node', lambda: _kernel(config, runner, report))
-    if config.static is not None:
-        _part(report, 'static', lambda: _static(config.static, runner, report, previous))
+def run_parts(config, runner, report, previous, sync_kubernetes=None, node=True):
+    """The parts of a run (order 4-6) into report. sync_kubernetes: what the Kubernetes
+    part calls instead of reading the cluster and syncing (the watcher: its own snapshot),
+    returning the proxy.SyncResult; node: False leaves the kernel and static parts out."""
+    if node:
+        _part(report, 'node', lambda: _kernel(config, runner, report))
+        if config.static is not None:
+            _part(report, 'static', lambda: _static(config.static, runner, report, previous))
     if config.kubernetes is not None:
-        _part(report, 'kubernetes', lambda: _kubernetes(config.kubernetes, runner, report, previous))
+        _part(report, 'kubernetes', lambda: _kubernetes(config.kubernetes, runner, report, previous, sync_kubernetes))
 
 
 def _part(report, name, step):
@@ -185,14 +189,17 @@ def _static(static, runner, report, previous):
         report.drift += ('static',)
 
 
-def _kubernetes(params, runner, report, previous):
-    # Imported here: a director's run never loads the Kubernetes side.
-    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
-    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
-    try:
-        result = pipeline.run(params, runner, take_lock=False)  # reconcile() holds it
-    except SourceError as exc:
-        raise ClusterUnread(str(exc))
+def _kubernetes(params, runner, report, previous, sync_kubernetes=None):
+    if sync_kubernetes is not None:
+        result = sync_kubernetes()
+    else:
+        # Imported here: a director's run never loads the Kubernetes side.
+        from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
+        from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
+        try:
+            result = pipeline.run(params, runner, take_lock=False)  # reconcile() holds it
+        except SourceError as exc:
+            raise ClusterUnread(str(exc))
     report.warnings.extend(result.warnings)
     changes = dict(collections.Counter(map(_OP, result.reconcile.actions)))
     changes['addresses'] = len(result.addresses_added) + len(result.addresses_removed)

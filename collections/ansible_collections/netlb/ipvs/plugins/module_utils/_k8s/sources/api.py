@@ -88,10 +88,11 @@ _RESOURCES = {
                                'list_namespaced_endpoint_slice'),
     ('endpoints', True): ('/api/v1/namespaces/{namespace}/endpoints', 'core', 'list_namespaced_endpoints'),
     ('node', False): ('/api/v1/nodes/{name}', 'core', 'read_node'),
+    ('nodes', False): ('/api/v1/nodes', 'core', 'list_node'),  # the watcher's, by fieldSelector
 }
 # REST query names -> the client's keyword arguments.
 _CLIENT_QUERY = {'limit': 'limit', 'continue': '_continue', 'resourceVersion': 'resource_version',
-                 'labelSelector': 'label_selector'}
+                 'labelSelector': 'label_selector', 'fieldSelector': 'field_selector'}
 
 
 class _Reader:
