@@ -22,11 +22,13 @@ Translation rules (model <-> kernel attributes):
   one-packet scheduling is a flag bit, its persistence engine an attribute left out when
   there is none (the kernel's "set" then drops any engine).
 Reads dump the services once, then the real servers service by service (the kernel
-runs one dump at a time per socket). Writes go out in batches (see _genl).
+runs one dump at a time per socket); read_traffic() dumps the services alone for their
+counters (STATS64). Writes go out in batches (see _genl).
 """
 
 from __future__ import annotations
 
+import collections
 import errno
 import ipaddress
 import os
@@ -62,7 +64,17 @@ SVC_ATTR_SCHED_NAME = 6
 SVC_ATTR_FLAGS = 7
 SVC_ATTR_TIMEOUT = 8
 SVC_ATTR_NETMASK = 9
+SVC_ATTR_STATS = 10
 SVC_ATTR_PE_NAME = 11
+SVC_ATTR_STATS64 = 12
+
+# Inside SVC_ATTR_STATS64 every counter is a u64; inside the older SVC_ATTR_STATS the
+# first three are u32 and the byte counts u64 (both are in every service reply).
+STATS_ATTR_CONNS = 1
+STATS_ATTR_INPKTS = 2
+STATS_ATTR_OUTPKTS = 3
+STATS_ATTR_INBYTES = 4
+STATS_ATTR_OUTBYTES = 5
 
 DEST_ATTR_ADDR = 1
 DEST_ATTR_PORT = 2
@@ -101,6 +113,7 @@ for _names in model.SCHEDULER_FLAGS.values():
     FLAG_BIT.update(zip(_names, SCHED_BITS))
 
 _FLAGS = struct.Struct('=II')
+_U64 = struct.Struct('=Q')
 _U8 = struct.Struct('=B')
 _ADDR_PAD = b'\0' * 12
 # Tables are large (50,000 real servers): addresses repeat, so both directions are cached.
@@ -327,23 +340,55 @@ def decode_service_message(data, start, stop):
     return decode_service_fields(_genl.parse_attrs(data, start, stop))
 
 
-def decode_service_fields(attrs):
-    """The model.VirtualService keyword arguments (key and settings) of a service dump."""
+def decode_service_key(attrs):
+    """The model.ServiceKey of a service reply's attributes."""
     family = AF_FAMILY.get(_genl.get_u16(attrs, SVC_ATTR_AF))
     if family is None:
         raise _genl.ProtocolError('unknown address family %d' % _genl.get_u16(attrs, SVC_ATTR_AF))
     if SVC_ATTR_FWMARK in attrs:
-        key = model.ServiceKey.mark(_genl.get_u32(attrs, SVC_ATTR_FWMARK), family)
-    else:
-        key = model.ServiceKey(
-            protocol=PROTO_NAME.get(_genl.get_u16(attrs, SVC_ATTR_PROTOCOL), 'unknown'),
-            address=_address(attrs[SVC_ATTR_ADDR], family),
-            port=_genl.get_be16(attrs, SVC_ATTR_PORT),
-            family=family)
+        return model.ServiceKey.mark(_genl.get_u32(attrs, SVC_ATTR_FWMARK), family)
+    return model.ServiceKey(
+        protocol=PROTO_NAME.get(_genl.get_u16(attrs, SVC_ATTR_PROTOCOL), 'unknown'),
+        address=_address(attrs[SVC_ATTR_ADDR], family),
+        port=_genl.get_be16(attrs, SVC_ATTR_PORT),
+        family=family)
+
+
+def decode_service_fields(attrs):
+    """The model.VirtualService keyword arguments (key and settings) of a service dump."""
+    key = decode_service_key(attrs)
     flags = _FLAGS.unpack(attrs[SVC_ATTR_FLAGS][:8])[0] & ~SVC_F_HASHED
     return _service_settings(key, _genl.get_string(attrs, SVC_ATTR_SCHED_NAME), flags,
                              _genl.get_u32(attrs, SVC_ATTR_TIMEOUT), _genl.get_u32(attrs, SVC_ATTR_NETMASK),
                              _genl.get_string(attrs, SVC_ATTR_PE_NAME))
+
+
+# A virtual service's traffic since it was made, as the kernel counts it (ipvsadm -L
+# --stats --exact): connections scheduled, packets and bytes in (client to real server)
+# and out (real server to client; NAT only, direct routing never sees replies).
+Traffic = collections.namedtuple('Traffic', 'connections packets_in packets_out bytes_in bytes_out')
+NO_TRAFFIC = Traffic(0, 0, 0, 0, 0)
+_TRAFFIC_ATTRS = (STATS_ATTR_CONNS, STATS_ATTR_INPKTS, STATS_ATTR_OUTPKTS, STATS_ATTR_INBYTES, STATS_ATTR_OUTBYTES)
+
+
+def _counter(raw, size):
+    """A counter attribute's payload as a number: u64, or u32 when size says so."""
+    if size == 4 or len(raw) < 8:
+        return _U32.unpack(raw[:4])[0] if len(raw) >= 4 else 0
+    return _U64.unpack(raw[:8])[0]
+
+
+def decode_traffic(attrs):
+    """The Traffic of a service reply's attributes: STATS64 when the kernel sends it
+    (since 4.1), else STATS (32-bit connection and packet counts, which wrap)."""
+    if SVC_ATTR_STATS64 in attrs:
+        stats = _genl.parse_attrs(attrs[SVC_ATTR_STATS64])
+        return Traffic(*(_counter(stats.get(kind, b''), 8) for kind in _TRAFFIC_ATTRS))
+    if SVC_ATTR_STATS in attrs:
+        stats = _genl.parse_attrs(attrs[SVC_ATTR_STATS])
+        sizes = (4, 4, 4, 8, 8)
+        return Traffic(*(_counter(stats.get(kind, b''), size) for kind, size in zip(_TRAFFIC_ATTRS, sizes)))
+    return NO_TRAFFIC
 
 
 _DEST_COUNTERS = (DEST_ATTR_ACTIVE_CONNS, DEST_ATTR_INACT_CONNS)
@@ -604,6 +649,21 @@ class NetlinkBackend(base.Backend):
             servers, counters = self._read_dests(keys)
         return dict((key, dict((rs.key, counters[index].get(rs.key, model.NO_CONNECTIONS)) for rs in servers[index]))
                     for index, key in enumerate(keys))
+
+    def read_traffic(self):
+        """{ServiceKey: Traffic} of every virtual service in the kernel: one dump of the
+        services alone (no real servers), for metrics; the backend's check mode does not
+        matter (it only reads)."""
+        self._connect()
+        traffic = {}
+
+        def on_service(_index, data, offset, end):
+            start, stop = nested_span(data, offset, end, CMD_ATTR_SERVICE)
+            attrs = _genl.parse_attrs(data, start, stop)
+            traffic[decode_service_key(attrs)] = decode_traffic(attrs)
+
+        self._dumps(CMD_GET_SERVICE, (b'',), on_service, lambda _index: 'the virtual services')
+        return traffic
 
     def _apply(self, actions):
         self._connect()

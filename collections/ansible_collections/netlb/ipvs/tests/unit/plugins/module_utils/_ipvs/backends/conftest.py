@@ -64,6 +64,7 @@ class FakeKernel:
         self.calls = {}
         self.dump_chunk = 3  # messages per datagram in dumps
         self.closed = False
+        self.stats64 = True  # False: a kernel before 4.1, STATS only
 
     # socket API ---------------------------------------------------------
     def send(self, data):
@@ -151,7 +152,22 @@ class FakeKernel:
             out += tlv(11, svc['pe'] + b'\0')
         out += tlv(7, struct.pack('=II', svc['flags'], 0xffffffff))
         out += tlv(8, struct.pack('=I', svc['timeout'])) + tlv(9, svc['netmask'])
-        out += tlv(10, tlv(1, struct.pack('=I', 0)))  # stats, nested, ignored by readers
+        out += self._stats(svc.get('traffic', (0, 0, 0, 0, 0)))
+        return out
+
+    def _stats(self, traffic):
+        """STATS (u32 connections and packets, u64 bytes, then five u32 rates), then
+        STATS64 (all u64, a PAD attribute (11) before each to align it, as
+        nla_put_u64_64bit may), unless the kernel is too old for STATS64."""
+        conns, inpkts, outpkts, inbytes, outbytes = traffic
+        rates = b''.join(tlv(kind, struct.pack('=I', 0)) for kind in range(6, 11))
+        old = (tlv(1, struct.pack('=I', conns & 0xffffffff)) + tlv(2, struct.pack('=I', inpkts & 0xffffffff))
+               + tlv(3, struct.pack('=I', outpkts & 0xffffffff)) + tlv(4, struct.pack('=Q', inbytes))
+               + tlv(5, struct.pack('=Q', outbytes)) + rates)
+        out = tlv(10, old)
+        if self.stats64:
+            out += tlv(12, b''.join(tlv(11, b'') + tlv(kind, struct.pack('=Q', value))
+                                    for kind, value in enumerate(traffic + (0, 0, 0, 0, 0), 1)))
         return out
 
     @staticmethod
@@ -224,6 +240,12 @@ class FakeKernel:
         return 0
 
     # test helpers -------------------------------------------------------
+    def traffic(self, port, connections, packets_in, packets_out, bytes_in, bytes_out):
+        """Set the traffic counters of every service on this port."""
+        for svc in self.services.values():
+            if svc['port'] == port:
+                svc['traffic'] = (connections, packets_in, packets_out, bytes_in, bytes_out)
+
     def counters(self, address, active, inactive):
         """Set connection counters of every real server with this IPv4/IPv6 address."""
         family = socket.AF_INET6 if ':' in address else socket.AF_INET

@@ -226,6 +226,30 @@ def test_read_counters_dumps_only_the_services_asked(loaded, kernel):
     assert [cmd for sent in kernel.sends for cmd, _flags, _seq in sent] == [8, 8]
 
 
+@pytest.mark.parametrize('stats64', [pytest.param(True, id='stats64'), pytest.param(False, id='stats-before-4.1')])
+def test_read_traffic_is_one_dump_of_the_services(loaded, kernel, stats64):
+    kernel.stats64 = stats64
+    kernel.traffic(80, 7, 120, 95, 2 ** 40 + 3, 2 ** 33)  # byte counts beyond 32 bits
+    kernel.sends.clear()
+    traffic = loaded.read_traffic()
+    assert [cmd for sent in kernel.sends for cmd, _flags, _seq in sent] == [4]  # no real server dump
+    assert set(traffic) == set(loaded.read())
+    assert traffic[TCP80] == netlink.Traffic(connections=7, packets_in=120, packets_out=95,
+                                             bytes_in=2 ** 40 + 3, bytes_out=2 ** 33)
+    assert traffic[MARK10] == netlink.NO_TRAFFIC
+
+
+def test_read_traffic_prefers_stats64_whose_counts_do_not_wrap(loaded, kernel):
+    kernel.traffic(80, 2 ** 32 + 5, 2 ** 32 + 6, 1, 0, 0)
+    assert loaded.read_traffic()[TCP80][:3] == (2 ** 32 + 5, 2 ** 32 + 6, 1)
+    kernel.stats64 = False
+    assert loaded.read_traffic()[TCP80][:3] == (5, 6, 1)  # what a kernel without STATS64 can say
+
+
+def test_decode_traffic_without_stats_is_zero():
+    assert netlink.decode_traffic({}) == netlink.NO_TRAFFIC
+
+
 def test_route_server_gets_the_service_port(kernel):
     backend = netlink.NetlinkBackend(sock=kernel)
     backend.apply([Action(model.ADD_SERVICE, WEB), Action(model.ADD_SERVER, WEB, RealServer('10.1.1.1', 8080, 1, 'route'))])
