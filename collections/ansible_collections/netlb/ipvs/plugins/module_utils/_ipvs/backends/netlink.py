@@ -35,7 +35,6 @@ import os
 import socket
 import struct
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base
@@ -602,10 +601,6 @@ class NetlinkBackend(base.Backend):
             raise model.BackendError('reading the IPVS table from the kernel failed: %s' % exc)
 
     def read(self):
-        with _gc.paused():
-            return self._read()
-
-    def _read(self):
         self._connect()
         services = []
 
@@ -645,8 +640,7 @@ class NetlinkBackend(base.Backend):
         meanwhile) with an empty dump."""
         self._connect()
         keys = list(keys)
-        with _gc.paused():
-            servers, counters = self._read_dests(keys)
+        servers, counters = self._read_dests(keys)
         return dict((key, dict((rs.key, counters[index].get(rs.key, model.NO_CONNECTIONS)) for rs in servers[index]))
                     for index, key in enumerate(keys))
 
