@@ -125,7 +125,8 @@ test-vm: venv lab-images ## Molecule scenarios (default, trixie, ipvs_virtual_se
 # ansible-test runs from the collection directory in throw-away virtualenvs (--venv) for the
 # controller's Python; tools/ansible-test-offline seeds the pip bootstrap it cannot download.
 # Module code also runs on the targets' Pythons (Debian 12: 3.11): compile + import run
-# there too when such a Python is on PATH or under ~/.pyenv, and are skipped otherwise.
+# there too when such a Python is on PATH or under ~/.pyenv; a missing one is skipped
+# locally and fails in CI (CI set, as .ci/run does), where every target must be checked.
 SANITY_PYTHON = $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 SANITY_TARGET_PYTHONS ?= 3.9 3.11
 
@@ -136,7 +137,10 @@ test-sanity: venv ## ansible-test sanity on the collection (ignore files stay em
 	@for v in $(SANITY_TARGET_PYTHONS); do \
 		py=$$(ls -d $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -1); \
 		bin=$$(dirname "$${py:-$$(command -v python$$v)}"); \
-		if [ "$$bin" = . ]; then echo "test-sanity: no python$$v, skipping compile/import there"; continue; fi; \
+		if [ "$$bin" = . ]; then \
+			case "$${CI:-}" in ''|0|false|no) echo "test-sanity: no python$$v, skipping compile/import there"; continue;; esac; \
+			echo "test-sanity: no python$$v, and in CI every target Python is checked (install it, or set SANITY_TARGET_PYTHONS)" >&2; exit 1; \
+		fi; \
 		PATH="$$bin:$$PATH" ANSIBLE_TEST=$(CURDIR)/$(VENV)/bin/ansible-test tools/ansible-test-offline \
 			sanity --venv --python $$v --test compile --test import --color no || exit 1; \
 	done

@@ -302,7 +302,7 @@ def engine(collections, services, servers, backend_name, variant):
     """Validate the parameters, then reconcile, as ipvs_virtual_server does; returns the
     engine's timings plus the validation time (not part of the engine's total)."""
     sys.path.insert(0, collections)
-    from ansible_collections.netlb.ipvs.plugins.module_utils import _command, _gc
+    from ansible_collections.netlb.ipvs.plugins.module_utils import _command
     from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine as ipvs_engine
     from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
     from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
@@ -315,9 +315,8 @@ def engine(collections, services, servers, backend_name, variant):
     validate = time.perf_counter() - start
     backend = get_backend(backend_name, runner=_command.Runner(LocalModule()))
     options = ipvs_engine.ReconcileOptions(exclusive=request.exclusive, allow_empty=request.allow_empty)
-    with _gc.tuned():  # what ipvs_virtual_server's main() holds (the engine itself never does)
-        result = ipvs_engine.reconcile(backend, request.services, request.scope, options,
-                                       drain_store=DrainStore(DRAIN_STATE))
+    result = ipvs_engine.reconcile(backend, request.services, request.scope, options,
+                                   drain_store=DrainStore(DRAIN_STATE))
     counts = {}
     for action in result.actions:
         counts[action.op] = counts.get(action.op, 0) + 1

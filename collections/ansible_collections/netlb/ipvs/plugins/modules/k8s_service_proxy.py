@@ -479,7 +479,7 @@ def _exit(module, result, **returns):
 def main():
     # One short process holding a whole cluster's objects: no collector passes over them
     # while they are read, translated and reconciled (see _gc).
-    with _gc.tuned():
+    with _gc.paused():
         module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=[('source', 'manifests', ('path',))],
                                supports_check_mode=True)
         redact_kubeconfig(module)

@@ -35,6 +35,7 @@ import os
 import socket
 import struct
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base
@@ -601,6 +602,10 @@ class NetlinkBackend(base.Backend):
             raise model.BackendError('reading the IPVS table from the kernel failed: %s' % exc)
 
     def read(self):
+        with _gc.paused():
+            return self._read()
+
+    def _read(self):
         self._connect()
         services = []
 
@@ -640,7 +645,8 @@ class NetlinkBackend(base.Backend):
         meanwhile) with an empty dump."""
         self._connect()
         keys = list(keys)
-        servers, counters = self._read_dests(keys)
+        with _gc.paused():
+            servers, counters = self._read_dests(keys)
         return dict((key, dict((rs.key, counters[index].get(rs.key, model.NO_CONNECTIONS)) for rs in servers[index]))
                     for index, key in enumerate(keys))
 

@@ -18,7 +18,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     SERVER_SETTINGS,
     SERVICE_FIELD,
     SERVICE_SETTINGS,
-    BackendError,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.ipvsadm import IpvsadmBackend
 from ansible_collections.netlb.ipvs.plugins.modules import ipvs_virtual_server
@@ -28,7 +27,7 @@ from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.backen
     SAVE,
     FakeRunner,
 )
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, no_ipvs_error, table
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 
 
@@ -49,7 +48,7 @@ def kernel(monkeypatch, tmp_path):
     def get_backend(name, runner=None, check_mode=False):
         calls.append(name)
         if backend.refuse == 'unreachable':
-            raise BackendError('IPVS is not available: the ip_vs module is not loaded (modprobe ip_vs)')
+            raise no_ipvs_error()
         backend.check_mode = check_mode
         return backend
 
@@ -361,7 +360,8 @@ def test_unreachable_kernel_is_a_clear_failure(kernel, capsys):
     kernel.refuse = 'unreachable'
     result = call(kernel, WEB, capsys)
     assert result['failed'] is True
-    assert result['msg'] == 'IPVS is not available: the ip_vs module is not loaded (modprobe ip_vs)'
+    assert result['msg'] == ('the kernel has no IPVS generic netlink family: the ip_vs module is not loaded '
+                             '(modprobe ip_vs) or IPVS is not built in')
     assert 'exception' not in result
 
 

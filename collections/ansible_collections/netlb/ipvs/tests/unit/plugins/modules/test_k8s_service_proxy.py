@@ -16,13 +16,12 @@ import os
 import pytest
 from ansible.module_utils.common.parameters import PASS_VARS
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import BackendError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, state
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, no_ipvs_error, table
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN, FakeHost
 
@@ -37,7 +36,7 @@ def node(monkeypatch, tmp_path):
 
     def get_backend(name, runner=None, check_mode=False):
         if backend.refuse == 'unreachable':
-            raise BackendError('IPVS is not available: the ip_vs module is not loaded (modprobe ip_vs)')
+            raise no_ipvs_error()
         backend.check_mode = check_mode
         return backend
 
@@ -148,7 +147,10 @@ def test_a_missing_manifest_is_a_clear_failure(node, capsys, tmp_path):
 def test_no_ipvs_on_the_node_is_a_clear_failure(node, capsys):
     node.refuse = 'unreachable'
     failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1'), capsys)
-    assert failed['failed'] is True and 'modprobe ip_vs' in failed['msg']
+    assert failed['failed'] is True and 'exception' not in failed
+    assert failed['msg'] == ('the kernel has no IPVS generic netlink family: the ip_vs module is not loaded '
+                             '(modprobe ip_vs) or IPVS is not built in')
+    assert node.table == table(FOREIGN)
 
 
 def test_without_the_kubernetes_client_the_module_names_the_package(node, capsys, monkeypatch):

@@ -4,12 +4,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Test helpers shared by the planner, engine and module tests: tables written as
-``ipvsadm -S -n`` text, a one-line spelling of actions, and an in-memory Backend."""
+``ipvsadm -S -n`` text, a one-line spelling of actions, an in-memory Backend, and the
+real netlink backend's error on a node without IPVS."""
 
 from __future__ import annotations
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model, save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.base import Backend
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.netlink import NetlinkBackend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table
 
 
@@ -26,6 +28,21 @@ def table(text, connections=None):
         server = next(rs for rs in service.real_servers if rs.endpoint == server_name)
         result[key] = service.replace(connections={**service.connections, server.key: (active, inactive)})
     return result
+
+
+def no_ipvs_error():
+    """The BackendError the real netlink backend raises on a node whose kernel has no
+    IPVS (the backends' fake kernel with ip_vs not loaded), for module tests whose fake
+    get_backend must fail as the real one does."""
+    from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.backends.conftest import FakeKernel
+
+    kernel = FakeKernel()
+    kernel.loaded = False
+    try:
+        NetlinkBackend(sock=kernel).probe()
+    except model.BackendError as exc:
+        return exc
+    raise AssertionError('the netlink backend opened a kernel without IPVS')
 
 
 def key(name):

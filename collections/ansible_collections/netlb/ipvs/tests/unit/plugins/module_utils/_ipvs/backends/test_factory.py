@@ -39,20 +39,33 @@ def ipvs(monkeypatch, kernel):
     return kernel
 
 
-@pytest.mark.parametrize('name, loaded, installed, expect', [
-    pytest.param('auto', True, True, 'netlink', id='auto-prefers-netlink'),
-    pytest.param('auto', False, True, 'ipvsadm', id='auto-falls-back-when-ip_vs-absent'),
-    pytest.param('auto', False, False, 'ip_vs module is not loaded', id='auto-nothing-works'),
-    pytest.param('netlink', True, True, 'netlink', id='netlink'),
-    pytest.param('netlink', False, True, 'ip_vs module is not loaded', id='netlink-never-falls-back'),
-    pytest.param('ipvsadm', True, True, 'ipvsadm', id='ipvsadm'),
-    pytest.param('pyroute2', True, True, 'unknown backend', id='unknown'),
+NO_IPVS = ('the kernel has no IPVS generic netlink family: the ip_vs module is not loaded (modprobe ip_vs) '
+           'or IPVS is not built in')
+
+
+# Either a backend (its name) or an error (its exact text, naming the option's value).
+@pytest.mark.parametrize('name, loaded, installed, backend_name, error', [
+    pytest.param('auto', True, True, 'netlink', None, id='auto-prefers-netlink'),
+    pytest.param('auto', False, True, 'ipvsadm', None, id='auto-falls-back-when-ip_vs-absent'),
+    pytest.param('auto', False, False, None, NO_IPVS, id='auto-nothing-works'),
+    pytest.param('netlink', True, True, 'netlink', None, id='netlink'),
+    pytest.param('netlink', False, True, None, NO_IPVS, id='netlink-never-falls-back'),
+    pytest.param('ipvsadm', True, True, 'ipvsadm', None, id='ipvsadm'),
+    pytest.param('pyroute2', True, True, None, "unknown backend 'pyroute2' (choose from auto, netlink, ipvsadm)",
+                 id='unknown'),
 ])
-def test_get_backend(ipvs, name, loaded, installed, expect):
+def test_get_backend(ipvs, name, loaded, installed, backend_name, error):
     ipvs.loaded = loaded
-    try:
+    if error is None:
         backend = backends.get_backend(name, runner=Which(installed), check_mode=True)
-    except model.BackendError as exc:
-        assert expect in str(exc)
+        assert (backend.name, backend.check_mode) == (backend_name, True)
     else:
-        assert (backend.name, backend.check_mode) == (expect, True)
+        with pytest.raises(model.BackendError) as caught:
+            backends.get_backend(name, runner=Which(installed), check_mode=True)
+        assert (type(caught.value), str(caught.value)) == (model.BackendError, error)
+
+
+def test_ipvsadm_without_a_runner_is_refused():
+    with pytest.raises(model.BackendError) as caught:
+        backends.get_backend('ipvsadm')
+    assert (type(caught.value), str(caught.value)) == (model.BackendError, 'backend ipvsadm needs a command runner')
