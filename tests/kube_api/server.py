@@ -18,8 +18,20 @@ for the requests this project makes.
 Paths: /version; list (cluster-wide and namespaced), get, create (POST), replace (PUT,
 409 on a stale metadata.resourceVersion), patch (merge patch) and delete on
 /api/v1/... and /apis/GROUP/VERSION/..., for any resource. Lists honour limit/continue
-(a consistent snapshot per listing, like etcd), labelSelector and resourceVersion.
-Objects are sorted by namespace then name, as the apiserver returns them.
+(a consistent snapshot per listing, like etcd), labelSelector, fieldSelector
+(metadata.name=) and resourceVersion. Objects are sorted by namespace then name, as the
+apiserver returns them.
+
+Watches (?watch=1): a chunked stream of {"type", "object"} lines, one per change after
+resourceVersion (every add, create, replace, patch and delete is logged), BOOKMARKs every
+bookmark_interval seconds when allowWatchBookmarks, ended after timeoutSeconds. A
+resourceVersion older than the log keeps (compact()) gets an ERROR event with a 410
+Status, as the apiserver sends it. drop_watches() hangs up every open watch; down() also
+hangs up every new request until up() (the API gone away and back).
+
+    server.update(path, lambda obj: ...)   # change a stored object: a MODIFIED event
+    server.remove(path)                    # a DELETED event
+    server.compact()                       # older versions are gone: watches from them get 410
 """
 
 import base64
@@ -33,6 +45,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 
 from . import certs
@@ -51,6 +64,7 @@ KINDS = {
 PLURALS = {kind: plural for plural, kind in KINDS.items()}
 CLUSTER_SCOPED = {'nodes', 'namespaces', 'clusterroles', 'clusterrolebindings'}
 
+CHANGE_LOG = 10000  # changes kept for watches; older resourceVersions get 410
 FAULTS = ('status', 'slow', 'truncate', 'length', 'close', 'empty', 'gone', 'no_items', 'garbage', 'trickle')
 
 Request = collections.namedtuple('Request', ('method', 'path', 'query', 'body', 'headers'))
@@ -232,6 +246,9 @@ class KubeApiServer:
             wake = getattr(self, '_wake', None)
             if wake is not None:
                 wake.set()  # cut short the sleeps of 'slow' faults still pending
+            changed = getattr(self, '_changed', None)
+            if changed is not None:
+                changed.notify_all()  # open watches see the new generation and hang up
             self._wake = threading.Event()
             self.objects = {}  # path -> object
             self.requests = []
@@ -245,8 +262,15 @@ class KubeApiServer:
             self._rv = itertools.count(1000)
             self._snap_ids = itertools.count(1)
             self.resource_version = '999'
+            self.changes = collections.deque(maxlen=CHANGE_LOG)  # (rv, type, path, object) for watches
+            self.compacted = 999  # watches from an older resourceVersion get 410
+            self.bookmark_interval = 5.0
+            self.watch_generation = getattr(self, 'watch_generation', 0) + 1  # older watches hang up
+            self.is_down = False
+            self._changed = threading.Condition(self._lock)
 
     def stop(self):
+        self.drop_watches()
         self._wake.set()
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -258,6 +282,54 @@ class KubeApiServer:
     def _next_rv(self):
         self.resource_version = str(next(self._rv))
         return self.resource_version
+
+    def _log(self, kind, path, obj):
+        """One change for the watches (under the lock); the log keeps CHANGE_LOG of them."""
+        if len(self.changes) == self.changes.maxlen:
+            self.compacted = self.changes[0][0]
+        self.changes.append((int(obj['metadata']['resourceVersion']), kind, path, copy.deepcopy(obj)))
+        self._changed.notify_all()
+
+    def update(self, path, change):
+        """change(obj) edits a copy of the stored object at path in place; stored with a
+        new resourceVersion (a MODIFIED event). Returns the stored copy."""
+        with self._lock:
+            obj = copy.deepcopy(self.objects[path])
+            change(obj)
+            obj['metadata']['resourceVersion'] = self._next_rv()
+            self.objects[path] = obj
+            self._log('MODIFIED', path, obj)
+            return copy.deepcopy(obj)
+
+    def remove(self, path):
+        """Delete the stored object at path (a DELETED event); returns it."""
+        with self._lock:
+            obj = self.objects.pop(path)
+            obj['metadata']['resourceVersion'] = self._next_rv()
+            self._log('DELETED', path, obj)
+            return copy.deepcopy(obj)
+
+    def compact(self):
+        """Forget the change log: a watch from any version up to now gets 410 Gone."""
+        with self._lock:
+            self.changes.clear()
+            self.compacted = int(self.resource_version)
+
+    def drop_watches(self):
+        """Hang up every open watch (their clients see the connection break off)."""
+        with self._lock:
+            self.watch_generation += 1
+            self._changed.notify_all()
+
+    def down(self):
+        """The API goes away: open watches hang up, new requests are hung up unanswered."""
+        with self._lock:
+            self.is_down = True
+        self.drop_watches()
+
+    def up(self):
+        with self._lock:
+            self.is_down = False
 
     def add(self, *objects):
         """Store objects (dicts; lists and `kind: List`/`*List` dicts are flattened).
@@ -277,7 +349,9 @@ class KubeApiServer:
                     meta['namespace'] = address.namespace
                 meta['resourceVersion'] = self._next_rv()
                 meta.setdefault('uid', 'uid-%s' % meta['resourceVersion'])
-                self.objects[path_of(address)] = obj
+                path = path_of(address)
+                self._log('MODIFIED' if path in self.objects else 'ADDED', path, obj)
+                self.objects[path] = obj
                 stored.append(obj)
         return stored
 
@@ -368,10 +442,6 @@ class KubeApiServer:
         address = parse_path(request.path)
         if address is None:
             raise ApiError(404, 'NotFound', 'the server could not find the requested resource')
-        if request.query.get('watch') in ('1', 'true'):
-            # A watch would go here: stream {"type": ..., "object": ...} lines (chunked)
-            # from the store's change log after resourceVersion. Not needed yet.
-            raise ApiError(405, 'MethodNotAllowed', 'watch is not implemented by the stand-in server')
         if address.subresource:
             raise ApiError(404, 'NotFound', 'the stand-in server has no %s subresource' % address.subresource)
         with self._lock:
@@ -385,9 +455,8 @@ class KubeApiServer:
             if request.method == 'PATCH' and address.name:
                 return self._patch(address, request.body)
             if request.method == 'DELETE' and address.name:
-                obj = self._existing(address)
-                del self.objects[path_of(address)]
-                return 200, obj
+                self._existing(address)
+                return 200, self.remove(path_of(address))
         raise ApiError(405, 'MethodNotAllowed', '%s is not supported on %s' % (request.method, request.path))
 
     def _existing(self, address):
@@ -411,6 +480,7 @@ class KubeApiServer:
         meta['resourceVersion'] = self._next_rv()
         meta.setdefault('uid', 'uid-%s' % meta['resourceVersion'])
         self.objects[path_of(target)] = body
+        self._log('ADDED', path_of(target), body)
         return 201, copy.deepcopy(body)
 
     def _replace(self, address, body):
@@ -432,6 +502,7 @@ class KubeApiServer:
         meta['uid'] = current['metadata'].get('uid')
         meta['resourceVersion'] = self._next_rv()
         self.objects[path_of(address)] = body
+        self._log('MODIFIED', path_of(address), body)
         return 200, copy.deepcopy(body)
 
     def _patch(self, address, body):
@@ -445,6 +516,7 @@ class KubeApiServer:
         patched = merge_patch(current, body)
         patched['metadata']['resourceVersion'] = self._next_rv()
         self.objects[path_of(address)] = patched
+        self._log('MODIFIED', path_of(address), patched)
         return 200, copy.deepcopy(patched)
 
     def _list(self, address, query):
@@ -465,21 +537,9 @@ class KubeApiServer:
                 raise ApiError(410, 'Expired', 'The provided continue parameter is too old to display a '
                                'consistent list result. You can start a new list without the continue parameter.')
         else:
-            try:
-                selector = parse_selector(query.get('labelSelector'))
-            except ValueError as err:
-                raise ApiError(400, 'BadRequest', 'unable to parse requirement: %s' % err)
-            items = []
-            for path in sorted(self.objects, key=_sort_key):
-                obj = self.objects[path]
-                where = parse_path(path)
-                if (where.prefix, where.plural) != (address.prefix, address.plural):
-                    continue
-                if address.namespace and where.namespace != address.namespace:
-                    continue
-                labels = (obj.get('metadata') or {}).get('labels') or {}
-                if all(term(labels) for term in selector):
-                    items.append(obj)
+            selected = _selection(address, query)
+            items = [self.objects[path] for path in sorted(self.objects, key=_sort_key)
+                     if selected(path, self.objects[path])]
             if self.copy_lists:
                 items = copy.deepcopy(items)
             list_rv, start = self.resource_version, 0
@@ -495,6 +555,34 @@ class KubeApiServer:
         version = address.prefix.split('/', 2)[-1]
         return 200, {'kind': _kind_of(address.plural) + 'List', 'apiVersion': version,
                      'metadata': meta, 'items': items[start:end]}
+
+
+def _selection(address, query):
+    """selected(path, obj): whether a stored object is in a list or watch of address
+    with query's labelSelector and fieldSelector (metadata.name= only)."""
+    try:
+        selector = parse_selector(query.get('labelSelector'))
+    except ValueError as err:
+        raise ApiError(400, 'BadRequest', 'unable to parse requirement: %s' % err)
+    field = query.get('fieldSelector') or ''
+    name = None
+    if field:
+        key, _sep, name = field.partition('=')
+        if key != 'metadata.name' or not name:
+            raise ApiError(400, 'BadRequest', 'the stand-in server selects fields by metadata.name= only')
+
+    def selected(path, obj):
+        where = parse_path(path)
+        if (where.prefix, where.plural) != (address.prefix, address.plural):
+            return False
+        if address.namespace and where.namespace != address.namespace:
+            return False
+        if name is not None and where.name != name:
+            return False
+        labels = (obj.get('metadata') or {}).get('labels') or {}
+        return all(term(labels) for term in selector)
+
+    return selected
 
 
 def _sort_key(path):
@@ -562,6 +650,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             wake = api._wake
         if not self._authenticated(api, headers):
             return self._send(401, status_body(401, 'Unauthorized', 'Unauthorized'))
+        if api.is_down:
+            return self._hang_up()
+        if self.command == 'GET' and query.get('watch') in ('1', 'true'):
+            return self._watch(api, request)
         fault = api._take_fault(self.command, url.path, query)
         if fault is not None and self._misbehave(api, fault, wake, request):
             return
@@ -647,6 +739,74 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError:  # the client gave up
             pass
         self.close_connection = True
+
+    def _watch(self, api, request):
+        """Stream the changes after the request's resourceVersion (see the module's doc)."""
+        address = parse_path(request.path)
+        query = request.query
+        try:
+            if address is None or address.name or address.subresource:
+                raise ApiError(405, 'MethodNotAllowed', 'watch a collection: %s' % request.path)
+            selected = _selection(address, query)
+            timeout = float(query.get('timeoutSeconds') or 1800)
+            since = int(query.get('resourceVersion') or 0)
+        except ValueError:
+            code, answer = 400, status_body(400, 'BadRequest', 'resourceVersion and timeoutSeconds are numbers')
+            return self._send(code, answer)
+        except ApiError as err:
+            return self._send(err.code, status_body(err.code, err.reason, err.message))
+        bookmarks = query.get('allowWatchBookmarks') in ('1', 'true')
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Transfer-Encoding', 'chunked')
+        self.end_headers()
+        kind = _kind_of(address.plural)
+        deadline = time.monotonic() + timeout
+        with api._lock:
+            generation = api.watch_generation
+            if since == 0:
+                since = int(api.resource_version)
+            gone = since < api.compacted
+        try:
+            if gone:
+                self._chunk({'type': 'ERROR', 'object': status_body(
+                    410, 'Expired', 'too old resource version: %d (%d)' % (since, api.compacted))})
+                return self._chunk(None)
+            next_bookmark = time.monotonic() + api.bookmark_interval
+            while True:
+                with api._lock:
+                    while True:
+                        if api.watch_generation != generation:
+                            return self._hang_up()
+                        if since < api.compacted:
+                            self._chunk({'type': 'ERROR', 'object': status_body(
+                                410, 'Expired', 'too old resource version: %d (%d)' % (since, api.compacted))})
+                            return self._chunk(None)
+                        pending = [change for change in api.changes if change[0] > since]
+                        now = time.monotonic()
+                        if pending or now >= deadline or (bookmarks and now >= next_bookmark):
+                            break
+                        api._changed.wait(min(deadline, next_bookmark if bookmarks else deadline) - now)
+                    version = api.resource_version
+                for rv, change, path, obj in pending:
+                    since = rv
+                    if selected(path, obj):
+                        self._chunk({'type': change, 'object': obj})
+                if time.monotonic() >= deadline:
+                    return self._chunk(None)
+                if bookmarks and time.monotonic() >= next_bookmark:
+                    since = max(since, int(version))
+                    self._chunk({'type': 'BOOKMARK', 'object': {'kind': kind, 'metadata': {
+                        'resourceVersion': str(since)}}})
+                    next_bookmark = time.monotonic() + api.bookmark_interval
+        except OSError:  # the client went away
+            self.close_connection = True
+
+    def _chunk(self, event):
+        """One event as a chunk of the answer (None: the last, empty chunk)."""
+        data = b'' if event is None else json.dumps(event).encode() + b'\n'
+        self.wfile.write(b'%x\r\n%s\r\n' % (len(data), data))
+        self.wfile.flush()
 
     def _hang_up(self):
         self.close_connection = True

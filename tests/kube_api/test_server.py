@@ -220,7 +220,6 @@ def test_nodes_are_cluster_scoped_and_subresources_unknown(kube_api):
     assert (status, node['metadata']['labels'][objects.ZONE_LABEL]) == (200, 'z1')
     assert 'namespace' not in node['metadata']
     assert call(kube_api, 'GET', '/api/v1/nodes/node1/proxy')[0] == 404
-    assert call(kube_api, 'GET', '/api/v1/services?watch=true')[0] == 405
     assert call(kube_api, 'GET', '/healthz')[0] == 404
 
 
@@ -261,3 +260,85 @@ def test_the_openssl_fallback_makes_a_working_pki(tmp_path):
     server.load_cert_chain(pki.server_cert, pki.server_key)
     client = ssl.create_default_context(cafile=pki.ca_cert)
     client.load_cert_chain(pki.client_cert, pki.client_key)
+
+
+def open_watch(server, path, timeout=5):
+    """(connection, response) of a watch request; read events with next_event()."""
+    context = ssl.create_default_context(cafile=server.pki.ca_cert)
+    conn = http.client.HTTPSConnection('127.0.0.1', server.port, context=context, timeout=timeout)
+    conn.request('GET', path, headers={'Authorization': 'Bearer %s' % server.token})
+    return conn, conn.getresponse()
+
+
+def next_event(response):
+    line = response.readline()
+    return json.loads(line) if line else None
+
+
+def test_a_watch_streams_the_changes_after_its_version(kube_api):
+    kube_api.add(objects.service('web', namespace='a'), objects.service('db', namespace='b'))
+    status, listing = call(kube_api, 'GET', SERVICES)
+    version = listing['metadata']['resourceVersion']
+    conn, response = open_watch(kube_api, '/api/v1/namespaces/a/services?watch=1&resourceVersion=%s' % version)
+    try:
+        assert response.status == 200 and response.headers['Transfer-Encoding'] == 'chunked'
+        kube_api.add(objects.service('api', namespace='a'), objects.service('other', namespace='b'))
+        kube_api.update('/api/v1/namespaces/a/services/web', lambda obj: obj['spec'].update(clusterIP='10.96.0.99'))
+        kube_api.remove('/api/v1/namespaces/a/services/api')
+        events = [next_event(response) for _ in range(3)]
+        assert [(event['type'], event['object']['metadata']['name']) for event in events] == [
+            ('ADDED', 'api'), ('MODIFIED', 'web'), ('DELETED', 'api')]
+        assert events[1]['object']['spec']['clusterIP'] == '10.96.0.99'
+        versions = [int(event['object']['metadata']['resourceVersion']) for event in events]
+        assert versions == sorted(versions) and versions[0] > int(version)
+    finally:
+        conn.close()
+
+
+def test_a_watch_by_field_selector_sends_bookmarks_and_ends_after_its_timeout(kube_api):
+    kube_api.bookmark_interval = 0.2
+    kube_api.add(objects.node('node1', zone='z1'), objects.node('node2', zone='z2'))
+    conn, response = open_watch(kube_api, '/api/v1/nodes?watch=1&resourceVersion=%s&allowWatchBookmarks=true'
+                                '&fieldSelector=metadata.name%%3Dnode2&timeoutSeconds=1' % kube_api.resource_version)
+    try:
+        kube_api.update('/api/v1/nodes/node1', lambda obj: obj['metadata'].update(labels={}))
+        kube_api.update('/api/v1/nodes/node2', lambda obj: obj['metadata'].update(labels={}))
+        events = []
+        while True:
+            event = next_event(response)
+            if event is None:
+                break
+            events.append(event)
+    finally:
+        conn.close()
+    assert events[0]['type'] == 'MODIFIED' and events[0]['object']['metadata']['name'] == 'node2'
+    assert all(event['type'] == 'BOOKMARK' for event in events[1:]) and len(events) >= 2
+    assert events[-1]['object']['metadata']['resourceVersion'] == kube_api.resource_version
+
+
+def test_a_watch_from_a_compacted_version_gets_410_and_drop_watches_hangs_up(kube_api):
+    kube_api.add(objects.service('web'))
+    old = kube_api.resource_version
+    kube_api.add(objects.service('db'))
+    kube_api.compact()
+    conn, response = open_watch(kube_api, '/api/v1/services?watch=1&resourceVersion=%s' % old)
+    try:
+        event = next_event(response)
+        assert (event['type'], event['object']['code']) == ('ERROR', 410)
+        assert next_event(response) is None
+    finally:
+        conn.close()
+    conn, response = open_watch(kube_api, '/api/v1/services?watch=1&resourceVersion=%s' % kube_api.resource_version)
+    try:
+        kube_api.drop_watches()
+        try:
+            assert response.readline() == b''  # the stream ends without its last chunk
+        except (http.client.IncompleteRead, ConnectionError, ssl.SSLError):
+            pass
+    finally:
+        conn.close()
+    kube_api.down()
+    with pytest.raises((ConnectionError, http.client.RemoteDisconnected, ssl.SSLError, OSError)):
+        call(kube_api, 'GET', SERVICES)
+    kube_api.up()
+    assert call(kube_api, 'GET', SERVICES)[0] == 200

@@ -341,11 +341,13 @@ def test_a_busy_lock_is_waited_for_then_tried_again(node, monkeypatch):
                              SLICES: [('list', [web_slice(['10.244.1.11'], 20)], '100')]})
     lines = []
     watcher, _sync = watcher_of(node, source, lines)
-    with running(watcher, source):
-        with lock.held('a playbook run', path=node.paths.lock):
+    with contextlib.ExitStack() as playbook:
+        playbook.enter_context(lock.held('a playbook run', path=node.paths.lock))
+        with running(watcher, source):
             time.sleep(0.5)
             assert kernel(node) == save_format.render(table(FOREIGN))  # nothing while another run holds it
-        wait_for(lambda: kernel(node) == expected_table(web(), web_slice(['10.244.1.11'])))
+            playbook.close()
+            wait_for(lambda: kernel(node) == expected_table(web(), web_slice(['10.244.1.11'])))
     assert any('result=busy' in line and 'a playbook run' in line for line in lines)
 
 
