@@ -163,8 +163,8 @@ def url(address):
 def rules(node, masquerade='external', **extra):
     extra.setdefault('local_endpoints', [HP_POD, HP6_POD])
     extra.setdefault('node_addresses', NODE_ADDRESSES)
-    return driver(node, 'rules', ports=PORTS, dummy=SERVICE_ADDRESSES, masquerade=masquerade, cluster_cidrs=CIDRS,
-                  **extra)
+    extra.setdefault('cluster_cidrs', CIDRS)
+    return driver(node, 'rules', ports=PORTS, dummy=SERVICE_ADDRESSES, masquerade=masquerade, **extra)
 
 
 def test_dummy_interface(node):
@@ -222,12 +222,17 @@ def test_rules_load_idempotent_other_tables_untouched(node):
     pytest.param('all', VIP, True, id='all'),
     pytest.param('none', VIP6, False, id='ipv6-none-reply-lost'),
     pytest.param('external', VIP6, True, id='ipv6-external'),
+    pytest.param('external-no-cidrs', VIP, False, id='no-cluster-cidrs-clients-kept-as-kube-proxy-keeps-them'),
 ])
 def test_return_path(node, masquerade, vip, answers):
     """Cluster IP from a client outside cluster_cidrs: the backend's reply only comes
-    back when the node masqueraded (ct original daddr . proto . port matched)."""
+    back when the node masqueraded (ct original daddr . proto . port matched). Without
+    cluster_cidrs nobody else is masqueraded (kube-proxy without clusterCIDR)."""
     driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
-    rules(node, masquerade=masquerade)
+    if masquerade == 'external-no-cidrs':
+        rules(node, cluster_cidrs=[])
+    else:
+        rules(node, masquerade=masquerade)
     rc, body, _seconds = request(node, 'nk-cli', vip)
     assert (rc == 0 and body == 'hello-from-backend') is answers, (rc, body)
 
@@ -270,6 +275,27 @@ def node_request(node, address, timeout=3):
     start = time.time()
     proc = node.run(['curl', '-sS', '-m', str(timeout), url(address)], check=False)
     return proc.returncode, proc.stdout.strip(), time.time() - start
+
+
+@pytest.mark.parametrize('masquerade, vip, source, answers', [
+    pytest.param('external', VIP, None, True, id='the-node-from-the-cluster-ip-masqueraded'),
+    pytest.param('none', VIP, None, False, id='unmasqueraded-the-reply-goes-to-the-cluster-ip-lost'),
+    pytest.param('external', VIP6, None, True, id='ipv6-the-node-from-the-cluster-ip-masqueraded'),
+    pytest.param('external', VIP, '10.201.2.1', True, id='host-network-process-from-a-node-address'),
+])
+def test_node_to_remote_endpoint(node, masquerade, vip, source, answers):
+    """The default options (masquerade external, no cluster_cidrs): the node and a
+    host-network process reach a cluster IP whose only endpoint is nk-be, which stands for
+    a pod on another node (it has no route back to a cluster IP). The kernel gives the
+    node's connection the cluster IP as its source (the destination is a local address);
+    only the masquerade of a cluster IP as source (kube-proxy's `src,dst` match) makes the
+    reply come back. A process bound to a node address needs none (the pod answers it)."""
+    driver(node, 'dummy', interface=DUMMY, desired=SERVICE_ADDRESSES, owned=[])
+    rules(node, masquerade=masquerade, cluster_cidrs=[])
+    argv = ['curl', '-sS', '-m', '3'] + (['--interface', source] if source else []) + [url(vip)]
+    proc = node.run(argv, check=False)
+    assert (proc.returncode == 0 and proc.stdout.strip() == 'hello-from-backend') is answers, (
+        proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.mark.parametrize('address, node_addresses, without_output, answers', [

@@ -123,7 +123,9 @@ options:
     default: [10.96.0.0/12]
   cluster_cidrs:
     description:
-      - The pod CIDRs. With O(masquerade=external), traffic to a cluster IP from outside them is masqueraded.
+      - The pod CIDRs. With O(masquerade=external), traffic to a cluster IP from outside them is masqueraded
+        (kube-proxy's C(clusterCIDR)). A family without one masquerades only the connections whose source is a
+        cluster IP - the node's own, see O(masquerade).
     type: list
     elements: str
     default: []
@@ -186,9 +188,14 @@ options:
       - Which traffic is source-NATed on its way to a real server so the reply comes back through this node.
       - V(external) - traffic to NodePorts, external IPs and load-balancer IPs (not of services with
         C(externalTrafficPolicy Local), which keep the client's address), and to cluster IPs from outside
-        O(cluster_cidrs) (every cluster-IP client when O(cluster_cidrs) is empty); and hairpin traffic - a pod
+        O(cluster_cidrs); and hairpin traffic - a pod
         on this node that reaches itself through any service address - so its reply comes back through the node
         (kube-proxy's C(KUBE-LOOP-BACK)).
+      - "With V(external) and no O(cluster_cidrs) of a family (the default), only connections whose source is a
+        cluster IP are masqueraded toward cluster IPs, as kube-proxy does without C(clusterCIDR) and
+        C(masqueradeAll): the node's and host-network pods' own connections, to which the kernel gives the
+        cluster IP itself as the source, so a real server on another node (where that address is local) could
+        not answer them otherwise. Pods and off-node clients keep their address."
       - V(all) - all traffic to every virtual service. V(none) - nothing.
     type: str
     choices: [external, all, none]
@@ -479,7 +486,7 @@ def _exit(module, result, **returns):
 def main():
     # One short process holding a whole cluster's objects: no collector passes over them
     # while they are read, translated and reconciled (see _gc).
-    with _gc.paused():
+    with _gc.tuned():
         module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=[('source', 'manifests', ('path',))],
                                supports_check_mode=True)
         redact_kubeconfig(module)

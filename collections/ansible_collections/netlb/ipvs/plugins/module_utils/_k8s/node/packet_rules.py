@@ -26,9 +26,15 @@ services are elements of sets keyed by address . protocol . port):
   masquerade 'external' (default, kube-proxy's semantics): NodePort, external IP and
   LoadBalancer services unless local (externalTrafficPolicy Local keeps the client
   address); cluster IPs from sources outside cluster_cidrs. Without cluster_cidrs of
-  a family, cluster-IP traffic of that family is not masqueraded (kube-proxy without
-  clusterCIDR/detectLocal and without masqueradeAll). 'all': every service, local
-  ones too. 'none': no postrouting chain.
+  a family, cluster-IP traffic of that family is masqueraded only when its source is
+  a cluster IP (kube-proxy without clusterCIDR/detectLocal and without masqueradeAll:
+  KUBE-CLUSTER-IP matched `src,dst`): the node's own connections, since the kernel
+  picks the destination itself as the source toward a local (dummy) address; unmasked,
+  a real server on another node answers a cluster IP that is local there, and the
+  reply never comes back. The rule matches `ct original saddr . l4proto . ct original
+  proto-dst` in the cluster_ip set, as kube-proxy does. Pods' traffic is left alone,
+  as kube-proxy leaves it. 'all': every service, local ones too. 'none': no
+  postrouting chain. Proven on the lab (test_k8s_node.py test_node_to_remote_endpoint).
 - Hairpin (same chain; 'external' only, 'all' masquerades it already): a pod that
   reaches itself through a service (IPVS chose that pod as the real server) sends, once
   IPVS rewrote the destination, from its own address to its own address; unless the
@@ -239,12 +245,18 @@ def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
         original = 'ct original %s daddr . meta l4proto . ct original proto-dst' % match
         for protocol in PROTOCOLS:
             post_rules.append('meta l4proto %s %s @masquerade%s masquerade' % (protocol, original, suffix))
-        if options.masquerade == MASQUERADE_EXTERNAL and cidrs:
+        if options.masquerade == MASQUERADE_EXTERNAL:
             _set(lines, 'cluster_ip' + suffix, concat, _unique(_element(p) for p in cluster_ports))
+        if options.masquerade == MASQUERADE_EXTERNAL and cidrs:
             _set(lines, 'cluster_cidrs' + suffix, kind, [_net_text(net) for net in cidrs], interval=True)
             for protocol in PROTOCOLS:
                 post_rules.append('meta l4proto %s ct original %s saddr != @cluster_cidrs%s %s @cluster_ip%s masquerade'
                                   % (protocol, match, suffix, original, suffix))
+        elif options.masquerade == MASQUERADE_EXTERNAL:
+            # The source, not the destination, against the set: a cluster IP talking to a service port.
+            from_cluster_ip = 'ct original %s saddr . meta l4proto . ct original proto-dst' % match
+            for protocol in PROTOCOLS:
+                post_rules.append('meta l4proto %s %s @cluster_ip%s masquerade' % (protocol, from_cluster_ip, suffix))
         if options.masquerade == MASQUERADE_EXTERNAL:
             _set(lines, 'hairpin' + suffix, '%s . %s' % (kind, kind),
                  ['%s . %s' % (address, address) for address in local_endpoints[family]])

@@ -111,13 +111,15 @@ CIP6 = SP('cluster_ip', 6, 'udp', 'fd00::a', 53, False, (), 'a/cip6')
 
 @pytest.mark.parametrize('mode, cidrs, masquerade4, cluster_ip4, cluster_cidrs4, masquerade6, cluster_ip6, n_post', [
     pytest.param('external', (), {'192.0.2.5 . tcp . 443', '10.0.2.15 . udp . 30053', '198.51.100.7 . sctp . 9000'},
-                 None, None, set(), None, 8, id='external-no-cidrs-no-cluster-masquerade'),
+                 {'10.96.0.1 . tcp . 443'}, None, set(), {'fd00::a . udp . 53'}, 14,
+                 id='external-no-cidrs-cluster-ip-as-source-only'),
     pytest.param('external', ('10.244.0.0/16', '10.244.1.0/24'),
                  {'192.0.2.5 . tcp . 443', '10.0.2.15 . udp . 30053', '198.51.100.7 . sctp . 9000'},
-                 {'10.96.0.1 . tcp . 443'}, {'10.244.0.0/16'}, set(), None, 11, id='external-v4-cidrs-collapsed'),
+                 {'10.96.0.1 . tcp . 443'}, {'10.244.0.0/16'}, set(), {'fd00::a . udp . 53'}, 14,
+                 id='external-v4-cidrs-collapsed'),
     pytest.param('external', ('fd10::/56',), {'192.0.2.5 . tcp . 443', '10.0.2.15 . udp . 30053',
                                               '198.51.100.7 . sctp . 9000'},
-                 None, None, set(), {'fd00::a . udp . 53'}, 11, id='external-v6-cidrs-only'),
+                 {'10.96.0.1 . tcp . 443'}, None, set(), {'fd00::a . udp . 53'}, 14, id='external-v6-cidrs-only'),
     pytest.param('all', ('10.244.0.0/16',), {'192.0.2.5 . tcp . 443', '192.0.2.5 . tcp . 8443', '10.0.2.15 . udp . 30053',
                                              '198.51.100.7 . sctp . 9000', '10.96.0.1 . tcp . 443'},
                  None, None, {'fd00::a . udp . 53'}, None, 6, id='all-includes-local-and-cluster'),
@@ -131,6 +133,26 @@ def test_masquerade_sets(mode, cidrs, masquerade4, cluster_ip4, cluster_cidrs4, 
     assert _elements(text, 'masquerade6') == masquerade6
     assert _elements(text, 'cluster_ip6') == cluster_ip6
     assert len(_rules(text, 'postrouting')) == n_post
+
+
+# kube-proxy's IPVS proxier without clusterCIDR and masqueradeAll: KUBE-CLUSTER-IP matched
+# `src,dst` (source address, destination port); with a cluster CIDR, `dst,dst` from outside it.
+FROM_CLUSTER_IP = 'meta l4proto %s ct original ip saddr . meta l4proto . ct original proto-dst @cluster_ip4 masquerade'
+FROM_OUTSIDE_CIDRS = ('meta l4proto %s ct original ip saddr != @cluster_cidrs4 ct original ip daddr . meta l4proto . '
+                      'ct original proto-dst @cluster_ip4 masquerade')
+
+
+@pytest.mark.parametrize('cidrs, wanted, unwanted', [
+    pytest.param((), FROM_CLUSTER_IP, FROM_OUTSIDE_CIDRS, id='no-cidrs-the-node-as-a-cluster-ip'),
+    pytest.param(('10.244.0.0/16',), FROM_OUTSIDE_CIDRS, FROM_CLUSTER_IP, id='cidrs-everything-outside-them'),
+    pytest.param(('fd10::/56',), FROM_CLUSTER_IP, FROM_OUTSIDE_CIDRS, id='cidrs-of-the-other-family-only'),
+])
+def test_cluster_ip_masquerade_rule(cidrs, wanted, unwanted):
+    """The cluster-IP rule per family follows kube-proxy: without a cluster CIDR of the family,
+    the connections whose source is a cluster IP (the node's own) are masqueraded, nothing else."""
+    post = _rules(pr.render([CIP, CIP6], ['10.96.0.1', 'fd00::a'], pr.Options('external', cidrs)), 'postrouting')
+    for protocol in pr.PROTOCOLS:
+        assert wanted % protocol in post and unwanted % protocol not in post, post
 
 
 LB_FROM_ITSELF = '192.0.2.5 . tcp . 443 . 192.0.2.5'
