@@ -56,7 +56,8 @@ author:
   - netlb.ipvs developers (@netlb)
 requirements:
   - nftables (the C(nft) command)
-  - conntrack (the C(conntrack) command), to clear the flows of UDP real servers that went
+  - conntrack (the C(conntrack) command), to clear the flows of UDP real servers that went, and of UDP services
+    that had no endpoint and have one now (as kube-proxy)
   - "O(source=api) with an exec plugin, an auth provider, a proxy, in-cluster configuration or a merged
     kubeconfig - the Python C(kubernetes) client on the node (Debian package C(python3-kubernetes); the
     C(ipvs_node) role installs it). Static credentials (a token or client certificate, as options or in one

@@ -48,7 +48,8 @@ converges):
    service's restriction, masquerade, dummy reject) goes only now, after its virtual
    service and its address.
 10. The state shrunk to what the node holds now, the flows still queued; then the stale
-    UDP conntrack entries of UDP real servers that went (kubernetes#71514) are deleted
+    UDP conntrack entries of UDP real servers that went (kubernetes#71514), and of UDP
+    services that had no real server and have one now (kube-proxy's rule), are deleted
     and the queue emptied. Each save is skipped when nothing changed, so a converged run
     writes nothing.
 """
@@ -326,7 +327,7 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
         timings['rules_apply'] += timings.pop('rules_first', 0.0)
         change = packet_rules.ApplyResult(new_rules != current_rules, current_rules, new_rules)
         result.rules_changed = change.changed
-        flows = steps.queued | frozenset(conntrack.flows(result.reconcile.actions))
+        flows = steps.queued | frozenset(conntrack.plan_flows(result.reconcile))
         done = ProxyState(services=wanted.services, addresses=frozenset(dummy.owned), udp_flows=flows)
         with engine.clock(timings, 'udp_flows'):
             steps.save(done, check_mode)
@@ -359,7 +360,7 @@ class _Steps(object):
     def prepare(self, plan, wanted, new_rules, timings):
         """Steps 5 and 6, the engine's prepare hook (real runs only): record the union and
         the flows this plan leaves stale, then load the transition rules."""
-        self.queued = self.queued | frozenset(conntrack.flows(plan.actions))
+        self.queued = self.queued | frozenset(conntrack.plan_flows(plan))
         self.save(ProxyState(services=self.saved.services | wanted.services,
                              addresses=self.saved.addresses | wanted.addresses, udp_flows=self.queued), False)
         with engine.clock(timings, 'rules_first'):

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Stale UDP conntrack entries after a real server leaves a service (kubernetes#71514).
+"""Stale UDP conntrack entries after a real server leaves a service (kubernetes#71514),
+and after a UDP service gets its first real server.
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
@@ -13,7 +14,16 @@ black-holed until the entry expires. So for every real server the engine removes
 a UDP service, the entries with original destination VIP:port and reply source the
 real server are deleted; for a removed UDP service, every entry to VIP:port.
 
-flows() and command() are pure; clear_flows() runs one `conntrack -D` per flow (removed
+The same client, sending while a UDP service had no endpoint, holds an entry made when
+nothing served VIP:port (the packets went to the node's own stack), and keeps it while it
+keeps sending. kube-proxy deletes the entries of a UDP service whose endpoints go from none
+to some (its cluster, external, load-balancer and NodePort addresses); so does
+plan_flows(): every entry to VIP:port of a UDP virtual service with no serving real
+server (weight above 0) before the plan and one after, new services included. Cleared
+after the IPVS write, like the others: cleared before, the next packet would make the
+same stale entry again.
+
+flows(), activated(), plan_flows() and command() are pure; clear_flows() runs one `conntrack -D` per flow (removed
 UDP endpoints are few per run). conntrack exits 1 when no entry matched: not an error, so
 a flow cleared twice (a run killed after clearing, before saying so) is harmless.
 """
@@ -66,6 +76,28 @@ def flows(actions):
             seen.add(flow)
             result.append(flow)
     return result
+
+
+def activated(before, after):
+    """The Flows (every entry to VIP:port) of the UDP virtual services that serve in after
+    and did not in before (absent, or no real server with a weight above 0). before and
+    after: {ServiceKey: VirtualService}, a plan's tables. Sorted by key."""
+    result = []
+    for key in sorted(after):
+        if key.protocol == 'udp' and _serving(after[key]) and not (key in before and _serving(before[key])):
+            result.append(Flow(key.family, key.address, key.port, '', 0))
+    return result
+
+
+def _serving(service):
+    return any(server.weight for server in service.real_servers)
+
+
+def plan_flows(plan):
+    """The Flows a plan (anything with actions, before and after: the engine's Plan or
+    Result) leaves stale: flows() of its actions, then activated(), each once."""
+    result = flows(plan.actions)
+    return result + [flow for flow in activated(plan.before, plan.after) if flow not in result]
 
 
 def command(conntrack, flow):

@@ -276,10 +276,11 @@ def test_rules_nft_refuses_fail_before_anything_changed():
 def test_check_mode_plans_what_a_real_run_does_and_writes_nothing():
     backend, host, store = FakeBackend(table(FOREIGN)), FakeHost(), MemoryStateStore()
     run(cluster(), backend, host, store)
+    saves = store.saves
     changed = cluster(web_endpoints=('10.244.1.11', '10.244.1.13'))
     checking = FakeBackend(dict(backend.table), check_mode=True)
     predicted = run(changed, checking, host, store)
-    assert checking.table == backend.table and store.saves == 1
+    assert checking.table == backend.table and store.saves == saves
     real = run(changed, backend, host, store)
     assert predicted.reconcile.actions == real.reconcile.actions and predicted.diff == real.diff
 
@@ -287,11 +288,44 @@ def test_check_mode_plans_what_a_real_run_does_and_writes_nothing():
 def test_a_udp_real_server_that_goes_has_its_flows_cleared():
     backend, host, store = FakeBackend(), FakeHost(), MemoryStateStore()
     run(cluster(), backend, host, store)
+    del host.flows[:]  # the new DNS service's (it had no endpoint before)
     fewer = cluster()
     fewer.endpoint_slices[-1]['endpoints'] = fewer.endpoint_slices[-1]['endpoints'][:1]
     result = run(fewer, backend, host, store)
     assert [flow.as_dict() for flow in result.udp_flows] == [{'service': '10.96.0.10:53', 'server': '10.244.2.22:53'}]
     assert host.flows == list(result.udp_flows)
+
+
+def test_a_udp_service_whose_endpoints_go_from_none_to_some_has_its_flows_cleared():
+    """kube-proxy's rule: a client that sent while nothing served VIP:port holds an entry
+    from then; every entry to VIP:port goes, queued in the state before the IPVS write and
+    cleared after it (the server is in place when the client's next packet comes)."""
+    backend, host, store = FakeBackend(), FakeHost(), MemoryStateStore()
+    none = cluster()
+    none.endpoint_slices[-1]['endpoints'] = []
+    run(none, backend, host, store)
+    assert backend.table[key('udp 10.96.0.10:53')].real_servers == ()
+    del host.flows[:]
+    saved, applied = [], []
+    save, apply = store.save, backend.apply
+
+    def recording_save(state):
+        saved.append((len(applied), state.udp_flows))
+        return save(state)
+
+    def recording_apply(actions):
+        applied.append(list(actions))
+        return apply(actions)
+
+    store.save, backend.apply = recording_save, recording_apply
+    result = run(cluster(), backend, host, store)
+    whole = {'service': '10.96.0.10:53'}
+    assert [flow.as_dict() for flow in result.udp_flows] == [whole]
+    assert host.flows == list(result.udp_flows)
+    assert [flow.as_dict() for flow in saved[0][1]] == [whole] and saved[0][0] == 0, 'not queued before IPVS'
+    assert not store.state.udp_flows
+    again = run(cluster(), backend, host, store)
+    assert not again.udp_flows, 'an unchanged service has nothing stale'
 
 
 def test_state_survives_a_store_round_trip(tmp_path):

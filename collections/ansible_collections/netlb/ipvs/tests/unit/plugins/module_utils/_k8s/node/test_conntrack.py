@@ -34,6 +34,41 @@ def test_flows(actions, expected):
     assert conntrack.flows(actions) == expected
 
 
+DNS_EMPTY = DNS.replace(real_servers=())
+DNS_DRAINED = DNS.replace(real_servers=(RS('10.244.1.5', 53, 0),))
+WEB_UP = WEB.replace(real_servers=(RS('10.244.1.5', 443),))
+ALL_DNS = Flow(4, '10.96.0.10', 53, '', 0)
+
+
+# Columns: the plan's before and after tables (lists of virtual services), the Flows activated() gives.
+@pytest.mark.parametrize('before, after, expected', [
+    pytest.param([DNS_EMPTY], [DNS], [ALL_DNS], id='no-endpoint-to-one-whole-service'),
+    pytest.param([], [DNS], [ALL_DNS], id='new-service-with-an-endpoint'),
+    pytest.param([DNS_DRAINED], [DNS], [ALL_DNS], id='only-weight-0-before-counts-as-none'),
+    pytest.param([DNS], [DNS.replace(real_servers=(RS('10.244.1.5', 53), RS('10.244.1.6', 53)))], [],
+                 id='had-one-already'),
+    pytest.param([DNS_EMPTY], [DNS_EMPTY], [], id='still-none'),
+    pytest.param([DNS], [DNS_EMPTY], [], id='some-to-none-is-flows-job'),
+    pytest.param([], [DNS_DRAINED], [], id='weight-0-serves-nothing'),
+    pytest.param([WEB], [WEB_UP], [], id='tcp-ignored'),
+])
+def test_activated(before, after, expected):
+    table = dict
+    assert conntrack.activated(table((vs.key, vs) for vs in before), table((vs.key, vs) for vs in after)) == expected
+
+
+class _Plan(object):
+    def __init__(self, actions, before, after):
+        self.actions, self.before, self.after = actions, before, after
+
+
+def test_plan_flows_both_kinds_each_once():
+    gone = Action(model.DELETE_SERVER, DNS6.replace(real_servers=(RS('fd10::5', 53),)), RS('fd10::5', 53))
+    plan = _Plan([gone, Action(model.DELETE_SERVICE, DNS)], {DNS6.key: gone.service},
+                 {DNS.key: DNS, DNS6.key: DNS6})
+    assert conntrack.plan_flows(plan) == [Flow(6, 'fd00::a', 53, 'fd10::5', 53), ALL_DNS]
+
+
 @pytest.mark.parametrize('flow, argv', [
     pytest.param(Flow(4, '10.96.0.10', 53, '10.244.1.5', 5353),
                  ['ct', '-D', '-f', 'ipv4', '-p', 'udp', '--orig-dst', '10.96.0.10', '--orig-port-dst', '53',
