@@ -6,7 +6,7 @@
 """Node side of the IPVS table benchmark: runs ON a lab node, as root, stdlib only.
 
     python3 ipvs_node_bench.py measure --collections DIR --services N --servers M [--repeat R] [--sample S]
-    python3 ipvs_node_bench.py engine --collections DIR --services N --servers M --backend B --variant V
+    python3 ipvs_node_bench.py engine --collections DIR --services N --servers M --backend B --variant V [--table F]
     python3 ipvs_node_bench.py module --collections DIR --ansible-lib DIR --services N --servers M --variant V
     python3 ipvs_node_bench.py facts
 
@@ -197,34 +197,42 @@ def per_rule_sample(script, sample):
     return (time.perf_counter() - start) / len(lines), len(lines)
 
 
-def engine_run(collections, services, servers, backend, variant):
-    """One engine process (see `engine`); returns its JSON answer plus its wall time."""
-    argv = [sys.executable, os.path.abspath(__file__), 'engine', '--collections', collections,
-            '--services', str(services), '--servers', str(servers), '--backend', backend, '--variant', variant]
+def _process(argv, what):
+    """The JSON answer of one process of this script, plus its wall time (process_wall)."""
+    argv = [sys.executable, os.path.abspath(__file__)] + [str(arg) for arg in argv]
     start = time.perf_counter()
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           timeout=IPVSADM_TIMEOUT, check=False)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError('engine %s %s failed (rc=%d): %s' % (backend, variant, proc.returncode, proc.stderr[-2000:]))
+        raise RuntimeError('%s failed (rc=%d): %s' % (what, proc.returncode, proc.stderr[-2000:]))
     result = json.loads(proc.stdout)
     result['process_wall'] = round(wall, 6)
     return result
+
+
+def table_file(services, servers, variant):
+    """The `services` option of a table as a JSON file (written once per size and
+    variant): an engine process reads it as a module reads its arguments."""
+    path = os.path.join(os.path.dirname(DRAIN_STATE), 'table-%dx%d-%s.json' % (services, servers, variant))
+    if not os.path.exists(path):
+        with open(path, 'w') as handle:
+            json.dump(table_params(services, servers, variant), handle)
+    return path
+
+
+def engine_run(collections, services, servers, backend, variant):
+    """One engine process (see `engine`): its whole wall time is what the goals compare
+    with an ipvsadm process (Python's start, imports, the table read, validation, engine)."""
+    return _process(['engine', '--collections', collections, '--services', services, '--servers', servers,
+                     '--backend', backend, '--variant', variant, '--table', table_file(services, servers, variant)],
+                    'engine %s %s' % (backend, variant))
 
 
 def module_run(collections, ansible_lib, services, servers, variant):
     """One module process (see `module`); returns its spans plus its wall time."""
-    argv = [sys.executable, os.path.abspath(__file__), 'module', '--collections', collections,
-            '--ansible-lib', ansible_lib, '--services', str(services), '--servers', str(servers), '--variant', variant]
-    start = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          timeout=IPVSADM_TIMEOUT, check=False)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError('module %s failed (rc=%d): %s' % (variant, proc.returncode, proc.stderr[-2000:]))
-    result = json.loads(proc.stdout)
-    result['process_wall'] = round(wall, 6)
-    return result
+    return _process(['module', '--collections', collections, '--ansible-lib', ansible_lib, '--services', services,
+                     '--servers', servers, '--variant', variant], 'module %s' % variant)
 
 
 def median_run(runs, field='total'):
@@ -276,6 +284,8 @@ def measure(collections, services, servers, repeat, sample, ansible_lib=None):
         'module_process': module,
         'replaced': len(replaced_slots(services, servers)),
         'raw': {'restore': raw['restore'], 'save': raw['save'], 'per_rule': raw['per_rule'],
+                'engine_process_wall': dict((b, dict((v, [r['process_wall'] for r in raw['engine'][b][v]])
+                                                     for v in VARIANTS)) for b in BACKENDS),
                 'engine_total': dict((b, dict((v, [r['timings']['total'] for r in raw['engine'][b][v]])
                                               for v in VARIANTS)) for b in BACKENDS)},
     }
@@ -298,25 +308,32 @@ class LocalModule(object):
         return proc.returncode, proc.stdout, proc.stderr
 
 
-def engine(collections, services, servers, backend_name, variant):
-    """Validate the parameters, then reconcile, as ipvs_virtual_server does; returns the
-    engine's timings plus the validation time (not part of the engine's total)."""
+def engine(collections, services, servers, backend_name, variant, table=None):
+    """Read the table (JSON file, else generated), validate the parameters, then
+    reconcile, as ipvs_virtual_server does; returns the engine's timings plus the
+    validation time (not part of the engine's total)."""
+    if table:
+        with open(table) as handle:
+            services_param = json.load(handle)
+    else:
+        services_param = table_params(services, servers, variant)
     sys.path.insert(0, collections)
-    from ansible_collections.netlb.ipvs.plugins.module_utils import _command
+    from ansible_collections.netlb.ipvs.plugins.module_utils import _command, _gc
     from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine as ipvs_engine
     from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
     from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
     from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
 
-    params = {'services': table_params(services, servers, variant), 'scope': SCOPE, 'state': 'present',
+    params = {'services': services_param, 'scope': SCOPE, 'state': 'present',
               'exclusive': True, 'allow_empty': False, 'drain_timeout': 0}
     start = time.perf_counter()
     request = validation.parse_request(params)
     validate = time.perf_counter() - start
     backend = get_backend(backend_name, runner=_command.Runner(LocalModule()))
     options = ipvs_engine.ReconcileOptions(exclusive=request.exclusive, allow_empty=request.allow_empty)
-    result = ipvs_engine.reconcile(backend, request.services, request.scope, options,
-                                   drain_store=DrainStore(DRAIN_STATE))
+    with _gc.tuned():  # what ipvs_virtual_server's main() holds (the engine itself never does)
+        result = ipvs_engine.reconcile(backend, request.services, request.scope, options,
+                                       drain_store=DrainStore(DRAIN_STATE))
     counts = {}
     for action in result.actions:
         counts[action.op] = counts.get(action.op, 0) + 1
@@ -439,6 +456,7 @@ def main(argv=None):
         elif name == 'engine':
             p.add_argument('--backend', choices=BACKENDS, required=True)
             p.add_argument('--variant', choices=VARIANTS, required=True)
+            p.add_argument('--table', help='the table as a JSON file (table_file); generated without')
         else:
             p.add_argument('--variant', choices=MODULE_VARIANTS, required=True)
     sub.add_parser('facts')
@@ -450,7 +468,7 @@ def main(argv=None):
         enter_fresh_netns()
         answer = {'netns': NETNS, 'interpreter': write_netns_python()}
     elif args.command == 'engine':
-        answer = engine(args.collections, args.services, args.servers, args.backend, args.variant)
+        answer = engine(args.collections, args.services, args.servers, args.backend, args.variant, args.table)
     elif args.command == 'module':
         answer = module(args.collections, args.ansible_lib, args.services, args.servers, args.variant)
     else:

@@ -33,7 +33,6 @@ import io
 import json
 import os
 import re
-import shlex
 import statistics
 import subprocess
 import sys
@@ -41,16 +40,27 @@ import tarfile
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-LAB = os.path.join(REPO, 'lab', 'netlb-lab')
+from _common import (
+    HERE,
+    REPO,
+    Lab,
+    add_lab_arguments,
+    ansible_env,
+    ansible_playbook,
+    goal_cell,
+    log,
+    machine_lines,
+    round_ratios,
+    seconds,
+    shown_cell,
+    timed_playbook,
+)
+
 COLLECTIONS = os.path.join(REPO, 'collections')
 PLAYBOOK = os.path.join(HERE, 'module_run.yml')
 FLOOR_PLAYBOOK = os.path.join(HERE, 'ansible_floor.yml')
 REMOTE = '/var/tmp/netlb-bench'
 MODULE_DRAIN_STATE = REMOTE + '/module-drain-state.json'
-MARKER = 'NETLB_BENCH '
-TASK_MARKER = 'NETLB_TASK_SECONDS '  # bench/callback_plugins/netlb_task_clock.py
 
 # The goals (from the performance issue): ratio limits, and the size a goal is judged at
 # (None: every size).
@@ -71,83 +81,6 @@ def _node_bench():
 
 
 NODE = _node_bench()
-
-
-def log(text):
-    sys.stderr.write('[bench %s] %s\n' % (time.strftime('%H:%M:%S'), text))
-    sys.stderr.flush()
-
-
-# ---------------------------------------------------------------------------
-# The lab node
-
-
-class Lab(object):
-    """One lab (run dir + inventory + prefix) driven through lab/netlb-lab."""
-
-    def __init__(self, run_dir, prefix):
-        self.run_dir = os.path.abspath(run_dir)
-        self.inventory = os.path.join(self.run_dir, 'hosts.yml')
-        self.prefix = prefix
-
-    def _argv(self, *args):
-        return [LAB, '--run-dir', self.run_dir, '--inventory', self.inventory, '--prefix', self.prefix] + list(args)
-
-    def up(self, suite):
-        subprocess.run(self._argv('up', '--nodes', '1', '--suite', suite), check=True)
-
-    def down(self):
-        subprocess.run(self._argv('down'), check=False)
-
-    def node(self):
-        out = subprocess.run(self._argv('status', '--json'), check=True, stdout=subprocess.PIPE,
-                             universal_newlines=True).stdout
-        nodes = [node for node in json.loads(out) if node.get('pid')]
-        if not nodes:
-            raise SystemExit('no running node in %s (drop --reuse to boot one)' % self.run_dir)
-        return Node(nodes[0])
-
-
-class Node(object):
-    """ssh to a lab node as root."""
-
-    def __init__(self, info):
-        self.name = info['name']
-        self.info = info
-
-    def ssh_argv(self, command):
-        info = self.info
-        return ['ssh', '-i', info['key'], '-p', str(info['port']), '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes',
-                '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-                '-o', 'ConnectTimeout=20', '%s@%s' % (info['user'], info['host']), command]
-
-    def run(self, command, data=None, capture=True, timeout=7200):
-        """Run a shell command on the node; stderr goes to ours (progress); returns stdout."""
-        if not isinstance(command, str):
-            command = ' '.join(shlex.quote(str(arg)) for arg in command)
-        proc = subprocess.run(self.ssh_argv(command), input=data, stdout=subprocess.PIPE if capture else None,
-                              stdin=None if data is not None else subprocess.DEVNULL, universal_newlines=True,
-                              timeout=timeout, check=False)
-        if proc.returncode != 0:
-            raise SystemExit('on %s: %s -> rc=%d' % (self.name, command, proc.returncode))
-        return proc.stdout
-
-    def json(self, argv):
-        return json.loads(self.run(argv))
-
-
-def ansible_playbook():
-    """ansible-playbook of the interpreter running us (the venv), else from PATH."""
-    beside = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
-    return beside if os.access(beside, os.X_OK) else 'ansible-playbook'
-
-
-def ansible_env():
-    # netlb_task_clock (bench/callback_plugins) times the module's task itself.
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_CALLBACK_RESULT_FORMAT='json', ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, 'callback_plugins'),
-               ANSIBLE_CALLBACKS_ENABLED='netlb_task_clock')
-    return env
 
 
 def prepare(lab, node, how):
@@ -215,40 +148,15 @@ def module_run(lab, node, vars_file, table_as='list', playbook=PLAYBOOK):
     """(seconds end to end, what the module reported) for one ansible-playbook run; the
     report's 'task' is the seconds of the playbook's first task (the module's), as
     Ansible ran it: without ansible-playbook's own start and the reporting task."""
-    argv = [ansible_playbook(), '-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
+    argv = ['-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
             '-e', 'bench_table_as=%s' % table_as,
             '-e', 'bench_hosts=%s' % node.name,
             # The module runs inside the benchmark's namespace (fresh for each full load),
             # through the wrapper `ipvs_node_bench.py netns` writes.
             '-e', 'ansible_python_interpreter=%s/python3-in-netns' % REMOTE, playbook]
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit('ansible-playbook failed (rc=%d):\n%s\n%s' % (proc.returncode, proc.stdout[-4000:],
-                                                                       proc.stderr[-4000:]))
-    report = parse_report(proc.stdout)
-    report['task'] = task_seconds(proc.stdout)[0]
+    wall, report, report_task = timed_playbook(argv)
+    report['task'] = report_task
     return wall, report
-
-
-def task_seconds(stdout):
-    """The netlb_task_clock lines' seconds, in task order."""
-    found = [json.loads(line.split(TASK_MARKER, 1)[1])['seconds'] for line in stdout.splitlines()
-             if line.startswith(TASK_MARKER)]
-    if not found:
-        raise SystemExit('no %sline in the ansible-playbook output:\n%s' % (TASK_MARKER, stdout[-4000:]))
-    return found
-
-
-def parse_report(stdout):
-    """The module's report from the debug task's line: "msg": "NETLB_BENCH {...}"."""
-    for line in stdout.splitlines():
-        if MARKER in line and '"msg"' in line:
-            message = json.loads('{%s}' % line.strip().rstrip(','))['msg']
-            return json.loads(message[len(MARKER):])
-    raise SystemExit('no %sline in the ansible-playbook output:\n%s' % (MARKER, stdout[-4000:]))
 
 
 def module_runs(lab, node, services, servers, repeat):
@@ -291,9 +199,11 @@ def module_runs(lab, node, services, servers, repeat):
     finally:
         os.unlink(vars_file)
         os.unlink(table_file)
-    # The run of median wall time, with the median of the task times (each its own median).
+    # The run of median wall time, with the median of the task times (each its own
+    # median), and every round's wall and task time (the goals are judged per round).
     return dict((variant, dict(sorted(found, key=lambda r: r['wall'])[(len(found) - 1) // 2],
-                               task=statistics.median(r['task'] for r in found)))
+                               task=statistics.median(r['task'] for r in found),
+                               rounds_wall=[r['wall'] for r in found], rounds_task=[r['task'] for r in found]))
                 for variant, found in runs.items())
 
 
@@ -301,34 +211,10 @@ def module_runs(lab, node, services, servers, repeat):
 # The table
 
 
-def seconds(value):
-    if value is None:
-        return 'n/a'
-    if value >= 100:
-        return '%.0f' % value
-    if value >= 10:
-        return '%.1f' % value
-    return '%.2f' % value
-
-
 def breakdown(timings):
     names = ('read', 'plan', 'apply', 'settle', 'confirm')
     parts = [seconds(timings.get(name)) if name in timings else '-' for name in names]
     return '%s (%s)' % (seconds(timings['total']), ' / '.join(parts))
-
-
-def verdict(ratio, limit, judged=True):
-    if ratio is None:
-        return 'n/a'
-    if not judged:
-        return '%.2fx (goal judged at %s)' % (ratio, '{:,}'.format(GOAL_FULL_MODULE_AT))
-    return '%.2fx %s' % (ratio, 'met' if ratio <= limit else '**NOT met**')
-
-
-def _ratio(numerator, denominator):
-    if numerator is None or not denominator:
-        return None
-    return numerator / denominator
 
 
 def rows_for(results):
@@ -363,6 +249,9 @@ def rows_for(results):
         row('engine `%s`, 1%% of real servers replaced' % backend, engine(backend, 'replaced'))
     row('parameter validation (module and engine run it, outside the engine total)',
         lambda r: seconds(r['engine']['netlink']['full']['validate']))
+    row('engine `netlink` as a whole process (start-up, imports, the table read, validation, engine): '
+        'full apply / no-op', lambda r: ' / '.join(seconds(r['engine']['netlink'][v].get('process_wall'))
+                                                     for v in ('full', 'noop')))
     def on_node(variant):
         def cell(r):
             found = r.get('module_process')
@@ -394,35 +283,63 @@ def rows_for(results):
     row('module\'s own `timings`, full apply from empty', module('full', 'timings'))
     row('module\'s own `timings`, no-op run', module('noop', 'timings'))
 
-    def full_engine(r):
-        return verdict(_ratio(r['engine']['netlink']['full']['timings']['total'], r['restore']), GOAL_FULL_ENGINE)
+    # The goals: per round, whole process against whole process (_common). The engine's
+    # process is `ipvs_node_bench.py engine`: Python's start, the imports, reading the
+    # table (JSON, as a module reads its arguments), validation and the engine.
+    def rounds(r, field):
+        return r.get('raw', {}).get(field)
 
-    def full_module(variant, goal, field='wall'):
+    def engine_rounds(r, variant):
+        found = rounds(r, 'engine_process_wall')
+        return found['netlink'][variant] if found else None
+
+    def against(numerators, field):
+        def cell_ratios(r):
+            tops, bottoms = numerators(r), rounds(r, field)
+            return round_ratios(tops, bottoms) if tops and bottoms else []
+        return cell_ratios
+
+    def engine_goal(variant, bare, limit):
+        return lambda r: goal_cell(against(lambda x: engine_rounds(x, variant), bare)(r), limit)
+
+    def engine_in_process(variant, bare):
+        return lambda r: shown_cell(against(
+            lambda x: rounds(x, 'engine_total')['netlink'][variant] if rounds(x, 'engine_total') else None, bare)(r))
+
+    def module_goal(variant, limit, field):
         def cell(r):
             if not r.get('module') or variant not in r['module']:
                 return 'not run'
-            return verdict(_ratio(r['module'][variant].get(field), r['restore']), goal,
-                           judged=r['services'] >= GOAL_FULL_MODULE_AT)
+            ratios = against(lambda x: x['module'][variant].get(field), 'restore')(r)
+            if field == 'rounds_task':
+                return shown_cell(ratios)
+            return goal_cell(ratios, limit, judged=r['services'] >= GOAL_FULL_MODULE_AT,
+                             judged_at=GOAL_FULL_MODULE_AT)
         return cell
 
-    def noop(r):
-        return verdict(_ratio(r['engine']['netlink']['noop']['timings']['total'], r['save']), GOAL_NOOP)
-
     def replaced(r):
-        engine_runs = r['engine']['netlink']
-        return verdict(_ratio(engine_runs['replaced']['timings']['total'], engine_runs['noop']['timings']['total']),
-                       GOAL_REPLACED)
+        totals = rounds(r, 'engine_total')
+        if not totals:
+            return 'n/a'
+        return goal_cell(round_ratios(totals['netlink']['replaced'], totals['netlink']['noop']), GOAL_REPLACED)
 
-    row('goal: full apply, engine `netlink` total / `ipvsadm -R` (<= %.2fx)' % GOAL_FULL_ENGINE, full_engine)
+    row('goal: full apply, engine `netlink` process / `ipvsadm -R` process, per round (<= %.2fx)'
+        % GOAL_FULL_ENGINE, engine_goal('full', 'restore', GOAL_FULL_ENGINE))
+    row('&nbsp;&nbsp;engine total alone (in-process, no start-up, imports or validation) / `ipvsadm -R`',
+        engine_in_process('full', 'restore'))
     for variant, settings, goal in (('full', 'default options, a list', GOAL_FULL_MODULE),
                                     ('full-text', 'default options, JSON text', GOAL_FULL_MODULE_TEXT)):
-        row('goal: full apply, module wall time (%s) / `ipvsadm -R` (<= %.1fx at %s)'
-            % (settings, goal, '{:,}'.format(GOAL_FULL_MODULE_AT)), full_module(variant, goal))
-        row('&nbsp;&nbsp;the same with the module task time', full_module(variant, goal, 'task'))
-    row('goal: no-op, engine `netlink` total / `ipvsadm -S -n` (<= %.1fx)' % GOAL_NOOP, noop)
-    row('goal: 1%% replaced, engine `netlink` total / its no-op total (<= %.1fx)' % GOAL_REPLACED, replaced)
+        row('goal: full apply, module wall time (%s) / `ipvsadm -R`, per round (<= %.1fx at %s)'
+            % (settings, goal, '{:,}'.format(GOAL_FULL_MODULE_AT)), module_goal(variant, goal, 'rounds_wall'))
+        row('&nbsp;&nbsp;module task time (no ansible-playbook start) / `ipvsadm -R`',
+            module_goal(variant, goal, 'rounds_task'))
+    row('goal: no-op, engine `netlink` process / `ipvsadm -S -n` process, per round (<= %.1fx)' % GOAL_NOOP,
+        engine_goal('noop', 'save', GOAL_NOOP))
+    row('&nbsp;&nbsp;engine total alone (in-process: read + plan) / `ipvsadm -S -n`', engine_in_process('noop', 'save'))
+    row('goal: 1%% replaced, engine `netlink` total / its no-op total, per round (<= %.1fx)' % GOAL_REPLACED,
+        replaced)
     row('for comparison: one process per rule / `ipvsadm -R`',
-        lambda r: '%.0fx' % _ratio(r['per_rule']['extrapolated'], r['restore']))
+        lambda r: '%.0fx' % (r['per_rule']['extrapolated'] / r['restore']))
     return rows
 
 
@@ -444,18 +361,6 @@ def markdown(results, host, facts, repeat):
     return '\n'.join(lines) + '\n'
 
 
-def machine_lines(host, facts):
-    """The controller and the lab node a table was measured on, for the figures' footnote."""
-    return [
-        'Controller: %d CPUs, load average %s at start (%s).' % (
-            host['cpus'], ' / '.join('%.2f' % x for x in host['loadavg']), host['started']),
-        'Lab node: %s, kernel %s, %s (%s), %d vCPUs, %d MiB, Python %s, %s; load average %s at start.' % (
-            facts['os'], facts['kernel'], 'qemu TCG' if facts['virt'] == 'qemu' else 'virtualisation',
-            facts['virt'], facts['cpus'], facts['memory_mib'], facts['python'], facts['ipvsadm'],
-            ' / '.join('%.2f' % x for x in facts['loadavg'])),
-    ]
-
-
 # ---------------------------------------------------------------------------
 
 
@@ -467,18 +372,9 @@ def parse_args(argv):
     parser.add_argument('--repeat', type=int, default=3, help='runs per figure; the median is shown (default 3)')
     parser.add_argument('--sample', type=int, default=300,
                         help='rules in the one-process-per-rule sample (default 300)')
-    parser.add_argument('--run-dir', default=os.path.join(REPO, 'lab', 'run', 'bench'),
-                        help='the lab run directory (default lab/run/bench)')
-    parser.add_argument('--prefix', default='bench', help='lab node name prefix (default bench)')
-    parser.add_argument('--suite', default='bookworm', choices=('bookworm', 'trixie'))
-    parser.add_argument('--reuse', action='store_true',
-                        help='use the node already running in --run-dir and leave it running')
-    parser.add_argument('--keep', action='store_true', help='leave the lab running at the end')
-    parser.add_argument('--prepare', choices=('role', 'apt', 'none'), default='role',
-                        help='how to get ipvsadm and ip_vs on the node: site.yml (default), apt-get, or nothing')
+    add_lab_arguments(parser, 'bench', 'bench',
+                      'how to get ipvsadm and ip_vs on the node: site.yml (default), apt-get, or nothing')
     parser.add_argument('--skip-module', action='store_true', help='no ansible-playbook runs (node figures only)')
-    parser.add_argument('--json', help='also write every figure (and the raw runs) to this JSON file')
-    parser.add_argument('--markdown', help='also write the table to this file')
     parser.add_argument('--render', nargs='+', metavar='JSON',
                         help='no lab: print the table of earlier --json files (sizes side by side, in order)')
     args = parser.parse_args(argv)

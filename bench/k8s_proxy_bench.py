@@ -26,8 +26,8 @@ Run from the repository root (.venv/bin/python bench/k8s_proxy_bench.py --help):
    goals (first load <= 0.5x `ipvsadm -R`, converged <= 1.5x `ipvsadm -S -n`) and
    kube-proxy's 15 s per sync at 2,500 Services (kubernetes#93445).
 
-Helpers (lab, ssh, prepare, ship, ansible-playbook) come from ipvs_table_bench.py.
-Stdlib only, besides ansible-playbook.
+Helpers (lab, ssh, ansible-playbook, the goals' cells) come from _common.py, prepare and
+ship from ipvs_table_bench.py. Stdlib only, besides ansible-playbook.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,17 @@ REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, os.path.join(REPO, 'tests')]
 
 import ipvs_table_bench as tb  # noqa: E402
+from _common import (  # noqa: E402
+    Lab,
+    add_lab_arguments,
+    goal_cell,
+    log,
+    machine_lines,
+    round_ratios,
+    seconds,
+    shown_cell,
+    timed_playbook,
+)
 import k8s_proxy_node  # noqa: E402  (calibrate() runs here as on the node)
 import k8s_translate_bench  # noqa: E402
 from kube_api import objects  # noqa: E402
@@ -86,10 +96,6 @@ TIMING_PARTS = (
 )
 
 
-def log(text):
-    tb.log(text)
-
-
 def generate(shape, services, per_service, seed):
     """(Services, EndpointSlices, Node) for the stand-in server."""
     if shape == 'clusterip':
@@ -125,19 +131,12 @@ def ship(node, server, workdir):
 
 def playbook(lab, node, vars_file, floor=False):
     """(seconds end to end, the report line) of one ansible-playbook run in the namespace."""
-    argv = [tb.ansible_playbook(), '-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
+    argv = ['-i', lab.inventory, '-l', node.name, '-e', '@' + vars_file,
             '-e', 'bench_hosts=%s' % node.name, '-e', 'bench_floor=%s' % floor,
             '-e', 'ansible_python_interpreter=%s/python3-in-netns' % REMOTE, PLAYBOOK]
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=REPO, env=tb.ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit('ansible-playbook failed (rc=%d):\n%s\n%s' % (proc.returncode, proc.stdout[-4000:],
-                                                                       proc.stderr[-4000:]))
-    report = tb.parse_report(proc.stdout)
+    wall, report, task = timed_playbook(argv)
     report['wall'] = round(wall, 6)
-    report['task'] = tb.task_seconds(proc.stdout)[0]  # the module's (or ping's) task alone
+    report['task'] = task  # the module's (or ping's) task alone
     return report
 
 
@@ -217,7 +216,7 @@ def summarize(result):
 
 def timings_cell(result, name):
     """'first / converged' seconds of one part of the module's timings."""
-    return ' / '.join(tb.seconds(result['summary'][variant]['timings'].get(name))
+    return ' / '.join(seconds(result['summary'][variant]['timings'].get(name))
                       for variant in ('first', 'converged'))
 
 
@@ -226,19 +225,16 @@ def module_total(report):
     return report['timings']['read_cluster'] + report['timings']['total']
 
 
-def round_ratio(result, variant, bare, field='wall'):
-    """Median over the rounds of the module's wall time (or task time) over the bare
-    figure of the same round (the goals are ratios within one run)."""
-    return median(r[variant][field] / r['bare'][bare] for r in result['rounds']
-                  if r['bare'][bare] and r[variant].get(field) is not None)
+def round_ratios_of(result, variant, bare, field='wall'):
+    """The module's wall time (or task time) over the bare figure of the same round,
+    each round (the goals are ratios within one run)."""
+    rounds = result['rounds']
+    return round_ratios([r[variant].get(field) for r in rounds], [r['bare'][bare] for r in rounds])
 
 
-def ratio_cell(ratio, limit, judged):
-    if ratio is None:
-        return 'n/a'
-    if not judged:
-        return '%.2fx (goal judged at %s)' % (ratio, '{:,}'.format(GOAL_AT))
-    return '%.2fx %s' % (ratio, 'met' if ratio <= limit else '**NOT met**')
+def module_goal(result, variant, bare, limit):
+    return goal_cell(round_ratios_of(result, variant, bare), limit, judged=result['services'] >= GOAL_AT,
+                     judged_at=GOAL_AT)
 
 
 def kube_proxy_cell(result, variant):
@@ -247,8 +243,8 @@ def kube_proxy_cell(result, variant):
         return '-'
     report = result['summary'][variant]
     return '%.1fx end to end (%s s), %.1fx own time (%s s)' % (
-        KUBE_PROXY_SECONDS / report['wall'], tb.seconds(report['wall']),
-        KUBE_PROXY_SECONDS / module_total(report), tb.seconds(module_total(report)))
+        KUBE_PROXY_SECONDS / report['wall'], seconds(report['wall']),
+        KUBE_PROXY_SECONDS / module_total(report), seconds(module_total(report)))
 
 
 def rows_for(results):
@@ -264,30 +260,29 @@ def rows_for(results):
     row('virtual services / rules (virtual services + real servers)',
         lambda r: '{:,} / {:,}'.format(s('virtual_services')(r), s('rules')(r)))
     row('API answers read (JSON, MB)', lambda r: '%.1f' % (r['api_bytes'] / 1048576.0))
-    row('bare `ipvsadm -R` of the resulting table, from empty', lambda r: tb.seconds(s('restore')(r)))
-    row('bare `ipvsadm -S -n` of it', lambda r: tb.seconds(s('save')(r)))
+    row('bare `ipvsadm -R` of the resulting table, from empty', lambda r: seconds(s('restore')(r)))
+    row('bare `ipvsadm -S -n` of it', lambda r: seconds(s('save')(r)))
     row('**module wall time, first load** (ansible-playbook end to end, empty IPVS table)',
-        lambda r: tb.seconds(r['summary']['first']['wall']))
-    row('**module wall time, converged run** (no change)', lambda r: tb.seconds(r['summary']['converged']['wall']))
+        lambda r: seconds(r['summary']['first']['wall']))
+    row('**module wall time, converged run** (no change)', lambda r: seconds(r['summary']['converged']['wall']))
     row('**module task time** (the task alone, as Ansible ran it: no ansible-playbook start), first load / '
-        'converged', lambda r: ' / '.join(tb.seconds(median(x[v].get('task') for x in r['rounds']
+        'converged', lambda r: ' / '.join(seconds(median(x[v].get('task') for x in r['rounds']
                                                             if x[v].get('task') is not None))
                                           for v in ('first', 'converged')))
     row('module\'s own time (`timings`: read_cluster + total), first load / converged',
-        lambda r: ' / '.join(tb.seconds(module_total(r['summary'][v])) for v in ('first', 'converged')))
+        lambda r: ' / '.join(seconds(module_total(r['summary'][v])) for v in ('first', 'converged')))
     for name, what in TIMING_PARTS:
         row('&nbsp;&nbsp;`%s`: %s' % (name, what), lambda r, name=name: timings_cell(r, name))
     row('API requests per run', lambda r: str(r['summary']['converged']['requests']))
-    row('Ansible alone: `ansible.builtin.ping` through the same interpreter', lambda r: tb.seconds(s('floor')(r)))
-    row('goal: first load / `ipvsadm -R` of the same round (<= %.1fx at %s)' % (GOAL_FIRST, '{:,}'.format(GOAL_AT)),
-        lambda r: ratio_cell(round_ratio(r, 'first', 'restore'), GOAL_FIRST, r['services'] >= GOAL_AT))
-    row('&nbsp;&nbsp;the same with the module task time',
-        lambda r: ratio_cell(round_ratio(r, 'first', 'restore', 'task'), GOAL_FIRST, r['services'] >= GOAL_AT))
-    row('goal: converged run / `ipvsadm -S -n` of the same round (<= %.1fx at %s)'
-        % (GOAL_CONVERGED, '{:,}'.format(GOAL_AT)),
-        lambda r: ratio_cell(round_ratio(r, 'converged', 'save'), GOAL_CONVERGED, r['services'] >= GOAL_AT))
-    row('&nbsp;&nbsp;the same with the module task time',
-        lambda r: ratio_cell(round_ratio(r, 'converged', 'save', 'task'), GOAL_CONVERGED, r['services'] >= GOAL_AT))
+    row('Ansible alone: `ansible.builtin.ping` through the same interpreter', lambda r: seconds(s('floor')(r)))
+    row('goal: first load (module wall time) / `ipvsadm -R` of the same round (<= %.1fx at %s)'
+        % (GOAL_FIRST, '{:,}'.format(GOAL_AT)), lambda r: module_goal(r, 'first', 'restore', GOAL_FIRST))
+    row('&nbsp;&nbsp;module task time (no ansible-playbook start) / `ipvsadm -R`',
+        lambda r: shown_cell(round_ratios_of(r, 'first', 'restore', 'task')))
+    row('goal: converged run (module wall time) / `ipvsadm -S -n` of the same round (<= %.1fx at %s)'
+        % (GOAL_CONVERGED, '{:,}'.format(GOAL_AT)), lambda r: module_goal(r, 'converged', 'save', GOAL_CONVERGED))
+    row('&nbsp;&nbsp;module task time (no ansible-playbook start) / `ipvsadm -S -n`',
+        lambda r: shown_cell(round_ratios_of(r, 'converged', 'save', 'task')))
     row('the rounds: first load / `ipvsadm -R`; converged / `ipvsadm -S -n`', lambda r: '; '.join(
         '%.2fx / %.2fx' % (x['first']['wall'] / x['bare']['restore'], x['converged']['wall'] / x['bare']['save'])
         for x in r['rounds']))
@@ -310,14 +305,14 @@ def markdown(results, host, facts, imports, repeat):
     lines += [
         '',
         '`import kubernetes.client, kubernetes.config` in a new python3 on the node: %s s (median of 3).'
-        % tb.seconds(imports['import_kubernetes']),
+        % seconds(imports['import_kubernetes']),
     ]
     if 'calibrate_node' in imports:
         lines.append('Pure Python speed (JSON text of 100,000 small objects written and parsed): node %s s, '
                      'controller %s s: the node is %.0fx slower.' % (
-                         tb.seconds(imports['calibrate_node']), tb.seconds(imports['calibrate_controller']),
+                         seconds(imports['calibrate_node']), seconds(imports['calibrate_controller']),
                          imports['calibrate_node'] / imports['calibrate_controller']))
-    lines += tb.machine_lines(host, facts)
+    lines += machine_lines(host, facts)
     return '\n'.join(lines) + '\n'
 
 
@@ -334,17 +329,8 @@ def parse_args(argv):
                         help='the generated cluster: a realistic mix (default) or ClusterIP only')
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--repeat', type=int, default=3, help='rounds per size; medians are shown (default 3)')
-    parser.add_argument('--run-dir', default=os.path.join(REPO, 'lab', 'run', 'k8s-bench'),
-                        help='the lab run directory (default lab/run/k8s-bench)')
-    parser.add_argument('--prefix', default='kbench', help='lab node name prefix (default kbench)')
-    parser.add_argument('--suite', default='bookworm', choices=('bookworm', 'trixie'))
-    parser.add_argument('--reuse', action='store_true',
-                        help='use the node already running in --run-dir and leave it running')
-    parser.add_argument('--keep', action='store_true', help='leave the lab running at the end')
-    parser.add_argument('--prepare', choices=('role', 'apt', 'none'), default='role',
-                        help='how to install what the module needs: site.yml (default), apt-get, or nothing')
-    parser.add_argument('--json', help='also write every figure (and the raw rounds) to this JSON file')
-    parser.add_argument('--markdown', help='also write the table to this file')
+    add_lab_arguments(parser, 'k8s-bench', 'kbench',
+                      'how to install what the module needs: site.yml (default), apt-get, or nothing')
     parser.add_argument('--render', metavar='JSON', help='no lab: print the table of an earlier --json file')
     args = parser.parse_args(argv)
     args.services = [int(size) for size in re.split(r'[,\s]+', args.services.strip()) if size]
@@ -363,7 +349,7 @@ def main(argv=None):
     host = {'cpus': os.cpu_count(), 'loadavg': os.getloadavg(), 'started': time.strftime('%Y-%m-%d %H:%M %Z')}
     log('controller load average %s' % ' / '.join('%.2f' % x for x in host['loadavg']))
     workdir = tempfile.mkdtemp(prefix='netlb-k8s-bench-')
-    lab = tb.Lab(args.run_dir, args.prefix)
+    lab = Lab(args.run_dir, args.prefix)
     server = None
     if not args.reuse:
         lab.up(args.suite)
