@@ -13,6 +13,8 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
     latency = registry.histogram('netlb_ipvs_watch_sync_duration_seconds', 'Reconcile latency.')
     syncs.inc(result='ok'); latency.observe(0.042)
     registry.forget(namespace='shop', name='web')   # a Service went: all its series go
+    traffic = TrafficMetrics(registry)              # per-Service IPVS counters
+    traffic.update(backend.read_traffic(), ports)   # at each scrape or sync
     text = registry.render()                         # served with CONTENT_TYPE
 
 Bounded for a process that runs for months: a series exists only while something sets
@@ -227,6 +229,56 @@ class Histogram(_Family):
                                              cumulative))
         lines.append('%s_sum%s %s' % (self.name, _labels_text(pairs), format_value(total)))
         lines.append('%s_count%s %d' % (self.name, _labels_text(pairs), count))
+
+
+# The labels of a virtual service's traffic: the Service it serves and the virtual
+# service itself (a Service port has one per cluster IP, node address, external and
+# load-balancer IP).
+TRAFFIC_LABELS = ('namespace', 'name', 'kind', 'protocol', 'address', 'port')
+
+
+class TrafficMetrics:
+    """Per-Service traffic from the kernel's IPVS counters, as kube-router exports it:
+    connections, packets and bytes (direction in / out) of each managed virtual service.
+
+    update(traffic, ports) after each read of the counters: traffic {ServiceKey: counts
+    with connections, packets_in, packets_out, bytes_in, bytes_out} (the netlink backend's
+    read_traffic()), ports {ServiceKey: ServicePort} of the services this node manages
+    (the translation's). Keys in only one of them are left out; the series of a virtual
+    service gone are dropped. The values are the kernel's totals: they restart at zero
+    when a virtual service is made again, as Prometheus counters may.
+    """
+
+    def __init__(self, registry, prefix='netlb_ipvs_service'):
+        self.connections = registry.counter(
+            prefix + '_connections_total', 'Connections IPVS scheduled to the real servers of a virtual service.',
+            TRAFFIC_LABELS)
+        self.packets = registry.counter(
+            prefix + '_packets_total', 'Packets of a virtual service, by direction (in: from clients, out: '
+            'replies IPVS forwarded, NAT only).', TRAFFIC_LABELS + ('direction',))
+        self.bytes = registry.counter(
+            prefix + '_bytes_total', 'Bytes of a virtual service, by direction (in: from clients, out: replies '
+            'IPVS forwarded, NAT only).', TRAFFIC_LABELS + ('direction',))
+
+    def update(self, traffic, ports):
+        present = []
+        for key, counts in traffic.items():
+            port = ports.get(key)
+            if port is None:
+                continue
+            namespace, _sep, name = port.service.partition('/')
+            labels = dict(namespace=namespace, name=name, kind=port.kind, protocol=port.protocol,
+                          address=port.address, port=port.port)
+            self.connections.set(counts.connections, **labels)
+            for direction, packets, size in (('in', counts.packets_in, counts.bytes_in),
+                                             ('out', counts.packets_out, counts.bytes_out)):
+                self.packets.set(packets, direction=direction, **labels)
+                self.bytes.set(size, direction=direction, **labels)
+            present.append(tuple(str(labels[label]) for label in TRAFFIC_LABELS))
+        self.connections.retain(present)
+        both = [values + (direction,) for values in present for direction in ('in', 'out')]
+        self.packets.retain(both)
+        self.bytes.retain(both)
 
 
 class Registry:

@@ -50,3 +50,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def _apply(self, actions):
         """Write actions to the kernel."""
+
+    def close(self):
+        """Release what the backend holds open (the netlink socket); a later call opens
+        it again. A long-running process closes what it no longer uses."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

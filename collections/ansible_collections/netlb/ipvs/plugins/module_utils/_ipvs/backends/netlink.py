@@ -35,7 +35,6 @@ import os
 import socket
 import struct
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base
@@ -116,11 +115,26 @@ _FLAGS = struct.Struct('=II')
 _U64 = struct.Struct('=Q')
 _U8 = struct.Struct('=B')
 _ADDR_PAD = b'\0' * 12
-# Tables are large (50,000 real servers): addresses repeat, so both directions are cached.
-_PACKED = {}
-_TEXT = {}
-_SERVICE_IDS = {}
-_SELECTORS = {}
+
+
+class _Cache(dict):
+    """A memo that starts over once it holds CACHE_LIMIT entries: a long-running process
+    sees addresses come and go (every rollout brings new pod IPs) and must not grow."""
+
+    def put(self, key, value):
+        if len(self) >= CACHE_LIMIT:
+            self.clear()
+        self[key] = value
+        return value
+
+
+# Tables are large (50,000 real servers): addresses repeat, so both directions are cached,
+# each cache big enough for several such tables.
+CACHE_LIMIT = 1 << 18
+_PACKED = _Cache()
+_TEXT = _Cache()
+_SERVICE_IDS = _Cache()
+_SELECTORS = _Cache()
 # A real server's address, port (pre-swapped to network order), family, forwarding,
 # weight and thresholds: the attributes of every NEW_DEST/SET_DEST, packed in one go.
 _DEST_FULL = struct.Struct('=HH16s HHH2x HHH2x HHI HHI HHI HHI')
@@ -164,7 +178,7 @@ def _packed(address):
             hit = (socket.inet_pton(socket.AF_INET6, address), socket.AF_INET6)
         else:
             hit = (socket.inet_pton(socket.AF_INET, address) + _ADDR_PAD, socket.AF_INET)
-        _PACKED[address] = hit
+        _PACKED.put(address, hit)
     return hit
 
 
@@ -183,7 +197,7 @@ def service_id(key):
         else:
             attrs = _SVC_ADDR.pack(6, SVC_ATTR_AF, AF[key.family], 6, SVC_ATTR_PROTOCOL, PROTO[key.protocol],
                                    20, SVC_ATTR_ADDR, _packed(key.address)[0], 6, SVC_ATTR_PORT, socket.htons(key.port))
-        _SERVICE_IDS[key] = attrs
+        _SERVICE_IDS.put(key, attrs)
     return attrs
 
 
@@ -192,7 +206,7 @@ def service_selector(key):
     selector = _SELECTORS.get(key)
     if selector is None:
         attrs = service_id(key)
-        selector = _SELECTORS[key] = _ATTR.pack(4 + len(attrs), CMD_ATTR_SERVICE) + attrs
+        selector = _SELECTORS.put(key, _ATTR.pack(4 + len(attrs), CMD_ATTR_SERVICE) + attrs)
     return selector
 
 
@@ -280,7 +294,7 @@ def _address(raw, family):
             text = socket.inet_ntop(socket.AF_INET, bytes(raw[:4]))
         else:
             text = str(ipaddress.ip_address(bytes(raw[:16])))
-        _TEXT[key] = text
+        _TEXT.put(key, text)
     return text
 
 
@@ -602,10 +616,6 @@ class NetlinkBackend(base.Backend):
             raise model.BackendError('reading the IPVS table from the kernel failed: %s' % exc)
 
     def read(self):
-        with _gc.paused():
-            return self._read()
-
-    def _read(self):
         self._connect()
         services = []
 
@@ -645,8 +655,7 @@ class NetlinkBackend(base.Backend):
         meanwhile) with an empty dump."""
         self._connect()
         keys = list(keys)
-        with _gc.paused():
-            servers, counters = self._read_dests(keys)
+        servers, counters = self._read_dests(keys)
         return dict((key, dict((rs.key, counters[index].get(rs.key, model.NO_CONNECTIONS)) for rs in servers[index]))
                     for index, key in enumerate(keys))
 

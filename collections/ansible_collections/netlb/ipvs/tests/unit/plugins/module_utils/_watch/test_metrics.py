@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import threading
 
@@ -166,3 +167,30 @@ def test_threads_lose_no_increment():
         thread.join()
     assert counter.series() == {('0',): 2000, ('1',): 2000}
     assert latency.value()[2] == 4000
+
+
+Counts = collections.namedtuple('Counts', 'connections packets_in packets_out bytes_in bytes_out')
+Port = collections.namedtuple('Port', 'kind protocol address port service')
+
+
+def test_traffic_of_managed_virtual_services_by_service():
+    registry = metrics.Registry()
+    traffic = metrics.TrafficMetrics(registry)
+    web, node_port, foreign = 'web-key', 'np-key', 'keepalived-key'
+    ports = {web: Port('cluster_ip', 'tcp', '10.96.0.10', 80, 'shop/web'),
+             node_port: Port('node_port', 'tcp', '192.168.10.11', 30080, 'shop/web')}
+    traffic.update({web: Counts(5, 100, 90, 6400, 120000), node_port: Counts(1, 2, 3, 4, 5),
+                    foreign: Counts(9, 9, 9, 9, 9)}, ports)
+    text = registry.render()
+    labels = 'namespace="shop",name="web",kind="cluster_ip",protocol="tcp",address="10.96.0.10",port="80"'
+    assert 'netlb_ipvs_service_connections_total{%s} 5\n' % labels in text
+    assert 'netlb_ipvs_service_packets_total{%s,direction="in"} 100\n' % labels in text
+    assert 'netlb_ipvs_service_bytes_total{%s,direction="out"} 120000\n' % labels in text
+    assert '# TYPE netlb_ipvs_service_bytes_total counter\n' in text
+    values = [int(line.rsplit(' ', 1)[1]) for line in text.splitlines() if not line.startswith('#')]
+    assert 9 not in values  # not a managed virtual service: not exported
+    assert len(traffic.connections.series()) == 2 and len(traffic.bytes.series()) == 4
+    # The NodePort goes (the Service changed type): its series go, the others stay.
+    traffic.update({web: Counts(6, 101, 91, 6500, 120100)}, ports)
+    assert list(traffic.connections.series().values()) == [6]
+    assert len(traffic.packets.series()) == 2 and len(traffic.bytes.series()) == 2

@@ -250,6 +250,28 @@ def test_decode_traffic_without_stats_is_zero():
     assert netlink.decode_traffic({}) == netlink.NO_TRAFFIC
 
 
+def test_caches_start_over_at_their_limit(kernel, monkeypatch):
+    """A watcher runs for months while pod addresses come and go: no memo grows past
+    CACHE_LIMIT, and what is read stays right across the restarts."""
+    monkeypatch.setattr(netlink, 'CACHE_LIMIT', 8)
+    services = [VirtualService(ServiceKey.tcp_udp('tcp', '10.1.0.%d' % n, 80), 'rr',
+                               real_servers=(RealServer('10.244.1.%d' % n, 8080),
+                                             RealServer('fd00::%x' % n, 80, forwarding='tunnel')))
+                for n in range(1, 31)]
+    backend = netlink.NetlinkBackend(sock=kernel)
+    backend.apply(create_actions(services))
+    assert backend.read() == model.table_of(services)
+    for cache in (netlink._PACKED, netlink._TEXT, netlink._SERVICE_IDS, netlink._SELECTORS):  # pylint: disable=protected-access
+        assert len(cache) <= 8
+
+
+def test_a_backend_is_a_context_manager_that_closes_its_socket(kernel):
+    with netlink.NetlinkBackend(sock=kernel) as backend:
+        assert backend.read() == {}
+        assert not kernel.closed
+    assert kernel.closed
+
+
 def test_route_server_gets_the_service_port(kernel):
     backend = netlink.NetlinkBackend(sock=kernel)
     backend.apply([Action(model.ADD_SERVICE, WEB), Action(model.ADD_SERVER, WEB, RealServer('10.1.1.1', 8080, 1, 'route'))])
