@@ -701,8 +701,9 @@ def run(module):
 
 def main():
     # One short process holding a big table (ansible-core copies the parameters twice):
-    # no collector passes over it, the arguments' copies included (see _gc).
-    with _gc.paused():
+    # no collector passes over it, the arguments' copies included, and a short switch
+    # interval for the batches (see _gc). The module decides this, never the library.
+    with _gc.tuned():
         module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE,
                                required_one_of=[('services', 'address', 'fwmark')],
                                required_together=[('address', 'port')], supports_check_mode=True)

@@ -114,6 +114,7 @@ kept:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy.leftovers import (
     KEEP_FORWARD_CHOICES,
@@ -135,7 +136,9 @@ def main():
     params = module.params
     options = Options(state_path=params['state_path'], keep_forward=params['keep_forward'], force=params['force'])
     try:
-        result = remove(Node(Runner(module)), options, check_mode=module.check_mode)
+        # kube-proxy's whole IPVS table is read: no collector passes while it is built (see _gc).
+        with _gc.paused():
+            result = remove(Node(Runner(module)), options, check_mode=module.check_mode)
     except LeftoversError as exc:
         module.fail_json(msg=str(exc))
     for warning in result['warnings']:

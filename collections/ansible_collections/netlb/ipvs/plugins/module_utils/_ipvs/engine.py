@@ -35,7 +35,6 @@ import dataclasses
 import operator
 import time
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import plan as planner
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStateError
@@ -206,8 +205,7 @@ def reconcile(backend, desired, scope, options=DEFAULT_OPTIONS, drain_store=None
     timings = {}
     warnings = []
     locking = drain_store is not None and not check_mode
-    # No cyclic GC passes while tens of thousands of tuples are made (see _gc).
-    with (drain_store.lock() if locking else contextlib.nullcontext()), _gc.paused():
+    with drain_store.lock() if locking else contextlib.nullcontext():
         drain = _load_drain(drain_store, warnings)
         with clock(timings, 'read'):
             current = backend.read()

@@ -97,7 +97,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     SCHEDULERS,
     RealServer,
@@ -155,9 +154,9 @@ class _Malformed(Exception):
 def translate(snapshot, node, options):
     """Translate one ClusterSnapshot for one node (see the rules at the top)."""
     # The records this makes (~200,000 at 10,000 Services) woke the collector's full
-    # passes, each walking the whole snapshot too: half of the time (see _gc).
-    with _gc.paused():
-        return _Translator(snapshot, node, options).run()
+    # passes, each walking the whole snapshot too: half of the time. The shells that run
+    # a translation hold the collector off around it (_gc.tuned()); this does not.
+    return _Translator(snapshot, node, options).run()
 
 
 # ---------------------------------------------------------------------------- addresses

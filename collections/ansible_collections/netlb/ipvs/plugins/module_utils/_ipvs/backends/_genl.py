@@ -25,7 +25,6 @@ import os
 import queue
 import socket
 import struct
-import sys
 import threading
 
 NETLINK_GENERIC = 16
@@ -74,9 +73,6 @@ SOCKET_BUFFER = 4 * 1024 * 1024
 BATCH_BYTES = 64 * 1024
 BATCH_COUNT = 256
 TIMEOUT = 120.0
-# While a batch is built in a thread: how soon the sender gets the GIL back after the
-# kernel returns (Python's default, 5 ms, is about what a whole batch takes the kernel).
-SWITCH_INTERVAL = 0.001
 
 
 class NetlinkError(Exception):
@@ -259,8 +255,6 @@ class _Prefetch:
         self._items = items
         self._queue = queue.Queue(maxsize=4)
         self._stop = threading.Event()
-        self._interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._interval, SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._run, name='genl-batch', daemon=True)
         self._thread.start()
 
@@ -295,7 +289,6 @@ class _Prefetch:
     def close(self):
         self._stop.set()
         self._thread.join()
-        sys.setswitchinterval(self._interval)
 
 
 class NetlinkSocket:
@@ -431,7 +424,9 @@ class GenlSocket(NetlinkSocket):
 
         With more than one batch to send, the next batch is built in a thread while the
         kernel works through the one before: a send runs the kernel's handlers without
-        the GIL, so encoding and kernel time overlap instead of adding up.
+        the GIL, so encoding and kernel time overlap instead of adding up. How soon the
+        sender gets the GIL back is the process's thread switch interval, the shell's to
+        set (_gc.tuned()).
         """
         self.acknowledged = 0
         chunks = self._chunks(family, version, requests, encode)

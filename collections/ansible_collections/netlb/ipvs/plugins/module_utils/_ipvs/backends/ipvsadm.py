@@ -24,7 +24,6 @@ thousands; one listing is one process and half a read.
 from __future__ import annotations
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command
-from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base
@@ -88,13 +87,12 @@ class IpvsadmBackend(base.Backend):
     def read(self):
         saved = self._text(['-S', '-n'])
         listed = self._text(['-L', '-n', '--thresholds'])
-        with _gc.paused():
-            try:
-                table = save_format.parse(saved)
-                listing = save_format.parse_listing(listed)
-            except save_format.FormatError as exc:
-                raise model.BackendError('cannot read ipvsadm output: %s' % exc)
-            return save_format.with_listing(table, listing)
+        try:
+            table = save_format.parse(saved)
+            listing = save_format.parse_listing(listed)
+        except save_format.FormatError as exc:
+            raise model.BackendError('cannot read ipvsadm output: %s' % exc)
+        return save_format.with_listing(table, listing)
 
     def read_counters(self, keys):
         listed = self._text(['-L', '-n', '--thresholds'])
