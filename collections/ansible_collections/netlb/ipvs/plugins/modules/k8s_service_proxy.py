@@ -21,13 +21,26 @@ description:
   - "Semantics per node: headless, ExternalName and Services labelled C(service.kubernetes.io/service-proxy-name)
     or C(service.kubernetes.io/headless) are skipped; a virtual service per port for the cluster IP(s) of each
     family, the NodePort on each node address, each external IP O(external_ips_allowed_cidrs) admits and each
-    load-balancer ingress IP (unless its C(ipMode) is C(Proxy)); real servers are ready endpoints (topology-hint
-    filtered), else serving and terminating ones; C(externalTrafficPolicy: Local) and
-    C(internalTrafficPolicy: Local) use this node's endpoints only; C(sessionAffinity: ClientIP) becomes persistence."
-  - "Unlike kube-proxy, a service with C(externalTrafficPolicy: Local) and no local endpoint keeps no real
-    servers (the Service API's rule; kube-proxy's IPVS mode falls back to every endpoint, kubernetes#71596), and
-    IPVS services outside this module's scope (keepalived VIPs, firewall-mark services, hand-made rules) are
-    never touched (kubernetes#59507)."
+    load-balancer ingress IP (unless its C(ipMode) is C(Proxy)); real servers are ready endpoints, else serving
+    and terminating ones, narrowed by topology hints (C(hints.forNodes) to this node's, PreferSameNode, else
+    C(hints.forZones) to this zone's, when every ready endpoint has such hints and one names this node or zone);
+    C(externalTrafficPolicy: Local) and C(internalTrafficPolicy: Local) use this node's endpoints only;
+    C(sessionAffinity: ClientIP) becomes persistence."
+  - "C(externalTrafficPolicy: Local) on a node without a local endpoint - as kube-proxy's IPVS mode
+    (kubernetes#97081), the NodePort, external and load-balancer services get every endpoint of the cluster
+    instead (topology hints applied), so pods and the node reach them (IPVS cannot tell their traffic from an
+    external client's). External clients do not: their packets reach a pod on another node unmasqueraded, and
+    its reply does not come back through this node. A Service whose C(internalTrafficPolicy) is C(Local) too
+    gets no fallback (kube-proxy has none then either)."
+  - "C(internalTrafficPolicy: Local) never falls back - a node without a local endpoint has a cluster IP with no
+    real server, and its pods' connections to it fail, as the Service API says. kube-proxy's IPVS mode falls back to
+    every endpoint when the Service is also a NodePort or load balancer with C(externalTrafficPolicy: Cluster)."
+  - "C(healthCheckNodePort) (a C(LoadBalancer) Service with C(externalTrafficPolicy: Local)) is not served yet - a
+    run of this module is short-lived and cannot answer probes, so a load balancer that probes it sees no node
+    healthy. The ports are returned in RV(health_check_node_ports); until a long-running process of this
+    collection serves them, have the load balancer probe the Service's NodePort instead."
+  - IPVS services outside this module's scope (keepalived VIPs, firewall-mark services, hand-made rules) are
+    never touched (kubernetes#59507), unlike kube-proxy.
   - "C(loadBalancerSourceRanges) filter the traffic arriving at the node and the connections the node itself opens
     to the load-balancer IP. The node gets through when its source address is inside a range, and also from the
     load-balancer IP itself (the source the kernel picks toward a local address) when a range of that family holds
@@ -39,7 +52,8 @@ description:
   - Safety - a failed, refused, slow or truncated read of the cluster fails the task and changes nothing. A run
     that would delete more than O(max_delete_ratio) of the managed virtual services or of their serving real
     servers, or all of either, is refused unless O(force=true). A malformed object is skipped with a warning
-    naming it and its field.
+    naming it and its field - the Service, or only the bad EndpointSlice, endpoint or slice port. A translation
+    that stops early (a fault of this module) fails the task and changes nothing.
   - "A run that stops half-way (killed, timed out, refused by the kernel) leaks nothing and opens nothing - it
     records in O(state_path) what it is about to create before creating it, loads the packet rules (a new
     load-balancer IP's C(loadBalancerSourceRanges)) before binding and serving an address, removes a gone
@@ -136,9 +150,17 @@ options:
     default: 30000-32767
   node_port_addresses:
     description:
-      - Where NodePorts are served - CIDRs (node addresses inside them) or the single word V(primary) (the node's
-        primary address of each family). Empty - every local address except loopback, IPv6 link-local and the
-        dummy interface's.
+      - Where NodePorts are served, as kube-proxy's C(nodePortAddresses). Empty - every local address except
+        loopback, IPv6 link-local and the dummy interface's.
+      - CIDRs - per family, the node's addresses inside that family's CIDRs, never loopback. A family without a
+        CIDR here gets every address of that family (the default choice), as does a zero-length CIDR
+        (V(0.0.0.0/0), V(::/0)); so V([10.0.0.0/8]) on a dual-stack node still serves NodePorts on its IPv6
+        addresses.
+      - The single word V(primary) - the node's primary address of each family. With O(source=api) that is the
+        Node object's first C(InternalIP) of the family, else its first C(ExternalIP), as kube-proxy picks its node
+        IPs; the Node object is not read when O(node_zone) is given. With O(source=manifests) it is the Node
+        object in the manifests whose name is O(node_name), when there is one. Without a Node object it is the
+        source address of the node's default route of each family.
     type: list
     elements: str
     default: []
@@ -172,6 +194,17 @@ options:
     type: str
     default: rr
     choices: [rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos]
+  scheduler_flags:
+    description:
+      - Scheduler flags, each given to the virtual services whose scheduler reads it (chosen by O(scheduler) or by
+        a Service's annotation) - V(sh-fallback) and V(sh-port) to V(sh) ones, V(mh-fallback) and V(mh-port) to
+        V(mh) ones. C(*-fallback) picks another real server when the hashed one is unavailable (weight 0 or
+        overloaded); C(*-port) hashes the source port too, not only the source address.
+      - The default, V([mh-port]), is what kube-proxy sets on its V(mh) services; V([]) sets none.
+    type: list
+    elements: str
+    choices: [sh-fallback, sh-port, mh-fallback, mh-port]
+    default: [mh-port]
   families:
     description: The address families served.
     type: list
@@ -341,6 +374,13 @@ summary:
     actions: {add_server: 2, edit_server: 1}
     addresses: {added: 1, removed: 0}
     packet_rules_changed: false
+health_check_node_ports:
+  description:
+    - C(spec.healthCheckNodePort) of each proxied C(LoadBalancer) Service with C(externalTrafficPolicy Local), by
+      C(namespace/name). This module does not serve them (see the description).
+  returned: always
+  type: dict
+  sample: {ingress-nginx/ingress-nginx-controller: 31234}
 skipped_services:
   description:
     - The Services not proxied, by reason, as C(namespace/name). (Not C(skipped) - Ansible reads that key as
@@ -410,6 +450,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, redact_kubeconfig
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DEFAULT_SCHEDULER_FLAGS, SCHEDULER_FLAG_CHOICES
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import DEFAULT_PATH as STATE_PATH
 
 ARGUMENT_SPEC = dict(
@@ -428,6 +469,8 @@ ARGUMENT_SPEC = dict(
     node_port_addresses=dict(type='list', elements='str', default=[]),
     external_ips_allowed_cidrs=dict(type='list', elements='str', default=[]),
     scheduler=dict(type='str', choices=list(SCHEDULERS), default='rr'),
+    scheduler_flags=dict(type='list', elements='str', choices=list(SCHEDULER_FLAG_CHOICES),
+                         default=list(DEFAULT_SCHEDULER_FLAGS)),
     families=dict(type='list', elements='str', choices=['ipv4', 'ipv6'], default=['ipv4', 'ipv6']),
     dummy_interface=dict(type='str', default='kube-ipvs0'),
     masquerade=dict(type='str', choices=['external', 'all', 'none'], default='external'),
@@ -481,7 +524,8 @@ def _exit(module, result, **returns):
         module.warn(warning)
     values = dict((name, value) for name, value in returns.items() if value is not None)
     module.exit_json(changed=result.changed, summary=result.summary(),
-                     skipped_services=result.translation.skipped, timings=result.timings, **values)
+                     skipped_services=result.translation.skipped, timings=result.timings,
+                     health_check_node_ports=result.translation.health_check_node_ports, **values)
 
 
 def main():

@@ -70,6 +70,7 @@ class ProxyOptions:
     scheduler: str = 'rr'
     families: tuple = (4, 6)
     node_port_addresses: tuple = ()  # CIDR texts, or ('primary',); () = every usable local address
+    scheduler_flags: tuple = ('mh-port',)  # each given to the services whose scheduler reads it
     dummy_interface: str = 'kube-ipvs0'
     service_cidrs: tuple = ()  # CIDR texts: never an external IP
     external_ips_allowed_cidrs: tuple = ()  # CIDR texts an external IP must be inside; () = none allowed
@@ -106,7 +107,11 @@ class Translation:
     addresses of this node's endpoints (hairpin masquerade); node_addresses: the node's own
     addresses that loadBalancerSourceRanges are checked against (to let the node itself
     through); skipped: reason -> sorted 'namespace/name' list; warnings: one line per
-    malformed object, naming object and field; seen: how many Services the snapshot held.
+    malformed object, naming object and field; seen: how many Services the snapshot held;
+    health_check_node_ports: 'namespace/name' -> spec.healthCheckNodePort of each proxied
+    LoadBalancer Service with externalTrafficPolicy Local (not served by this module);
+    stopped: why the translation stopped early ('' when it is complete: the only case
+    whose table may be applied).
     """
 
     services: list
@@ -117,3 +122,5 @@ class Translation:
     skipped: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
     seen: int = 0
+    health_check_node_ports: dict = dataclasses.field(default_factory=dict)
+    stopped: str = ''

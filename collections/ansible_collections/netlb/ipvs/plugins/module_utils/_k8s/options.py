@@ -17,7 +17,7 @@ import ipaddress
 import re
 import socket
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULER_FLAGS, SCHEDULERS, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import request_problems
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.proxy import SyncOptions
@@ -25,6 +25,9 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.proxy import SyncO
 MASQUERADE = ('external', 'all', 'none')
 FAMILIES = {'ipv4': 4, 'ipv6': 6}
 PRIMARY = 'primary'
+SCHEDULER_FLAG_CHOICES = tuple(flag for flags in SCHEDULER_FLAGS.values() for flag in flags)  # sh-*, mh-*
+# kube-proxy sets mh-port on its mh services: the hash takes the source port too.
+DEFAULT_SCHEDULER_FLAGS = ('mh-port',)
 # Linux interface names: at most 15 bytes, no '/', no whitespace, not '.' or '..'.
 _INTERFACE = re.compile(r'^(?!\.{1,2}$)[^/\s:]{1,15}$')
 
@@ -70,6 +73,21 @@ def _node_port_addresses(values, problems):
     return tuple(str(network) for network in _networks(values, 'node_port_addresses', problems))
 
 
+def _scheduler_flags(values, problems):
+    if values is None:
+        return DEFAULT_SCHEDULER_FLAGS
+    if not isinstance(values, (list, tuple)):
+        problems.append('scheduler_flags: %r is not a list' % (values,))
+        return ()
+    flags = []
+    for index, flag in enumerate(values):
+        if flag not in SCHEDULER_FLAG_CHOICES:
+            problems.append('scheduler_flags[%d]: %r is not one of %s' % (index, flag, ', '.join(SCHEDULER_FLAG_CHOICES)))
+        elif flag not in flags:
+            flags.append(flag)
+    return tuple(sorted(flags))
+
+
 def parse_options(params):
     """Module params -> (SyncOptions, node name). Raises ValidationError listing every
     problem, each starting with the option's name."""
@@ -105,6 +123,7 @@ def parse_options(params):
     allowed = _networks(params.get('external_ips_allowed_cidrs'), 'external_ips_allowed_cidrs', problems)
     proxy = ProxyOptions(scheduler=scheduler, families=tuple(sorted(families)),
                          node_port_addresses=_node_port_addresses(params.get('node_port_addresses'), problems),
+                         scheduler_flags=_scheduler_flags(params.get('scheduler_flags'), problems),
                          dummy_interface=interface,
                          service_cidrs=tuple(str(network) for network in service_cidrs),
                          external_ips_allowed_cidrs=tuple(str(network) for network in allowed))

@@ -17,10 +17,11 @@ Order, and why (each step's writes come after what must hold before them; a run 
 stops anywhere, killed included, leaks nothing and opens nothing, and the next run
 converges):
 1. Refuse when kube-proxy runs in IPVS mode on the node (two owners of one table fight).
-2. Translate (pure). A scheduler the kernel does not offer (an annotation naming one it
-   lacks: `twos` before Linux 5.12) falls back to the scheduler option, or rr, with a
-   warning naming the Service: the kernel would refuse that service and the whole apply
-   with it, on every run.
+2. Translate (pure); a translation that stopped early (a fault of the translator) is
+   refused before anything changed. A scheduler the kernel does not offer (an annotation
+   naming one it lacks: `twos` before Linux 5.12) falls back to the scheduler option, or
+   rr (with the scheduler_flags it reads), with a warning naming the Service: the kernel
+   would refuse that service and the whole apply with it, on every run.
 3. Take the state lock (waiting up to state.LOCK_WAIT seconds, then failing with its
    holder named), load the state and read the node's rules, both inside the lock (another
    run cannot change them between this read and our replace). Render the new rules and,
@@ -238,11 +239,12 @@ def _serving(service):
     return sum(1 for server in service.real_servers if server.weight)
 
 
-def fall_back_schedulers(translation, offered, default):
+def fall_back_schedulers(translation, offered, default, flags=()):
     """Give every virtual service of translation whose scheduler is not in offered (the
     kernel's, None: unknown) the default instead, or rr when the kernel lacks that too
-    (order step 2). Changes translation.services; returns the warnings, one per Service
-    whose annotation chose it, one for the option."""
+    (order step 2), with the flags (options.scheduler_flags) that one reads. Changes
+    translation.services; returns the warnings, one per Service whose annotation chose
+    it, one for the option."""
     if offered is None or all(service.scheduler in offered for service in translation.services):
         return []
     fallback = default if default in offered else 'rr'
@@ -253,7 +255,7 @@ def fall_back_schedulers(translation, offered, default):
         if service.scheduler not in offered:
             owner = None if service.scheduler == default else owners.get(service.key[:3], str(service.key))
             missing[(service.scheduler, owner)] = missing.get((service.scheduler, owner), 0) + 1
-            service = service.replace(scheduler=fallback)
+            service = service.replace(scheduler=fallback, scheduler_flags=translator.scheduler_flags(fallback, flags))
         services.append(service)
     translation.services = services
     kernel = 'this kernel offers %s' % (', '.join(name for name in SCHEDULERS if name in offered) or 'none')
@@ -290,8 +292,10 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
         context = node_context(node_name, host, snapshot, zone, options.proxy.dummy_interface)
     with engine.clock(timings, 'translate'):
         translation = translator.translate(snapshot, context, options.proxy)
+        translator.refuse_incomplete(translation)  # a partial table would delete what it did not reach
         warnings = list(translation.warnings)
-        warnings.extend(fall_back_schedulers(translation, host.schedulers(), options.proxy.scheduler))
+        warnings.extend(fall_back_schedulers(translation, host.schedulers(), options.proxy.scheduler,
+                                             options.proxy.scheduler_flags))
     result = SyncResult(translation=translation, timings=timings, warnings=warnings)
     wanted = ProxyState(services=frozenset(service.key for service in translation.services),
                         addresses=frozenset(translation.dummy_addresses))

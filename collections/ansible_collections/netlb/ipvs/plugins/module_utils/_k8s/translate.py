@@ -25,13 +25,18 @@ Rules (the semantics the tests hold this module to):
    ipFamilies, spec.clusterIP of that family). Its external IPs, load-balancer IPs,
    NodePort addresses, source ranges and endpoints are then taken of that family only.
 3. Virtual services, per Service port (TCP, UDP, SCTP): the cluster IP; the NodePort
-   (when not 0) on each NodePort address of the node (options.node_port_addresses: CIDRs,
-   or 'primary' for node.primary; by default every local address but loopback, IPv6
-   link-local and those on the dummy interface); each spec.externalIPs entry and each
+   (when not 0 or null) on each NodePort address of the node (by default every local
+   address but loopback, IPv6 link-local and those on the dummy interface;
+   options.node_port_addresses as kube-proxy's NodePortAddresses: per family the
+   addresses inside that family's CIDRs but loopback, the default for a family without a
+   CIDR or with a zero-length one; 'primary': the Node object's first InternalIP, else
+   ExternalIP, of each family, else node.primary); each spec.externalIPs entry and each
    status.loadBalancer.ingress[].ip whose ipMode is not Proxy (hostname-only ingress has
    no VIP) that rule 10 admits. Scheduler: annotation ipvs.netlb.io/scheduler, else kube-router's
    kube-router.io/service.scheduler, else options.scheduler; an unknown scheduler is a
-   warning and the default. sessionAffinity ClientIP: persistence of
+   warning and the default. Scheduler flags: those of options.scheduler_flags the
+   scheduler reads (sh-* for sh, mh-* for mh; mh-port by default, as kube-proxy).
+   sessionAffinity ClientIP: persistence of
    sessionAffinityConfig.clientIP.timeoutSeconds (default 10800) on /32 or /128.
 4. Real servers: an endpoint's addresses[0] at the slice port whose name AND protocol
    match the Service port (a named targetPort may resolve to different numbers in
@@ -40,13 +45,17 @@ Rules (the semantics the tests hold this module to):
    moving between slices, or a reused pod IP) counts once: the first seen, slices in name
    order, unless a later copy is not terminating.
 5. Endpoint choice. Cluster set: the ready endpoints (conditions.ready absent or true),
-   narrowed to those hinted for node.zone when every ready endpoint has zone hints and at
-   least one names that zone; when none is ready, the serving (absent or true) AND
-   terminating (true) ones. Local set: the ready endpoints on this node
-   (endpoint.nodeName == node.name), else this node's serving+terminating ones; topology
-   hints never apply to it. externalTrafficPolicy Local: NodePort, external-IP and
-   load-balancer virtual services get the local set; internalTrafficPolicy Local: the
-   cluster IP gets it. Everything else gets the cluster set.
+   narrowed by topology hints as kube-proxy's topologyModeFromHints: to those hinted for
+   node.name when every ready endpoint has hints.forNodes and at least one names this
+   node (PreferSameNode), else to those hinted for node.zone when every ready endpoint
+   has hints.forZones and at least one names that zone; when none is ready, the serving
+   (absent or true) AND terminating (true) ones. Local set: the ready endpoints on this
+   node (endpoint.nodeName == node.name), else this node's serving+terminating ones;
+   topology hints never apply to it. externalTrafficPolicy Local: NodePort, external-IP
+   and load-balancer virtual services get the local set, or the cluster set when it is
+   empty and internalTrafficPolicy is not Local too (kube-proxy's IPVS fallback, rule 8);
+   internalTrafficPolicy Local: the cluster IP gets the local set, never a fallback.
+   Everything else gets the cluster set.
 6. Legacy Endpoints are read only for a Service without spec.selector that has no
    EndpointSlice at all, the way the mirroring controller would turn them into slices:
    subsets[].addresses are ready, notReadyAddresses not ready (and, like a mirrored
@@ -66,19 +75,28 @@ Rules (the semantics the tests hold this module to):
    the node's addresses but loopback, IPv6 link-local and the dummy interface's (the
    default NodePort addresses, whatever options.node_port_addresses says); the packet
    rules let the node itself through a load balancer's source ranges when one of them
-   holds such an address.
-8. Differences from kube-proxy's IPVS mode, on purpose:
-   - a virtual service whose traffic policy is Local and that has no local endpoint has
-     NO real servers (the Service API's semantics); kube-proxy's IPVS mode falls back to
-     every endpoint there (kubernetes#71596).
+   holds such an address. health_check_node_ports: spec.healthCheckNodePort of each
+   proxied LoadBalancer Service with externalTrafficPolicy Local (returned, not served).
+8. externalTrafficPolicy Local without a local endpoint, as kube-proxy's IPVS mode
+   (kubernetes#97081): IPVS cannot tell a pod's or the node's connection from an
+   external client's, so the NodePort, external and load-balancer virtual services get
+   the cluster set and pods reach them; an external client's packets reach a pod on
+   another node unmasqueraded (policy Local) and its reply never comes back, which is
+   what kube-proxy does too. Differences from kube-proxy's IPVS mode, on purpose:
+   - internalTrafficPolicy Local never falls back: a cluster IP without a local
+     endpoint has NO real servers (the Service API's semantics); kube-proxy's IPVS mode
+     falls back to every endpoint when the Service is also external with
+     externalTrafficPolicy Cluster.
    - a load-balancer IP of a family for which loadBalancerSourceRanges lists ranges only
      of the other family is not proxied (warned): kube-proxy would open it to everyone.
    - node_addresses are all the node's usable addresses: kube-proxy lets the node through
      source ranges only when one holds its single primary node IP (allowFromNode).
 9. Robustness: a malformed object (missing or wrongly typed field, port out of range, an
    address that is not one, an unknown protocol) is left out - the Service, or just the
-   bad slice or endpoint - with a warning naming the object and the field path. Nothing
-   raises out of translate().
+   bad slice, endpoint or slice port - with a warning naming the object and the field
+   path. Nothing raises out of translate(): a fault of the translator itself ends the
+   translation with Translation.stopped saying why, and refuse_incomplete() refuses to
+   apply any of it (a partial table would delete what it did not reach).
 10. What a Service may take. Anyone allowed to create a Service writes spec.externalIPs
    (CVE-2020-8554), so an external IP is proxied only inside
    options.external_ips_allowed_cidrs (none by default), never inside
@@ -98,7 +116,9 @@ import ipaddress
 import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
+    SCHEDULER_FLAGS,
     SCHEDULERS,
+    IpvsError,
     RealServer,
     ServiceKey,
     VirtualService,
@@ -142,6 +162,26 @@ _FULL_PREFIX = {4: 32, 6: 128}
 # its passes walks every object of the snapshot (that cost more than all else together).
 READY, SERVING, TERMINATING, LOCAL = 1, 2, 4, 8
 SERVING_TERMINATING = SERVING | TERMINATING
+
+
+class IncompleteTranslationError(IpvsError):
+    """The translation stopped early (a fault of this module, not of the cluster): the
+    table it holds is partial, so nothing may be applied from it."""
+
+
+def refuse_incomplete(translation):
+    """Raise IncompleteTranslationError when translation stopped early (rule 9)."""
+    if translation.stopped:
+        raise IncompleteTranslationError(
+            'the translation of the cluster stopped early (%s); nothing was changed: a partial table would '
+            'delete or empty the services it did not reach' % translation.stopped)
+
+
+def scheduler_flags(scheduler, flags):
+    """The flags of flags (options.scheduler_flags) that scheduler reads: sh-* of sh,
+    mh-* of mh, none of any other (rule 3)."""
+    own = SCHEDULER_FLAGS.get(scheduler, ())
+    return tuple(sorted(flag for flag in flags if flag in own))
 
 
 class _Malformed(Exception):
@@ -264,7 +304,8 @@ class _Service(object):
     """A Service's fields the translation uses, read and checked once."""
 
     __slots__ = ('namespace', 'name', 'ref', 'cluster_ips', 'ports', 'external_ips', 'lb_ips', 'source_ranges',
-                 'external_local', 'internal_local', 'timeout', 'scheduler', 'selector', 'lb_type')
+                 'external_local', 'internal_local', 'timeout', 'scheduler', 'selector', 'lb_type',
+                 'health_check_port')
 
 
 def _read_service(obj, default_scheduler, warnings, refusal):
@@ -301,9 +342,10 @@ def _read_service(obj, default_scheduler, warnings, refusal):
     for i, port in enumerate(_list(spec.get('ports'), 'spec.ports')):
         path = 'spec.ports[%d]' % i
         port = _dict(port, path, required=True)
+        node_port = port.get('nodePort')  # null is no NodePort, as absent or 0 (the cluster IP is still served)
         svc.ports.append((_str(port.get('name'), path + '.name'), _protocol(port.get('protocol'), path + '.protocol'),
                           _port(port.get('port'), path + '.port'),
-                          _port(port.get('nodePort', 0), path + '.nodePort', low=0)))
+                          _port(0 if node_port is None else node_port, path + '.nodePort', low=0)))
     refused = []  # warned about only once the whole Service has been read
     svc.external_ips = {4: [], 6: []}
     for i, text in enumerate(_list(spec.get('externalIPs'), 'spec.externalIPs')):
@@ -358,6 +400,12 @@ def _read_service(obj, default_scheduler, warnings, refusal):
                                svc.ref, warnings)
     svc.selector = bool(_dict(spec.get('selector'), 'spec.selector'))
     svc.lb_type = kind == 'LoadBalancer'
+    svc.health_check_port = 0
+    if svc.lb_type and svc.external_local and spec.get('healthCheckNodePort') is not None:
+        try:
+            svc.health_check_port = _port(spec.get('healthCheckNodePort'), 'spec.healthCheckNodePort')
+        except _Malformed as problem:  # not served here (yet): no reason to lose the Service
+            refused.append('Service %s: %s, left out of health_check_node_ports' % (svc.ref, problem))
     warnings.extend(refused)
     return svc
 
@@ -418,23 +466,24 @@ def _scheduler(annotations, default, ref, warnings):
 
 class Endpoints(object):
     """Endpoints as parallel lists: addresses (canonical texts), flags (READY, SERVING,
-    TERMINATING, LOCAL bits), zones (None when no endpoint has zone hints, else a
-    frozenset or None per endpoint) and ports (one int for all, or a list, when the
-    endpoints were merged over slices whose port numbers differ)."""
+    TERMINATING, LOCAL bits), hints (None when no endpoint has topology hints, else per
+    endpoint None or (zones, nodes), two frozensets of hints.forZones and hints.forNodes
+    names) and ports (one int for all, or a list, when the endpoints were merged over
+    slices whose port numbers differ)."""
 
-    __slots__ = ('addresses', 'flags', 'zones', 'ports')
+    __slots__ = ('addresses', 'flags', 'hints', 'ports')
 
-    def __init__(self, addresses=None, flags=None, zones=None, ports=None):
+    def __init__(self, addresses=None, flags=None, hints=None, ports=None):
         self.addresses = [] if addresses is None else addresses
         self.flags = [] if flags is None else flags
-        self.zones = zones
+        self.hints = hints
         self.ports = ports
 
-    def append(self, address, flags, zones=None, port=None):
-        if self.zones is not None:
-            self.zones.append(zones)
-        elif zones is not None:
-            self.zones = [None] * len(self.addresses) + [zones]
+    def append(self, address, flags, hints=None, port=None):
+        if self.hints is not None:
+            self.hints.append(hints)
+        elif hints is not None:
+            self.hints = [None] * len(self.addresses) + [hints]
         if isinstance(self.ports, list):
             self.ports.append(port)
         self.addresses.append(address)
@@ -444,8 +493,9 @@ class Endpoints(object):
 def _read_slice(obj, node_name, warnings, ref):
     """(family, ports, Endpoints) of one EndpointSlice, or None for an FQDN or unusable one.
 
-    ports: {(name, protocol): port}. A bad endpoint is warned about and left out; a bad
-    slice-level field leaves the whole slice out.
+    ports: {(name, protocol): port}. A bad endpoint or port is warned about and left out
+    (kube-proxy keeps the slice's other ports too); a bad slice-level field leaves the
+    whole slice out.
     """
     try:
         address_type = obj.get('addressType')
@@ -454,19 +504,23 @@ def _read_slice(obj, node_name, warnings, ref):
             if obj.get('addressType') != 'FQDN':
                 raise _Malformed('addressType', '%r is not one of IPv4, IPv6, FQDN' % (obj.get('addressType'),))
             return None
-        ports = {}
-        for i, port in enumerate(_list(obj.get('ports'), 'ports')):
-            path = 'ports[%d]' % i
+        ports_field = _list(obj.get('ports'), 'ports')
+        endpoints_field = _list(obj.get('endpoints'), 'endpoints')
+    except _Malformed as problem:
+        warnings.append('EndpointSlice %s: %s' % (ref, problem))
+        return None
+    ports = {}
+    for i, port in enumerate(ports_field):
+        path = 'ports[%d]' % i
+        try:
             port = _dict(port, path, required=True)
             number = port.get('port')
             if number is None:
                 continue  # "all ports": the API allows it, no proxy implements it
             key = (_str(port.get('name'), path + '.name'), _protocol(port.get('protocol'), path + '.protocol'))
             ports[key] = _port(number, path + '.port')
-        endpoints_field = _list(obj.get('endpoints'), 'endpoints')
-    except _Malformed as problem:
-        warnings.append('EndpointSlice %s: %s' % (ref, problem))
-        return None
+        except _Malformed as problem:
+            warnings.append('EndpointSlice %s: %s' % (ref, problem))
     result = Endpoints()
     addresses = result.addresses
     flags = result.flags
@@ -506,23 +560,23 @@ def _read_slice(obj, node_name, warnings, ref):
                 bits |= LOCAL
         except (LookupError, TypeError, ValueError, OSError, AttributeError):
             try:
-                address, bits, zones = _read_endpoint(ep, family, node_name, 'endpoints[%d]' % i)
+                address, bits, hints = _read_endpoint(ep, family, node_name, 'endpoints[%d]' % i)
             except _Malformed as problem:
                 warnings.append('EndpointSlice %s: %s' % (ref, problem))
                 continue
-            result.append(address, bits, zones)
+            result.append(address, bits, hints)
             continue
-        if result.zones is not None:
-            result.zones.append(None)
+        if result.hints is not None:
+            result.hints.append(None)
         addresses.append(address)
         flags.append(bits)
     return family, ports, result
 
 
 def _read_endpoint(ep, family, node_name, path):
-    """(address, flags, zones) of one endpoint, every field checked (the slow path of
+    """(address, flags, hints) of one endpoint, every field checked (the slow path of
     _read_slice). Absent conditions: ready and serving, not terminating (the API's
-    reading of nil)."""
+    reading of nil). hints: None, or (zones, nodes) of hints.forZones and hints.forNodes."""
     ep = _dict(ep, path, required=True)
     addresses = _list(ep.get('addresses'), path + '.addresses')
     if not addresses:
@@ -541,13 +595,14 @@ def _read_endpoint(ep, family, node_name, path):
     node = _str(ep.get('nodeName'), path + '.nodeName', None)
     if node is not None and node == node_name:
         bits |= LOCAL
-    zones = None
     hints = _dict(ep.get('hints'), path + '.hints')
-    for_zones = _list(hints.get('forZones'), path + '.hints.forZones')
-    if for_zones:
-        zones = frozenset(_str(_dict(zone, '%s.hints.forZones[%d]' % (path, i), required=True).get('name'),
-                               '%s.hints.forZones[%d].name' % (path, i)) for i, zone in enumerate(for_zones))
-    return address, bits, zones
+    named = []
+    for field in ('forZones', 'forNodes'):
+        where = '%s.hints.%s' % (path, field)
+        named.append(frozenset(_str(_dict(entry, '%s[%d]' % (where, i), required=True).get('name'),
+                                    '%s[%d].name' % (where, i))
+                               for i, entry in enumerate(_list(hints.get(field), where))))
+    return address, bits, (tuple(named) if named[0] or named[1] else None)
 
 
 def _read_endpoints(obj, node_name, warnings, ref):
@@ -586,20 +641,24 @@ def _read_endpoints(obj, node_name, warnings, ref):
     return result
 
 
-def cluster_endpoints(endpoints, zone):
+def cluster_endpoints(endpoints, zone, node_name=None):
     """Indices of the endpoints cluster-wide traffic goes to (rule 5): the ready ones,
-    narrowed to this zone's by topology hints when every ready one has hints and one
-    names the zone; with none ready, the serving-and-terminating ones (a rollout's last
-    pods keep serving)."""
+    narrowed by topology hints - to this node's when every ready one has node hints and
+    one names this node (PreferSameNode), else to this zone's when every ready one has
+    zone hints and one names the zone (PreferSameZone); with none ready, the
+    serving-and-terminating ones (a rollout's last pods keep serving)."""
     flags = endpoints.flags
     ready = [i for i, bits in enumerate(flags) if bits & READY]
     if not ready:
         return [i for i, bits in enumerate(flags) if bits & SERVING_TERMINATING == SERVING_TERMINATING]
-    zones = endpoints.zones
-    if zone and zones is not None:
-        hinted = [i for i in ready if zones[i] is not None and zone in zones[i]]
-        if hinted and all(zones[i] for i in ready):
-            return hinted
+    hints = endpoints.hints
+    if hints is not None:
+        for which, name in ((1, node_name), (0, zone)):
+            if not name or not all(hints[i] is not None and hints[i][which] for i in ready):
+                continue
+            hinted = [i for i in ready if name in hints[i][which]]
+            if hinted:
+                return hinted
     return ready
 
 
@@ -626,35 +685,35 @@ def merge_endpoints(parts, name, protocol):
         return None
     first_port, first = matched[0]
     if len(matched) == 1 and len(set(first.addresses)) == len(first.addresses):
-        return Endpoints(first.addresses, first.flags, first.zones, first_port)  # the common case: shared, not copied
+        return Endpoints(first.addresses, first.flags, first.hints, first_port)  # the common case: shared, not copied
     uniform = all(port == first_port for port, _endpoints in matched)
     if uniform:
         addresses = [address for _port, endpoints in matched for address in endpoints.addresses]
         if len(set(addresses)) == len(addresses):
             # Slices of one Service, no address twice (the usual split of a big Service): joined.
             flags = [bits for _port, endpoints in matched for bits in endpoints.flags]
-            zones = None
-            if any(endpoints.zones is not None for _port, endpoints in matched):
-                zones = [zone for _port, endpoints in matched
-                         for zone in (endpoints.zones or [None] * len(endpoints.addresses))]
-            return Endpoints(addresses, flags, zones, first_port)
+            hints = None
+            if any(endpoints.hints is not None for _port, endpoints in matched):
+                hints = [hint for _port, endpoints in matched
+                         for hint in (endpoints.hints or [None] * len(endpoints.addresses))]
+            return Endpoints(addresses, flags, hints, first_port)
     result = Endpoints(ports=first_port if uniform else [])
     seen = {}
     for port, endpoints in matched:
-        zones = endpoints.zones
+        hints = endpoints.hints
         for i, address in enumerate(endpoints.addresses):
             bits = endpoints.flags[i]
             seen_key = address if uniform else (address, port)
             at = seen.get(seen_key)
             if at is None:
                 seen[seen_key] = len(result.addresses)
-                result.append(address, bits, None if zones is None else zones[i], port)
+                result.append(address, bits, None if hints is None else hints[i], port)
             elif not bits & TERMINATING:
                 result.flags[at] = bits
-                if zones is not None or result.zones is not None:
-                    if result.zones is None:
-                        result.zones = [None] * len(result.addresses)
-                    result.zones[at] = None if zones is None else zones[i]
+                if hints is not None or result.hints is not None:
+                    if result.hints is None:
+                        result.hints = [None] * len(result.addresses)
+                    result.hints[at] = None if hints is None else hints[i]
     return result
 
 
@@ -680,9 +739,33 @@ def _option_networks(texts, option, warnings):
     return tuple(networks)
 
 
-def _node_addresses(node, options, warnings):
+def node_object_primary(node_object):
+    """The Node object's primary address of each family, as kube-proxy picks its node IPs:
+    the first InternalIP of the family in status.addresses, else its first ExternalIP.
+    () when there is no Node object or it lists no usable address."""
+    status = (node_object or {}).get('status') if isinstance(node_object, dict) else None
+    entries = status.get('addresses') if isinstance(status, dict) else None
+    found = {}
+    for kind in ('InternalIP', 'ExternalIP'):
+        for entry in entries if isinstance(entries, list) else ():
+            if not isinstance(entry, dict) or entry.get('type') != kind:
+                continue
+            address, family = fast_canonical(entry.get('address'))
+            if address is not None and address not in ('0.0.0.0', '::'):
+                found.setdefault(family, address)
+    return tuple(found[family] for family in sorted(found))
+
+
+def _node_addresses(node, options, node_object, warnings):
     """(addresses on interfaces other than the dummy one, {family: NodePort addresses},
-    those of the first but loopback and IPv6 link-local)."""
+    those of the first but loopback and IPv6 link-local, the primary addresses).
+
+    NodePort addresses, as kube-proxy's NodePortAddresses: 'primary' - the Node object's
+    primary address of each family (node_object_primary) when it was read, else
+    node.primary (the default route's source address); CIDRs - per family, the node's
+    addresses inside that family's CIDRs but loopback, and every usable address (the
+    default) for a family that has no CIDR or a zero-length one (0.0.0.0/0, ::/0).
+    """
     own = []
     for i, entry in enumerate(node.addresses or ()):
         try:
@@ -695,31 +778,30 @@ def _node_addresses(node, options, warnings):
             warnings.append('node.addresses[%d]: %r is not (interface, address)' % (i, entry))
             continue
         if interface != options.dummy_interface:
-            own.append((family, address))
+            own.append((family, address, ipaddress.ip_address(address)))
+    usable = [(family, address) for family, address, ip in own
+              if not ip.is_loopback and not (family == 6 and ip.is_link_local)]
+    primary = node_object_primary(node_object)
+    if not primary:
+        primary = tuple(address for address, _family in map(fast_canonical, node.primary or ()) if address)
     node_port = {4: [], 6: []}
     choice = tuple(options.node_port_addresses or ())
     if choice == ('primary',):
-        for text in node.primary or ():
-            address, family = fast_canonical(text)
-            if address is not None:
-                node_port[family].append(address)
-    elif choice:
+        for address in primary:
+            node_port[6 if ':' in address else 4].append(address)
+    else:
         networks = _option_networks(choice, 'node_port_addresses', warnings)
-        for family, address in own:
-            ip = ipaddress.ip_address(address)
-            if any(ip in net for net in networks if net.version == family):
-                node_port[family].append(address)
-    usable = []
-    for family, address in own:
-        ip = ipaddress.ip_address(address)
-        if not ip.is_loopback and not (family == 6 and ip.is_link_local):
-            usable.append((family, address))
-    if not choice:
-        for family, address in usable:
-            node_port[family].append(address)
+        for family in node_port:
+            mine = [net for net in networks if net.version == family]
+            if not mine or any(net.prefixlen == 0 for net in mine):
+                node_port[family] = [address for found, address in usable if found == family]
+            else:
+                node_port[family] = [address for found, address, ip in own if found == family
+                                     and not ip.is_loopback and any(ip in net for net in mine)]
     for family in node_port:
         node_port[family] = sorted(set(node_port[family]))
-    return frozenset(address for _family, address in own), node_port, frozenset(address for _family, address in usable)
+    return (frozenset(address for _family, address, _ip in own), node_port,
+            frozenset(address for _family, address in usable), primary)
 
 
 # ---------------------------------------------------------------------------- the whole
@@ -741,15 +823,18 @@ class _Translator(object):
         self.local_endpoints = set()
         self.own_addresses = self.node_addresses = self.node_owned = frozenset()
         self.service_networks = self.allowed_networks = ()
+        self.health_check_ports = {}  # 'namespace/name' -> healthCheckNodePort (rule 7)
+        self.stopped = ''
+        self.flags = {}  # scheduler -> its scheduler_flags
 
     def run(self):
         snapshot = self.snapshot
         services = snapshot.services or []
         try:
-            self.own_addresses, self.node_port, self.node_addresses = _node_addresses(self.node, self.options,
-                                                                                      self.warnings)
-            primary = set(fast_canonical(text)[0] for text in self.node.primary or ())
-            self.node_owned = frozenset((self.own_addresses | primary) - {None})
+            self.own_addresses, self.node_port, self.node_addresses, primary = _node_addresses(
+                self.node, self.options, snapshot.node, self.warnings)
+            host_primary = set(fast_canonical(text)[0] for text in self.node.primary or ())
+            self.node_owned = frozenset((self.own_addresses | host_primary | set(primary)) - {None})
             self.service_networks = _option_networks(self.options.service_cidrs, 'service_cidrs', self.warnings)
             self.allowed_networks = _option_networks(self.options.external_ips_allowed_cidrs,
                                                      'external_ips_allowed_cidrs', self.warnings)
@@ -767,8 +852,10 @@ class _Translator(object):
             for key, vs, port in self.deferred:
                 self._take(key, vs, port)
         except Exception as error:  # pylint: disable=broad-except
-            # A bug here must not take the node's proxy down with a traceback: say so.
-            self.warnings.append('translation stopped early: %s: %s' % (type(error).__name__, error))
+            # A bug here must not take the node's proxy down with a traceback: say so, and
+            # mark the translation incomplete (refuse_incomplete: nothing is applied from it).
+            self.stopped = '%s: %s' % (type(error).__name__, error)
+            self.warnings.append('translation stopped early: %s' % self.stopped)
         order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
         return Translation(
             services=[self.services[i] for i in order],
@@ -779,6 +866,8 @@ class _Translator(object):
             skipped=dict((reason, sorted(refs)) for reason, refs in sorted(self.skipped.items())),
             warnings=self.warnings,
             seen=len(services),
+            health_check_node_ports=dict(sorted(self.health_check_ports.items())),
+            stopped=self.stopped,
         )
 
     @staticmethod
@@ -840,6 +929,8 @@ class _Translator(object):
                 parts.extend(_read_endpoints(legacy, self.node.name, self.warnings, ref))
         for family in families:
             self._family(svc, family, [part for part in parts if part[0] == family])
+        if svc.health_check_port:
+            self.health_check_ports[svc.ref] = svc.health_check_port
 
     def _refusal(self, address, family, external):
         """Why a Service may not have this external (external=True) or load-balancer IP,
@@ -919,12 +1010,20 @@ class _Translator(object):
                     if local is None:
                         local = _real_servers(merged, local_endpoints(merged))
                     servers = local
+                    if not servers and kind != CLUSTER_IP and not svc.internal_local:
+                        # kube-proxy's IPVS fallback (rule 8): pods and the node reach it.
+                        if cluster is None:
+                            cluster = _real_servers(merged, cluster_endpoints(merged, self.node.zone, self.node.name))
+                        servers = cluster
                 else:
                     if cluster is None:
-                        cluster = _real_servers(merged, cluster_endpoints(merged, self.node.zone))
+                        cluster = _real_servers(merged, cluster_endpoints(merged, self.node.zone, self.node.name))
                     servers = cluster
-                vs = VirtualService(key=key, scheduler=svc.scheduler, persistence_timeout=svc.timeout,
-                                    persistence_netmask=netmask, real_servers=servers)
+                flags = self.flags.get(svc.scheduler)
+                if flags is None:
+                    flags = self.flags[svc.scheduler] = scheduler_flags(svc.scheduler, self.options.scheduler_flags)
+                vs = VirtualService(key=key, scheduler=svc.scheduler, scheduler_flags=flags,
+                                    persistence_timeout=svc.timeout, persistence_netmask=netmask, real_servers=servers)
                 port_record = ServicePort(kind=kind, family=family, protocol=protocol, address=address, port=vport,
                                           local=is_local,
                                           source_ranges=source_ranges if kind == LOAD_BALANCER else (),

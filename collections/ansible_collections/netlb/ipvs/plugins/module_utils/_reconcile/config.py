@@ -49,7 +49,7 @@ STATIC_DEFAULTS = {'exclusive': True, 'allow_empty': False, 'purge_real_servers'
 # pipeline's own (kubernetes_keys()); the module's return_* and apply are not a node's
 # business. A unit test holds them inside the module's argument spec.
 SYNC_KEYS = frozenset(('service_cidrs', 'cluster_cidrs', 'node_port_range', 'node_port_addresses', 'families',
-                       'external_ips_allowed_cidrs', 'scheduler', 'dummy_interface', 'masquerade',
+                       'external_ips_allowed_cidrs', 'scheduler', 'scheduler_flags', 'dummy_interface', 'masquerade',
                        'max_delete_ratio', 'force', 'allow_kube_proxy', 'drain_timeout', 'scheduler_hold'))
 PULL_KEYS = frozenset(('url', 'branch', 'directory', 'playbook', 'inventory', 'verify_commit', 'gnupg_home',
                        'extra_args'))
@@ -240,7 +240,7 @@ def _kubernetes(value, problems):
     elif params['source'] == 'manifests' and not params.get('path'):
         problems.append('kubernetes.path: give the manifests file or directory (source is manifests)')
     for key in ('namespaces', 'service_cidrs', 'cluster_cidrs', 'node_port_addresses', 'families',
-                'external_ips_allowed_cidrs'):
+                'external_ips_allowed_cidrs', 'scheduler_flags'):
         if key in params and not isinstance(params[key], list):
             problems.append('kubernetes.%s: %r is not a list' % (key, params[key]))
     for key in KUBERNETES_BOOLEANS:

@@ -132,6 +132,21 @@ def test_manifests_apply_false_returns_the_table_ipvs_virtual_server_takes(node,
     assert 'skipped' not in result
 
 
+def test_primary_node_ports_from_the_node_object_and_health_check_ports(node, kube_api, capsys, tmp_path):
+    """node_port_addresses primary: the Node object's InternalIP (kube-proxy's node IP), not
+    the default route's source (192.168.10.11 on the double); the healthCheckNodePort of a
+    Local load balancer is returned."""
+    lb = objects.service('lb', cluster_ip='10.96.0.30', type='LoadBalancer', external_policy='Local',
+                         ports=[objects.service_port(80, node_port=30080)], lb_ingress=[{'ip': '203.0.113.10'}])
+    lb['spec']['healthCheckNodePort'] = 32100
+    kube_api.add(lb, objects.node_object(addresses=(('ExternalIP', '198.51.100.9'), ('InternalIP', '10.0.0.99'))))
+    result = call(node, api_args(kube_api, tmp_path, node_port_addresses=['primary']), capsys)
+    assert result['changed'] is True, result
+    assert sorted(str(key) for key in node.table if str(key).endswith(':30080')) == ['tcp 10.0.0.99:30080']
+    assert result['health_check_node_ports'] == {'default/lb': 32100}
+    assert kube_api.requests_to('/api/v1/nodes/%s' % objects.NODE)
+
+
 def test_bad_options_are_named(node, capsys):
     failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, service_cidrs=['10.96.0.0/33'],
                              node_port_range='1-2-3'), capsys)

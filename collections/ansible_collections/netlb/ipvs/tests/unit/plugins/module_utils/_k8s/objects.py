@@ -75,9 +75,10 @@ def slice_port(port, name='', protocol='TCP'):
     return _drop_none({'name': name, 'protocol': protocol, 'port': port})
 
 
-def endpoint(address, ready=True, serving=None, terminating=False, node=NODE, zone=ZONE, hints=None, pod=None):
+def endpoint(address, ready=True, serving=None, terminating=False, node=NODE, zone=ZONE, hints=None, pod=None,
+             node_hints=None):
     """An EndpointSlice endpoint. serving defaults to ready (what the controller writes);
-    hints: list of zone names for hints.forZones."""
+    hints: list of zone names for hints.forZones; node_hints: of node names for hints.forNodes."""
     ep = {
         'addresses': [address],
         'conditions': {'ready': ready, 'serving': ready if serving is None else serving,
@@ -89,6 +90,8 @@ def endpoint(address, ready=True, serving=None, terminating=False, node=NODE, zo
     }
     if hints is not None:
         ep['hints'] = {'forZones': [{'name': zone_name} for zone_name in hints]}
+    if node_hints is not None:
+        ep.setdefault('hints', {})['forNodes'] = [{'name': node_name} for node_name in node_hints]
     return _drop_none(ep)
 
 
@@ -125,13 +128,22 @@ def legacy_endpoints(name, subsets, namespace='default', labels=None):
             'subsets': list(subsets)}
 
 
+def node_object(name=NODE, addresses=(('InternalIP', '192.168.10.11'),), zone=ZONE):
+    """A v1 Node: its zone label and status.addresses as (type, address) pairs."""
+    return {'apiVersion': 'v1', 'kind': 'Node',
+            'metadata': {'name': name, 'labels': {'topology.kubernetes.io/zone': zone, 'kubernetes.io/hostname': name}},
+            'status': {'addresses': [{'type': kind, 'address': address} for kind, address in addresses]
+                       + [{'type': 'Hostname', 'address': name}]}}
+
+
 def snapshot(objects):
-    """A ClusterSnapshot of a mixed list of Services, EndpointSlices and Endpoints."""
-    by_kind = {'Service': [], 'EndpointSlice': [], 'Endpoints': []}
+    """A ClusterSnapshot of a mixed list of Services, EndpointSlices, Endpoints and at most
+    one Node (this node's)."""
+    by_kind = {'Service': [], 'EndpointSlice': [], 'Endpoints': [], 'Node': []}
     for obj in objects:
         by_kind[obj['kind']].append(obj)
     return ClusterSnapshot(services=by_kind['Service'], endpoint_slices=by_kind['EndpointSlice'],
-                           endpoints=by_kind['Endpoints'], origin='test')
+                           endpoints=by_kind['Endpoints'], node=(by_kind['Node'] or [None])[0], origin='test')
 
 
 def node(name=NODE, zone=ZONE, addresses=None, primary=('192.168.10.11', 'fd00:10::11')):

@@ -27,6 +27,18 @@ def test_defaults_are_kube_proxys():
     assert options.proxy.external_ips_allowed_cidrs == ()  # no external IP (DenyServiceExternalIPs)
     assert options.node_port_range == (30000, 32767)
     assert (options.masquerade, options.max_delete_ratio, options.force) == ('external', 0.5, False)
+    assert options.proxy.scheduler_flags == ('mh-port',)  # kube-proxy's on its mh services
+
+
+@pytest.mark.parametrize('flags, expected', [
+    pytest.param([], (), id='none'),
+    pytest.param(['sh-port', 'mh-fallback', 'sh-port', 'sh-fallback'], ('mh-fallback', 'sh-fallback', 'sh-port'),
+                 id='sorted-once-each'),
+])
+def test_scheduler_flags(flags, expected):
+    options, _name = proxy_options.parse_options({'node_name': 'n', 'service_cidrs': ['10.96.0.0/12'],
+                                                  'scheduler_flags': flags})
+    assert options.proxy.scheduler_flags == expected
 
 
 def test_node_name_defaults_to_the_host_name(monkeypatch):
@@ -76,6 +88,9 @@ BAD = [
     ('masquerade', 'some', "masquerade: 'some' is not one of"),
     ('max_delete_ratio', 1.5, 'max_delete_ratio: 1.5 is not between 0 and 1'),
     ('drain_timeout', -1, 'drain_timeout: -1 is negative'),
+    ('scheduler_flags', ['mh-port', 'flag-1'], "scheduler_flags[1]: 'flag-1' is not one of sh-fallback, sh-port, "
+                                               'mh-fallback, mh-port'),
+    ('scheduler_flags', 'mh-port', "scheduler_flags: 'mh-port' is not a list"),
 ]
 
 

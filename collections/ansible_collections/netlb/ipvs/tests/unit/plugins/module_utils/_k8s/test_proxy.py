@@ -399,6 +399,38 @@ def test_a_scheduler_option_the_kernel_lacks_is_one_warning():
     assert result.warnings[0].endswith('4 virtual service(s) use rr instead')
 
 
+def test_a_fallen_back_service_gets_the_flags_of_its_new_scheduler():
+    """mh-port on an rr service would be the kernel's flag-2 once read back: a diff on
+    every run. The fallback takes the flags its own scheduler reads."""
+    options = dataclasses.replace(OPTIONS, proxy=dataclasses.replace(OPTIONS.proxy, scheduler='sh',
+                                                                     scheduler_flags=('mh-port', 'sh-port')))
+    backend = FakeBackend(refuse=refusing_kernel(KERNEL_SCHEDULERS))
+    run(cluster(*twos_service()), backend, FakeHost(schedulers=KERNEL_SCHEDULERS), MemoryStateStore(), options)
+    assert set((service.scheduler, service.scheduler_flags) for service in backend.table.values()) == {
+        ('sh', ('sh-port',))}
+    options = dataclasses.replace(OPTIONS, proxy=dataclasses.replace(OPTIONS.proxy, scheduler='mh'))
+    backend = FakeBackend(refuse=refusing_kernel(KERNEL_SCHEDULERS))
+    run(cluster(), backend, FakeHost(schedulers=KERNEL_SCHEDULERS), MemoryStateStore(), options)
+    assert set((service.scheduler, service.scheduler_flags) for service in backend.table.values()) == {('rr', ())}
+
+
+def test_a_translation_that_stopped_early_changes_nothing(monkeypatch):
+    """A fault of the translator leaves a partial table: the run is refused before any
+    write, where applying it would have deleted the services it did not reach."""
+    backend, host, store = FakeBackend(table(FOREIGN)), FakeHost(), MemoryStateStore()
+    run(cluster(), backend, host, store)
+    before, writes, saves, state = dict(backend.table), host.writes, store.saves, store.state
+
+    def broken(*_args):
+        raise RuntimeError('a bug')
+
+    monkeypatch.setattr(proxy.translator, '_option_networks', broken)
+    with pytest.raises(proxy.translator.IncompleteTranslationError,
+                       match=r'stopped early \(RuntimeError: a bug\); nothing was changed'):
+        run(cluster(), backend, host, store)
+    assert backend.table == before and host.writes == writes and store.saves == saves and store.state == state
+
+
 def test_schedulers_unknown_are_left_to_the_kernel():
     result = run(cluster(*twos_service()), FakeBackend(), FakeHost(schedulers=None), MemoryStateStore())
     assert result.reconcile.after[key('tcp 10.96.0.50:80')].scheduler == 'twos' and not result.warnings

@@ -33,6 +33,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import (
     ServicePort,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate import fast_canonical, translate
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.objects import (
     endpoint,
@@ -43,6 +44,7 @@ from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.objects
     service,
     service_port,
     slice_port,
+    node_object,
     snapshot,
 )
 
@@ -52,13 +54,15 @@ ANY_EXTERNAL = ProxyOptions(external_ips_allowed_cidrs=('0.0.0.0/0', '::/0'))
 
 
 def line(vs, port):
-    """'kind protocol vip[ local][ from ranges] scheduler[ persist T/M] -> servers'."""
+    """'kind protocol vip[ local][ from ranges] scheduler[ flags F,G][ persist T/M] -> servers'."""
     text = '%s %s' % (port.kind, vs.key)
     if port.local:
         text += ' local'
     if port.source_ranges:
         text += ' from ' + ','.join(port.source_ranges)
     text += ' ' + vs.scheduler
+    if vs.scheduler_flags:
+        text += ' flags ' + ','.join(vs.scheduler_flags)
     if vs.persistence_timeout:
         text += ' persist %d/%d' % (vs.persistence_timeout, vs.persistence_netmask)
     return text + ' -> ' + (' '.join(rs.endpoint for rs in vs.real_servers) or '(none)')
@@ -112,11 +116,30 @@ CASES = [
         {'10.96.0.30'}, {}, [], id='node-port-local-policy-this-nodes-endpoints'),
     pytest.param(
         [service('shop', '10.96.0.30', external_policy='Local', **SHOP), SHOP_PODS],
+        # kube-proxy's IPVS mode: no local endpoint, every endpoint (pods' and the node's
+        # own connections to the NodePort reach the Service; rule 8).
+        node(name='node-c'), DEFAULT,
+        ['node_port tcp 10.0.0.11:30080 local rr -> 10.244.1.5:8080 10.244.2.7:8080',
+         'cluster_ip tcp 10.96.0.30:80 rr -> 10.244.1.5:8080 10.244.2.7:8080',
+         'node_port tcp 192.168.10.11:30080 local rr -> 10.244.1.5:8080 10.244.2.7:8080'],
+        {'10.96.0.30'}, {}, [], id='node-port-local-policy-no-local-endpoint-falls-back-as-kube-proxy'),
+    pytest.param(
+        # Both policies Local: kube-proxy has no cluster set to fall back to, nor do we.
+        [service('shop', '10.96.0.30', external_policy='Local', internal_policy='Local', **SHOP), SHOP_PODS],
         node(name='node-c'), DEFAULT,
         ['node_port tcp 10.0.0.11:30080 local rr -> (none)',
-         'cluster_ip tcp 10.96.0.30:80 rr -> 10.244.1.5:8080 10.244.2.7:8080',
+         'cluster_ip tcp 10.96.0.30:80 local rr -> (none)',
          'node_port tcp 192.168.10.11:30080 local rr -> (none)'],
-        {'10.96.0.30'}, {}, [], id='node-port-local-policy-no-local-endpoint-no-fallback'),
+        {'10.96.0.30'}, {}, [], id='both-policies-local-no-local-endpoint-no-fallback'),
+    pytest.param(
+        # internalTrafficPolicy Local never falls back (kube-proxy's IPVS mode does when
+        # the Service is also external with policy Cluster: rule 8).
+        [service('shop', '10.96.0.30', internal_policy='Local', **SHOP), SHOP_PODS],
+        node(name='node-c'), DEFAULT,
+        ['node_port tcp 10.0.0.11:30080 rr -> 10.244.1.5:8080 10.244.2.7:8080',
+         'cluster_ip tcp 10.96.0.30:80 local rr -> (none)',
+         'node_port tcp 192.168.10.11:30080 rr -> 10.244.1.5:8080 10.244.2.7:8080'],
+        {'10.96.0.30'}, {}, [], id='internal-policy-local-never-falls-back'),
     pytest.param(
         [service('shop', '10.96.0.30', external_policy='Local', **SHOP),
          endpoint_slice('shop', [rollout_old('10.244.1.4'), endpoint('10.244.2.7', node='node-b'),
@@ -256,8 +279,19 @@ CASES = [
          pods(endpoint('10.244.2.5', node='node-b'), service='ingress', ports=[slice_port(80)])],
         NODE, ProxyOptions(node_port_addresses=('10.0.0.0/8',), external_ips_allowed_cidrs=('198.51.100.0/24',)),
         ['cluster_ip tcp 10.96.0.50:80 rr -> 10.244.2.5:80',
-         'external_ip tcp 198.51.100.20:80 local rr -> (none)'],
-        {'10.96.0.50', '198.51.100.20'}, {}, [], id='external-ip-local-policy'),
+         'external_ip tcp 198.51.100.20:80 local rr -> 10.244.2.5:80'],
+        {'10.96.0.50', '198.51.100.20'}, {}, [], id='external-ip-local-policy-no-local-endpoint-falls-back'),
+    pytest.param(
+        [service('api', '10.96.0.40', type='LoadBalancer', external_policy='Local',
+                 ports=[service_port(443, node_port=31443)], lb_ingress=[{'ip': '203.0.113.10'}]),
+         endpoint_slice('api', [endpoint('10.244.2.7', node='node-b', hints=['zone-b']),
+                                endpoint('10.244.3.7', node='node-c', hints=['zone-a'])], ports=[slice_port(443)])],
+        NODE, ProxyOptions(node_port_addresses=('10.0.0.0/8',)),
+        # The fallback is the cluster set, topology hints applied, as kube-proxy's.
+        ['node_port tcp 10.0.0.11:31443 local rr -> 10.244.3.7:443',
+         'cluster_ip tcp 10.96.0.40:443 rr -> 10.244.3.7:443',
+         'load_balancer tcp 203.0.113.10:443 local rr -> 10.244.3.7:443'],
+        {'10.96.0.40', '203.0.113.10'}, {}, [], id='load-balancer-local-policy-no-local-endpoint-falls-back'),
     pytest.param(
         [service('db', 'None'), pods(endpoint('10.244.1.5'), service='db'), service('db2', ''),
          service('mail', None, type='ExternalName'),
@@ -473,6 +507,106 @@ CASES = [
         NODE, DEFAULT,
         ['cluster_ip tcp 10.96.0.30:80 rr -> 10.244.1.5:80'],
         {'10.96.0.30'}, {}, [], id='no-node-port-fqdn-and-unlabelled-slices-ignored'),
+    pytest.param(
+        [service('shop', '10.96.0.30', type='NodePort',
+                 ports=[dict(service_port(80, name='http'), nodePort=None), service_port(81, name='admin', node_port=30081)]),
+         endpoint_slice('shop', [endpoint('10.244.1.5')], ports=[slice_port(8080, 'http'), slice_port(8081, 'admin')])],
+        NODE, ProxyOptions(node_port_addresses=('10.0.0.0/8',)),
+        ['node_port tcp 10.0.0.11:30081 rr -> 10.244.1.5:8081',
+         'cluster_ip tcp 10.96.0.30:80 rr -> 10.244.1.5:8080',
+         'cluster_ip tcp 10.96.0.30:81 rr -> 10.244.1.5:8081'],
+        {'10.96.0.30'}, {}, [], id='null-node-port-is-no-node-port-the-cluster-ip-served'),
+    pytest.param(
+        [web(ports=[service_port(80, name='http', target_port='http'), service_port(9090, name='metrics'),
+                    service_port(9091, name='debug')]),
+         pods(endpoint('10.244.1.5'), ports=[slice_port(8080, 'http'), slice_port(70000, 'metrics'),
+                                             slice_port(9091, 'debug', 'ICMP')])],
+        NODE, DEFAULT,
+        ['cluster_ip tcp 10.96.0.20:80 rr -> 10.244.1.5:8080',
+         'cluster_ip tcp 10.96.0.20:9090 rr -> (none)',
+         'cluster_ip tcp 10.96.0.20:9091 rr -> (none)'],
+        {'10.96.0.20'}, {},
+        ['EndpointSlice default/web-abcde: ports[1].port: 70000 is out of range 1-65535',
+         "EndpointSlice default/web-abcde: ports[2].protocol: 'ICMP' is not one of TCP, UDP, SCTP"],
+        id='malformed-slice-port-left-out-the-others-kept'),
+    pytest.param(
+        [service('web6', '10.96.0.70', cluster_ips=['10.96.0.70', 'fd00:96::70'], type='NodePort',
+                 ports=[service_port(80, node_port=30070)])],
+        NODE, ProxyOptions(node_port_addresses=('10.0.0.0/8',)),
+        # No IPv6 CIDR: every usable IPv6 address (not ::1, not fe80::), as kube-proxy.
+        ['node_port tcp 10.0.0.11:30070 rr -> (none)',
+         'cluster_ip tcp 10.96.0.70:80 rr -> (none)',
+         'node_port tcp [fd00:10::11]:30070 rr -> (none)',
+         'cluster_ip tcp [fd00:96::70]:80 rr -> (none)'],
+        {'10.96.0.70', 'fd00:96::70'}, {}, [], id='node-port-cidrs-of-one-family-the-other-every-address'),
+    pytest.param(
+        [service('web6', '10.96.0.70', cluster_ips=['10.96.0.70', 'fd00:96::70'], type='NodePort',
+                 ports=[service_port(80, node_port=30070)])],
+        NODE, ProxyOptions(node_port_addresses=('0.0.0.0/0', '::/0')),
+        # A zero-length CIDR is the default choice: no loopback, no IPv6 link-local.
+        ['node_port tcp 10.0.0.11:30070 rr -> (none)',
+         'cluster_ip tcp 10.96.0.70:80 rr -> (none)',
+         'node_port tcp 192.168.10.11:30070 rr -> (none)',
+         'node_port tcp [fd00:10::11]:30070 rr -> (none)',
+         'cluster_ip tcp [fd00:96::70]:80 rr -> (none)'],
+        {'10.96.0.70', 'fd00:96::70'}, {}, [], id='node-port-zero-cidrs-leave-loopback-and-link-local-out'),
+    pytest.param(
+        [service('shop', '10.96.0.30', type='NodePort', ports=[service_port(80, node_port=30080)])],
+        NODE, ProxyOptions(node_port_addresses=('0.0.0.0/1', '::1/128'), families=(4,)),
+        # A CIDR that holds loopback: never loopback (kube-proxy leaves it out too).
+        ['node_port tcp 10.0.0.11:30080 rr -> (none)',
+         'cluster_ip tcp 10.96.0.30:80 rr -> (none)'],
+        {'10.96.0.30'}, {}, [], id='node-port-cidr-holding-loopback'),
+    pytest.param(
+        [service('web6', '10.96.0.70', cluster_ips=['10.96.0.70', 'fd00:96::70'], type='NodePort',
+                 ports=[service_port(80, node_port=30070)]),
+         node_object(addresses=(('ExternalIP', '203.0.113.7'), ('InternalIP', '10.0.0.11'),
+                                ('InternalIP', '10.0.0.12'), ('ExternalIP', '2001:db8::7')))],
+        # kube-proxy's node IPs: the Node object's first InternalIP of each family, else its
+        # first ExternalIP; not the default route's source (NodeContext.primary).
+        NODE, ProxyOptions(node_port_addresses=('primary',)),
+        ['node_port tcp 10.0.0.11:30070 rr -> (none)',
+         'cluster_ip tcp 10.96.0.70:80 rr -> (none)',
+         'node_port tcp [2001:db8::7]:30070 rr -> (none)',
+         'cluster_ip tcp [fd00:96::70]:80 rr -> (none)'],
+        {'10.96.0.70', 'fd00:96::70'}, {}, [], id='node-port-primary-from-the-node-object'),
+    pytest.param(
+        [web(), pods(endpoint('10.244.1.5', hints=['zone-a'], node_hints=['node-a']),
+                     endpoint('10.244.1.6', hints=['zone-a'], node_hints=['node-a']),
+                     endpoint('10.244.2.7', node='node-b', hints=['zone-a'], node_hints=['node-b']),
+                     endpoint('10.244.4.1', ready=False))],
+        NODE, DEFAULT,
+        ['cluster_ip tcp 10.96.0.20:80 rr -> 10.244.1.5:8080 10.244.1.6:8080'],
+        {'10.96.0.20'}, {}, [], id='topology-node-hints-prefer-same-node'),
+    pytest.param(
+        [web(), pods(endpoint('10.244.2.7', node='node-b', hints=['zone-a'], node_hints=['node-b']),
+                     endpoint('10.244.3.9', node='node-c', hints=['zone-c'], node_hints=['node-c']))],
+        NODE, DEFAULT,
+        # No node hint for this node: the zone hints, then (none for zone-a but one) all ready.
+        ['cluster_ip tcp 10.96.0.20:80 rr -> 10.244.2.7:8080'],
+        {'10.96.0.20'}, {}, [], id='topology-node-hints-none-for-this-node-zone-hints-used'),
+    pytest.param(
+        [web(), pods(endpoint('10.244.1.5', node_hints=['node-a']), endpoint('10.244.2.7', node='node-b'))],
+        NODE, DEFAULT,
+        ['cluster_ip tcp 10.96.0.20:80 rr -> 10.244.1.5:8080 10.244.2.7:8080'],
+        {'10.96.0.20'}, {}, [], id='topology-node-hints-partial-ignored'),
+    pytest.param(
+        [web('s1', '10.96.1.1', annotations={'ipvs.netlb.io/scheduler': 'sh'}),
+         web('s2', '10.96.1.2', annotations={'ipvs.netlb.io/scheduler': 'mh'}), web('s3', '10.96.1.3')],
+        NODE, ProxyOptions(scheduler='mh'),
+        # kube-proxy sets mh-port on its mh services (the hash takes the source port too).
+        ['cluster_ip tcp 10.96.1.1:80 sh -> (none)',
+         'cluster_ip tcp 10.96.1.2:80 mh flags mh-port -> (none)',
+         'cluster_ip tcp 10.96.1.3:80 mh flags mh-port -> (none)'],
+        {'10.96.1.1', '10.96.1.2', '10.96.1.3'}, {}, [], id='scheduler-mh-port-by-default'),
+    pytest.param(
+        [web('s1', '10.96.1.1', annotations={'ipvs.netlb.io/scheduler': 'sh'}),
+         web('s2', '10.96.1.2', annotations={'ipvs.netlb.io/scheduler': 'mh'}), web('s3', '10.96.1.3')],
+        NODE, ProxyOptions(scheduler_flags=('sh-fallback', 'sh-port', 'mh-fallback')),
+        ['cluster_ip tcp 10.96.1.1:80 sh flags sh-fallback,sh-port -> (none)',
+         'cluster_ip tcp 10.96.1.2:80 mh flags mh-fallback -> (none)',
+         'cluster_ip tcp 10.96.1.3:80 rr -> (none)'],
+        {'10.96.1.1', '10.96.1.2', '10.96.1.3'}, {}, [], id='scheduler-flags-each-to-its-scheduler'),
 ]
 
 
@@ -549,6 +683,44 @@ def test_a_source_range_with_a_zone_id_never_reaches_the_packet_rules():
     assert '%' not in text
     assert '203.0.113.10 . tcp . 443 . 192.0.2.0/24' in text
     assert '2001:db8::10' not in text
+
+
+def test_health_check_node_ports_of_local_load_balancers():
+    """spec.healthCheckNodePort of every proxied LoadBalancer Service with
+    externalTrafficPolicy Local (the module returns them: it does not serve them)."""
+    objects = []
+    for i, (name, policy, labels, port) in enumerate((
+            ('api', 'Local', None, 32001), ('cluster-lb', 'Cluster', None, 32002), ('bad', 'Local', None, 'x'),
+            ('other-proxy', 'Local', {'service.kubernetes.io/service-proxy-name': 'x'}, 32004))):
+        objects.append(service(name, '10.96.0.4%d' % i, type='LoadBalancer', external_policy=policy, labels=labels,
+                               ports=[service_port(443, node_port=31440 + i)],
+                               lb_ingress=[{'ip': '203.0.113.1%d' % i}]))
+        objects[-1]['spec']['healthCheckNodePort'] = port
+    result = translate(snapshot(objects), NODE, DEFAULT)
+    assert result.health_check_node_ports == {'default/api': 32001}
+    assert result.warnings == ["Service default/bad: spec.healthCheckNodePort: expected an integer, got 'x', "
+                               'left out of health_check_node_ports']
+    assert '10.96.0.42' in result.dummy_addresses  # the Service itself is still served
+    assert not result.stopped
+
+
+def test_a_translation_that_stopped_early_is_refused(monkeypatch):
+    """A fault of the translator itself (not of an object): the table is partial, so
+    refuse_incomplete refuses it naming the fault; a complete one passes."""
+    objects = [web(), pods(endpoint('10.244.1.5'))]
+    complete = translate(snapshot(objects), NODE, DEFAULT)
+    assert complete.stopped == '' and complete.services
+    translator.refuse_incomplete(complete)
+
+    def broken(*_args):
+        raise KeyError('boom')
+
+    monkeypatch.setattr(translator, '_option_networks', broken)
+    stopped = translate(snapshot(objects), NODE, DEFAULT)
+    assert stopped.stopped == "KeyError: 'boom'"
+    assert stopped.warnings[-1] == "translation stopped early: KeyError: 'boom'"
+    with pytest.raises(translator.IncompleteTranslationError, match="stopped early .KeyError: 'boom'.; nothing was changed"):
+        translator.refuse_incomplete(stopped)
 
 
 def check_invariants(result, objects, node_context, options):
