@@ -102,9 +102,11 @@ attempts:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, names
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, module_connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy import configmap
+from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy.config import config_problems
 
 ARGUMENT_SPEC = dict(
     AUTH_ARG_SPEC,
@@ -118,8 +120,15 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    options = module_connection(module)
     params = module.params
+    # Every input problem at once, before the first request.
+    problems = (names.problems([('namespace', names.NAMESPACE, params['namespace']),
+                                ('name', names.NAME, params['name']),
+                                ('daemonset', names.NAME, params['daemonset'] or None)])
+                + config_problems(params['config']) + connection.request_problems(params))
+    if problems:
+        module.fail_json(msg='invalid parameters: %s' % '; '.join(problems), problems=problems)
+    options = module_connection(module)
     try:
         result = configmap.apply(options, params['config'], namespace=params['namespace'], name=params['name'],
                                  daemonset=params['daemonset'] or None, check_mode=module.check_mode,

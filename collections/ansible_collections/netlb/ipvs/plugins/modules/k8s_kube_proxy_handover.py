@@ -119,6 +119,7 @@ attempts:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, names
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, module_connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy import handover
@@ -136,8 +137,16 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    options = module_connection(module)
     params = module.params
+    # Every input problem at once, before the first request.
+    problems = (names.problems([('nodes[%d]' % index, names.NAME, node) for index, node in enumerate(params['nodes'])]
+                               + [('namespace', names.NAMESPACE, params['namespace']),
+                                  ('daemonset', names.NAME, params['daemonset'] or None),
+                                  ('label', names.LABEL_KEY, params['label'])])
+                + connection.request_problems(params))
+    if problems:
+        module.fail_json(msg='invalid parameters: %s' % '; '.join(problems), problems=problems)
+    options = module_connection(module)
     try:
         if params['state'] == 'restored':
             result = handover.restore(options, nodes=params['nodes'], label=params['label'],

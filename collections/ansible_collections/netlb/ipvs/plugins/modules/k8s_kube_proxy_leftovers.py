@@ -112,6 +112,8 @@ kept:
   sample: ["iptables-nft filter: chain KUBE-FORWARD: the filter FORWARD policy is DROP: ..."]
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
@@ -134,6 +136,9 @@ DIFF_HEADER = "kube-proxy's leftovers"
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
+    if not os.path.isabs(params['state_path']):
+        module.fail_json(msg='invalid parameters: state_path: %r is not an absolute path' % params['state_path'],
+                         problems=['state_path: %r is not an absolute path' % params['state_path']])
     options = Options(state_path=params['state_path'], keep_forward=params['keep_forward'], force=params['force'])
     try:
         # kube-proxy's whole IPVS table is read: no collector passes while it is built (see _gc).

@@ -166,7 +166,7 @@ expires:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import credentials
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, credentials, names
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, module_connection
 
@@ -188,8 +188,20 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    options = module_connection(module)
     params = module.params
+    # Every input problem at once, before the first request (the ServiceAccount would be
+    # made before a bad binding name is refused).
+    problems = names.problems([('service_account', names.NAME, params['service_account']),
+                               ('namespace', names.NAMESPACE, params['namespace']),
+                               ('cluster_role', names.ROLE, params['cluster_role']),
+                               ('binding', names.NAME, params['binding']),
+                               ('server', names.URL, params['server'])])
+    if not params['name']:
+        problems.append("name: '' is empty: the kubeconfig's cluster, user and context need a name")
+    problems += connection.request_problems(params)
+    if problems:
+        module.fail_json(msg='invalid parameters: %s' % '; '.join(problems), problems=problems)
+    options = module_connection(module)
     wanted = credentials.Wanted(
         service_account=params['service_account'], namespace=params['namespace'], cluster_role=params['cluster_role'],
         binding=params['binding'], expiration_seconds=params['token_lifetime'], renew_before=params['renew_before'],

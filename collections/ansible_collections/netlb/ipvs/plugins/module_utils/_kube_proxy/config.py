@@ -427,6 +427,36 @@ def render(variables):
     return Rendered(_plain(config), warnings)
 
 
+def config_problems(config, prefix='config'):
+    """The problems of a rendered KubeProxyConfiguration handed back (the `config` option
+    of k8s_kube_proxy_configmap): apiVersion and kind, and each field render() writes,
+    checked as render() checks it and named by its path (config.ipvs.scheduler). Keys
+    render() does not write are left to kube-proxy."""
+    if not isinstance(config, dict):
+        return ['%s: %r is not a mapping' % (prefix, config)]
+    problems = []
+    for key, want in (('apiVersion', API_VERSION), ('kind', KIND)):
+        if config.get(key) != want:
+            problems.append('%s.%s: %r is not %s' % (prefix, key, config.get(key), want))
+    mode = config.get('mode') if config.get('mode') in MODES else 'ipvs'  # a bad mode is its field's problem
+    for field in FIELDS:
+        path = _resolve(field.path, mode)
+        node = config
+        for depth, key in enumerate(path[:-1], 1):
+            node = node.get(key)
+            if not isinstance(node, dict):
+                if node is not None:
+                    problems.append('%s.%s: %r is not a mapping' % (prefix, '.'.join(path[:depth]), node))
+                break
+        else:
+            if path[-1] in node:
+                found = []
+                _check(field, node[path[-1]], found)
+                where = '%s.%s' % (prefix, '.'.join(path))
+                problems.extend(where + problem[len(field.variable):] for problem in found)
+    return list(collections.OrderedDict.fromkeys(problems))  # a section that is no mapping, once
+
+
 def _cross_checks(checked, values, mode, problems, warnings):
     """The rules that relate two variables, and the warnings."""
     sync, min_sync = checked.get('kube_proxy_sync_period'), checked.get('kube_proxy_min_sync_period')

@@ -95,7 +95,8 @@ def test_module_connection(environ, tmp_path, client, variables, mode, failure, 
 
 
 @pytest.mark.parametrize('module, args', [
-    pytest.param(k8s_kube_proxy_configmap, {'config': {}}, id='k8s_kube_proxy_configmap'),
+    pytest.param(k8s_kube_proxy_configmap, {'config': {'apiVersion': 'kubeproxy.config.k8s.io/v1alpha1',
+                                                       'kind': 'KubeProxyConfiguration'}}, id='k8s_kube_proxy_configmap'),
     pytest.param(k8s_kube_proxy_handover, {}, id='k8s_kube_proxy_handover'),
     pytest.param(k8s_node_credentials, {}, id='k8s_node_credentials'),
 ])
@@ -172,7 +173,8 @@ def test_kubeconfig_secrets(value, secrets):
 
 
 @pytest.mark.parametrize('module, args', [
-    pytest.param(k8s_kube_proxy_configmap, {'config': {}}, id='k8s_kube_proxy_configmap'),
+    pytest.param(k8s_kube_proxy_configmap, {'config': {'apiVersion': 'kubeproxy.config.k8s.io/v1alpha1',
+                                                       'kind': 'KubeProxyConfiguration'}}, id='k8s_kube_proxy_configmap'),
     pytest.param(k8s_kube_proxy_handover, {}, id='k8s_kube_proxy_handover'),
     pytest.param(k8s_node_credentials, {}, id='k8s_node_credentials'),
 ])
