@@ -11,7 +11,7 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
     netlb-ipvs reconcile [--config PATH] [--wait SECONDS] [--timeout SECONDS] [--verbose]
     netlb-ipvs pull      [--config PATH]
-    netlb-ipvs watch     [--config PATH] [--min-sync SPAN] [--interval SPAN]
+    netlb-ipvs watch     [--config PATH] [--min-sync SPAN] [--interval SPAN] [--listen ADDRESS:PORT]
     netlb-ipvs pause     [--reason TEXT]
     netlb-ipvs resume
     netlb-ipvs status
@@ -80,6 +80,8 @@ def parser():
                         help='least time between two syncs, changes coalesced (a time span: 1s, 500ms; default 1s)')
     follow.add_argument('--interval', type=duration, default=300.0,
                         help='time between full resyncs, the kernel read again (default 5min)')
+    follow.add_argument('--listen', type=listen_address, default='127.0.0.1:10266',
+                        help="/healthz and /metrics on this address (default %(default)s; '' serves none)")
     stop = commands.add_parser('pause', help='pause reconciling on this node (maintenance)')
     stop.add_argument('--reason', default='', help='shown in the journal and the metrics')
     commands.add_parser('resume', help='lift a pause')
@@ -97,6 +99,17 @@ def duration(text):
     if not match:
         raise argparse.ArgumentTypeError('%r is not a time span (like 500ms, 1s, 5min)' % text)
     return float(match.group(1)) * _SPAN_UNITS[match.group(2)]
+
+
+def listen_address(text):
+    """(address, port) of ADDRESS:PORT ([v6]:PORT for IPv6), or None for ''."""
+    if not text:
+        return None
+    address, _sep, port = text.rpartition(':')
+    address = address[1:-1] if address.startswith('[') and address.endswith(']') else address
+    if not address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError('%r is not ADDRESS:PORT (like 127.0.0.1:10266)' % text)
+    return address, int(port)
 
 
 def timeout_of(args):
@@ -125,7 +138,8 @@ def main(args, runner, out, err, stop=None):
     paths = paths_of(args)
     if args.command == 'watch':
         from ansible_collections.netlb.ipvs.plugins.module_utils._watch import node as watch_node
-        return watch_node.watch(runner, paths, out, err, stop, min_sync=args.min_sync, interval=args.interval)
+        return watch_node.watch(runner, paths, out, err, stop, min_sync=args.min_sync, interval=args.interval,
+                                listen=args.listen)
     if args.command == 'reconcile':
         report = run.reconcile(runner, paths=paths, wait=args.wait, what=args.what)
         out(status.journal_line(report))

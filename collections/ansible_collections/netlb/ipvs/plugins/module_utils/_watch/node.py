@@ -8,7 +8,7 @@ with the same scope, ownership, delete guard and run lock as `netlb-ipvs reconci
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
-    code = watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0)
+    code = watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0, listen=('127.0.0.1', 10266))
 
 Each sync: paused -> nothing; the run lock (_reconcile/lock.py) taken for the sync only
 (a module or a manual run gets in between syncs; busy: tried again after min_sync);
@@ -17,6 +17,12 @@ sysctls and the static table, and reads the kernel table afresh; a sync on a cha
 against the table kept in memory (_watch/table.py). The Kubernetes part is
 k8s_service_proxy's pipeline.apply on the watcher's snapshot. Each sync records the
 status and the textfile and prints one journal line, as a timer run does.
+
+Served (serve.py, metrics.py): /healthz, /livez and /metrics on listen (loopback), and
+each externalTrafficPolicy: Local LoadBalancer Service's healthCheckNodePort, answered
+from this node's ready endpoints of it as kube-proxy does. The metrics: syncs by result,
+their latency, watch restarts, relists and objects left out, the table's size, the objects
+held, and per-Service traffic from the kernel's IPVS counters (read at each scrape).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources.watch import ApiSource, StreamError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock, run, status
+from ansible_collections.netlb.ipvs.plugins.module_utils._watch import metrics, serve
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.loop import Watcher
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.table import RememberedTable
 
@@ -44,7 +51,7 @@ class NodeSync(object):
     """sync(snapshot, full) for the Watcher: one node's sync, recorded and told."""
 
     def __init__(self, config, runner, paths, out, node=None, backend=None, what=HOLDER, now=time.time,
-                 clock=time.perf_counter):
+                 clock=time.perf_counter, on_synced=None):
         self.config = config
         self.runner = runner
         self.paths = paths
@@ -56,6 +63,8 @@ class NodeSync(object):
         self.what = what
         self.now, self.clock = now, clock
         self.last = None  # the last status.Report
+        self.result = None  # the last proxy.SyncResult (its translation: the table's ports)
+        self.on_synced = on_synced  # on_synced(report, full, snapshot) after each sync
 
     def __call__(self, snapshot, full):
         report = status.Report(result='ok', started=self.now())
@@ -78,6 +87,8 @@ class NodeSync(object):
         report.duration = self.clock() - begun
         self.last = run.record(report, self.config, self.paths)
         self.out(status.journal_line(report))
+        if self.on_synced is not None:
+            self.on_synced(report, full, snapshot)
         return done
 
     def _sync(self, snapshot, full, report):
@@ -95,9 +106,111 @@ class NodeSync(object):
                 raise
             if full:  # drift is told at resyncs only: a sync on a change has a new input by definition
                 result.fingerprint = pipeline.fingerprint(snapshot, self.node.params)
+            self.result = result
             return result
 
         run.run_parts(self.config, self.runner, report, previous, sync_kubernetes=sync_kubernetes, node=full)
+
+
+def health_checks(snapshot, node_name):
+    """{healthCheckNodePort: ("namespace/name", ready endpoints on this node)} of every
+    LoadBalancer Service with externalTrafficPolicy Local (kube-proxy's service health
+    server). A malformed Service or slice is left out of it (the translator says why)."""
+    local = {}  # (namespace, service) -> addresses of ready endpoints on this node
+    for item in snapshot.endpoint_slices:
+        try:
+            metadata = item.get('metadata') or {}
+            owner = (metadata.get('namespace') or '', (metadata.get('labels') or {}).get(api.SERVICE_NAME_LABEL))
+            for endpoint in item.get('endpoints') or ():
+                if endpoint.get('nodeName') == node_name and (endpoint.get('conditions') or {}).get('ready') is not False:
+                    local.setdefault(owner, set()).update(endpoint.get('addresses') or ())
+        except (AttributeError, TypeError):
+            continue
+    checks = {}
+    for item in snapshot.services:
+        try:
+            metadata, spec = item.get('metadata') or {}, item.get('spec') or {}
+            port = spec.get('healthCheckNodePort')
+            if spec.get('type') != 'LoadBalancer' or spec.get('externalTrafficPolicy') != 'Local' \
+                    or not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+                continue
+            namespace, name = metadata.get('namespace') or 'default', metadata['name']
+            checks[port] = ('%s/%s' % (namespace, name), len(local.get((namespace, name), ())))
+        except (AttributeError, TypeError, KeyError):
+            continue
+    return checks
+
+
+def node_eligible(snapshot):
+    """Whether this node may take traffic: not being deleted (kube-proxy's healthz)."""
+    return not ((snapshot.node or {}).get('metadata') or {}).get('deletionTimestamp')
+
+
+class Served(object):
+    """The watcher's HTTP side and metrics (serve.py, metrics.py), fed by its syncs."""
+
+    def __init__(self, watcher, sync, listen, interval, runner, err):
+        self.watcher, self.sync, self.err = watcher, sync, err
+        self.runner = runner
+        self.registry = registry = metrics.Registry()
+        self.syncs = registry.counter('netlb_ipvs_watch_syncs_total', 'Syncs of the watcher by result.', ('result',))
+        self.latency = registry.histogram('netlb_ipvs_watch_sync_duration_seconds',
+                                          'Seconds a sync took (full: a periodic resync).', ('full',))
+        self.restarts = registry.counter('netlb_ipvs_watch_restarts_total',
+                                         'Watch streams restarted, by why (gone: 410, a relist; error).', ('why',))
+        self.events = registry.counter('netlb_ipvs_watch_events_total', 'Watch events received.')
+        self.malformed = registry.counter('netlb_ipvs_watch_malformed_total', 'Objects and events left out.')
+        self.objects = registry.gauge('netlb_ipvs_watch_objects', 'Cluster objects the watcher holds.')
+        self.table = registry.gauge('netlb_ipvs_watch_table', 'The synced table: virtual services and real servers.',
+                                    ('what',))
+        self.traffic = metrics.TrafficMetrics(registry)
+        self.traffic_backend = None
+        self.health = serve.Health(max_age=2 * interval + 60)
+        self.status = serve.StatusServer(self.health, registry, listen, on_scrape=self.scrape) if listen else None
+        self.services = serve.ServiceHealthServer(self.health)
+
+    def synced(self, report, full, snapshot):
+        self.syncs.inc(result=report.result)
+        self.latency.observe(report.duration, full=str(bool(full)).lower())
+        if report.result == 'ok':
+            self.health.synced()
+            table = report.tables.get('kubernetes')
+            if table:
+                self.table.set(table[0], what='virtual_services')
+                self.table.set(table[1], what='real_servers')
+        self.health.set_node_eligible(node_eligible(snapshot))
+        for port, why in sorted(self.services.update(health_checks(snapshot, self.sync.node.node_name)).items()):
+            self.err('health check port %d: %s' % (port, why))
+
+    def scrape(self):
+        counters = self.watcher.counters
+        for why, count in list(counters.restarts.items()):
+            self.restarts.set(count, why=why)
+        self.events.set(counters.events)
+        self.malformed.set(counters.malformed)
+        self.objects.set(len(self.watcher.store))
+        result = self.sync.result
+        if result is None:
+            return
+        try:
+            if self.traffic_backend is None:  # its own netlink socket: the syncs use theirs at the same time
+                self.traffic_backend = get_backend('netlink', runner=self.runner)
+            read_traffic = getattr(self.traffic_backend, 'read_traffic', None)
+            if read_traffic is not None:
+                owners = dict(((port.protocol, port.address, port.port), port) for port in result.translation.ports)
+                ports = dict((service.key, owners[service.key[:3]]) for service in result.translation.services
+                             if service.key[:3] in owners)
+                self.traffic.update(read_traffic(), ports)
+        except (IpvsError, OSError) as exc:
+            self.err('metrics: the IPVS counters are not readable: %s' % exc)
+
+    def close(self):
+        self.services.close()
+        if self.status is not None:
+            self.status.close()
+        close = getattr(self.traffic_backend, 'close', None)
+        if close is not None:
+            close()
 
 
 def source_of(params):
@@ -109,9 +222,12 @@ def source_of(params):
                      request_timeout=params['request_timeout'], page_size=params['page_size'])
 
 
-def watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0, source=None, backend=None):
+def watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0, source=None, backend=None,
+          listen=serve.DEFAULT_ADDRESS):
     """Watch and sync until stop is set. Returns the exit code: 0 stopped, 2 the config is
-    bad or not a Kubernetes node's reading the API, 1 the API connection cannot be made."""
+    bad or not a Kubernetes node's reading the API, 1 the API connection cannot be made or
+    the status address cannot be listened on. listen: (address, port) of /healthz and
+    /metrics, None: not served."""
     try:
         config = node_config.load(paths.config)
         params = config.kubernetes
@@ -130,8 +246,19 @@ def watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0, source=No
         return EXIT_FAILED
     sync = NodeSync(config, runner, paths, out, node=node, backend=backend)
     watcher = Watcher(source, sync, min_sync=min_sync, interval=interval, log=err)
-    out('watching %s from %s: min_sync=%ss interval=%ss' % (
-        ', '.join(str(stream) for stream in watcher.streams), source.origin, min_sync, interval))
-    watcher.run(stop)
+    try:
+        served = Served(watcher, sync, listen, interval, runner, err)
+    except OSError as exc:
+        err('cannot serve /healthz and /metrics on %s:%s: %s' % (listen[0], listen[1], exc.strerror or exc))
+        return EXIT_FAILED
+    sync.on_synced = served.synced
+    out('watching %s from %s: min_sync=%ss interval=%ss%s' % (
+        ', '.join(str(stream) for stream in watcher.streams), source.origin, min_sync, interval,
+        ' status=http://%s:%d/' % tuple(served.status.address) if served.status is not None else ''))
+    try:
+        watcher.run(stop)
+    finally:
+        served.close()
+        sync.table.close()
     out('stopped: the table is left as the last sync made it')
     return EXIT_OK

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import http.client
 import json
+import re
+import socket
 import threading
 import time
 
@@ -446,7 +449,8 @@ def test_watch_runs_until_stopped_and_says_so(node):
     out = []
     stop = threading.Event()
     thread = threading.Thread(target=lambda: out.append(watch_node.watch(
-        node.runner, node.paths, out.append, out.append, stop, min_sync=0.01, source=source, backend=node.backend)))
+        node.runner, node.paths, out.append, out.append, stop, min_sync=0.01, source=source, backend=node.backend,
+        listen=('127.0.0.1', 0))))
     thread.start()
     want = expected_table(web(), web_slice(['10.244.1.11']))
     deadline = time.monotonic() + WITHIN
@@ -458,4 +462,84 @@ def test_watch_runs_until_stopped_and_says_so(node):
     assert kernel(node) == want
     assert out[0].startswith('watching Services, EndpointSlices from scripted: min_sync=0.01s')
     assert out[-2:] == ['stopped: the table is left as the last sync made it', 0]
+    assert re.search(r' status=http://127[.]0[.]0[.]1:[0-9]+/$', out[0])
     assert json.loads(open(node.paths.status).read())['runs']['ok'] >= 1
+
+
+def lb_local(name, port, health_check_port):
+    service = objects.service(name, cluster_ip='10.96.0.40', type='LoadBalancer',
+                              ports=[objects.service_port(port, node_port=30000 + port)])
+    service['spec'].update(externalTrafficPolicy='Local', healthCheckNodePort=health_check_port)
+    return service
+
+
+def test_health_checks_count_this_nodes_ready_endpoints():
+    here, other = objects.endpoint('10.244.1.11'), objects.endpoint('10.244.2.12', node='node-b')
+    not_ready = objects.endpoint('10.244.1.13', ready=False)
+    snapshot = objects.snapshot([
+        lb_local('shop', 80, 32001), objects.endpoint_slice('shop', [here, other, not_ready]),
+        lb_local('empty', 81, 32002), objects.endpoint_slice('empty', [other]),
+        objects.service('plain', cluster_ip='10.96.0.41'), objects.endpoint_slice('plain', [here]),
+        dict(lb_local('broken', 82, 32003), metadata=None),
+    ])
+    assert watch_node.health_checks(snapshot, objects.NODE) == {32001: ('default/shop', 1), 32002: ('default/empty', 0)}
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def get(port, path):
+    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+    try:
+        connection.request('GET', path)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def status_of(port, path):
+    """The HTTP status, None while nothing listens."""
+    try:
+        return get(port, path)[0]
+    except OSError:
+        return None
+
+
+def test_watch_serves_healthz_metrics_and_the_health_check_ports(node):
+    check = free_port()
+    shop = versioned(lb_local('shop', 80, check), 10)
+    here = versioned(objects.endpoint_slice('shop', [objects.endpoint('10.244.1.11')], name='shop-abc'), 20)
+    gone = versioned(objects.endpoint_slice('shop', [objects.endpoint('10.244.2.12', node='node-b')],
+                                            name='shop-abc'), 21)
+    source = ScriptedSource({SERVICES: [('list', [shop], '100'), ('watch', [])],
+                             SLICES: [('list', [here], '100'), ('watch', [
+                                 lambda: wait_for(lambda: status_of(check, '/') == 200), event('MODIFIED', gone)])]})
+    out = []
+    stop = threading.Event()
+    status_port = free_port()
+    thread = threading.Thread(target=watch_node.watch, args=(node.runner, node.paths, out.append, out.append, stop),
+                              kwargs=dict(min_sync=0.01, source=source, backend=node.backend,
+                                          listen=('127.0.0.1', status_port)))
+    thread.start()
+    try:
+        wait_for(lambda: source.exhausted() and status_of(check, '/') == 503)
+        status, body = get(check, '/healthz')
+        assert json.loads(body) == {'service': {'namespace': 'default', 'name': 'shop'}, 'localEndpoints': 0,
+                                    'serviceProxyHealthy': True}
+        status, body = get(status_port, '/healthz')
+        assert status == 200 and json.loads(body)['nodeEligible'] is True
+        status, text = get(status_port, '/metrics')
+        assert status == 200
+        assert re.search(r'^netlb_ipvs_watch_syncs_total\{result="ok"\} [2-9]', text, re.M), text
+        assert re.search(r'^netlb_ipvs_watch_table\{what="virtual_services"\} [1-9]', text, re.M), text
+        assert 'netlb_ipvs_watch_sync_duration_seconds_bucket{' in text
+    finally:
+        stop.set()
+        source.finish()
+        thread.join(5)
+    with pytest.raises(OSError):  # the listeners went with the watcher
+        get(check, '/')
