@@ -12,6 +12,9 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
     status = StatusServer(health, registry, ('127.0.0.1', DEFAULT_PORT))   # binds now
     services = ServiceHealthServer(health, addresses=('192.168.10.17',))
     errors = services.update({32000: ('shop/web', 2)})   # {port: why it could not listen}
+    # that argument from a translation and the EndpointSlices:
+    #   health_check_services(translation.health_check_node_ports,
+    #                         local_ready_endpoints(slices, node_name))
     ...
     services.close(); status.close()                # every socket and thread gone
 
@@ -286,6 +289,43 @@ def _service_name(port, value):
         raise ValueError('health check port %r: expected ("namespace/name", local endpoint count), got %r'
                          % (port, value))
     return namespace, name, count
+
+
+SERVICE_NAME_LABEL = 'kubernetes.io/service-name'
+
+
+def local_ready_endpoints(endpoint_slices, node_name):
+    """{'namespace/name': ready endpoints on node_name} from EndpointSlice objects (the
+    API's JSON), counted as kube-proxy counts for its health checks: distinct addresses
+    (a pod serving two ports is one endpoint), ready only (a terminating endpoint fails
+    the check), ready when the condition is absent. Malformed parts are left out."""
+    found = {}
+    for item in endpoint_slices:
+        try:
+            meta = item.get('metadata') or {}
+            service = (meta.get('labels') or {}).get(SERVICE_NAME_LABEL)
+            namespace = meta.get('namespace')
+            endpoints = item.get('endpoints') or ()
+        except AttributeError:
+            continue
+        if not service or not namespace:
+            continue
+        for endpoint in endpoints:
+            if not isinstance(endpoint, dict) or endpoint.get('nodeName') != node_name:
+                continue
+            if (endpoint.get('conditions') or {}).get('ready') is False:
+                continue
+            addresses = endpoint.get('addresses')
+            if isinstance(addresses, list) and addresses and isinstance(addresses[0], str):
+                found.setdefault('%s/%s' % (namespace, service), set()).add(addresses[0])
+    return dict((ref, len(addresses)) for ref, addresses in found.items())
+
+
+def health_check_services(health_check_node_ports, local_endpoints):
+    """ServiceHealthServer.update()'s argument: health_check_node_ports {'namespace/name':
+    port} (the translation's), local_endpoints {'namespace/name': count}
+    (local_ready_endpoints()); a Service without a local endpoint gets 0 (503)."""
+    return dict((port, (ref, local_endpoints.get(ref, 0))) for ref, port in health_check_node_ports.items())
 
 
 class ServiceHealthServer:

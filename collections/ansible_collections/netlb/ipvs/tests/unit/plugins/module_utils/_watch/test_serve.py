@@ -222,3 +222,32 @@ def test_go_time(seconds, text):
 def test_health_needs_a_positive_age():
     with pytest.raises(ValueError, match='max_age'):
         serve.Health(max_age=0)
+
+
+def slice_of(service, endpoints, namespace='shop'):
+    return {'metadata': {'namespace': namespace, 'name': service + '-abc',
+                         'labels': {'kubernetes.io/service-name': service}},
+            'addressType': 'IPv4', 'endpoints': endpoints}
+
+
+def endpoint_on(node_name, address, ready=None):
+    conditions = {} if ready is None else {'ready': ready}
+    return {'addresses': [address], 'nodeName': node_name, 'conditions': conditions}
+
+
+def test_local_ready_endpoints_counted_as_kube_proxy_does():
+    slices = [
+        slice_of('web', [endpoint_on('node-a', '10.244.1.5', True), endpoint_on('node-a', '10.244.1.6'),
+                         endpoint_on('node-a', '10.244.1.7', False),  # terminating: not counted
+                         endpoint_on('node-b', '10.244.2.5', True)]),
+        slice_of('web', [endpoint_on('node-a', '10.244.1.5', True)]),  # the same pod, another port's slice
+        slice_of('api', [endpoint_on('node-b', '10.244.2.9', True)]),
+        slice_of('db', [endpoint_on('node-a', '10.244.1.9', True)], namespace='data'),
+        {'metadata': {'namespace': 'shop'}, 'endpoints': [endpoint_on('node-a', '10.244.1.8')]},  # no service
+        'not an object', {'metadata': {'namespace': 'shop', 'labels': {'kubernetes.io/service-name': 'x'}},
+                          'endpoints': ['bad', {'nodeName': 'node-a', 'addresses': []}]},
+    ]
+    counts = serve.local_ready_endpoints(slices, 'node-a')
+    assert counts == {'shop/web': 2, 'data/db': 1}
+    assert serve.health_check_services({'shop/web': 32001, 'shop/api': 32002}, counts) == {
+        32001: ('shop/web', 2), 32002: ('shop/api', 0)}
