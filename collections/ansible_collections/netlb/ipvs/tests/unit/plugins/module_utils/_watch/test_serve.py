@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import threading
 
@@ -251,3 +252,17 @@ def test_local_ready_endpoints_counted_as_kube_proxy_does():
     assert counts == {'shop/web': 2, 'data/db': 1}
     assert serve.health_check_services({'shop/web': 32001, 'shop/api': 32002}, counts) == {
         32001: ('shop/web', 2), 32002: ('shop/api', 0)}
+
+
+def test_ports_coming_and_going_leak_no_descriptor_or_thread(health, threads_before):  # pylint: disable=unused-argument
+    health.synced()
+    ports = [free_port() for _ in range(4)]
+    before = len(os.listdir('/proc/self/fd'))
+    server = serve.ServiceHealthServer(health, addresses=('127.0.0.1',))
+    for round_ in range(6):
+        wanted = dict((port, ('shop/web-%d' % index, 1)) for index, port in enumerate(ports) if (index + round_) % 2)
+        assert server.update(wanted) == {}
+        for port in wanted:
+            assert get(('127.0.0.1', port))[0] == 200
+    server.close()
+    assert len(os.listdir('/proc/self/fd')) == before
