@@ -9,12 +9,22 @@ touches the collector or the thread switch interval, during a call or after it."
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import gc
 import ipaddress
+import os
 import sys
 
 import pytest
+
+from kube_api.objects import (
+    endpoint,
+    endpoint_slice,
+    service,
+    service_port,
+    slice_port,
+)
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, model, save_format
@@ -26,15 +36,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate a
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.backends.conftest import FakeKernel
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.objects import (
-    endpoint,
-    endpoint_slice,
-    node,
-    service,
-    service_port,
-    slice_port,
-    snapshot,
-)
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.snapshots import node, snapshot
 
 DEFAULT_INTERVAL = 0.005  # Python's own
 
@@ -173,3 +175,32 @@ def test_translate_leaves_the_process_alone(monkeypatch):
     assert [str(vs.key) for vs in result.services] == ['tcp 10.96.0.10:80']
     assert seen == [UNTOUCHED]
     assert process_state() == UNTOUCHED
+
+
+# Calls that change the whole process; module_utils may make none (_gc.py holds the
+# shells' tools), nor open those tools itself.
+PROCESS_WIDE = {('gc', 'disable'), ('gc', 'enable'), ('gc', 'freeze'), ('gc', 'set_threshold'),
+                ('sys', 'setswitchinterval'), ('sys', 'setrecursionlimit'), ('signal', 'signal'),
+                ('signal', 'alarm'), ('os', 'umask'), ('os', 'chdir'), ('socket', 'setdefaulttimeout'),
+                ('locale', 'setlocale'), ('_gc', 'paused'), ('_gc', 'tuned')}
+MODULE_UTILS = os.path.dirname(os.path.abspath(_gc.__file__))
+
+
+def process_wide_calls(path):
+    with open(path) as handle:
+        tree = ast.parse(handle.read(), path)
+    return ['%s:%d %s.%s()' % (os.path.relpath(path, MODULE_UTILS), node.lineno, node.func.value.id, node.func.attr)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name) and (node.func.value.id, node.func.attr) in PROCESS_WIDE]
+
+
+def test_no_module_utils_changes_the_whole_process():
+    found = []
+    for directory, _dirs, files in os.walk(MODULE_UTILS):
+        for name in files:
+            path = os.path.join(directory, name)
+            if name.endswith('.py') and path != os.path.abspath(_gc.__file__):
+                found.extend(process_wide_calls(path))
+    assert found == []
+    assert process_wide_calls(os.path.abspath(_gc.__file__))  # the check sees such calls
