@@ -103,7 +103,7 @@ def generate(shape, services, per_service, seed):
         svc, slices = objects.cluster(services, namespaces=namespaces, endpoints_per_service=per_service)
     else:
         svc, slices = k8s_translate_bench.generate(services, per_service, seed)
-    return svc, slices, objects.node(NODE_NAME, zone=NODE_ZONE)
+    return svc, slices, objects.node_object(NODE_NAME, zone=NODE_ZONE)
 
 
 def node_script(*args):

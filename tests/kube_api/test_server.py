@@ -215,7 +215,7 @@ def test_objects_are_stored_by_path_with_resource_versions(kube_api):
 
 
 def test_nodes_are_cluster_scoped_and_subresources_unknown(kube_api):
-    kube_api.add(objects.node('node1', zone='z1'))
+    kube_api.add(objects.node_object('node1', zone='z1'))
     status, node = call(kube_api, 'GET', '/api/v1/nodes/node1')
     assert (status, node['metadata']['labels'][objects.ZONE_LABEL]) == (200, 'z1')
     assert 'namespace' not in node['metadata']
@@ -297,7 +297,7 @@ def test_a_watch_streams_the_changes_after_its_version(kube_api):
 
 def test_a_watch_by_field_selector_sends_bookmarks_and_ends_after_its_timeout(kube_api):
     kube_api.bookmark_interval = 0.2
-    kube_api.add(objects.node('node1', zone='z1'), objects.node('node2', zone='z2'))
+    kube_api.add(objects.node_object('node1', zone='z1'), objects.node_object('node2', zone='z2'))
     conn, response = open_watch(kube_api, '/api/v1/nodes?watch=1&resourceVersion=%s&allowWatchBookmarks=true'
                                 '&fieldSelector=metadata.name%%3Dnode2&timeoutSeconds=1' % kube_api.resource_version)
     try:

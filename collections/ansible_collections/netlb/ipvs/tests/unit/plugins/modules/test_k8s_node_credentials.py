@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from kube_api import tokens
+from kube_api import objects
 
 from ansible_collections.netlb.ipvs.plugins.modules import k8s_node_credentials
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
@@ -25,7 +26,6 @@ from ansible_collections.netlb.ipvs.tests.unit.plugins.modules.test_k8s_service_
     cluster_objects,
     node as service_proxy_node,
 )
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
 
 SA_PATH = '/api/v1/namespaces/kube-system/serviceaccounts/netlb-ipvs'
 SA_LIST = '/api/v1/namespaces/kube-system/serviceaccounts'

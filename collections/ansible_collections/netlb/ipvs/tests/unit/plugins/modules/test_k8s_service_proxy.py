@@ -16,13 +16,14 @@ import os
 import pytest
 from ansible.module_utils.common.parameters import PASS_VARS
 
+from kube_api import objects
+
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, state
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, no_ipvs_error, table
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN, FakeHost
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *(['..'] * 8)))

@@ -16,9 +16,11 @@ import dataclasses
 
 import pytest
 
+from kube_api import objects
+
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
 from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import snapshots
 
 PARAMS = {'source': 'api', 'node_name': objects.NODE, 'service_cidrs': ['10.96.0.0/12'], 'scheduler': 'rr'}
 
@@ -30,7 +32,7 @@ def build():
     web['metadata']['resourceVersion'] = '1001'
     dns = objects.service('dns', cluster_ip='10.96.0.10', namespace='kube-system')
     dns['metadata']['resourceVersion'] = '1002'
-    return objects.snapshot([
+    return snapshots.snapshot([
         web, objects.endpoint_slice('web', [objects.endpoint('10.244.1.11'), objects.endpoint('10.244.1.12')]),
         dns, objects.endpoint_slice('dns', [objects.endpoint('10.244.2.21')], namespace='kube-system'),
         objects.legacy_endpoints('legacy', [objects.endpoints_subset(['10.0.0.5'], [{'port': 80}])]),
@@ -151,8 +153,8 @@ def test_fingerprint_of_the_node_is_its_labels(change, same):
 def test_fingerprint_tells_the_kinds_apart():
     """The same object under another kind is another input."""
     service = objects.service('web')
-    as_service = objects.snapshot([service])
-    as_node = dataclasses.replace(objects.snapshot([]), node=service)
+    as_service = snapshots.snapshot([service])
+    as_node = dataclasses.replace(snapshots.snapshot([]), node=service)
     assert pipeline.fingerprint(as_service, PARAMS) != pipeline.fingerprint(as_node, PARAMS)
 
 

@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from kube_api import objects
+
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import RefusedError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
@@ -34,7 +36,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import (
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, key, table
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import snapshots
 
 NODE_IP = '192.168.10.11'
 OPTIONS = proxy.SyncOptions(service_cidrs=(ipaddress.ip_network('10.96.0.0/12'),),
@@ -126,7 +128,7 @@ class FakeHost(object):
 
 def cluster(*extra, web_endpoints=('10.244.1.11', '10.244.1.12')):
     """web (ClusterIP), web-np (NodePort 30080), dns (UDP 53), plus extra objects."""
-    return objects.snapshot([
+    return snapshots.snapshot([
         objects.service('web', cluster_ip='10.96.0.20'),
         objects.endpoint_slice('web', [objects.endpoint(a) for a in web_endpoints]),
         objects.service('web-np', cluster_ip='10.96.0.21', type='NodePort',
@@ -233,10 +235,10 @@ def test_an_empty_answer_is_refused_and_changes_nothing():
     run(cluster(), backend, host, store)
     before = (dict(backend.table), set(host.on_dummy), host.rules, store.state)
     with pytest.raises(RefusedError) as caught:
-        run(objects.snapshot([]), backend, host, store)
+        run(snapshots.snapshot([]), backend, host, store)
     assert 'refusing to delete 4 of the 4' in str(caught.value)
     assert (backend.table, host.on_dummy, host.rules, store.state) == before
-    forced = run(objects.snapshot([]), backend, host, store, options=proxy.SyncOptions(
+    forced = run(snapshots.snapshot([]), backend, host, store, options=proxy.SyncOptions(
         service_cidrs=OPTIONS.service_cidrs, force=True))
     assert forced.summary()['actions'] == {'delete_service': 4}
     assert host.on_dummy == set() and key('tcp 192.0.2.1:80') in backend.table
@@ -246,7 +248,7 @@ def test_an_empty_answer_is_refused_and_changes_nothing():
 def test_max_delete_ratio(ratio, refused):
     backend, host, store = FakeBackend(), FakeHost(), MemoryStateStore()
     run(cluster(), backend, host, store)
-    smaller = objects.snapshot(cluster().services[:1] + cluster().endpoint_slices[:1])  # 1 of 4 virtual services left
+    smaller = snapshots.snapshot(cluster().services[:1] + cluster().endpoint_slices[:1])  # 1 of 4 virtual services left
     options = proxy.SyncOptions(service_cidrs=OPTIONS.service_cidrs, max_delete_ratio=ratio)
     if refused:
         with pytest.raises(RefusedError):
@@ -444,7 +446,7 @@ def services_with(endpoints):
     for index, (name, addresses) in enumerate(sorted(endpoints.items())):
         objs.append(objects.service(name, cluster_ip='10.96.1.%d' % (index + 1)))
         objs.append(objects.endpoint_slice(name, [objects.endpoint(address) for address in addresses]))
-    return objects.snapshot(objs)
+    return snapshots.snapshot(objs)
 
 
 A, B, C, D, E = ('10.244.1.%d' % number for number in range(1, 6))

@@ -17,6 +17,17 @@ import random
 
 import pytest
 
+from kube_api.objects import (
+    endpoint,
+    endpoint_slice,
+    endpoints_subset,
+    legacy_endpoints,
+    node_object,
+    service,
+    service_port,
+    slice_port,
+)
+
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     SCHEDULERS,
     RealServer,
@@ -35,18 +46,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import (
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate import fast_canonical, translate
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.objects import (
-    endpoint,
-    endpoint_slice,
-    endpoints_subset,
-    legacy_endpoints,
-    node,
-    service,
-    service_port,
-    slice_port,
-    node_object,
-    snapshot,
-)
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.snapshots import node, snapshot
 
 NODE = node()
 DEFAULT = ProxyOptions()

@@ -15,12 +15,13 @@ import json
 import os
 import re
 
+from kube_api import objects
+
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, run, status
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN, FakeHost
 
 # A line of /proc/modules as the kernel writes it (name size refcount holders state address).

@@ -16,10 +16,11 @@ import socket
 
 import pytest
 
+from kube_api import objects
+
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, lock, run
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import key, table
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._reconcile.fakes import (
     STATIC_SERVICES,

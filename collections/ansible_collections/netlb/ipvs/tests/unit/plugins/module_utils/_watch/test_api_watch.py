@@ -13,10 +13,11 @@ import threading
 
 import pytest
 
+from kube_api import objects
+
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources.watch import Stream, StreamError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch import node as watch_node
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._reconcile.fakes import Node
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._watch.test_loop import (
     expected_table,

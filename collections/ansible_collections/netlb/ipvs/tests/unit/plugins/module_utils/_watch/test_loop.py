@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+from kube_api import objects
+
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
@@ -31,7 +33,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._watch import loop, nod
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.store import Store
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.table import RememberedTable
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
-from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import objects
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import snapshots
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN, OPTIONS, FakeHost
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._reconcile.fakes import Node, parse_logfmt
 
@@ -202,7 +204,7 @@ def run_until(watcher, source, predicate, within=WITHIN):
 def expected_table(*cluster, base=FOREIGN):
     """The kernel table a fresh sync of cluster makes on the same node (base: its table before)."""
     backend = FakeBackend(table(base) if base else {})
-    snapshot = objects.snapshot(list(cluster))
+    snapshot = snapshots.snapshot(list(cluster))
     options = OPTIONS
     proxy.sync(snapshot, FakeHost(), backend, options, _memory_state(), node_name=objects.NODE, zone=objects.ZONE)
     return save_format.render(backend.table)
@@ -476,7 +478,7 @@ def lb_local(name, port, health_check_port):
 def test_health_checks_count_this_nodes_ready_endpoints():
     here, other = objects.endpoint('10.244.1.11'), objects.endpoint('10.244.2.12', node='node-b')
     not_ready = objects.endpoint('10.244.1.13', ready=False)
-    snapshot = objects.snapshot([
+    snapshot = snapshots.snapshot([
         lb_local('shop', 80, 32001), objects.endpoint_slice('shop', [here, other, not_ready]),
         lb_local('empty', 81, 32002), objects.endpoint_slice('empty', [other]),
         objects.service('plain', cluster_ip='10.96.0.41'), objects.endpoint_slice('plain', [here]),

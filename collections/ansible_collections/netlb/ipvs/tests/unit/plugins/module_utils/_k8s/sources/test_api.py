@@ -31,7 +31,7 @@ SLICES = '/apis/discovery.k8s.io/v1/endpointslices'
 def cluster(kube_api):
     """7 Services with a slice each in namespaces a and b, and node1 in zone z1."""
     services, slices = objects.cluster(7, namespaces=('a', 'b'))
-    kube_api.add(services, slices, objects.node('node1', zone='z1'))
+    kube_api.add(services, slices, objects.node_object('node1', zone='z1'))
     return kube_api
 
 
@@ -108,13 +108,13 @@ def test_no_node_read_unless_asked(cluster, options):
 
 def test_legacy_endpoints_only_for_selectorless_services_without_a_slice(cluster, options):
     cluster.add(
-        objects.service('external-db', namespace='x', cluster_ip='10.96.8.1', selector={}),
+        objects.service('external-db', namespace='x', cluster_ip='10.96.8.1', selector=None),
         objects.endpoints('external-db', ['192.0.2.5'], namespace='x'),
-        objects.service('mirrored', namespace='x', cluster_ip='10.96.8.2', selector={}),
+        objects.service('mirrored', namespace='x', cluster_ip='10.96.8.2', selector=None),
         objects.endpoint_slice('mirrored', ['192.0.2.6'], namespace='x'),
         objects.endpoints('mirrored', ['192.0.2.6'], namespace='x'),
-        objects.service('headless', namespace='y', cluster_ip='None', selector={}),
-        objects.service('cname', namespace='y', type='ExternalName', selector={}),
+        objects.service('headless', namespace='y', cluster_ip='None', selector=None),
+        objects.service('cname', namespace='y', type='ExternalName', selector=None),
         objects.endpoints('unrelated', ['192.0.2.7'], namespace='x'),
     )
     snapshot = read(options)

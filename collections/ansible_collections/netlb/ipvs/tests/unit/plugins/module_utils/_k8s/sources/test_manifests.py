@@ -20,10 +20,10 @@ from kube_api import objects
 
 WEB = objects.service('web')
 WEB_SLICE = objects.endpoint_slice('web', ['10.244.0.5', '10.244.0.6'])
-EXT = objects.service('ext', selector={})
+EXT = objects.service('ext', selector=None)
 EXT_ENDPOINTS = objects.endpoints('ext', ['192.0.2.5'])
-NODE1 = objects.node('node1', zone='z1')
-NODE2 = objects.node('node2', zone='z2')
+NODE1 = objects.node_object('node1', zone='z1')
+NODE2 = objects.node_object('node2', zone='z2')
 POD = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'p', 'namespace': 'default'}}
 ALL = [WEB, WEB_SLICE, EXT, EXT_ENDPOINTS, NODE1, NODE2, POD]
 
