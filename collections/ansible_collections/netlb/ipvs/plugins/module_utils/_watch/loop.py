@@ -49,6 +49,7 @@ COALESCE = 0.05
 WATCH_TIMEOUT = 300  # seconds the apiserver keeps one watch open (randomised up to twice that)
 QUEUE_SIZE = 10000  # the streams wait while the loop syncs rather than queue without bound
 POLL = 0.5  # longest wait of the loop between looks at stop
+QUICK_END = 1.0  # a watch ending sooner without an event counts as a failure (backoff)
 
 
 @dataclasses.dataclass
@@ -212,12 +213,16 @@ class Watcher(object):
                         if not self._put(('listed', stream, items), stop):
                             return
                     timeout = int(self.watch_timeout * (1 + self.rand()))
+                    opened, events = self.clock(), 0
                     for event in channel.watch(version, timeout):
                         version = self._event(stream, event, version, stop)
-                        failures = 0
+                        failures, events = 0, events + 1
                         if stop.is_set():
                             return
-                    failures = 0  # the apiserver ended the watch (its timeout): resume
+                    if not events and self.clock() - opened < QUICK_END:
+                        # Hung up at once, again and again (an API going away, a proxy): not a hot loop.
+                        raise StreamError('the watch ended as soon as it began')
+                    # The apiserver ended the watch (its timeout): resumed from version.
                 except Gone as exc:
                     version = None
                     self._put(('restart', stream, 'gone', '410 Gone: %s; listing again' % exc), stop)
