@@ -163,7 +163,8 @@ TABLE = [{'protocol': 'tcp', 'address': '192.0.2.10', 'port': 80, 'scheduler': '
           'real_servers': [{'address': '10.0.0.11', 'port': 8080, 'weight': 2}]}]
 NODE = {'modules': ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_lc', 'ip_vs_wlc', 'ip_vs_sh', 'nf_conntrack'],
         'sysctl': {'net.ipv4.ip_forward': '1', 'net.ipv4.vs.conntrack': '1', 'net.ipv4.vs.expire_nodest_conn': '1',
-                   'net.ipv4.vs.expire_quiescent_template': '1'}}
+                   'net.ipv4.vs.expire_quiescent_template': '1'},
+        'ipvs_timeouts': {'tcp': '0s', 'tcp_fin': '0s', 'udp': '0s'}}
 
 
 @pytest.mark.playbook  # runs ansible-playbook: `make test-playbooks`
@@ -180,7 +181,8 @@ def test_a_directors_config_holds_its_table_options_and_what_ipvs_node_set(tmp_p
         'version': 1,
         'node': {'modules': ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_mh', 'nf_conntrack'],
                  'sysctl': dict(NODE['sysctl'], **{'net.ipv4.conf.all.arp_ignore': '1',
-                                                   'net.ipv4.conf.all.arp_announce': '2', 'vm.swappiness': '10'})},
+                                                   'net.ipv4.conf.all.arp_announce': '2', 'vm.swappiness': '10'}),
+                 'ipvs_timeouts': NODE['ipvs_timeouts']},
         'static': {'services_file': str(services), 'scope': ['192.0.2.0/24'], 'exclusive': True,
                    'allow_empty': False, 'drain_timeout': 60, 'scheduler_hold': True},
         'kubernetes': None, 'pull': None, 'metrics_dir': None, 'timeout': 300}
@@ -189,6 +191,29 @@ def test_a_directors_config_holds_its_table_options_and_what_ipvs_node_set(tmp_p
     assert re.search(r'^ReadWritePaths=/proc/sys/net /proc/sys/vm$', unit, re.M), unit
     assert re.search(r'^IPAddressDeny=any$', unit, re.M) and 'AF_INET' not in unit
     accepted(director)
+
+
+# Columns: the node's kernel release (ansible_facts.kernel), more variables, the
+# conn_reuse_mode ipvs_node writes (None: not written), the IPVS timeouts in the node config.
+@pytest.mark.playbook
+@pytest.mark.parametrize('release, variables, conn_reuse_mode, ipvs_timeouts', [
+    pytest.param('5.4.0-42-generic', {}, '0', NODE['ipvs_timeouts'], id='before-5.9-kube-proxy-writes-0'),
+    pytest.param('5.9.0', {'kube_proxy_tcp_timeout': '2h0m0s', 'kube_proxy_udp_timeout': 60}, None,
+                 {'tcp': '2h0m0s', 'tcp_fin': '0s', 'udp': '60'}, id='from-5.9-left-the-kube-proxy-timeouts'),
+    pytest.param('4.0.9', {}, None, NODE['ipvs_timeouts'], id='before-4.1-no-such-sysctl'),
+    pytest.param('5.8.18', {'ipvs_node_sysctl_extra': {'net.ipv4.vs.conn_reuse_mode': 1},
+                            'ipvs_node_ipvs_tcp_fin_timeout': '30s'}, '1',
+                 {'tcp': '0s', 'tcp_fin': '30s', 'udp': '0s'}, id='the-inventory-has-the-last-word'),
+])
+def test_the_node_part_follows_kube_proxy_conn_reuse_mode_and_timeouts(tmp_path, release, variables,
+                                                                        conn_reuse_mode, ipvs_timeouts):
+    """What the ipvs_node role sets and the timer re-asserts: conn_reuse_mode by the kernel as
+    kube-proxy sets it (kubernetes#70747, #81775), the IPVS timeouts from kube_proxy_*."""
+    node = render(tmp_path / 'node', ipvs_node_kernel_release=release, ipvs_reconcile_kubernetes=False,
+                  ipvs_reconcile_static=False, **variables)['node']
+    assert node['sysctl'].get('net.ipv4.vs.conn_reuse_mode') == conn_reuse_mode
+    assert node['ipvs_timeouts'] == ipvs_timeouts
+    accepted({'version': 1, 'node': node})
 
 
 @pytest.mark.playbook

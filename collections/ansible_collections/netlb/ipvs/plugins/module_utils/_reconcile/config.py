@@ -9,7 +9,8 @@ ipvs_reconcile role from the same inventory variables site.yml hands the modules
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
     {"version": 1,
-     "node": {"modules": ["ip_vs", "ip_vs_rr", ...], "sysctl": {"net.ipv4.ip_forward": "1", ...}},
+     "node": {"modules": ["ip_vs", "ip_vs_rr", ...], "sysctl": {"net.ipv4.ip_forward": "1", ...},
+              "ipvs_timeouts": {"tcp": "900s", "tcp_fin": "0s", "udp": "0s"}},
      "static": null | {"services_file": PATH, "scope": [...], "exclusive": true, ...},
      "kubernetes": null | {k8s_service_proxy's options},
      "pull": null | {"url", "branch", "directory", "playbook", "inventory", "verify_commit", "gnupg_home"},
@@ -30,7 +31,7 @@ import re
 import zlib
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, read_text
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import timeouts, validation
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import MODULE_NAME_MAX, MODULE_NAME_RE
 
@@ -76,6 +77,7 @@ class Static:
 class Config:
     modules: tuple = ()
     sysctl: tuple = ()  # (key, value) pairs, values as text
+    ipvs_timeouts: timeouts.Timeouts = timeouts.Timeouts(0, 0, 0)  # seconds, 0: the kernel's
     static: Static = None
     kubernetes: dict = None  # k8s_service_proxy params, checked
     pull: dict = None
@@ -117,7 +119,7 @@ def parse(document, path='config'):
     _unknown(document, TOP_KEYS, '', problems)
     if document.get('version', VERSION) != VERSION:
         problems.append('version: %r is not %d' % (document.get('version'), VERSION))
-    modules, sysctl = _node(document.get('node'), problems)
+    modules, sysctl, ipvs_timeouts = _node(document.get('node'), problems)
     static = _static(document.get('static'), problems)
     kubernetes = _kubernetes(document.get('kubernetes'), problems)
     pull = _pull(document.get('pull'), problems)
@@ -129,7 +131,7 @@ def parse(document, path='config'):
         problems.append('timeout: %r is not a number of seconds (1 or more)' % (timeout,))
     if problems:
         raise ValidationError(['%s: %s' % (path, problem) for problem in problems])
-    return Config(modules=modules, sysctl=sysctl, static=static, kubernetes=kubernetes, pull=pull,
+    return Config(modules=modules, sysctl=sysctl, ipvs_timeouts=ipvs_timeouts, static=static, kubernetes=kubernetes, pull=pull,
                   metrics_dir=metrics_dir, timeout=timeout)
 
 
@@ -150,7 +152,7 @@ def _section(value, name, problems):
 
 def _node(value, problems):
     node = _section(value, 'node', problems) or {}
-    _unknown(node, frozenset(('modules', 'sysctl')), 'node.', problems)
+    _unknown(node, frozenset(('modules', 'sysctl', 'ipvs_timeouts')), 'node.', problems)
     modules = node.get('modules') or []
     if not isinstance(modules, list):
         problems.append('node.modules: %r is not a list' % (modules,))
@@ -171,7 +173,18 @@ def _node(value, problems):
             problems.append('node.sysctl.%s: %r is not a value' % (key, setting))
         else:
             pairs.append((key, _text(setting)))
-    return tuple(modules), tuple(pairs)
+    return tuple(modules), tuple(pairs), _ipvs_timeouts(node.get('ipvs_timeouts'), problems)
+
+
+def _ipvs_timeouts(value, problems):
+    """Timeouts of node.ipvs_timeouts ({tcp, tcp_fin, udp}: durations or seconds)."""
+    section = _section(value, 'node.ipvs_timeouts', problems) or {}
+    _unknown(section, frozenset(timeouts.FIELDS), 'node.ipvs_timeouts.', problems)
+    try:
+        return timeouts.wanted(section)
+    except ValidationError as exc:
+        problems.extend('node.ipvs_timeouts.%s' % problem for problem in exc.problems)
+        return timeouts.Timeouts(0, 0, 0)
 
 
 def _text(value):

@@ -4,14 +4,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """What ipvs_node set up that can drift, re-asserted on every run, cheaply: the kernel
-modules (an `rmmod`, a kernel without the modules-load.d file) and the sysctls (a
-`sysctl -w`, a package's sysctl.d file applied later).
+modules (an `rmmod`, a kernel without the modules-load.d file), the sysctls (a
+`sysctl -w`, a package's sysctl.d file applied later) and the IPVS timeouts
+(kube-proxy's ipvs.tcpTimeout, tcpFinTimeout, udpTimeout: held by the kernel only, so a
+reboot resets them and this run sets them again; _ipvs/timeouts.py).
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
 
 Cheap: /proc/modules and /proc/sys are read directly; only a missing module costs a
 process (one `modprobe -a` for all of them) and only a drifted sysctl a write. The
-ipvs_node role stays the owner of the files that make both survive a reboot.
+timeouts cost one `ipvsadm -L --timeout` when any is set (none by default, as kube-proxy's
+0s), and one `ipvsadm --set` when they drifted. The ipvs_node role stays the owner of
+the files that make modules and sysctls survive a reboot; the timeouts have none, so
+these runs are what keeps them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import dataclasses
 import os
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import NODE_TIMEOUT, CommandError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import timeouts
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import normalise, parse_proc_modules
 
@@ -32,10 +38,11 @@ class KernelError(IpvsError):
 class KernelResult:
     loaded: tuple = ()  # modules that were missing and were loaded
     sysctls: tuple = ()  # (key, was, now) of sysctls set back
+    ipvs_timeouts: tuple = ()  # (was, now) Timeouts when they were set back
 
     @property
     def changed(self):
-        return bool(self.loaded or self.sysctls)
+        return bool(self.loaded or self.sysctls or self.ipvs_timeouts)
 
 
 def missing_modules(wanted, proc_modules_text):
@@ -56,9 +63,11 @@ def _read(path):
         return None
 
 
-def ensure(modules, sysctls, runner, check_mode=False, proc='/proc', sys_module='/sys/module'):
-    """Load the missing modules, set the drifted sysctls. Returns a KernelResult; raises
-    KernelError naming what failed."""
+def ensure(modules, sysctls, runner, check_mode=False, proc='/proc', sys_module='/sys/module',
+           ipvs_timeouts=timeouts.Timeouts(0, 0, 0)):
+    """Load the missing modules, set the drifted sysctls, then the IPVS timeouts (after
+    the modules: they need ip_vs). Returns a KernelResult; raises KernelError naming what
+    failed."""
     result = KernelResult()
     missing = missing_modules(modules, _read(os.path.join(proc, 'modules')) or '')
     missing = tuple(name for name in missing if not os.path.isdir(os.path.join(sys_module, normalise(name))))
@@ -83,4 +92,10 @@ def ensure(modules, sysctls, runner, check_mode=False, proc='/proc', sys_module=
                 raise KernelError('sysctl %s=%s: %s' % (key, wanted, exc.strerror or exc))
         drifted.append((key, current, wanted))
     result.sysctls = tuple(drifted)
+    try:
+        applied = timeouts.ensure(runner, ipvs_timeouts, check_mode=check_mode)
+    except timeouts.TimeoutsError as exc:
+        raise KernelError(str(exc))
+    if applied.changed:
+        result.ipvs_timeouts = (applied.before, applied.after)
     return result

@@ -12,7 +12,7 @@ Order, and why:
 1. Paused (the maintenance switch, a file) -> nothing read or changed, said so.
 2. The lock (lock.py): one run at a time; busy -> exit without touching anything.
 3. The config, checked whole (config.py): a bad one fails the run, the table untouched.
-4. The kernel modules and sysctls (kernel.py): IPVS needs them before anything else.
+4. The kernel modules, sysctls and IPVS timeouts (kernel.py): IPVS needs them before anything else.
 5. The static table (ipvs_virtual_server's engine call, within its scope).
 6. The Kubernetes Services (k8s_service_proxy's pipeline: its delete guard refuses an
    empty or partial answer from the cluster, an unreachable API changes nothing).
@@ -163,8 +163,9 @@ def _part(report, name, step):
 
 
 def _kernel(config, runner, report):
-    result = kernel.ensure(config.modules, config.sysctl, runner)
-    report.changes['node'] = {'modules': len(result.loaded), 'sysctls': len(result.sysctls)}
+    result = kernel.ensure(config.modules, config.sysctl, runner, ipvs_timeouts=config.ipvs_timeouts)
+    report.changes['node'] = {'modules': len(result.loaded), 'sysctls': len(result.sysctls),
+                              'ipvs_timeouts': int(bool(result.ipvs_timeouts))}
     if result.changed:
         report.drift += ('node',)  # ipvs_node set them up: any change here is drift
 

@@ -47,7 +47,8 @@ def document(tmp_path):
         'version': 1,
         'node': {'modules': ['ip_vs', 'ip_vs_wlc', 'nf-conntrack'],
                  'sysctl': {'net.ipv4.ip_forward': True, 'net.ipv4.vs.conntrack': 1,
-                            'net.ipv4.ip_local_port_range': '32768\t 60999 '}},
+                            'net.ipv4.ip_local_port_range': '32768\t 60999 '},
+                 'ipvs_timeouts': {'tcp': '2h0m0s', 'tcp_fin': '0s', 'udp': 60}},
         'static': {'services_file': str(services_file), 'scope': SCOPE, 'exclusive': True, 'allow_empty': False,
                    'purge_real_servers': False, 'graceful': True, 'drain_timeout': 30, 'scheduler_hold': False,
                    'backend': 'ipvsadm', 'drain_state_path': str(tmp_path / 'drain.json')},
@@ -91,6 +92,7 @@ def test_a_whole_document_parses_into_what_the_modules_would_make(tmp_path):
     # Sorted by key, values as the kernel prints them (booleans and numbers as text, blanks collapsed).
     assert parsed.sysctl == (('net.ipv4.ip_forward', '1'), ('net.ipv4.ip_local_port_range', '32768 60999'),
                              ('net.ipv4.vs.conntrack', '1'))
+    assert tuple(parsed.ipvs_timeouts) == (7200, 0, 60)  # kube_proxy_*_timeout's durations, in seconds
     # The static table is ipvs_virtual_server's reading of the same services and options.
     static = given['static']
     assert parsed.static.request == validation.parse_request({
@@ -134,6 +136,9 @@ BAD = [
     ('sysctl key without a dot', {'node.sysctl': {'ip_forward': 1}}, ['node.sysctl.ip_forward']),
     ('sysctl value a list', {'node.sysctl': {'net.ipv4.ip_forward': [1]}}, ['node.sysctl.net.ipv4.ip_forward']),
     ('sysctl value null', {'node.sysctl': {'net.ipv4.ip_forward': None}}, ['node.sysctl.net.ipv4.ip_forward']),
+    ('ipvs timeout not a duration', {'node.ipvs_timeouts': {'tcp': '15 minutes', 'udp': '-1s'}},
+     ['node.ipvs_timeouts.tcp', 'node.ipvs_timeouts.udp']),
+    ('ipvs timeout unknown field', {'node.ipvs_timeouts': {'tcpfin': '30s'}}, ['node.ipvs_timeouts.tcpfin']),
     ('services_file not given', {'static.services_file': DELETE}, ['static.services_file']),
     ('services_file relative', {'static.services_file': 'services.json'}, ['static.services_file']),
     ('services_file absent', {'static.services_file': '/nonexistent/netlb-services.json'},

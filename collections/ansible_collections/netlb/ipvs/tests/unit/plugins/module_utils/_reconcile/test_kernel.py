@@ -92,3 +92,25 @@ def test_a_sysctl_the_kernel_lacks_names_the_key(tmp_path):
     with pytest.raises(kernel.KernelError) as error:
         kernel.ensure([], [('net.ipv4.vs.conntrack', '1')], ScriptedRunner(), proc=proc, sys_module=sys_module)
     assert str(error.value).startswith('sysctl net.ipv4.vs.conntrack=1: ')
+
+
+def test_ipvs_timeouts_set_back_after_a_reboot_and_only_read_when_held(tmp_path):
+    """kube-proxy's timeouts live in the kernel only: a reboot brings back 900 120 300, and
+    the run sets what the config asks (0: the kernel's value stays), in check mode nothing."""
+    proc, sys_module = proc_tree(tmp_path)
+    from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.test_timeouts import FakeIpvsadm
+    from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.timeouts import Timeouts
+    want = Timeouts(7200, 0, 60)
+    checking = FakeIpvsadm()
+    predicted = kernel.ensure([], [], checking, check_mode=True, proc=proc, sys_module=sys_module, ipvs_timeouts=want)
+    assert predicted.changed and checking.kernel == Timeouts(900, 120, 300)
+    runner = FakeIpvsadm()
+    result = kernel.ensure([], [], runner, proc=proc, sys_module=sys_module, ipvs_timeouts=want)
+    assert result.ipvs_timeouts == (Timeouts(900, 120, 300), Timeouts(7200, 120, 60)) == predicted.ipvs_timeouts
+    assert runner.kernel == Timeouts(7200, 120, 60)
+    again = kernel.ensure([], [], runner, proc=proc, sys_module=sys_module, ipvs_timeouts=want)
+    assert not again.changed and runner.calls[-1] == ['-L', '--timeout']
+    untouched = FakeIpvsadm()
+    assert not kernel.ensure([], [], untouched, proc=proc, sys_module=sys_module).changed and untouched.calls == []
+    with pytest.raises(kernel.KernelError, match='cannot read the IPVS timeouts'):
+        kernel.ensure([], [], FakeIpvsadm(rc=2), proc=proc, sys_module=sys_module, ipvs_timeouts=want)
