@@ -67,6 +67,8 @@ LIB_DIR = '/usr/local/lib/netlb-ipvs'
 TREE = LIB_DIR + '/ansible_collections'
 COMMAND = '/usr/local/lib/netlb-ipvs/ansible_collections/netlb/ipvs/bin/netlb-ipvs'  # what the unit runs
 UNIT_ARGV = [PYTHON, COMMAND, 'reconcile', '--timeout', '300']  # the unit's ExecStart
+# --verbose only adds stderr lines (warnings, each part's step timings): the breakdown row.
+RUN_ARGV = UNIT_ARGV + ['--verbose']
 BUNDLE_MEMBERS = ('ansible_collections/netlb/ipvs/plugins/module_utils',  # the role's ipvs_reconcile_bundle_members
                   'ansible_collections/netlb/ipvs/bin/netlb-ipvs')
 CONFIG_DIR = '/etc/netlb-ipvs'
@@ -132,8 +134,9 @@ def _timed(argv, stdout):
 def _reconcile_once():
     """The unit's command, timed; with the run's own duration from its status file (the
     journal line rounds it to 10 ms)."""
-    found = _timed(UNIT_ARGV, subprocess.PIPE)
+    found = _timed(RUN_ARGV, subprocess.PIPE)
     found['line'] = found.pop('stdout')
+    found['steps'] = steps_of(found['stderr'])
     try:
         with open(STATUS_FILE) as handle:
             found['duration'] = json.load(handle)['last_duration']
@@ -141,6 +144,17 @@ def _reconcile_once():
         match = re.search(r'\bduration=([0-9.]+)s', found['line'])
         found['duration'] = float(match.group(1)) if match else None
     return found
+
+
+def steps_of(text):
+    """{'part.step': seconds} from --verbose's 'timings PART: step=1.234s ...' lines."""
+    steps = {}
+    for line in text.splitlines():
+        match = re.match(r'timings (\S+): (.*)$', line)
+        if match:
+            for step, value in re.findall(r'(\S+)=([0-9.]+)s', match.group(2)):
+                steps['%s.%s' % (match.group(1), step)] = float(value)
+    return steps
 
 
 def node_runs(runs, first=False):
@@ -369,6 +383,8 @@ def summarize(result):
         'ratios': ratios, 'ratio': statistics.median(ratios),
         'cpu_ratio': statistics.median(cpu_ratios), 'inside_ratio': statistics.median(inside),
         'runs_per_hour': runs_per_hour, 'cpu_per_hour': cpu_per_hour, 'cpu_share': cpu_per_hour / 3600.0,
+        'steps': dict((name, statistics.median(run['steps'].get(name, 0.0) for run in reconcile))
+                      for name in sorted(set().union(*(run.get('steps', {}) for run in reconcile)))),
         'requests': (statistics.median(found['requests'] for found in result['rounds'])
                      if 'requests' in result['rounds'][0] else None),
     }
@@ -424,6 +440,9 @@ def rows_for(results):
         'min / median / max', s('reconcile'))
     row('&nbsp;&nbsp;the run\'s own `duration` (in the process: config, lock, kernel, table, status)', s('duration'))
     row('&nbsp;&nbsp;start-up, imports and exit (whole process - `duration`)', s('startup'))
+    row('&nbsp;&nbsp;where `duration` goes (`--verbose` timings, median s; steps nest: total holds the rest)',
+        lambda r: ', '.join('%s %.2f' % (name.split('.', 1)[1], value) for name, value in r['summary']['steps'].items()
+                            if value >= 0.05 and not name.split('.', 1)[1].startswith('ipvs_apply')) or 'n/a')
     row('&nbsp;&nbsp;for scale: `python3 -c pass`', s('python'))
     row('&nbsp;&nbsp;its CPU time (user + sys, with its child processes)', s('reconcile_cpu'))
     row('**goal: converged run / `ipvsadm -S -n`**, whole processes (ratio of the round\'s medians, median of '

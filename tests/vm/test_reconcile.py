@@ -371,6 +371,19 @@ def test_an_endpointslice_change_reaches_the_kernel_within_one_interval(node, co
     wait_until('web-2 back', lambda: ipvs(node) == converged['ipvs'])
 
 
+def test_a_converged_kubernetes_node_is_checked_without_translating(node, converged):
+    """The short way of a timer run (_k8s/converged.py) on the real kernel: once a whole sync
+    found nothing to change, the next run's kernel read equals the mark and it stops before
+    translating (a read that never equalled it would make every run whole, silently)."""
+    wait_until('the node converged', lambda: ipvs(node) == converged['ipvs'])
+    for _run in range(2):  # the first may be the whole sync that marks, after a timer run that changed something
+        proc = node.run('netlb-ipvs reconcile --wait 60 --verbose', check=False, timeout=600)
+    timings = [line for line in proc.stderr.splitlines() if line.startswith('timings kubernetes:')]
+    assert proc.returncode == 0 and proc.stdout.startswith('result=ok'), (proc.stdout, proc.stderr)
+    assert timings and 'converged_check=' in timings[0] and ' translate=' not in timings[0], proc.stderr
+    assert ipvs(node) == converged['ipvs']
+
+
 def test_a_run_killed_in_the_middle_of_an_apply_is_converged_by_the_next(node, converged):
     total = 3000
     big = static_table(PODS[:2]) + [

@@ -191,16 +191,36 @@ def _static(static, runner, report, previous):
 
 
 def _kubernetes(params, runner, report, previous, sync_kubernetes=None):
-    if sync_kubernetes is not None:
-        result = sync_kubernetes()
-    else:
-        # Imported here: a director's run never loads the Kubernetes side.
-        from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
-        from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
-        try:
-            result = pipeline.run(params, runner, take_lock=False)  # reconcile() holds it
-        except SourceError as exc:
-            raise ClusterUnread(str(exc))
+    if sync_kubernetes is not None:  # the watcher: its own snapshot, in memory
+        _report_sync(sync_kubernetes(), report, previous)
+        return
+    # Imported here: a director's run never loads the Kubernetes side.
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import converged, pipeline
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
+    node = pipeline.prepare(params, runner)
+    try:
+        snapshot = pipeline.read(node)
+    except SourceError as exc:
+        raise ClusterUnread(str(exc))
+    fingerprint = pipeline.fingerprint(snapshot, node.params)
+    marks = converged.MarkStore(converged.path_beside(node.params['state_path']))
+    backend = get_backend(node.params['backend'], runner=runner)
+    with engine.clock(node.timings, 'converged_check'):
+        key, mark = _converged(node, snapshot, fingerprint, marks, backend)
+    if mark is not None:  # the short way: nothing to translate, nothing to change
+        report.warnings.extend(node.warnings + list(mark.warnings))
+        report.changes['kubernetes'] = {}
+        report.tables['kubernetes'] = mark.counts()
+        report.timings['kubernetes'] = dict(node.timings)
+        report.inputs['kubernetes'] = fingerprint
+        return
+    result = pipeline.apply(node, snapshot, backend, take_lock=False)  # reconcile() holds the run lock
+    result.fingerprint = fingerprint
+    _report_sync(result, report, previous)
+    _mark(node, result, key, marks)
+
+
+def _report_sync(result, report, previous):
     report.warnings.extend(result.warnings)
     changes = dict(collections.Counter(map(_OP, result.reconcile.actions)))
     changes['addresses'] = len(result.addresses_added) + len(result.addresses_removed)
@@ -213,6 +233,43 @@ def _kubernetes(params, runner, report, previous, sync_kubernetes=None):
     report.inputs['kubernetes'] = result.fingerprint
     if result.changed and previous.inputs.get('kubernetes') == result.fingerprint:
         report.drift += ('kubernetes',)
+
+
+def _converged(node, snapshot, fingerprint, marks, backend):
+    """(inputs key, the Mark when the node still holds exactly what it marked, else None):
+    the short way of _k8s/converged.py. Reads what a whole sync reads (the rules, the
+    state, the IPVS table) and changes nothing."""
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import converged, proxy
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import state as proxy_state
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import Translation
+    host, options = node.host, node.options
+    context = proxy.node_context(node.node_name, host, snapshot, node.params['node_zone'],
+                                 options.proxy.dummy_interface)
+    key = converged.inputs_key(fingerprint, context, host.schedulers(), converged.code_digest())
+    mark = marks.load()
+    if mark is None or mark.key != key or (not options.allow_kube_proxy and host.kube_proxy_ipvs()):
+        return key, None  # the whole sync refuses a kube-proxy in IPVS mode, and says so
+    state_text = read_text(node.params['state_path']) or ''
+    state = proxy_state.loads(state_text) if state_text else proxy_state.ProxyState()
+    owned = proxy.proxy_scope(options, context, state, Translation(services=[])).test()
+    table = dict((service_key, service) for service_key, service in backend.read().items() if owned(service_key))
+    return key, (mark if mark.holds(key, table, host.read_rules(), state_text.encode('utf-8')) else None)
+
+
+def _mark(node, result, key, marks):
+    """Mark the node converged when this whole sync found nothing to change and leaves
+    nothing pending (no drain, no flow to clear); else drop an old Mark."""
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import converged
+    reconcile = result.reconcile
+    pending = reconcile.draining or any(entry[0] in reconcile.before for entry in reconcile.drain_state)
+    if result.changed or result.udp_flows or pending:
+        marks.clear()
+        return
+    state_text = read_text(node.params['state_path']) or ''
+    # The sync's own warnings (translation, scheduler fallback), not the connection's: a
+    # short run says those afresh.
+    marks.save(converged.Mark.of(key, reconcile.before, node.host.read_rules(), state_text.encode('utf-8'),
+                                 result.warnings[len(node.warnings):]))
 
 
 def _finish(report, config, paths, begun, clock):

@@ -194,6 +194,115 @@ def test_kubernetes_services_from_the_api(node, kube_api):
     assert corrected.drift == ('kubernetes',) and kernel_table(node, cluster_table()) == cluster_table()
 
 
+def _no_translation(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError('translated on the short way')
+    monkeypatch.setattr(translate, 'translate', refuse)
+
+
+def converge_and_mark(node, kube_api):
+    """Load the cluster (a change), then a whole sync that finds nothing to change (the Mark)."""
+    kube_api.add(*cluster())
+    node.write_config(kubernetes=node.kubernetes(kube_api))
+    assert node.reconcile().change_count('kubernetes') > 0
+    marking = node.reconcile()
+    assert marking.change_count('kubernetes') == 0 and 'translate' in marking.timings['kubernetes'], marking
+    return node.kubernetes(kube_api)['state_path']
+
+
+def test_a_converged_node_is_checked_without_translating(node, kube_api, monkeypatch):
+    converge_and_mark(node, kube_api)
+    table_before, rules_before = dict(node.backend.table), node.host.rules
+    _no_translation(monkeypatch)
+    for _tick in range(2):
+        short = node.reconcile()
+        assert short.result == 'ok' and short.errors == [] and short.change_count('kubernetes') == 0, short
+        assert 'converged_check' in short.timings['kubernetes'] and 'translate' not in short.timings['kubernetes']
+        assert short.tables['kubernetes'] == (len(CLUSTER_IPS), sum(map(len, ENDPOINTS.values())))
+        assert short.inputs == node.status().inputs and short.drift == ()
+    assert node.backend.table == table_before and node.host.rules == rules_before
+
+
+def remove_a_cluster_real_server(node, state_path, kube_api):
+    service = node.backend.table[key('tcp 10.96.0.21:80')]
+    node.backend.table[service.key] = service.replace(real_servers=service.real_servers[1:])
+
+
+def add_a_stray_cluster_ip_service(node, state_path, kube_api):
+    node.backend.table.update(table('-A -t 10.96.0.99:80 -s rr'))
+
+
+def reweight_a_real_server(node, state_path, kube_api):
+    service = node.backend.table[key('tcp 10.96.0.20:80')]
+    servers = (service.real_servers[0]._replace(weight=0),) + service.real_servers[1:]
+    node.backend.table[service.key] = service.replace(real_servers=servers)
+
+
+def delete_a_rule(node, state_path, kube_api):
+    node.host.rules = node.host.rules.replace('10.96.0.21', '10.96.0.250', 1)
+
+
+def remove_a_dummy_address(node, state_path, kube_api):
+    node.host.on_dummy.discard('10.96.0.22')
+
+
+def edit_the_state(node, state_path, kube_api):
+    with open(state_path) as handle:
+        document = json.load(handle)
+    document['services'] = document['services'][1:]
+    with open(state_path, 'w') as handle:
+        json.dump(document, handle)
+
+
+def change_an_endpoint_slice(node, state_path, kube_api):
+    # Stored again: a new resourceVersion, one more endpoint.
+    kube_api.add(objects.endpoint_slice('db', [objects.endpoint(ip) for ip in ENDPOINTS['db'] + ('10.244.1.32',)]))
+
+
+@pytest.mark.parametrize('change, drift', [
+    pytest.param(remove_a_cluster_real_server, True, id='a real server removed by hand'),
+    pytest.param(add_a_stray_cluster_ip_service, True, id='a stray service in the service CIDR'),
+    pytest.param(reweight_a_real_server, True, id='a real server reweighted by hand'),
+    pytest.param(delete_a_rule, True, id='a packet rule changed by hand'),
+    pytest.param(remove_a_dummy_address, True, id='a dummy address removed by hand'),
+    pytest.param(edit_the_state, False, id='the state file changed'),
+    pytest.param(change_an_endpoint_slice, False, id='an EndpointSlice changed in the API'),
+])
+def test_anything_a_mark_does_not_hold_takes_the_whole_sync(node, kube_api, change, drift):
+    state_path = converge_and_mark(node, kube_api)
+    wanted, rules, on_dummy = dict(node.backend.table), node.host.rules, set(node.host.on_dummy)
+    change(node, state_path, kube_api)
+    report = node.reconcile()
+    assert report.result == 'ok' and report.errors == [], report
+    assert 'translate' in report.timings['kubernetes'], 'the short way missed: %s' % report.timings
+    if change is change_an_endpoint_slice:
+        assert report.changes['kubernetes'].get('add_server') == 1 and report.drift == ()
+        return
+    if drift:
+        assert report.drift == ('kubernetes',) and report.change_count('kubernetes') > 0
+    assert node.backend.table == wanted and node.host.rules == rules and node.host.on_dummy == on_dummy
+    # Converged again: a sync that changed something leaves no Mark (the next one is whole
+    # and marks); one that changed nothing (the state rewritten) marks at once.
+    if report.change_count('kubernetes'):
+        assert 'translate' in node.reconcile().timings['kubernetes']
+    assert 'translate' not in node.reconcile().timings['kubernetes']
+
+
+def test_a_sync_that_changes_something_leaves_no_mark(node, kube_api, monkeypatch):
+    converge_and_mark(node, kube_api)
+    remove_a_cluster_real_server(node, None, kube_api)
+    assert node.reconcile().drift == ('kubernetes',)
+    # The correcting sync dropped the Mark: the next one is whole again, even unchanged.
+    assert 'translate' in node.reconcile().timings['kubernetes']
+
+
+def test_kube_proxy_appearing_on_a_converged_node_is_refused_not_skipped(node, kube_api):
+    converge_and_mark(node, kube_api)
+    node.host.kube_proxy = 'kube-proxy pid 4242 (mode ipvs)'
+    report = node.reconcile()
+    assert report.result == 'failed' and 'kube-proxy runs on this node in IPVS mode' in report.errors[0], report
+
+
 def closed_port():
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))

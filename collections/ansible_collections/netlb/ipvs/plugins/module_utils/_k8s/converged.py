@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""A timer run's short way on a node that is still converged.
+
+PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+Most timer runs find the cluster answering what it answered last time and the node
+holding what the last run left. Translating the cluster again, rendering the packet rules
+again and planning the table against it (half of a converged run at 5,000 Services)
+would only prove that again. So a run that found nothing to change leaves a Mark: the
+inputs it saw (the cluster's objects and the options: pipeline.fingerprint; the node's
+addresses and zone; the schedulers the kernel offers), the in-scope IPVS table, a digest of
+the packet rules and of the state file. The next run reads the cluster and the node as
+always; when its inputs are the Mark's and the node still holds exactly what the Mark
+holds, it is done. Anything else (a new resourceVersion, an address gone from the dummy
+interface, a real server deleted by hand, a stray virtual service in scope, a rule
+deleted, a state file another run changed) takes the whole sync, which then marks again
+once it finds nothing to change.
+
+Why this is safe: the Mark is only written by a full sync that planned no IPVS action,
+bound or removed no address, loaded no rule, cleared no flow and keeps no drain; the
+short way changes nothing, so at worst it misses nothing the whole sync would have done
+on the same inputs, because those inputs and that node state are the ones the whole sync
+found converged. The comparison is exact (the table's every setting and real server, the
+rules' and state's bytes), never a sample. A Mark that cannot be read is no Mark.
+
+    key = inputs_key(fingerprint, context, schedulers, code_digest())
+    mark = MarkStore(path).load()                       # None when absent or unreadable
+    if holds(mark, key, table, rules_text, state_bytes): ...   # the node is converged
+    MarkStore(path).save(Mark.of(key, table, rules_text, state_bytes, warnings))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, ensure_absent, read_text, write_atomic
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SERVICE_SETTING_NAMES
+
+FORMAT_VERSION = 1
+
+
+def path_beside(state_path):
+    """Where the Mark of the state at state_path is kept: beside it."""
+    directory, name = os.path.split(state_path)
+    stem = name[:-len('.json')] if name.endswith('.json') else name
+    return os.path.join(directory, stem + '.converged.json')
+
+
+def digest(data):
+    return hashlib.sha256(data if isinstance(data, bytes) else data.encode('utf-8')).hexdigest()
+
+
+def code_digest(root=None):
+    """A digest of this collection's module_utils sources as installed (root: their
+    directory): an upgrade that translates the same cluster differently makes the next
+    run whole. None when they are not plain files (an Ansible module's zip)."""
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(root):
+        return None
+    found = hashlib.sha256()
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories.sort()
+        for name in sorted(files):
+            if name.endswith('.py'):
+                path = os.path.join(directory, name)
+                found.update(os.path.relpath(path, root).encode('utf-8') + b'\0')
+                with open(path, 'rb') as handle:
+                    found.update(handle.read())
+    return found.hexdigest()
+
+
+def inputs_key(fingerprint, context, schedulers, code=None):
+    """What a sync's result depends on besides the node's own table, rules and state: the
+    cluster's objects and the options (fingerprint), the node's name, zone and addresses
+    (the dummy interface's included: an address removed by hand changes the key), the
+    schedulers the kernel offers (the fallback) and the code (code_digest())."""
+    return digest(json.dumps([FORMAT_VERSION, code, fingerprint, context.name, context.zone,
+                              sorted(context.addresses), sorted(context.primary),
+                              sorted(schedulers) if schedulers is not None else None]))
+
+
+def _row(service):
+    """A virtual service as plain tuples: (settings, real servers). A kernel read's
+    VirtualService compares equal to it field by field (namedtuples are tuples)."""
+    return (tuple(getattr(service, name) for name in SERVICE_SETTING_NAMES), service.real_servers)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mark:
+    """What a run that found the node converged saw (see the module doc string).
+
+    key: inputs_key; table: {ServiceKey tuple: (settings, real servers as tuples)} of the
+    in-scope IPVS table; rules, state: digests of our nft table as read and of the state
+    file's bytes; warnings: the translation's, said again by every short run."""
+
+    key: str
+    table: dict
+    rules: str
+    state: str
+    warnings: tuple = ()
+
+    @classmethod
+    def of(cls, key, table, rules_text, state_bytes, warnings=()):
+        """The Mark of a converged node; table: the in-scope IPVS table (ServiceKey -> VirtualService)."""
+        return cls(key=key, table=dict((tuple(service_key), _row(service)) for service_key, service in table.items()),
+                   rules=digest(rules_text), state=digest(state_bytes), warnings=tuple(warnings))
+
+    def holds(self, key, table, rules_text, state_bytes):
+        """True when key is this Mark's and the node holds exactly what it holds: the
+        in-scope table (every key, setting and real server), the rules and the state."""
+        if key != self.key or len(table) != len(self.table):
+            return False
+        if digest(state_bytes) != self.state or digest(rules_text) != self.rules:
+            return False
+        names = SERVICE_SETTING_NAMES
+        for service_key, service in table.items():
+            row = self.table.get(service_key)
+            # real_servers first: the cheap tuple comparison settles nearly every difference.
+            if row is None or service.real_servers != row[1] or tuple(getattr(service, n) for n in names) != row[0]:
+                return False
+        return True
+
+    def counts(self):
+        """(virtual services, real servers) of the marked table."""
+        return len(self.table), sum(len(row[1]) for row in self.table.values())
+
+
+def dumps(mark):
+    return json.dumps({'version': FORMAT_VERSION, 'key': mark.key, 'rules': mark.rules, 'state': mark.state,
+                       'warnings': list(mark.warnings),
+                       'table': [[list(key), list(row[0]), [list(server) for server in row[1]]]
+                                 for key, row in mark.table.items()]}, separators=(',', ':'))
+
+
+def loads(text):
+    """The Mark in text, or None when it is not one this release wrote (any doubt: none)."""
+    try:
+        document = json.loads(text)
+        if document.get('version') != FORMAT_VERSION:
+            return None
+        # JSON has lists only: back to tuples, which a kernel read's namedtuples equal (a
+        # setting may be a tuple itself: the scheduler flags).
+        table = dict((tuple(key), (_tuples(settings), tuple(map(tuple, servers))))
+                     for key, settings, servers in document['table'])
+        return Mark(key=document['key'], table=table, rules=document['rules'], state=document['state'],
+                    warnings=tuple(document.get('warnings') or ()))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _tuples(value):
+    return tuple(map(_tuples, value)) if isinstance(value, list) else value
+
+
+class MarkStore(object):
+    """The Mark in one file (written atomically, 0600; removed when a run is not converged)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def load(self):
+        try:
+            text = read_text(self.path)
+        except FileError:
+            return None
+        return loads(text) if text else None
+
+    def save(self, mark):
+        write_atomic(self.path, dumps(mark), mode=0o600, durable=False)
+
+    def clear(self):
+        if os.path.lexists(self.path):
+            ensure_absent(self.path)
