@@ -9,6 +9,8 @@ test_backends.py (on the controller) ships the collection and this file to the n
 then compares the two backends' records. `refusals` reports how each backend words a
 refused real server and a refused read; `bench N M` loads and reads N services x M
 real servers with each backend (or those named after M) and prints the timings.
+`traffic` sends a few datagrams through a virtual service and reports the netlink
+backend's per-service counters beside `ipvsadm -L -n --stats --exact`.
 `restore-then-plan` lays a table down with `ipvsadm -R` (every setting the model has)
 and reports what each backend reads and what the planner would do given the same table
 as module parameters (what the module's check mode reports): nothing.
@@ -21,6 +23,7 @@ scenario the kernel table is flushed (ipvsadm -C): run this on a lab node only.
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -277,7 +280,40 @@ def refusals():
     return result
 
 
+def traffic():
+    """Three 100-byte UDP datagrams from this namespace to a virtual service (IPVS counts
+    them on LOCAL_OUT, before its real server, unreachable here, would get them), then
+    the netlink backend's read_traffic() beside `ipvsadm -L -n --stats --exact`, once the
+    kernel reports them."""
+    ipvsadm('-C')
+    udp, idle = VS(T('udp', '10.0.0.9', 53), 'rr'), VS(T('tcp', '10.0.0.9', 80), 'rr')
+    table = model.table_of([udp.replace(real_servers=(RS('10.244.0.2', 53),)),
+                            idle.replace(real_servers=(RS('10.244.0.2', 80),))])
+    backend = get_backend('netlink', runner=RUNNER)
+    backend.apply(diff({}, table))
+    subprocess.run(['ip', 'addr', 'add', '10.0.0.9/32', 'dev', 'lo'], check=True)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for _round in range(3):
+                sock.sendto(b'x' * 100, ('10.0.0.9', 53))
+        # The kernel folds its per-CPU counters into what it reports every 2 s (the rate
+        # estimator's tick): wait for that tick, then both readers see the same totals.
+        deadline = time.time() + 10
+        read = backend.read_traffic()
+        while not read[udp.key].connections and time.time() < deadline:
+            time.sleep(0.5)
+            read = backend.read_traffic()
+        stats = ipvsadm('-L', '-n', '--stats', '--exact')
+    finally:
+        subprocess.run(['ip', 'addr', 'del', '10.0.0.9/32', 'dev', 'lo'], check=True)
+        ipvsadm('-C')
+    return {'read': dict((str(key), list(counts)) for key, counts in read.items()), 'stats': stats}
+
+
 def main():
+    if sys.argv[2] == 'traffic':
+        print(json.dumps(traffic()))
+        return
     if sys.argv[2] == 'bench':
         print(json.dumps(bench(int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:] or ('netlink', 'ipvsadm'))))
         return

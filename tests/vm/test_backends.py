@@ -104,3 +104,13 @@ def test_bulk_load_reads_back_identically(node):
     timings = driver(node, 'bench', '200', '10')
     for name in ('netlink', 'ipvsadm'):
         assert timings[name]['actions'] == 2200  # the driver asserts the read-back equals
+
+
+def test_traffic_counters_match_ipvsadm_stats(node):
+    """read_traffic(): the kernel's per-service counters, as ipvsadm --stats shows them."""
+    result = driver(node, 'traffic')
+    assert result['read']['udp 10.0.0.9:53'] == [1, 3, 0, 3 * 128, 0]  # 100 bytes + IP and UDP headers
+    assert result['read']['tcp 10.0.0.9:80'] == [0, 0, 0, 0, 0]
+    rows = dict((line.split()[1], [int(n) for n in line.split()[2:7]])
+                for line in result['stats'].splitlines() if line.startswith(('TCP', 'UDP')))
+    assert rows == {'10.0.0.9:53': [1, 3, 0, 384, 0], '10.0.0.9:80': [0, 0, 0, 0, 0]}
