@@ -17,10 +17,12 @@ backends_driver.py, whose LocalModule runs programs here) and calls the steps:
 - `run HOLD FLIPS SECONDS RATE [PROTOCOL]`: the two services (PROTOCOL tcp or sctp,
   masq, weights 1 and 2) with scheduler rr, then a client in hl-cli opening RATE new
   connections (SCTP associations) a second for
-  SECONDS (alternately IPv4 and IPv6, each connect, read "ok", close; 15 s timeout)
+  SECONDS (alternately IPv4 and IPv6, each connect, read "ok", close; 30 s timeout)
   while this process flips both services' scheduler rr <-> wrr FLIPS times through
   engine.reconcile (netlink backend), as the module does: with hold.NftHold
-  (HOLD=held) or without (HOLD=unheld). Prints JSON: the client's outcomes, the
+  (HOLD=held) or without (HOLD=unheld). Each swap is widened to SWAP_WINDOW seconds
+  (WideSwapBackend) so that connections surely arrive inside it. Prints JSON: the
+  client's outcomes, the
   warnings of each reconcile, how long each hold lasted, whether the hold table is
   left, the client namespace's ICMP/TCP counters over the run, and the kernel's table
   at the end.
@@ -40,6 +42,8 @@ from backends_driver import RUNNER  # noqa: E402  (LocalModule's Runner: subproc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, hold, validation  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (  # noqa: E402
+    EDIT_SERVICE,
+    Action,
     RealServer as RS,
     ServiceKey,
     VirtualService as VS,
@@ -88,7 +92,8 @@ def one(i):
     address, family = targets[i % 2]
     start = time.monotonic()
     s = socket.socket(family, socket.SOCK_STREAM, proto)
-    s.settimeout(15)
+    # Past the third SCTP INIT (3 + 6 + 12 s): a hold stretched by a loaded TCG guest is not a loss.
+    s.settimeout(30)
     try:
         s.connect((address, 80))
         outcome = 'ok' if s.recv(16).startswith(b'ok') else 'bad reply'
@@ -169,6 +174,34 @@ def services(scheduler, protocol='tcp'):
             for vip in VIPS]
 
 
+# The kernel's own swap window is one RCU grace period (~20 ms on the lab VM): 15 new
+# connections a second meet it only now and then, so a run without the hold could see no
+# refusal and a hold that does nothing would still pass. WideSwapBackend puts each edited
+# service through the kernel's "none" scheduler (no scheduler: the state the kernel is in
+# during a swap, where it refuses new connections) for SWAP_WINDOW seconds before the
+# real edit: ~4 connections arrive in each window, so without the hold some are refused.
+SWAP_WINDOW = 0.3
+
+
+class WideSwapBackend(object):
+    """A backend whose service edits are each preceded by SWAP_WINDOW seconds of no
+    scheduler (applied inside the engine's hold, as the kernel's own window is)."""
+
+    def __init__(self, backend):
+        self._backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def apply(self, actions):
+        actions = list(actions)
+        edits = [action for action in actions if action.op == EDIT_SERVICE]
+        if edits:
+            self._backend.apply([Action(EDIT_SERVICE, action.service.replace(scheduler='none')) for action in edits])
+            time.sleep(SWAP_WINDOW)
+        self._backend.apply(actions)
+
+
 class TimedHold(hold.NftHold):
     """NftHold noting when each hold began (first place) and ended (release)."""
 
@@ -201,7 +234,7 @@ def client_counters():
 
 
 def run(mode, flips, seconds, rate, protocol='tcp'):
-    backend = get_backend('netlink')
+    backend = WideSwapBackend(get_backend('netlink'))
     timed = TimedHold(RUNNER) if mode == 'held' else None
     options = engine.ReconcileOptions(hold=timed)
     # Only this protocol's two services (the table of the run before goes).

@@ -4,12 +4,16 @@
 
 hold_driver.py runs on a lab node in a director namespace (its own IPVS table and
 nftables, so a reused lab keeps its own): a client namespace opens 15 new TCP
-connections a second for 40 s, alternately to an IPVS VIP over IPv4 and IPv6, while
-the engine flips both services' scheduler rr <-> wrr 20 times. Without the hold the
-kernel refuses those that arrive while it swaps schedulers; with it none is refused:
-they are dropped for that moment and the client's SYN retry gets through. The same
-with SCTP associations, shorter: an INIT is dropped and retried the same way (first
-after net.sctp.rto_initial, 3 s by default, where TCP retries a SYN after 1 s).
+connections a second for 20 s, alternately to an IPVS VIP over IPv4 and IPv6, while
+the engine flips both services' scheduler rr <-> wrr 10 times. The kernel refuses a new
+connection that arrives while it swaps a scheduler; its own window (one RCU grace
+period) is too short for 15 connections a second to meet reliably, so the driver
+widens each swap to 0.3 s of no scheduler (hold_driver.SWAP_WINDOW). Without the hold
+some connections must then be refused; with it none is: they are dropped for that
+moment and the client's SYN retry gets through. The same
+with SCTP associations: an INIT is dropped and retried the same way (first after
+net.sctp.rto_initial, 3 s by default, where TCP retries a SYN after 1 s). A hold that
+does nothing fails the "with the hold" tests.
 """
 
 import json
@@ -21,7 +25,7 @@ pytestmark = pytest.mark.vm
 REMOTE = '/var/tmp/netlb-hold'
 DIRECTOR = 'hl-dir'
 OTHERS = ('hl-cli', 'hl-rs')
-FLIPS, SECONDS, RATE = 20, 40, 15
+FLIPS, SECONDS, RATE = 10, 20, 15
 SCTP_FLIPS, SCTP_SECONDS = 10, 20
 
 
@@ -67,12 +71,11 @@ def test_scheduler_flips_refuse_nothing_with_the_hold(node):
 
 
 def test_without_the_hold_flips_refuse_connections(node):
-    """The same flips without the hold, for comparison (docs/performance.md): every
-    connection either gets through or is refused at once, none is lost; how many are
-    refused depends on timing, so only the accounting is asserted."""
+    """The same flips without the hold: the connections that arrive in a swap are refused
+    at once (what the hold prevents), the others get through, none is lost."""
     unheld = driver(node, 'run', 'unheld', FLIPS, SECONDS, RATE)
     client = unheld['client']
-    assert set(client['outcomes']) <= {'ok', 'refused'}, unheld
+    assert set(client['outcomes']) == {'ok', 'refused'}, unheld
     assert sum(client['outcomes'].values()) == client['sent'] == SECONDS * RATE
     assert all('not held: no hold configured' in w for w in unheld['warnings'])
     print('\nwithout the hold: %s' % json.dumps({k: v for k, v in unheld.items() if k not in ('warnings', 'saved')}))
@@ -90,12 +93,11 @@ def test_sctp_scheduler_flips_refuse_nothing_with_the_hold(node):
 
 
 def test_sctp_without_the_hold_flips_abort_associations(node):
-    """For comparison: without the hold an SCTP INIT that arrives while the kernel swaps
-    schedulers is refused (the director answers port unreachable); how many depends on
-    timing, so only the accounting is asserted."""
+    """Without the hold an SCTP INIT that arrives while the kernel swaps schedulers is
+    refused (the director answers port unreachable)."""
     unheld = driver(node, 'run', 'unheld', SCTP_FLIPS, SCTP_SECONDS, RATE, 'sctp')
     client = unheld['client']
-    assert set(client['outcomes']) <= {'ok', 'refused'}, unheld
+    assert set(client['outcomes']) == {'ok', 'refused'}, unheld
     assert sum(client['outcomes'].values()) == client['sent'] == SCTP_SECONDS * RATE
     print('\nSCTP without the hold: %s' % json.dumps({k: v for k, v in unheld.items()
                                                        if k not in ('warnings', 'saved')}))
