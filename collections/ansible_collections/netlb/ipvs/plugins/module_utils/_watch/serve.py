@@ -251,12 +251,15 @@ def _listen(address, answer):
 class StatusServer:
     """/healthz, /livez and /metrics on one address (loopback by default). Binds in the
     constructor: OSError (address in use) reaches the caller. on_scrape(), if given, runs
-    before each /metrics rendering (read the kernel's counters into the registry)."""
+    before each /metrics rendering (read the kernel's counters into the registry), one
+    call at a time, in a request's thread: give it a backend of its own (a netlink
+    socket is not shared between threads)."""
 
     def __init__(self, health, registry, address=DEFAULT_ADDRESS, on_scrape=None):
         self.health = health
         self.registry = registry
         self.on_scrape = on_scrape
+        self._scrape_lock = threading.Lock()
         listener = _listen(tuple(address), self.answer)
         self.address = listener.server_address[:2]
         self._listener = listener
@@ -269,7 +272,8 @@ class StatusServer:
             return status, _JSON, body
         if path == '/metrics':
             if self.on_scrape is not None:
-                self.on_scrape()
+                with self._scrape_lock:
+                    self.on_scrape()
             return 200, metrics.CONTENT_TYPE, self.registry.render()
         return 404, 'text/plain; charset=utf-8', '404 page not found\n'
 

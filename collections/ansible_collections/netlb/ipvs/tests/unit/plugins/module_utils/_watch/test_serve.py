@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -256,7 +257,7 @@ def test_local_ready_endpoints_counted_as_kube_proxy_does():
 
 def test_ports_coming_and_going_leak_no_descriptor_or_thread(health, threads_before):  # pylint: disable=unused-argument
     health.synced()
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _port in range(4)]
     before = len(os.listdir('/proc/self/fd'))
     server = serve.ServiceHealthServer(health, addresses=('127.0.0.1',))
     for round_ in range(6):
@@ -266,3 +267,27 @@ def test_ports_coming_and_going_leak_no_descriptor_or_thread(health, threads_bef
             assert get(('127.0.0.1', port))[0] == 200
     server.close()
     assert len(os.listdir('/proc/self/fd')) == before
+
+
+def test_concurrent_scrapes_read_one_at_a_time(health, threads_before):  # pylint: disable=unused-argument
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def slow_scrape():
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        with guard:
+            inside[0] -= 1
+
+    server = serve.StatusServer(health, metrics.Registry(), ('127.0.0.1', 0), on_scrape=slow_scrape)
+    try:
+        clients = [threading.Thread(target=get, args=(server.address, '/metrics')) for _client in range(4)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
+    finally:
+        server.close()
+    assert most[0] == 1
