@@ -27,9 +27,9 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 ROLE = os.path.join(REPO, 'roles', 'ipvs_reconcile')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
 UNITS = ('netlb-ipvs-reconcile.service', 'netlb-ipvs-reconcile.timer', 'netlb-ipvs-pull.service',
-         'netlb-ipvs-pull.timer')
+         'netlb-ipvs-pull.timer', 'netlb-ipvs-watch.service')
 # systemd-analyze security's exposure (0-10) each service must stay at or below.
-EXPOSURE = {'netlb-ipvs-reconcile.service': 3.0, 'netlb-ipvs-pull.service': 6.0}
+EXPOSURE = {'netlb-ipvs-reconcile.service': 3.0, 'netlb-ipvs-pull.service': 6.0, 'netlb-ipvs-watch.service': 3.0}
 
 
 def load(*parts):
@@ -42,7 +42,7 @@ def test_argument_specs_list_every_default_with_its_value():
     options = load('roles', 'ipvs_reconcile', 'meta', 'argument_specs.yml')['argument_specs']['main']['options']
     assert set(options) == set(defaults)
     assert {name: spec.get('default') for name, spec in options.items()} == defaults
-    assert options['ipvs_reconcile_mode']['choices'] == ['timer', 'pull', 'off']
+    assert options['ipvs_reconcile_mode']['choices'] == ['timer', 'pull', 'watch', 'off']
 
 
 def test_readme_names_every_variable():
