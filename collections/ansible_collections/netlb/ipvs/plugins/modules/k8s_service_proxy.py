@@ -28,10 +28,12 @@ description:
     C(sessionAffinity: ClientIP) becomes persistence."
   - "C(externalTrafficPolicy: Local) on a node without a local endpoint - as kube-proxy's IPVS mode
     (kubernetes#97081), the NodePort, external and load-balancer services get every endpoint of the cluster
-    instead (topology hints applied), so pods and the node reach them (IPVS cannot tell their traffic from an
-    external client's). External clients do not: their packets reach a pod on another node unmasqueraded, and
-    its reply does not come back through this node. A Service whose C(internalTrafficPolicy) is C(Local) too
-    gets no fallback (kube-proxy has none then either)."
+    instead (topology hints applied), so pods reach them, and the node its NodePorts (IPVS cannot tell their
+    traffic from an external client's). External clients do not: their packets reach a pod on another node
+    unmasqueraded, and its reply does not come back through this node; nor do the node's own connections to an
+    external or load-balancer IP (their source is that IP itself, held by the other node too), as under
+    kube-proxy. A Service whose C(internalTrafficPolicy) is C(Local) too gets no fallback (kube-proxy has none
+    then either)."
   - "C(internalTrafficPolicy: Local) never falls back - a node without a local endpoint has a cluster IP with no
     real server, and its pods' connections to it fail, as the Service API says. kube-proxy's IPVS mode falls back to
     every endpoint when the Service is also a NodePort or load balancer with C(externalTrafficPolicy: Cluster)."
@@ -127,7 +129,8 @@ options:
   node_zone:
     description:
       - This node's zone, for topology hints. Defaults to the C(topology.kubernetes.io/zone) label of the Node
-        object; when given, the Node object is not read (no access to Nodes needed).
+        object; when given, the Node object is not read (no access to Nodes needed), unless
+        O(node_port_addresses) is V([primary]).
     type: str
   service_cidrs:
     description:
@@ -158,7 +161,7 @@ options:
         addresses.
       - The single word V(primary) - the node's primary address of each family. With O(source=api) that is the
         Node object's first C(InternalIP) of the family, else its first C(ExternalIP), as kube-proxy picks its node
-        IPs; the Node object is not read when O(node_zone) is given. With O(source=manifests) it is the Node
+        IPs; the Node object is read for it even when O(node_zone) is given. With O(source=manifests) it is the Node
         object in the manifests whose name is O(node_name), when there is one. Without a Node object it is the
         source address of the node's default route of each family.
     type: list

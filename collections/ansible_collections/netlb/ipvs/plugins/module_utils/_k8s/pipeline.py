@@ -70,8 +70,13 @@ def read_cluster(params, node_name, warnings):
     connection = api.connection_options_from_params(params)
     warnings.extend(api.connection_warnings(connection))
     return api.read_cluster(connection, namespaces=params['namespaces'], label_selector=params['label_selector'],
-                            node_name=node_name, need_node=not params['node_zone'],
+                            node_name=node_name, need_node=not params['node_zone'] or _primary(params),
                             request_timeout=params['request_timeout'], page_size=params['page_size'])
+
+
+def _primary(params):
+    """node_port_addresses [primary]: the Node object's addresses are needed (translate.py)."""
+    return [str(value).strip() for value in params.get('node_port_addresses') or ()] == ['primary']
 
 
 def fingerprint(snapshot, params):
@@ -79,10 +84,14 @@ def fingerprint(snapshot, params):
     resourceVersion, and the options. The same digest on two runs means the cluster
     asked for the same table both times (a change there would be drift on the node).
     Objects without a resourceVersion (manifests) are digested whole. Of the Node only its
-    labels count (the zone): the kubelet rewrites its status every few seconds."""
+    labels (the zone) and addresses (node_port_addresses primary) count: the kubelet
+    rewrites the rest of its status every few seconds."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode('utf-8'))
     node = (snapshot.node or {}).get('metadata') or {}
     digest.update(json.dumps(node.get('labels') or {}, sort_keys=True).encode('utf-8'))
+    status = (snapshot.node or {}).get('status')
+    digest.update(json.dumps(status.get('addresses') if isinstance(status, dict) else None,
+                             sort_keys=True, default=str).encode('utf-8'))
     for kind, objects in (('Service', snapshot.services), ('EndpointSlice', snapshot.endpoint_slices),
                           ('Endpoints', snapshot.endpoints)):
         keys = []

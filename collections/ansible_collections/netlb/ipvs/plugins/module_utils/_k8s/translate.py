@@ -81,8 +81,9 @@ Rules (the semantics the tests hold this module to):
    (kubernetes#97081): IPVS cannot tell a pod's or the node's connection from an
    external client's, so the NodePort, external and load-balancer virtual services get
    the cluster set and pods reach them; an external client's packets reach a pod on
-   another node unmasqueraded (policy Local) and its reply never comes back, which is
-   what kube-proxy does too. Differences from kube-proxy's IPVS mode, on purpose:
+   another node unmasqueraded (policy Local) and its reply never comes back, nor does
+   the reply to the node's own connection to an external or load-balancer IP (its
+   source is that IP, bound on the other node too): what kube-proxy does too. Differences from kube-proxy's IPVS mode, on purpose:
    - internalTrafficPolicy Local never falls back: a cluster IP without a local
      endpoint has NO real servers (the Service API's semantics); kube-proxy's IPVS mode
      falls back to every endpoint when the Service is also external with
@@ -1011,7 +1012,7 @@ class _Translator(object):
                         local = _real_servers(merged, local_endpoints(merged))
                     servers = local
                     if not servers and kind != CLUSTER_IP and not svc.internal_local:
-                        # kube-proxy's IPVS fallback (rule 8): pods and the node reach it.
+                        # kube-proxy's IPVS fallback (rule 8): this node's pods reach it.
                         if cluster is None:
                             cluster = _real_servers(merged, cluster_endpoints(merged, self.node.zone, self.node.name))
                         servers = cluster

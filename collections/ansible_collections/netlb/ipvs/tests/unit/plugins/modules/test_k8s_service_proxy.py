@@ -135,13 +135,15 @@ def test_manifests_apply_false_returns_the_table_ipvs_virtual_server_takes(node,
 
 def test_primary_node_ports_from_the_node_object_and_health_check_ports(node, kube_api, capsys, tmp_path):
     """node_port_addresses primary: the Node object's InternalIP (kube-proxy's node IP), not
-    the default route's source (192.168.10.11 on the double); the healthCheckNodePort of a
+    the default route's source (192.168.10.11 on the double), read even with node_zone
+    given; the healthCheckNodePort of a
     Local load balancer is returned."""
     lb = objects.service('lb', cluster_ip='10.96.0.30', type='LoadBalancer', external_policy='Local',
                          ports=[objects.service_port(80, node_port=30080)], lb_ingress=[{'ip': '203.0.113.10'}])
     lb['spec']['healthCheckNodePort'] = 32100
     kube_api.add(lb, objects.node_object(addresses=(('ExternalIP', '198.51.100.9'), ('InternalIP', '10.0.0.99'))))
-    result = call(node, api_args(kube_api, tmp_path, node_port_addresses=['primary']), capsys)
+    # node_zone given: the Node is read all the same, for its addresses.
+    result = call(node, api_args(kube_api, tmp_path, node_port_addresses=['primary'], node_zone='zone-a'), capsys)
     assert result['changed'] is True, result
     assert sorted(str(key) for key in node.table if str(key).endswith(':30080')) == ['tcp 10.0.0.99:30080']
     assert result['health_check_node_ports'] == {'default/lb': 32100}

@@ -106,6 +106,13 @@ def node_status_written(snapshot, params):
     return snapshot, params
 
 
+def node_addresses_changed(snapshot, params):
+    """What node_port_addresses primary reads: another InternalIP."""
+    snapshot, params = node_read(snapshot, params)
+    snapshot.node['status'] = {'addresses': [{'type': 'InternalIP', 'address': '192.168.10.99'}]}
+    return snapshot, params
+
+
 def node_zone_changed(snapshot, params):
     snapshot, params = node_read(snapshot, params)
     snapshot.node['metadata']['labels']['topology.kubernetes.io/zone'] = 'zone-b'
@@ -144,8 +151,9 @@ def test_fingerprint(change, same):
 @pytest.mark.parametrize('change, same', [
     pytest.param(node_status_written, True, id='the Node rewritten by its kubelet'),
     pytest.param(node_zone_changed, False, id='the Node in another zone'),
+    pytest.param(node_addresses_changed, False, id='the Node with another address'),
 ])
-def test_fingerprint_of_the_node_is_its_labels(change, same):
+def test_fingerprint_of_the_node_is_its_labels_and_addresses(change, same):
     digest = pipeline.fingerprint(*node_read(base(), dict(PARAMS)))
     assert (pipeline.fingerprint(*change(base(), dict(PARAMS))) == digest) is same
 
