@@ -14,6 +14,9 @@ test_k8s_node.py ships the collection and this file; each command is one step:
   bench {"services"}                                        -> render/load/no-op timings
   addresses {"dummy_interface"}                             -> local + primary
   conntrack {"actions": [["delete_server", proto, vip, port, server, sport]]}
+  sync {"work", "items", "params", "addresses", "again"}   -> two runs (again false: one) of the module's code:
+                                                               changed, again_changed, warnings,
+                                                               health_check_node_ports, the managed table
   killed_runs {"work", "old", "new", "then": ["old", "new"], "params", "addresses"}
                                                             -> for each write point of the run old -> new: the
                                                                run killed (SIGKILL) there, then one normal run
@@ -239,8 +242,31 @@ def cmd_killed_runs(args):
     return outcome
 
 
+def cmd_sync(args):
+    """One run of k8s_service_proxy's code (pipeline.run) from the manifests items, then a
+    second one; the first's changed, warnings and health_check_node_ports, whether the
+    second changed anything (the kernel gave back what was written), and the managed
+    part of the IPVS table as `ipvsadm -S -n` lines."""
+    os.makedirs(args['work'], exist_ok=True)
+    path = os.path.join(args['work'], 'cluster.json')
+    with open(path, 'w') as handle:
+        json.dump({'apiVersion': 'v1', 'kind': 'List', 'items': args['items']}, handle)
+    params = dict(args['params'], source='manifests', path=path, allow_kube_proxy=True,
+                  state_path=os.path.join(args['work'], 'state.json'),
+                  drain_state_path=os.path.join(args['work'], 'drain.json'))
+    first = pipeline.run(params, RUNNER)
+    second = pipeline.run(params, RUNNER) if args.get('again', True) else first
+    first_port, last_port = (int(part) for part in params['node_port_range'].split('-'))
+    table = get_backend('auto', runner=RUNNER).read()
+    mine = dict((key, service) for key, service in table.items()
+                if key.address in args['addresses'] or first_port <= key.port <= last_port)
+    return {'changed': first.changed, 'again_changed': second.changed, 'warnings': first.warnings,
+            'health_check_node_ports': first.translation.health_check_node_ports,
+            'ipvs': save_format.render(mine).splitlines()}
+
+
 COMMANDS = {'dummy': cmd_dummy, 'rules': cmd_rules, 'bench': cmd_bench, 'addresses': cmd_addresses,
-            'conntrack': cmd_conntrack, 'killed_runs': cmd_killed_runs}
+            'conntrack': cmd_conntrack, 'killed_runs': cmd_killed_runs, 'sync': cmd_sync}
 
 if __name__ == '__main__':
     print(json.dumps(COMMANDS[sys.argv[2]](json.loads(sys.argv[3]))))

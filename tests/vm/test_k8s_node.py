@@ -347,6 +347,29 @@ def test_conntrack_nothing_to_delete_is_fine(node):
     assert got['flows'] == [{'service': '10.96.0.99:53', 'server': '10.201.2.2:53'}, {'service': '10.96.0.98:53'}]
 
 
+UDP_TO = '10.96.0.77'  # no service address of this file: routed on, as before its Service existed
+
+
+def _udp_flows(node, port):
+    return node.run('conntrack -L -p udp --orig-dst %s --orig-port-dst %d 2>/dev/null | grep -c sport=; true'
+                    % (UDP_TO, port)).stdout.strip()
+
+
+def test_conntrack_a_service_that_gets_endpoints_loses_every_entry_to_it(node):
+    """The flow of a UDP service whose endpoints go from none to some (conntrack.activated):
+    every entry to VIP:port goes, whoever answered it; an entry to another port stays."""
+    node.run(['ip', 'netns', 'exec', 'nk-cli', 'python3', '-c', (
+        'import socket\n'
+        'for port in (40011, 40012, 40013):\n'
+        '    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); sock.bind(("10.201.1.2", port))\n'
+        '    sock.sendto(b"q", ("%s", 5353 if port < 40013 else 5354))\n' % UDP_TO)])
+    assert (_udp_flows(node, 5353), _udp_flows(node, 5354)) == ('2', '1')
+    got = driver(node, 'conntrack', actions=[['delete_service', 'udp', UDP_TO, 5353, '', 0]])
+    assert got['flows'] == [{'service': UDP_TO + ':5353'}]
+    assert (_udp_flows(node, 5353), _udp_flows(node, 5354)) == ('0', '1')
+    node.run('conntrack -D -p udp --orig-dst %s 2>/dev/null; true' % UDP_TO)
+
+
 def test_bench_5000_services(node):
     got = driver(node, 'bench', services=5000)
     print('k8s packet rules, 5000 services on the lab node (qemu TCG): %s' % json.dumps(got))
@@ -411,3 +434,70 @@ def test_a_run_killed_at_any_step_leaks_nothing(node):
     assert got['calls'] == ['save', 'sync_rules', 'apply', 'apply', 'sync_dummy', 'sync_rules', 'save',
                             'clear_udp_flows', 'save'], got['calls']
     assert got['points'] == {'old': len(got['calls']), 'new': len(got['calls'])}
+
+
+# kube-proxy parity (issue 19) on the kernel, through the module's code from manifests. The
+# only endpoint is nk-be's HTTP server, on another node ('nk-other'); nk-hp is a pod of this
+# node. What kube-proxy's IPVS proxier programs for these: mh services with the mh-port flag
+# (FlagSourceHash); externalTrafficPolicy Local without a local endpoint: every endpoint on the
+# load balancer and the NodePorts; a null nodePort: the cluster IP alone.
+PARITY_ADDRESSES = ['10.98.0.10', '10.98.0.20', '10.98.0.30', '192.0.2.60', 'fd00:98::20']
+PARITY_PARAMS = {'service_cidrs': ['10.98.0.0/16', 'fd00:98::/112'], 'cluster_cidrs': ['10.244.0.0/16', 'fd44::/16'],
+                 'node_name': 'nk-node', 'node_zone': 'zone-a', 'dummy_interface': 'nk-par0',
+                 'families': ['ipv4', 'ipv6'], 'node_port_range': '39980-39989',
+                 'node_port_addresses': ['10.201.2.0/24']}  # IPv4 only: every usable IPv6 address too
+
+
+def _parity_items():
+    def port(**extra):
+        return dict({'name': 'http', 'protocol': 'TCP', 'port': 80, 'targetPort': 8080}, **extra)
+
+    def service(name, address, kind='ClusterIP', ports=None, **spec):
+        spec = dict({'type': kind, 'clusterIP': address, 'clusterIPs': [address], 'ipFamilies': ['IPv4'],
+                     'selector': {'app': 'be'}, 'ports': ports or [port()]}, **spec)
+        return {'apiVersion': 'v1', 'kind': 'Service', 'spec': spec, 'status': {'loadBalancer': {}},
+                'metadata': {'name': name, 'namespace': 'default',
+                             'annotations': {'ipvs.netlb.io/scheduler': 'mh'} if name == 'mh-web' else {}}}
+
+    lb = service('lb-local', '10.98.0.20', 'LoadBalancer', ports=[port(nodePort=39981)],
+                 externalTrafficPolicy='Local', healthCheckNodePort=39982)
+    lb['spec'].update(clusterIPs=['10.98.0.20', 'fd00:98::20'], ipFamilies=['IPv4', 'IPv6'])  # NodePorts of both
+    lb['status'] = {'loadBalancer': {'ingress': [{'ip': '192.0.2.60', 'ipMode': 'VIP'}]}}
+    items = [service('mh-web', '10.98.0.10'), lb, service('null-np', '10.98.0.30', 'NodePort', [port(nodePort=None)])]
+    for name in ('mh-web', 'lb-local', 'null-np'):
+        items.append({'apiVersion': 'discovery.k8s.io/v1', 'kind': 'EndpointSlice', 'addressType': 'IPv4',
+                      'metadata': {'name': name + '-1', 'namespace': 'default',
+                                   'labels': {'kubernetes.io/service-name': name}},
+                      'endpoints': [{'addresses': ['10.201.2.2'], 'nodeName': 'nk-other',
+                                     'conditions': {'ready': True, 'serving': True, 'terminating': False}}],
+                      'ports': [{'name': 'http', 'protocol': 'TCP', 'port': 8080}]})
+    return items
+
+
+def test_kube_proxy_parity_on_the_kernel(node):
+    """mh with mh-port written and read back unchanged (a second run changes nothing); a pod
+    reaches the load-balancer IP of an externalTrafficPolicy Local Service whose only
+    endpoint is on another node (kube-proxy's fallback); NodePorts on the IPv4 CIDR's address
+    and every usable IPv6 address, never ::1 or fe80::; a null nodePort serves its cluster IP."""
+    work = REMOTE + '/parity'
+    # Pod routes: the other node's pod answers this node's pods through it.
+    node.run('ip -n nk-be route replace 10.244.5.0/24 via 10.201.2.1')
+    try:
+        got = driver(node, 'sync', work=work, items=_parity_items(), params=PARITY_PARAMS, addresses=PARITY_ADDRESSES)
+        lines = got['ipvs']
+        assert got['changed'] and not got['again_changed'], got
+        assert got['health_check_node_ports'] == {'default/lb-local': 39982}
+        assert '-A -t 10.98.0.10:80 -s mh -b mh-port' in lines, lines
+        assert '-a -t 192.0.2.60:80 -r 10.201.2.2:8080 -m -w 1' in lines, lines
+        assert '-A -t 10.98.0.30:80 -s rr' in lines, lines
+        node_ports = sorted(line.split()[2] for line in lines if line.startswith('-A') and ':3998' in line)
+        assert '10.201.2.1:39981' in node_ports and '[fd20:2::1]:39981' in node_ports, node_ports
+        assert not [item for item in node_ports if item.startswith(('10.201.1.', '10.0.2.', '[fe80', '[::1]', '127.'))], \
+            node_ports
+        rc, body, _seconds = request(node, 'nk-hp', '192.0.2.60')
+        assert (rc, body) == (0, 'hello-from-backend')
+    finally:
+        driver(node, 'sync', work=work, items=[], params=dict(PARITY_PARAMS, force=True), addresses=PARITY_ADDRESSES,
+               again=False)
+        node.run('ip -n nk-be route del 10.244.5.0/24 via 10.201.2.1; ip link del nk-par0; '
+                 'nft delete table inet netlb_ipvs; rm -rf %s; true' % work, check=False)
