@@ -213,12 +213,13 @@ class Served(object):
             close()
 
 
-def source_of(params):
+def source_of(params, node_name):
     """The ApiSource of the node's Kubernetes options (StreamError when the connection
-    cannot be made)."""
+    cannot be made). node_name: the node's, as parse_options resolved it (the option, else
+    the host's name): its Node is watched for the zone unless node_zone is given."""
     connection = api.connection_options_from_params(params)
     return ApiSource(connection, namespaces=params['namespaces'], label_selector=params['label_selector'],
-                     node_name=params['node_name'] if not params['node_zone'] else None,
+                     node_name=node_name if not params['node_zone'] else None,
                      request_timeout=params['request_timeout'], page_size=params['page_size'])
 
 
@@ -240,7 +241,7 @@ def watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0, source=No
     for warning in api.connection_warnings(api.connection_options_from_params(node.params)):
         err('warning: %s' % warning)
     try:
-        source = source if source is not None else source_of(node.params)
+        source = source if source is not None else source_of(node.params, node.node_name)
     except StreamError as exc:
         err('cannot watch the cluster: %s' % exc)
         return EXIT_FAILED

@@ -56,7 +56,7 @@ def node(tmp_path, monkeypatch, kube_api):
 def watcher_of(node, lines):
     config = node_config.load(node.paths.config)
     sync = watch_node.NodeSync(config, node.runner, node.paths, lines.append, backend=node.backend)
-    source = watch_node.source_of(sync.node.params)
+    source = watch_node.source_of(sync.node.params, sync.node.node_name)
     source.finish = lambda: None  # running() ends scripted sources this way
     return watch_node.Watcher(source, sync, min_sync=0.02, log=lines.append, backoff_first=0.05, backoff_max=0.2)
 
@@ -89,8 +89,9 @@ def test_the_node_stream_follows_its_labels(node, kube_api, tmp_path):
                   'metadata': {'name': objects.NODE, 'labels': {ZONE_LABEL: 'zone-a'}}},
                  {'apiVersion': 'v1', 'kind': 'Node', 'metadata': {'name': 'other'}})
     config = node_config.load(node.paths.config)
-    params = dict(config.kubernetes, node_zone=None)
-    source = watch_node.source_of(params)
+    params = dict(config.kubernetes, node_zone=None, node_name=None)
+    # The name parse_options resolves (here the option's; on a node the host's when not set).
+    source = watch_node.source_of(params, objects.NODE)
     assert Stream('Node', None) in source.streams()
     channel = source.open(Stream('Node', None))
     try:
@@ -121,7 +122,7 @@ def test_the_node_stream_follows_its_labels(node, kube_api, tmp_path):
 
 def test_an_unreachable_api_is_a_stream_error_naming_it(node, kube_api, tmp_path):
     config = node_config.load(node.paths.config)
-    source = watch_node.source_of(config.kubernetes)
+    source = watch_node.source_of(config.kubernetes, objects.NODE)
     kube_api.down()
     try:
         channel = source.open(Stream('Service', None))
@@ -135,9 +136,22 @@ def test_an_unreachable_api_is_a_stream_error_naming_it(node, kube_api, tmp_path
 def test_a_refused_list_is_a_stream_error(node, kube_api):
     kube_api.fault('status', path='/api/v1/services', code=403, times=None)
     config = node_config.load(node.paths.config)
-    channel = watch_node.source_of(config.kubernetes).open(Stream('Service', None))
+    channel = watch_node.source_of(config.kubernetes, objects.NODE).open(Stream('Service', None))
     try:
         with pytest.raises(StreamError, match='403'):
             channel.list()
     finally:
         channel.close()
+
+
+def test_the_node_watched_is_the_one_the_options_resolve(node, kube_api, tmp_path, monkeypatch):
+    """No node_name option: the module takes the host's name, and so does the watcher's Node stream."""
+    monkeypatch.setattr('socket.gethostname', lambda: objects.NODE)
+    section = dict(kubernetes_section(tmp_path), kubeconfig=str(tmp_path / 'kubeconfig'), node_zone=None)
+    del section['node_name']
+    node.write_config(kubernetes=section)
+    out = []
+    stop = threading.Event()
+    stop.set()  # list nothing, sync nothing: only what it would watch
+    assert watch_node.watch(node.runner, node.paths, out.append, out.append, stop, listen=None) == 0
+    assert out[0].startswith('watching Services, EndpointSlices, Node from https://127.0.0.1:'), out
