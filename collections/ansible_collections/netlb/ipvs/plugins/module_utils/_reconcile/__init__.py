@@ -12,7 +12,7 @@ lock.py     one run at a time: timer, pull, a manual run and the modules share o
 kernel.py   the kernel modules and sysctls ipvs_node set up, re-asserted cheaply
 run.py      one run: lock, pause, config, kernel, the static table, the Kubernetes Services
 status.py   counters kept between runs, the Prometheus textfile and the journal line
-cli.py      the commands (reconcile, pull, pause, resume, status); the launcher
+cli.py      the commands (reconcile, pull, watch, pause, resume, status); the launcher
             (bin/netlb-ipvs) is the shell that owns the process
 
 No Ansible here: the node runs it with its own Python, from the files the role copied.
