@@ -68,8 +68,14 @@ GROUPS = {
         'k8s_service_proxy_cluster_cidrs': ['10.244.0.0/16'],
         'k8s_service_proxy_node_port_addresses': ['10.0.2.0/24'],
         'k8s_service_proxy_families': ['ipv4'],
+        # kube-proxy's IPVS timeouts, which role ipvs_node now sets and every timer run re-asserts.
+        'kube_proxy_tcp_timeout': '2h0m0s',
+        'kube_proxy_udp_timeout': '60s',
     },
 }
+# `ipvsadm -L --timeout` with those (tcpFinTimeout 0s: the kernel's 120 s kept).
+IPVS_TIMEOUTS = 'Timeout (tcp tcpfin udp): 7200 120 60'
+KERNEL_TIMEOUTS = 'ipvsadm --set 900 120 300'  # the kernel's own, as a reboot leaves them
 RECONCILE = {'ipvs_reconcile_interval': '%ds' % INTERVAL, 'ipvs_reconcile_randomized_delay': '1s'}
 
 SETUP = '''
@@ -165,6 +171,10 @@ def wait_until(what, predicate, timeout=WITHIN, step=1.0):
 
 def ipvs(node):
     return sorted(node.run('ipvsadm -S -n').stdout.splitlines())
+
+
+def ipvs_timeouts(node):
+    return node.run('ipvsadm -L --timeout').stdout.strip()
 
 
 def journal(node, since):
@@ -265,6 +275,7 @@ def node(lab_node, api, inventory, tmp_path_factory):
         yield lab_node
     finally:
         lab_node.run(TEARDOWN, check=False)
+        lab_node.run(KERNEL_TIMEOUTS, check=False)
 
 
 @pytest.fixture(scope='module')
@@ -291,6 +302,11 @@ def test_site_yml_converges_and_installs_the_timer(node, converged):
     config = json.loads(node.run('cat /etc/netlb-ipvs/reconcile.json').stdout)
     assert config['static']['services_file'] == SERVICES_FILE and config['kubernetes']['source'] == 'api'
     assert node.run('stat -c %a /etc/netlb-ipvs/reconcile.json').stdout.strip() == '600'
+    # kube-proxy's timeouts set by ipvs_node; conn_reuse_mode left at the kernel's 1 on this 6.1 kernel.
+    assert ipvs_timeouts(node) == IPVS_TIMEOUTS
+    assert config['node']['ipvs_timeouts'] == {'tcp': '2h0m0s', 'tcp_fin': '0s', 'udp': '60s'}
+    assert node.run('sysctl -n net.ipv4.vs.conn_reuse_mode').stdout.strip() == '1'
+    assert 'conn_reuse_mode' not in node.run('cat /etc/sysctl.d/90-netlb-ipvs.conf').stdout
     # The sandbox: systemd-analyze's exposure (0 safest .. 10), the issue's bound is 3.0.
     out = node.run(['systemd-analyze', 'security', '--no-pager', UNIT]).stdout
     exposure = float(re.search(r'Overall exposure level for \S+: ([0-9.]+)', out).group(1))
@@ -328,11 +344,13 @@ def test_drift_of_every_kind_is_corrected_within_one_interval(node, converged):
         'ip addr del %s dev kube-ipvs0' % address,  # a dummy address removed
         'nft flush chain inet netlb_ipvs %s' % _a_chain(converged['nft']),  # packet rules deleted
         'sysctl -qw net.ipv4.vs.conntrack=0',  # a sysctl ipvs_node set
+        KERNEL_TIMEOUTS,  # the IPVS timeouts it set
     ]))
     wait_until('the table corrected', lambda: ipvs(node) == converged['ipvs'])
     wait_until('the dummy address back', lambda: address in node.run('ip -br addr show kube-ipvs0').stdout)
     wait_until('the packet rules back', lambda: node.run('nft list table inet netlb_ipvs').stdout == converged['nft'])
     wait_until('the sysctl back', lambda: node.run('sysctl -n net.ipv4.vs.conntrack').stdout.strip() == '1')
+    wait_until('the IPVS timeouts back', lambda: ipvs_timeouts(node) == IPVS_TIMEOUTS)
     assert FOREIGN in ipvs(node)
     lines = wait_until('a journal line naming the drift', lambda: [line for line in journal(node, since)
                                                                    if 'drift=' in line])
@@ -479,6 +497,8 @@ def test_reboot_restores_modules_sysctls_and_table_within_one_interval(node, con
                                                                           if line != FOREIGN], timeout=120)
     assert node.run('lsmod | grep -c "^ip_vs "').stdout.strip() == '1'
     assert node.run('sysctl -n net.ipv4.vs.conntrack net.ipv4.ip_forward').stdout.split() == ['1', '1']
+    # The kernel forgot kube-proxy's timeouts: only the timer run sets them again.
+    wait_until('the IPVS timeouts back after the reboot', lambda: ipvs_timeouts(node) == IPVS_TIMEOUTS)
     assert sorted(node.run('ip -br addr show kube-ipvs0').stdout.split()[2:]) == converged['dummy']
     assert node.run('nft list table inet netlb_ipvs').stdout == converged['nft']
 
