@@ -112,35 +112,6 @@ class NodeSync(object):
         run.run_parts(self.config, self.runner, report, previous, sync_kubernetes=sync_kubernetes, node=full)
 
 
-def health_checks(snapshot, node_name):
-    """{healthCheckNodePort: ("namespace/name", ready endpoints on this node)} of every
-    LoadBalancer Service with externalTrafficPolicy Local (kube-proxy's service health
-    server). A malformed Service or slice is left out of it (the translator says why)."""
-    local = {}  # (namespace, service) -> addresses of ready endpoints on this node
-    for item in snapshot.endpoint_slices:
-        try:
-            metadata = item.get('metadata') or {}
-            owner = (metadata.get('namespace') or '', (metadata.get('labels') or {}).get(api.SERVICE_NAME_LABEL))
-            for endpoint in item.get('endpoints') or ():
-                if endpoint.get('nodeName') == node_name and (endpoint.get('conditions') or {}).get('ready') is not False:
-                    local.setdefault(owner, set()).update(endpoint.get('addresses') or ())
-        except (AttributeError, TypeError):
-            continue
-    checks = {}
-    for item in snapshot.services:
-        try:
-            metadata, spec = item.get('metadata') or {}, item.get('spec') or {}
-            port = spec.get('healthCheckNodePort')
-            if spec.get('type') != 'LoadBalancer' or spec.get('externalTrafficPolicy') != 'Local' \
-                    or not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-                continue
-            namespace, name = metadata.get('namespace') or 'default', metadata['name']
-            checks[port] = ('%s/%s' % (namespace, name), len(local.get((namespace, name), ())))
-        except (AttributeError, TypeError, KeyError):
-            continue
-    return checks
-
-
 def node_eligible(snapshot):
     """Whether this node may take traffic: not being deleted (kube-proxy's healthz)."""
     return not ((snapshot.node or {}).get('metadata') or {}).get('deletionTimestamp')
@@ -179,7 +150,11 @@ class Served(object):
                 self.table.set(table[0], what='virtual_services')
                 self.table.set(table[1], what='real_servers')
         self.health.set_node_eligible(node_eligible(snapshot))
-        for port, why in sorted(self.services.update(health_checks(snapshot, self.sync.node.node_name)).items()):
+        # The ports of the last translation applied, the counts of the objects now.
+        ports = self.sync.result.translation.health_check_node_ports if self.sync.result is not None else {}
+        checks = serve.health_check_services(ports, serve.local_ready_endpoints(snapshot.endpoint_slices,
+                                                                                self.sync.node.node_name))
+        for port, why in sorted(self.services.update(checks).items()):
             self.err('health check port %d: %s' % (port, why))
 
     def scrape(self):

@@ -477,18 +477,6 @@ def lb_local(name, port, health_check_port):
     return service
 
 
-def test_health_checks_count_this_nodes_ready_endpoints():
-    here, other = objects.endpoint('10.244.1.11'), objects.endpoint('10.244.2.12', node='node-b')
-    not_ready = objects.endpoint('10.244.1.13', ready=False)
-    snapshot = snapshots.snapshot([
-        lb_local('shop', 80, 32001), objects.endpoint_slice('shop', [here, other, not_ready]),
-        lb_local('empty', 81, 32002), objects.endpoint_slice('empty', [other]),
-        objects.service('plain', cluster_ip='10.96.0.41'), objects.endpoint_slice('plain', [here]),
-        dict(lb_local('broken', 82, 32003), metadata=None),
-    ])
-    assert watch_node.health_checks(snapshot, objects.NODE) == {32001: ('default/shop', 1), 32002: ('default/empty', 0)}
-
-
 def free_port():
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
