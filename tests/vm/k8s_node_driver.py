@@ -14,7 +14,8 @@ test_k8s_node.py ships the collection and this file; each command is one step:
   bench {"services"}                                        -> render/load/no-op timings
   addresses {"dummy_interface"}                             -> local + primary
   conntrack {"actions": [["delete_server", proto, vip, port, server, sport]]}
-  sync {"work", "items", "params", "addresses", "again"}   -> two runs (again false: one) of the module's code:
+  sync {"work", "items", "params", "addresses", "again", "clean"}
+                                                            -> one run (again: two) of the module's code:
                                                                changed, again_changed, warnings,
                                                                health_check_node_ports, the managed table
   killed_runs {"work", "old", "new", "then": ["old", "new"], "params", "addresses"}
@@ -243,10 +244,10 @@ def cmd_killed_runs(args):
 
 
 def cmd_sync(args):
-    """One run of k8s_service_proxy's code (pipeline.run) from the manifests items, then a
-    second one; the first's changed, warnings and health_check_node_ports, whether the
-    second changed anything (the kernel gave back what was written), and the managed
-    part of the IPVS table as `ipvsadm -S -n` lines."""
+    """One run of k8s_service_proxy's code (pipeline.run) from the manifests items (again:
+    then a second one); its changed, warnings and health_check_node_ports, whether the
+    second changed anything, and the managed part of the IPVS table as read back from the
+    kernel, in `ipvsadm -S -n` lines. clean: no run; the services that part holds deleted."""
     os.makedirs(args['work'], exist_ok=True)
     path = os.path.join(args['work'], 'cluster.json')
     with open(path, 'w') as handle:
@@ -254,12 +255,20 @@ def cmd_sync(args):
     params = dict(args['params'], source='manifests', path=path, allow_kube_proxy=True,
                   state_path=os.path.join(args['work'], 'state.json'),
                   drain_state_path=os.path.join(args['work'], 'drain.json'))
-    first = pipeline.run(params, RUNNER)
-    second = pipeline.run(params, RUNNER) if args.get('again', True) else first
     first_port, last_port = (int(part) for part in params['node_port_range'].split('-'))
-    table = get_backend('auto', runner=RUNNER).read()
-    mine = dict((key, service) for key, service in table.items()
-                if key.address in args['addresses'] or first_port <= key.port <= last_port)
+
+    def managed():
+        table = get_backend('auto', runner=RUNNER).read()
+        return dict((key, service) for key, service in table.items()
+                    if key.address in args['addresses'] or first_port <= key.port <= last_port)
+
+    if args.get('clean'):
+        for key in managed():
+            subprocess.run(['ipvsadm', '-D'] + save_format.service_option(key), check=True)
+        return {'left': save_format.render(managed()).splitlines()}
+    first = pipeline.run(params, RUNNER)
+    second = pipeline.run(params, RUNNER) if args.get('again') else first
+    mine = managed()
     return {'changed': first.changed, 'again_changed': second.changed, 'warnings': first.warnings,
             'health_check_node_ports': first.translation.health_check_node_ports,
             'ipvs': save_format.render(mine).splitlines()}
