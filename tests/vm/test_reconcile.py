@@ -95,16 +95,21 @@ ip -n rc-cli route add default via 198.51.100.1
 ip addr replace {vip}/32 dev lo
 '''.format(foreign=FOREIGN, remote=REMOTE, vip=VIP)
 
+# Also what the session's later files must not meet (conftest.py runs this file before them):
+# every mode's units, should the mode-off test not have removed them, and the pull test's repository.
 TEARDOWN = '''
-systemctl stop {timer} {unit} 2>/dev/null
+for unit in {timer} {unit} netlb-ipvs-pull.timer netlb-ipvs-pull.service netlb-ipvs-watch.service; do
+  systemctl disable --now $unit
+done 2>/dev/null
+rm -f /etc/systemd/system/netlb-ipvs-*; systemctl daemon-reload; systemctl reset-failed 'netlb-ipvs*' 2>/dev/null
 [ -x {remote}/backends.sh ] && {remote}/backends.sh stop
 ip netns pids rc-cli 2>/dev/null | xargs -r kill; ip netns del rc-cli 2>/dev/null
 ip link del rch-cli 2>/dev/null; ip link del kube-ipvs0 2>/dev/null; ip addr del {vip}/32 dev lo 2>/dev/null
 nft delete table inet netlb_ipvs 2>/dev/null
 ipvsadm -C
-rm -rf /etc/netlb-ipvs /var/lib/netlb-ipvs /run/netlb-ipvs {metrics} {remote}
+rm -rf /etc/netlb-ipvs /var/lib/netlb-ipvs /run/netlb-ipvs {metrics} {remote} {pull_repo}
 true
-'''.format(timer=TIMER, unit=UNIT, remote=REMOTE, vip=VIP, metrics=METRICS)
+'''.format(timer=TIMER, unit=UNIT, remote=REMOTE, vip=VIP, metrics=METRICS, pull_repo='/srv/netlb-fleet.git')
 
 # A client in rc-cli: requests through the VIP, each a new connection, until the stop
 # file exists and at least MIN were made; prints JSON.
