@@ -347,7 +347,7 @@ def test_conntrack_nothing_to_delete_is_fine(node):
     assert got['flows'] == [{'service': '10.96.0.99:53', 'server': '10.201.2.2:53'}, {'service': '10.96.0.98:53'}]
 
 
-UDP_TO = '10.96.0.77'  # no service address of this file: routed on, as before its Service existed
+UDP_TO = '10.201.1.1'  # the node's own, nothing listening on 5353/5354: entries of delivered packets
 
 
 def _udp_flows(node, port):
@@ -358,6 +358,10 @@ def _udp_flows(node, port):
 def test_conntrack_a_service_that_gets_endpoints_loses_every_entry_to_it(node):
     """The flow of a UDP service whose endpoints go from none to some (conntrack.activated):
     every entry to VIP:port goes, whoever answered it; an entry to another port stays."""
+    # The kernel tracks a namespace's connections only once a rule asks for conntrack: one
+    # rule of ours, so that this test does not depend on what ran before it.
+    node.run('nft add table ip nk_track; nft add chain ip nk_track pre "{ type filter hook prerouting priority 0; }"; '
+             'nft add rule ip nk_track pre ct state new counter')
     node.run(['ip', 'netns', 'exec', 'nk-cli', 'python3', '-c', (
         'import socket\n'
         'for port in (40011, 40012, 40013):\n'
@@ -367,7 +371,7 @@ def test_conntrack_a_service_that_gets_endpoints_loses_every_entry_to_it(node):
     got = driver(node, 'conntrack', actions=[['delete_service', 'udp', UDP_TO, 5353, '', 0]])
     assert got['flows'] == [{'service': UDP_TO + ':5353'}]
     assert (_udp_flows(node, 5353), _udp_flows(node, 5354)) == ('0', '1')
-    node.run('conntrack -D -p udp --orig-dst %s 2>/dev/null; true' % UDP_TO)
+    node.run('conntrack -D -p udp --orig-dst %s 2>/dev/null; nft delete table ip nk_track; true' % UDP_TO)
 
 
 def test_bench_5000_services(node):
