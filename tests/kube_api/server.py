@@ -756,17 +756,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ApiError as err:
             return self._send(err.code, status_body(err.code, err.reason, err.message))
         bookmarks = query.get('allowWatchBookmarks') in ('1', 'true')
+        # Open from before its headers go: a drop_watches() by a client that saw them hangs it up.
+        with api._lock:
+            generation = api.watch_generation
+            if since == 0:
+                since = int(api.resource_version)
+            gone = since < api.compacted
         self.send_response(200)
         self.send_header('Content-Type', 'application/json')
         self.send_header('Transfer-Encoding', 'chunked')
         self.end_headers()
         kind = _kind_of(address.plural)
         deadline = time.monotonic() + timeout
-        with api._lock:
-            generation = api.watch_generation
-            if since == 0:
-                since = int(api.resource_version)
-            gone = since < api.compacted
         try:
             if gone:
                 self._chunk({'type': 'ERROR', 'object': status_body(
