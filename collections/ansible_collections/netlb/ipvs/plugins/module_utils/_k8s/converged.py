@@ -15,7 +15,9 @@ inputs it saw (the cluster's objects and the options: pipeline.fingerprint; the 
 addresses and zone; the schedulers the kernel offers), the in-scope IPVS table, a digest of
 the packet rules and of the state file. The next run reads the cluster and the node as
 always; when its inputs are the Mark's and the node still holds exactly what the Mark
-holds, it is done. Anything else (a new resourceVersion, an address gone from the dummy
+holds, it is done. The rules are not even listed again when the ruleset's generation
+(node/rules_generation.py: raised by every change to any nft table) is the Mark's: no
+rule changed since. Anything else (a new resourceVersion, an address gone from the dummy
 interface, a real server deleted by hand, a stray virtual service in scope, a rule
 deleted, a state file another run changed) takes the whole sync, which then marks again
 once it finds nothing to change.
@@ -29,8 +31,9 @@ rules' and state's bytes), never a sample. A Mark that cannot be read is no Mark
 
     key = inputs_key(fingerprint, context, schedulers, code_digest())
     mark = MarkStore(path).load()                       # None when absent or unreadable
-    if holds(mark, key, table, rules_text, state_bytes): ...   # the node is converged
-    MarkStore(path).save(Mark.of(key, table, rules_text, state_bytes, warnings))
+    rules_text = None if mark.rules_unchanged(generation) else <the table, listed>
+    if mark.holds(key, table, rules_text, state_bytes): ...    # the node is converged
+    MarkStore(path).save(Mark.of(key, table, rules_text, state_bytes, warnings, generation))
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import os
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, ensure_absent, read_text, write_atomic
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SERVICE_SETTING_NAMES
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def path_beside(state_path):
@@ -98,26 +101,36 @@ class Mark:
 
     key: inputs_key; table: {ServiceKey tuple: (settings, real servers as tuples)} of the
     in-scope IPVS table; rules, state: digests of our nft table as read and of the state
-    file's bytes; warnings: the translation's, said again by every short run."""
+    file's bytes; warnings: the translation's, said again by every short run;
+    generation: the ruleset's [boot id, generation] read before the rules were listed
+    (None: unknown)."""
 
     key: str
     table: dict
     rules: str
     state: str
     warnings: tuple = ()
+    generation: tuple = None
 
     @classmethod
-    def of(cls, key, table, rules_text, state_bytes, warnings=()):
+    def of(cls, key, table, rules_text, state_bytes, warnings=(), generation=None):
         """The Mark of a converged node; table: the in-scope IPVS table (ServiceKey -> VirtualService)."""
         return cls(key=key, table=dict((tuple(service_key), _row(service)) for service_key, service in table.items()),
-                   rules=digest(rules_text), state=digest(state_bytes), warnings=tuple(warnings))
+                   rules=digest(rules_text), state=digest(state_bytes), warnings=tuple(warnings),
+                   generation=tuple(generation) if generation else None)
+
+    def rules_unchanged(self, generation):
+        """True when generation (read now) is the one read before the Mark's rules were
+        listed: no rule of any table changed since, so they need not be listed again."""
+        return bool(generation) and self.generation is not None and tuple(generation) == self.generation
 
     def holds(self, key, table, rules_text, state_bytes):
         """True when key is this Mark's and the node holds exactly what it holds: the
-        in-scope table (every key, setting and real server), the rules and the state."""
+        in-scope table (every key, setting and real server), the rules (rules_text None:
+        known unchanged, see rules_unchanged) and the state."""
         if key != self.key or len(table) != len(self.table):
             return False
-        if digest(state_bytes) != self.state or digest(rules_text) != self.rules:
+        if digest(state_bytes) != self.state or (rules_text is not None and digest(rules_text) != self.rules):
             return False
         names = SERVICE_SETTING_NAMES
         for service_key, service in table.items():
@@ -135,6 +148,7 @@ class Mark:
 def dumps(mark):
     return json.dumps({'version': FORMAT_VERSION, 'key': mark.key, 'rules': mark.rules, 'state': mark.state,
                        'warnings': list(mark.warnings),
+                       'generation': list(mark.generation) if mark.generation else None,
                        'table': [[list(key), list(row[0]), [list(server) for server in row[1]]]
                                  for key, row in mark.table.items()]}, separators=(',', ':'))
 
@@ -150,7 +164,8 @@ def loads(text):
         table = dict((tuple(key), (_tuples(settings), tuple(map(tuple, servers))))
                      for key, settings, servers in document['table'])
         return Mark(key=document['key'], table=table, rules=document['rules'], state=document['state'],
-                    warnings=tuple(document.get('warnings') or ()))
+                    warnings=tuple(document.get('warnings') or ()),
+                    generation=tuple(document['generation']) if document.get('generation') else None)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 

@@ -237,23 +237,31 @@ def _report_sync(result, report, previous):
 
 def _converged(node, snapshot, fingerprint, marks, backend):
     """(inputs key, the Mark when the node still holds exactly what it marked, else None):
-    the short way of _k8s/converged.py. Reads what a whole sync reads (the rules, the
-    state, the IPVS table) and changes nothing."""
+    the short way of _k8s/converged.py. Reads what a whole sync reads (the state, the IPVS
+    table, the rules unless their generation is the Mark's) and changes nothing. Each
+    part is timed (converged_*: where a short run's time goes)."""
     from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import converged, proxy
     from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import state as proxy_state
     from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import Translation
-    host, options = node.host, node.options
-    context = proxy.node_context(node.node_name, host, snapshot, node.params['node_zone'],
-                                 options.proxy.dummy_interface)
-    key = converged.inputs_key(fingerprint, context, host.schedulers(), converged.code_digest())
-    mark = marks.load()
+    host, options, timings = node.host, node.options, node.timings
+    with engine.clock(timings, 'converged_inputs'):  # the node's addresses, zone, schedulers
+        context = proxy.node_context(node.node_name, host, snapshot, node.params['node_zone'],
+                                     options.proxy.dummy_interface)
+        key = converged.inputs_key(fingerprint, context, host.schedulers(), converged.code_digest())
+    with engine.clock(timings, 'converged_mark_load'):
+        mark = marks.load()
     if mark is None or mark.key != key or (not options.allow_kube_proxy and host.kube_proxy_ipvs()):
         return key, None  # the whole sync refuses a kube-proxy in IPVS mode, and says so
     state_text = read_text(node.params['state_path']) or ''
     state = proxy_state.loads(state_text) if state_text else proxy_state.ProxyState()
     owned = proxy.proxy_scope(options, context, state, Translation(services=[])).test()
-    table = dict((service_key, service) for service_key, service in backend.read().items() if owned(service_key))
-    return key, (mark if mark.holds(key, table, host.read_rules(), state_text.encode('utf-8')) else None)
+    with engine.clock(timings, 'converged_ipvs_read'):
+        table = dict((service_key, service) for service_key, service in backend.read().items() if owned(service_key))
+    with engine.clock(timings, 'converged_rules'):
+        rules = None if mark.rules_unchanged(host.rules_generation()) else host.read_rules()
+    with engine.clock(timings, 'converged_compare'):
+        holds = mark.holds(key, table, rules, state_text.encode('utf-8'))
+    return key, (mark if holds else None)
 
 
 def _mark(node, result, key, marks):
@@ -266,10 +274,13 @@ def _mark(node, result, key, marks):
         marks.clear()
         return
     state_text = read_text(node.params['state_path']) or ''
+    # The generation before the rules are listed: a change between the two makes the
+    # next run list them again, never trust a listing older than its generation.
+    generation = node.host.rules_generation()
     # The sync's own warnings (translation, scheduler fallback), not the connection's: a
     # short run says those afresh.
     marks.save(converged.Mark.of(key, reconcile.before, node.host.read_rules(), state_text.encode('utf-8'),
-                                 result.warnings[len(node.warnings):]))
+                                 result.warnings[len(node.warnings):], generation))
 
 
 def _finish(report, config, paths, begun, clock):

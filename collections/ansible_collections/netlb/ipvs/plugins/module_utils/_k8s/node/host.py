@@ -25,6 +25,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
     dummy,
     kube_proxy,
     packet_rules,
+    rules_generation,
 )
 
 EDGE_ERRORS = (_rtnl.NetlinkError, _rtnl.ProtocolError, dummy.DummyError, packet_rules.PacketRulesError,
@@ -90,6 +91,11 @@ class HostNode(object):
         """Our nft table as it is now, normalised ('' when absent)."""
         with _Edge('reading the packet rules'):
             return packet_rules.read(self.runner)
+
+    def rules_generation(self):
+        """[boot id, nftables generation]: unchanged while no rule of any table changes;
+        None when it cannot be told (rules_generation.read)."""
+        return rules_generation.read()
 
     def sync_rules(self, text, check_mode, before=None):
         """packet_rules.ApplyResult of replacing our nft table with text (before: what

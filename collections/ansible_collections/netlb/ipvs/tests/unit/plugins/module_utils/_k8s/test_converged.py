@@ -74,8 +74,24 @@ def test_other_inputs_rules_or_state_do_not_hold():
     assert not mark().holds('k', TABLE, RULES, STATE + b' ')
 
 
-@pytest.mark.parametrize('text', ['', 'not json', '{"version": 99}', '{"version": 1, "key": "k"}', '[]',
-                                  '{"version": 1, "key": "k", "rules": "r", "state": "s", "table": [[1]]}'])
+def test_rules_are_trusted_unlisted_only_on_the_generation_read_before_they_were_listed(tmp_path):
+    """rules_text None (the generation unchanged) skips only the rules' comparison; the
+    generation survives the file, and any other or unknown generation is no proof."""
+    store = converged.MarkStore(str(tmp_path / 'p.converged.json'))
+    store.save(converged.Mark.of('k', TABLE, RULES, STATE, (), ['boot-1', 41]))
+    loaded = store.load()
+    assert loaded.rules_unchanged(['boot-1', 41]) and loaded.holds('k', TABLE, None, STATE)
+    for other in (['boot-1', 42], ['boot-2', 41], None, []):
+        assert not loaded.rules_unchanged(other), other
+    assert not mark().rules_unchanged(['boot-1', 41])  # marked without a generation
+    # The rest of the Mark is still compared when the rules are not.
+    assert not loaded.holds('k', TABLE, None, STATE + b' ')
+    assert not loaded.holds('k', dict(list(TABLE.items())[1:]), None, STATE)
+
+
+@pytest.mark.parametrize('text', ['', 'not json', '{"version": 99}', '{"version": 2, "key": "k"}', '[]',
+                                  '{"version": 2, "key": "k", "rules": "r", "state": "s", "table": [[1]]}',
+                                  '{"version": 1, "key": "k", "rules": "r", "state": "s", "table": []}'])
 def test_a_mark_in_doubt_is_no_mark(tmp_path, text):
     path = tmp_path / 'm.json'
     path.write_text(text)

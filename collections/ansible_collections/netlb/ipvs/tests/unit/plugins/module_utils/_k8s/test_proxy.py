@@ -63,7 +63,9 @@ class FakeHost(object):
         self.bad_rules = bad_rules
         self.offered = schedulers  # the kernel's schedulers; None: cannot be told
         self.on_dummy = set(on_dummy)
+        self.generation = 0  # the ruleset's, raised by every change as the kernel's; None: unknown
         self.rules = ''
+        self.rule_reads = 0  # read_rules() calls
         self.checks = 0  # nft -c runs
         self.flows = []
         self.writes = 0
@@ -90,7 +92,21 @@ class FakeHost(object):
             self.writes += 1
         return dummy.DummyResult(interface, False, add, remove, owned_after)
 
+    @property
+    def rules(self):
+        return self._rules
+
+    @rules.setter
+    def rules(self, text):  # any change, the module's or by hand: a new generation
+        self._rules = text
+        if self.generation is not None:
+            self.generation += 1
+
+    def rules_generation(self):
+        return None if self.generation is None else ['boot', self.generation]
+
     def read_rules(self):
+        self.rule_reads += 1
         return self.rules
 
     def sync_rules(self, text, check_mode, before=None):

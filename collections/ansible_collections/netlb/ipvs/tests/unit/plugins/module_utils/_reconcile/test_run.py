@@ -213,14 +213,33 @@ def converge_and_mark(node, kube_api):
 def test_a_converged_node_is_checked_without_translating(node, kube_api, monkeypatch):
     converge_and_mark(node, kube_api)
     table_before, rules_before = dict(node.backend.table), node.host.rules
+    rule_reads = node.host.rule_reads
     _no_translation(monkeypatch)
     for _tick in range(2):
         short = node.reconcile()
         assert short.result == 'ok' and short.errors == [] and short.change_count('kubernetes') == 0, short
         assert 'converged_check' in short.timings['kubernetes'] and 'translate' not in short.timings['kubernetes']
+        assert 'converged_ipvs_read' in short.timings['kubernetes']
         assert short.tables['kubernetes'] == (len(CLUSTER_IPS), sum(map(len, ENDPOINTS.values())))
         assert short.inputs == node.status().inputs and short.drift == ()
     assert node.backend.table == table_before and node.host.rules == rules_before
+    # The ruleset's generation did not move: the rules were not listed again.
+    assert node.host.rule_reads == rule_reads
+
+
+def test_a_new_generation_or_none_lists_the_rules_and_still_takes_the_short_way(node, kube_api, monkeypatch):
+    """Another table's change raises the generation (our rules the same), and a kernel
+    that cannot tell it: the rules are listed and compared, and they hold."""
+    converge_and_mark(node, kube_api)
+    _no_translation(monkeypatch)
+    node.host.generation += 5
+    for unknown in (False, True):
+        if unknown:
+            node.host.generation = None
+        reads = node.host.rule_reads
+        short = node.reconcile()
+        assert short.result == 'ok' and short.change_count('kubernetes') == 0, short
+        assert 'translate' not in short.timings['kubernetes'] and node.host.rule_reads == reads + 1
 
 
 def remove_a_cluster_real_server(node, state_path, kube_api):
