@@ -19,7 +19,8 @@ Paths: /version; list (cluster-wide and namespaced), get, create (POST), replace
 409 on a stale metadata.resourceVersion), patch (merge patch) and delete on
 /api/v1/... and /apis/GROUP/VERSION/..., for any resource. Lists honour limit/continue
 (a consistent snapshot per listing, like etcd), labelSelector, fieldSelector
-(metadata.name=) and resourceVersion. Objects are sorted by namespace then name, as the
+(metadata.name=) and resourceVersion; asked for with Accept: ...;as=PartialObjectMetadataList,
+a list holds each item's metadata alone. Objects are sorted by namespace then name, as the
 apiserver returns them.
 
 Watches (?watch=1): a chunked stream of {"type", "object"} lines, one per change after
@@ -446,8 +447,10 @@ class KubeApiServer:
             raise ApiError(404, 'NotFound', 'the stand-in server has no %s subresource' % address.subresource)
         with self._lock:
             if request.method == 'GET':
-                return (self._list(address, request.query) if not address.name
-                        else (200, self._existing(address)))
+                if address.name:
+                    return 200, self._existing(address)
+                code, answer = self._list(address, request.query)
+                return code, (metadata_only(answer) if METADATA_LIST in request.headers.get('accept', '') else answer)
             if request.method == 'POST' and not address.name:
                 return self._create(address, request.body)
             if request.method == 'PUT' and address.name:
@@ -555,6 +558,17 @@ class KubeApiServer:
         version = address.prefix.split('/', 2)[-1]
         return 200, {'kind': _kind_of(address.plural) + 'List', 'apiVersion': version,
                      'metadata': meta, 'items': items[start:end]}
+
+
+METADATA_LIST = 'as=PartialObjectMetadataList'
+
+
+def metadata_only(answer):
+    """A list answer as the apiserver gives it to Accept: application/json;as=
+    PartialObjectMetadataList;g=meta.k8s.io;v=v1: each item's metadata alone."""
+    items = [{'kind': 'PartialObjectMetadata', 'apiVersion': 'meta.k8s.io/v1', 'metadata': item.get('metadata') or {}}
+             for item in answer['items']]
+    return dict(answer, kind='PartialObjectMetadataList', apiVersion='meta.k8s.io/v1', items=items)
 
 
 def _selection(address, query):

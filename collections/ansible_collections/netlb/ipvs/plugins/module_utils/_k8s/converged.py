@@ -14,8 +14,10 @@ would only prove that again. So a run that found nothing to change leaves a Mark
 inputs it saw (the cluster's objects and the options: pipeline.fingerprint; the node's
 addresses and zone; the schedulers the kernel offers), the in-scope IPVS table, a digest of
 the packet rules and of the state file. The next run reads the cluster and the node as
-always; when its inputs are the Mark's and the node still holds exactly what the Mark
-holds, it is done. The rules are not even listed again when the ruleset's generation
+always, the cluster as names and resourceVersions alone (an object's resourceVersion
+changes with every write to it, so equal versions are equal objects; a small part of the
+bytes of the whole list, whose endpoints are most of it); when its inputs are the Mark's
+and the node still holds exactly what the Mark holds, it is done. The rules are not even listed again when the ruleset's generation
 (node/rules_generation.py: raised by every change to any nft table) is the Mark's: no
 rule changed since. Anything else (a new resourceVersion, an address gone from the dummy
 interface, a real server deleted by hand, a stray virtual service in scope, a rule
@@ -103,7 +105,8 @@ class Mark:
     in-scope IPVS table; rules, state: digests of our nft table as read and of the state
     file's bytes; warnings: the translation's, said again by every short run;
     generation: the ruleset's [boot id, generation] read before the rules were listed
-    (None: unknown)."""
+    (None: unknown); versions: the cluster's names and resourceVersions alone give the
+    key's fingerprint (no legacy Endpoints were read), so a run may list just those."""
 
     key: str
     table: dict
@@ -111,13 +114,14 @@ class Mark:
     state: str
     warnings: tuple = ()
     generation: tuple = None
+    versions: bool = False
 
     @classmethod
-    def of(cls, key, table, rules_text, state_bytes, warnings=(), generation=None):
+    def of(cls, key, table, rules_text, state_bytes, warnings=(), generation=None, versions=False):
         """The Mark of a converged node; table: the in-scope IPVS table (ServiceKey -> VirtualService)."""
         return cls(key=key, table=dict((tuple(service_key), _row(service)) for service_key, service in table.items()),
                    rules=digest(rules_text), state=digest(state_bytes), warnings=tuple(warnings),
-                   generation=tuple(generation) if generation else None)
+                   generation=tuple(generation) if generation else None, versions=bool(versions))
 
     def rules_unchanged(self, generation):
         """True when generation (read now) is the one read before the Mark's rules were
@@ -149,6 +153,7 @@ def dumps(mark):
     return json.dumps({'version': FORMAT_VERSION, 'key': mark.key, 'rules': mark.rules, 'state': mark.state,
                        'warnings': list(mark.warnings),
                        'generation': list(mark.generation) if mark.generation else None,
+                       'versions': mark.versions,
                        'table': [[list(key), list(row[0]), [list(server) for server in row[1]]]
                                  for key, row in mark.table.items()]}, separators=(',', ':'))
 
@@ -165,7 +170,8 @@ def loads(text):
                      for key, settings, servers in document['table'])
         return Mark(key=document['key'], table=table, rules=document['rules'], state=document['state'],
                     warnings=tuple(document.get('warnings') or ()),
-                    generation=tuple(document['generation']) if document.get('generation') else None)
+                    generation=tuple(document['generation']) if document.get('generation') else None,
+                    versions=document.get('versions') is True)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 

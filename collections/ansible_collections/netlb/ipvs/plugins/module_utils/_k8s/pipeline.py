@@ -11,6 +11,7 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
     node = prepare(params, runner)                 # options checked (ValidationError), before any read
     snapshot = read(node)                          # the cluster (SourceError); node.timings['read_cluster']
+    versions = read_versions(node, warnings)       # its names and resourceVersions only (a timer run's check)
     translation, services = translate_only(node, snapshot)    # apply: false (nothing on the node changes)
     result = apply(node, snapshot, backend)        # translate, plan, guard, apply: proxy.sync, its order
     result = run(params, runner)                   # the three above, as a module run does them
@@ -72,6 +73,24 @@ def read_cluster(params, node_name, warnings):
     return api.read_cluster(connection, namespaces=params['namespaces'], label_selector=params['label_selector'],
                             node_name=node_name, need_node=not params['node_zone'] or _primary(params),
                             request_timeout=params['request_timeout'], page_size=params['page_size'])
+
+
+def read_versions(node, warnings):
+    """The cluster's names and resourceVersions (sources/api.read_versions), timed as
+    read_versions; None for manifests or a connection that needs the kubernetes client.
+    Its fingerprint() equals the whole read's while nothing changed (_k8s/converged.py).
+    The connection's warnings go to warnings (read() puts them in node.warnings)."""
+    params = node.params
+    if params['source'] == 'manifests':
+        return None
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
+    connection = api.connection_options_from_params(params)
+    warnings.extend(api.connection_warnings(connection))
+    with timed(node.timings, 'read_versions'):
+        return api.read_versions(connection, namespaces=params['namespaces'],
+                                 label_selector=params['label_selector'], node_name=node.node_name,
+                                 need_node=not params['node_zone'] or _primary(params),
+                                 request_timeout=params['request_timeout'], page_size=params['page_size'])
 
 
 def _primary(params):

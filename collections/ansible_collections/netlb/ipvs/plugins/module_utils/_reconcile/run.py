@@ -198,26 +198,45 @@ def _kubernetes(params, runner, report, previous, sync_kubernetes=None):
     from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import converged, pipeline
     from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
     node = pipeline.prepare(params, runner)
+    marks = converged.MarkStore(converged.path_beside(node.params['state_path']))
+    backend = get_backend(node.params['backend'], runner=runner)
+    with engine.clock(node.timings, 'converged_mark_load'):
+        mark = marks.load()
     try:
+        if mark is not None and mark.versions:
+            # The names and resourceVersions tell an unchanged cluster without its objects.
+            warnings = []
+            versions = pipeline.read_versions(node, warnings)
+            if versions is not None:
+                fingerprint = pipeline.fingerprint(versions, node.params)
+                with engine.clock(node.timings, 'converged_check'):
+                    _key, held = _converged(node, versions, fingerprint, mark, backend)
+                if held is not None:
+                    report.warnings.extend(warnings)
+                    _report_short(node, held, fingerprint, report)
+                    return
+                mark = None  # not converged: the whole read and sync, without a second check
         snapshot = pipeline.read(node)
     except SourceError as exc:
         raise ClusterUnread(str(exc))
     fingerprint = pipeline.fingerprint(snapshot, node.params)
-    marks = converged.MarkStore(converged.path_beside(node.params['state_path']))
-    backend = get_backend(node.params['backend'], runner=runner)
     with engine.clock(node.timings, 'converged_check'):
-        key, mark = _converged(node, snapshot, fingerprint, marks, backend)
-    if mark is not None:  # the short way: nothing to translate, nothing to change
-        report.warnings.extend(node.warnings + list(mark.warnings))
-        report.changes['kubernetes'] = {}
-        report.tables['kubernetes'] = mark.counts()
-        report.timings['kubernetes'] = dict(node.timings)
-        report.inputs['kubernetes'] = fingerprint
+        key, held = _converged(node, snapshot, fingerprint, mark, backend)
+    if held is not None:  # the short way: nothing to translate, nothing to change
+        _report_short(node, held, fingerprint, report)
         return
     result = pipeline.apply(node, snapshot, backend, take_lock=False)  # reconcile() holds the run lock
     result.fingerprint = fingerprint
     _report_sync(result, report, previous)
-    _mark(node, result, key, marks)
+    _mark(node, result, key, marks, versions=not snapshot.endpoints)
+
+
+def _report_short(node, mark, fingerprint, report):
+    report.warnings.extend(node.warnings + list(mark.warnings))
+    report.changes['kubernetes'] = {}
+    report.tables['kubernetes'] = mark.counts()
+    report.timings['kubernetes'] = dict(node.timings)
+    report.inputs['kubernetes'] = fingerprint
 
 
 def _report_sync(result, report, previous):
@@ -235,11 +254,12 @@ def _report_sync(result, report, previous):
         report.drift += ('kubernetes',)
 
 
-def _converged(node, snapshot, fingerprint, marks, backend):
-    """(inputs key, the Mark when the node still holds exactly what it marked, else None):
-    the short way of _k8s/converged.py. Reads what a whole sync reads (the state, the IPVS
-    table, the rules unless their generation is the Mark's) and changes nothing. Each
-    part is timed (converged_*: where a short run's time goes)."""
+def _converged(node, snapshot, fingerprint, mark, backend):
+    """(inputs key, mark when the node still holds exactly what it marked, else None):
+    the short way of _k8s/converged.py (mark None: the key alone). Reads what a whole
+    sync reads (the state, the IPVS table, the rules unless their generation is the
+    Mark's) and changes nothing. Each part is timed (converged_*: where a short run's
+    time goes)."""
     from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import converged, proxy
     from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import state as proxy_state
     from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import Translation
@@ -248,8 +268,6 @@ def _converged(node, snapshot, fingerprint, marks, backend):
         context = proxy.node_context(node.node_name, host, snapshot, node.params['node_zone'],
                                      options.proxy.dummy_interface)
         key = converged.inputs_key(fingerprint, context, host.schedulers(), converged.code_digest())
-    with engine.clock(timings, 'converged_mark_load'):
-        mark = marks.load()
     if mark is None or mark.key != key or (not options.allow_kube_proxy and host.kube_proxy_ipvs()):
         return key, None  # the whole sync refuses a kube-proxy in IPVS mode, and says so
     state_text = read_text(node.params['state_path']) or ''
@@ -264,9 +282,10 @@ def _converged(node, snapshot, fingerprint, marks, backend):
     return key, (mark if holds else None)
 
 
-def _mark(node, result, key, marks):
+def _mark(node, result, key, marks, versions=False):
     """Mark the node converged when this whole sync found nothing to change and leaves
-    nothing pending (no drain, no flow to clear); else drop an old Mark."""
+    nothing pending (no drain, no flow to clear); else drop an old Mark. versions: a
+    read of names and versions alone has this sync's fingerprint (no legacy Endpoints)."""
     from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import converged
     reconcile = result.reconcile
     pending = reconcile.draining or any(entry[0] in reconcile.before for entry in reconcile.drain_state)
@@ -280,7 +299,7 @@ def _mark(node, result, key, marks):
     # The sync's own warnings (translation, scheduler fallback), not the connection's: a
     # short run says those afresh.
     marks.save(converged.Mark.of(key, reconcile.before, node.host.read_rules(), state_text.encode('utf-8'),
-                                 result.warnings[len(node.warnings):], generation))
+                                 result.warnings[len(node.warnings):], generation, versions))
 
 
 def _finish(report, config, paths, begun, clock):

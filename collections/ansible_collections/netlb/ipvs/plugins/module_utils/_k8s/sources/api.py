@@ -62,6 +62,8 @@ SERVICE_NAME_LABEL = 'kubernetes.io/service-name'
 ZONE_LABEL = 'topology.kubernetes.io/zone'
 DEFAULT_REQUEST_TIMEOUT = 30
 DEFAULT_PAGE_SIZE = 500
+# Lists of metadata alone (read_versions): the apiserver answers PartialObjectMetadataList.
+METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json'
 
 
 class _Expired(Exception):
@@ -172,11 +174,12 @@ class _Reader:
     def fail(self, what, why):
         return SourceError('reading %s from %s: %s' % (what, self.origin, why))
 
-    def get(self, what, resource, namespace=None, name=None, **query):
-        """The JSON answer of one GET of a resource (query with the REST names)."""
+    def get(self, what, resource, namespace=None, name=None, accept=None, **query):
+        """The JSON answer of one GET of a resource (query with the REST names; accept:
+        another Accept header, direct connections only)."""
         path, api_name, method = _RESOURCES[(resource, namespace is not None)]
         if self.connection is not None:
-            data = self._get_direct(what, path.format(namespace=namespace, name=name), query)
+            data = self._get_direct(what, path.format(namespace=namespace, name=name), query, accept)
         else:
             kwargs = dict((_CLIENT_QUERY[key], value) for key, value in query.items())
             for key, value in (('namespace', namespace), ('name', name)):
@@ -188,9 +191,9 @@ class _Reader:
         except ValueError as err:
             raise self.fail(what, 'the answer is not valid JSON (%d bytes, truncated?): %s' % (len(data), err))
 
-    def _get_direct(self, what, path, query):
+    def _get_direct(self, what, path, query, accept=None):
         try:
-            status, reason, data = self.connection.get(path, query)
+            status, reason, data = self.connection.get(path, query, accept)
         except direct.TransportError as err:
             raise self.fail(what, str(err))
         if status == 410 and query.get('continue'):
@@ -220,7 +223,7 @@ class _Reader:
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise self.fail(what, _transport_error(err, self.timeout))
 
-    def list_all(self, what, resource, namespace=None, **query):
+    def list_all(self, what, resource, namespace=None, accept=None, **query):
         """Every item of a list, page by page; a continue token that expired (410)
         restarts the listing once."""
         for attempt in (1, 2):
@@ -232,7 +235,7 @@ class _Reader:
                 else:
                     page_query['resourceVersion'] = '0'  # the first page from the watch cache
                 try:
-                    page = self.get(what, resource, namespace, **page_query)
+                    page = self.get(what, resource, namespace, accept=accept, **page_query)
                 except _Expired:
                     break
                 if not isinstance(page, dict) or not isinstance(page.get('items'), list):
@@ -318,6 +321,44 @@ def _read(reader, namespaces, label_selector, node_name):
             raise reader.fail('Node %s' % node_name, 'the answer is not a Node')
     return ClusterSnapshot(services=services, endpoint_slices=slices, endpoints=endpoints, node=node,
                            origin=reader.origin)
+
+
+def read_versions(options, namespaces=(), label_selector=None, node_name=None, need_node=True,
+                  request_timeout=DEFAULT_REQUEST_TIMEOUT, page_size=DEFAULT_PAGE_SIZE, environ=None):
+    """The cluster's Services and EndpointSlices as their metadata alone (the apiserver's
+    PartialObjectMetadataList: names and resourceVersions without the endpoints, a small
+    part of the bytes), and the Node whole: a ClusterSnapshot whose fingerprint
+    (pipeline.fingerprint) equals the whole read's when nothing changed and no legacy
+    Endpoints are read. None when the connection needs the kubernetes client (the whole
+    read then). Raises SourceError; arguments as read_cluster()'s."""
+    problems = connection.request_problems({'request_timeout': request_timeout, 'page_size': page_size})
+    if problems:
+        raise ValidationError(problems)
+    environ = os.environ if environ is None else environ
+    how, source = _plan_connection(options, environ)
+    if direct.target(options, how, source) is None:
+        return None
+    reader = _Reader(options, environ, request_timeout, page_size, use_client=False)
+    try:
+        selector = {'labelSelector': label_selector} if label_selector else {}
+        services, slices = [], []
+        for namespace in _scopes(namespaces):
+            where = ' in namespace %s' % namespace if namespace else ''
+            listed = reader.both(
+                lambda one: one.list_all('Services' + where, 'services', namespace, accept=METADATA_LIST, **selector),
+                lambda other: other.list_all('EndpointSlices' + where, 'endpointslices', namespace,
+                                             accept=METADATA_LIST))
+            services += listed[0]
+            slices += listed[1]
+        node = None
+        if node_name and need_node:
+            node = reader.get('Node %s' % node_name, 'node', name=node_name)
+            if not isinstance(node, dict) or not isinstance(node.get('metadata'), dict):
+                raise reader.fail('Node %s' % node_name, 'the answer is not a Node')
+        return ClusterSnapshot(services=services, endpoint_slices=slices, endpoints=[], node=node,
+                               origin=reader.origin)
+    finally:
+        reader.close()
 
 
 def node_zone(node):

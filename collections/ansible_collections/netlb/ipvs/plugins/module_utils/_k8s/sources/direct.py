@@ -267,8 +267,10 @@ class Connection(object):
             self._http.close()
             self._http = None
 
-    def get(self, path, query):
-        """(status, reason, body bytes) of GET path?query; TransportError below HTTP."""
+    def get(self, path, query, accept=None):
+        """(status, reason, body bytes) of GET path?query (accept: another Accept header);
+        TransportError below HTTP."""
+        headers = dict(self.headers, Accept=accept) if accept else self.headers
         url = path + ('?' + urllib.parse.urlencode(sorted(query.items())) if query else '')
         deadline = time.monotonic() + self.timeout
         for attempt in (1, 2):
@@ -277,7 +279,7 @@ class Connection(object):
                 self._http = _HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
             self._http.deadline = deadline
             try:
-                self._http.request('GET', url, headers=self.headers)
+                self._http.request('GET', url, headers=headers)
                 response = self._http.getresponse()
                 body = read_answer(response, deadline, self.timeout)
                 if response.length:  # read(amt) ends quietly where a Content-Length was not met

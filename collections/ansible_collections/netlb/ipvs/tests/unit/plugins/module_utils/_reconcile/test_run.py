@@ -227,6 +227,47 @@ def test_a_converged_node_is_checked_without_translating(node, kube_api, monkeyp
     assert node.host.rule_reads == rule_reads
 
 
+def _lists(kube_api):
+    """(metadata-only, whole) lists of Services and EndpointSlices the API answered."""
+    lists = [request for request in kube_api.requests
+             if request.method == 'GET' and request.path.endswith(('/services', '/endpointslices'))]
+    metadata = [request for request in lists if 'as=PartialObjectMetadataList' in request.headers.get('accept', '')]
+    return len(metadata), len(lists) - len(metadata)
+
+
+def test_a_converged_node_lists_names_and_versions_not_the_objects(node, kube_api, monkeypatch):
+    """The short way reads the cluster as metadata alone; any new resourceVersion there
+    (an EndpointSlice changed) takes the whole read and sync, and the run after marks again."""
+    converge_and_mark(node, kube_api)
+    translator = translate.translate
+    _no_translation(monkeypatch)
+    del kube_api.requests[:]
+    short = node.reconcile()
+    assert short.change_count('kubernetes') == 0 and 'read_versions' in short.timings['kubernetes'], short
+    assert 'read_cluster' not in short.timings['kubernetes'] and _lists(kube_api) == (2, 0)
+    assert short.inputs == node.status().inputs  # the same fingerprint as the whole read's
+    monkeypatch.setattr(translate, 'translate', translator)
+    change_an_endpoint_slice(node, None, kube_api)
+    del kube_api.requests[:]
+    whole = node.reconcile()
+    assert whole.changes['kubernetes'].get('add_server') == 1 and _lists(kube_api) == (2, 2), whole
+    assert 'translate' in node.reconcile().timings['kubernetes']  # it changed something: no Mark
+    assert 'translate' not in node.reconcile().timings['kubernetes']
+
+
+def test_legacy_endpoints_keep_the_whole_read_and_still_the_short_way(node, kube_api, monkeypatch):
+    """A selector-less Service's Endpoints are read only by the whole read: its names and
+    versions alone cannot give that fingerprint, so the Mark says so and no run tries."""
+    kube_api.add(objects.service('ext', cluster_ip='10.96.0.30', selector=None),
+                 objects.endpoints('ext', ['10.244.1.41']))
+    converge_and_mark(node, kube_api)
+    _no_translation(monkeypatch)
+    del kube_api.requests[:]
+    short = node.reconcile()
+    assert short.change_count('kubernetes') == 0 and 'translate' not in short.timings['kubernetes'], short
+    assert 'read_versions' not in short.timings['kubernetes'] and _lists(kube_api) == (0, 2)
+
+
 def test_a_new_generation_or_none_lists_the_rules_and_still_takes_the_short_way(node, kube_api, monkeypatch):
     """Another table's change raises the generation (our rules the same), and a kernel
     that cannot tell it: the rules are listed and compared, and they hold."""

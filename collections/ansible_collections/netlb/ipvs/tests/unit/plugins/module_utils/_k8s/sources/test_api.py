@@ -8,6 +8,7 @@ makes of the answers, and one clear SourceError line for every way a read can fa
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -74,6 +75,36 @@ def test_reads_everything_in_pages_from_the_watch_cache(cluster, options):
         assert ['continue' in query for query in queries] == [False, True, True]
     assert len(cluster.requests_to('/api/v1/nodes/node1')) == 1
     assert [request.path for request in cluster.requests if 'endpoints' in request.path.split('/')] == []
+
+
+def test_read_versions_lists_metadata_alone_with_the_whole_reads_fingerprint(cluster, options, transport):
+    """The names and resourceVersions, paged, as PartialObjectMetadataList; the Node whole.
+    Its fingerprint is the whole read's (pipeline.fingerprint counts nothing else)."""
+    from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
+    whole = read(options, node_name='node1', namespaces=('a', 'b'), label_selector='app')
+    del cluster.requests[:]
+    versions = api.read_versions(options, node_name='node1', namespaces=('a', 'b'), label_selector='app',
+                                 page_size=2, environ={})
+    assert names(versions.services) == names(whole.services) and versions.node == whole.node
+    assert all(set(item) == {'kind', 'apiVersion', 'metadata'} for item in versions.services + versions.endpoint_slices)
+    assert pipeline.fingerprint(versions, {'x': 1}) == pipeline.fingerprint(whole, {'x': 1})
+    lists = [request for request in cluster.requests if not request.path.startswith('/api/v1/nodes')]
+    assert len(lists) > 4 and all('as=PartialObjectMetadataList' in request.headers['accept'] for request in lists)
+    # One object changed: another fingerprint.
+    cluster.add(objects.endpoint_slice('svc-00001', [objects.endpoint('10.244.9.9')], namespace='b'))
+    again = api.read_versions(options, node_name='node1', namespaces=('a', 'b'), label_selector='app', environ={})
+    assert pipeline.fingerprint(again, {'x': 1}) != pipeline.fingerprint(versions, {'x': 1})
+
+
+def test_read_versions_leaves_a_connection_that_needs_the_client_to_the_whole_read(tmp_path):
+    config = tmp_path / 'kc'
+    config.write_text(json.dumps({
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'm',
+        'clusters': [{'name': 'c', 'cluster': {'server': 'https://192.0.2.10:6443'}}],
+        'users': [{'name': 'u', 'user': {'exec': {'command': 'get-token'}}}],
+        'contexts': [{'name': 'm', 'context': {'cluster': 'c', 'user': 'u'}}]}))
+    options = api.connection_options_from_params({'kubeconfig': str(config)}, environ={})
+    assert api.read_versions(options, environ={}) is None  # and no request was tried: nothing listens there
 
 
 def test_an_apiserver_that_ignores_limit_with_rv0_is_read_in_one_request(cluster, options):
