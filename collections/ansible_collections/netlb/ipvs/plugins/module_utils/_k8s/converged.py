@@ -12,8 +12,8 @@ holding what the last run left. Translating the cluster again, rendering the pac
 again and planning the table against it (half of a converged run at 5,000 Services)
 would only prove that again. So a run that found nothing to change leaves a Mark: the
 inputs it saw (the cluster's objects and the options: pipeline.fingerprint; the node's
-addresses and zone; the schedulers the kernel offers), the in-scope IPVS table, a digest of
-the packet rules and of the state file. The next run reads the cluster and the node as
+addresses and zone; the schedulers the kernel offers) and digests of the in-scope IPVS
+table, the packet rules and the state file. The next run reads the cluster and the node as
 always, the cluster as names and resourceVersions alone (an object's resourceVersion
 changes with every write to it, so equal versions are equal objects; a small part of the
 bytes of the whole list, whose endpoints are most of it); when its inputs are the Mark's
@@ -28,14 +28,15 @@ Why this is safe: the Mark is only written by a full sync that planned no IPVS a
 bound or removed no address, loaded no rule, cleared no flow and keeps no drain; the
 short way changes nothing, so at worst it misses nothing the whole sync would have done
 on the same inputs, because those inputs and that node state are the ones the whole sync
-found converged. The comparison is exact (the table's every setting and real server, the
-rules' and state's bytes), never a sample. A Mark that cannot be read is no Mark.
+found converged. The comparison covers everything (SHA-256 of the table's every setting
+and real server in key order, of the rules' and the state's bytes), never a sample; the
+digest keeps the Mark small, so loading it costs nothing next to the kernel read. A Mark that cannot be read is no Mark.
 
     key = inputs_key(fingerprint, context, schedulers, code_digest())
     mark = MarkStore(path).load()                       # None when absent or unreadable
     rules_text = None if mark.rules_unchanged(generation) else <the table, listed>
     if mark.holds(key, table, rules_text, state_bytes): ...    # the node is converged
-    MarkStore(path).save(Mark.of(key, table, rules_text, state_bytes, warnings, generation))
+    MarkStore(path).save(Mark.of(key, table, rules_text, state_bytes, warnings, generation, versions))
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import os
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, ensure_absent, read_text, write_atomic
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SERVICE_SETTING_NAMES
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def path_beside(state_path):
@@ -91,25 +92,35 @@ def inputs_key(fingerprint, context, schedulers, code=None):
                               sorted(schedulers) if schedulers is not None else None]))
 
 
-def _row(service):
-    """A virtual service as plain tuples: (settings, real servers). A kernel read's
-    VirtualService compares equal to it field by field (namedtuples are tuples)."""
-    return (tuple(getattr(service, name) for name in SERVICE_SETTING_NAMES), service.real_servers)
+def table_digest(table):
+    """A digest of an in-scope IPVS table (ServiceKey -> VirtualService): every key, every
+    setting and every real server with its settings, in key order (connection counters
+    are not part of it). Two reads of the same kernel table give the same digest."""
+    names = SERVICE_SETTING_NAMES
+    rows = [(key, tuple(getattr(table[key], name) for name in names), table[key].real_servers)
+            for key in sorted(table)]
+    return digest(json.dumps(rows, separators=(',', ':')))
+
+
+def table_counts(table):
+    """(virtual services, real servers) of a table."""
+    return len(table), sum(len(service.real_servers) for service in table.values())
 
 
 @dataclasses.dataclass(frozen=True)
 class Mark:
     """What a run that found the node converged saw (see the module doc string).
 
-    key: inputs_key; table: {ServiceKey tuple: (settings, real servers as tuples)} of the
-    in-scope IPVS table; rules, state: digests of our nft table as read and of the state
-    file's bytes; warnings: the translation's, said again by every short run;
+    key: inputs_key; table: table_digest() of the in-scope IPVS table, counts: its
+    (virtual services, real servers); rules, state: digests of our nft table as read and
+    of the state file's bytes; warnings: the translation's, said again by every short run;
     generation: the ruleset's [boot id, generation] read before the rules were listed
     (None: unknown); versions: the cluster's names and resourceVersions alone give the
     key's fingerprint (no legacy Endpoints were read), so a run may list just those."""
 
     key: str
-    table: dict
+    table: str
+    counts: tuple
     rules: str
     state: str
     warnings: tuple = ()
@@ -119,8 +130,8 @@ class Mark:
     @classmethod
     def of(cls, key, table, rules_text, state_bytes, warnings=(), generation=None, versions=False):
         """The Mark of a converged node; table: the in-scope IPVS table (ServiceKey -> VirtualService)."""
-        return cls(key=key, table=dict((tuple(service_key), _row(service)) for service_key, service in table.items()),
-                   rules=digest(rules_text), state=digest(state_bytes), warnings=tuple(warnings),
+        return cls(key=key, table=table_digest(table), counts=table_counts(table), rules=digest(rules_text),
+                   state=digest(state_bytes), warnings=tuple(warnings),
                    generation=tuple(generation) if generation else None, versions=bool(versions))
 
     def rules_unchanged(self, generation):
@@ -132,30 +143,18 @@ class Mark:
         """True when key is this Mark's and the node holds exactly what it holds: the
         in-scope table (every key, setting and real server), the rules (rules_text None:
         known unchanged, see rules_unchanged) and the state."""
-        if key != self.key or len(table) != len(self.table):
+        if key != self.key or len(table) != self.counts[0]:
             return False
         if digest(state_bytes) != self.state or (rules_text is not None and digest(rules_text) != self.rules):
             return False
-        names = SERVICE_SETTING_NAMES
-        for service_key, service in table.items():
-            row = self.table.get(service_key)
-            # real_servers first: the cheap tuple comparison settles nearly every difference.
-            if row is None or service.real_servers != row[1] or tuple(getattr(service, n) for n in names) != row[0]:
-                return False
-        return True
-
-    def counts(self):
-        """(virtual services, real servers) of the marked table."""
-        return len(self.table), sum(len(row[1]) for row in self.table.values())
+        return table_digest(table) == self.table
 
 
 def dumps(mark):
-    return json.dumps({'version': FORMAT_VERSION, 'key': mark.key, 'rules': mark.rules, 'state': mark.state,
-                       'warnings': list(mark.warnings),
+    return json.dumps({'version': FORMAT_VERSION, 'key': mark.key, 'table': mark.table, 'counts': list(mark.counts),
+                       'rules': mark.rules, 'state': mark.state, 'warnings': list(mark.warnings),
                        'generation': list(mark.generation) if mark.generation else None,
-                       'versions': mark.versions,
-                       'table': [[list(key), list(row[0]), [list(server) for server in row[1]]]
-                                 for key, row in mark.table.items()]}, separators=(',', ':'))
+                       'versions': mark.versions}, separators=(',', ':'))
 
 
 def loads(text):
@@ -164,20 +163,16 @@ def loads(text):
         document = json.loads(text)
         if document.get('version') != FORMAT_VERSION:
             return None
-        # JSON has lists only: back to tuples, which a kernel read's namedtuples equal (a
-        # setting may be a tuple itself: the scheduler flags).
-        table = dict((tuple(key), (_tuples(settings), tuple(map(tuple, servers))))
-                     for key, settings, servers in document['table'])
-        return Mark(key=document['key'], table=table, rules=document['rules'], state=document['state'],
-                    warnings=tuple(document.get('warnings') or ()),
+        fields = dict((name, document[name]) for name in ('key', 'table', 'rules', 'state'))
+        counts = document['counts']
+        if not all(isinstance(value, str) for value in fields.values()) or not (
+                isinstance(counts, list) and len(counts) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in counts)):
+            return None
+        return Mark(counts=tuple(counts), warnings=tuple(document.get('warnings') or ()),
                     generation=tuple(document['generation']) if document.get('generation') else None,
-                    versions=document.get('versions') is True)
+                    versions=document.get('versions') is True, **fields)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
-
-
-def _tuples(value):
-    return tuple(map(_tuples, value)) if isinstance(value, list) else value
 
 
 class MarkStore(object):

@@ -234,7 +234,7 @@ def _kubernetes(params, runner, report, previous, sync_kubernetes=None):
 def _report_short(node, mark, fingerprint, report):
     report.warnings.extend(node.warnings + list(mark.warnings))
     report.changes['kubernetes'] = {}
-    report.tables['kubernetes'] = mark.counts()
+    report.tables['kubernetes'] = mark.counts
     report.timings['kubernetes'] = dict(node.timings)
     report.inputs['kubernetes'] = fingerprint
 

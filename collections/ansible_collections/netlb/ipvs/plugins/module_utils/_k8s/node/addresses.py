@@ -145,7 +145,7 @@ def interface_names():
 
 
 def read(sock=None, names=None):
-    """Dump the node's addresses and its main-table routes over rtnetlink.
+    """Dump the node's addresses and its default routes over rtnetlink.
 
     sock: an _rtnl.RtnlSocket (a new one when None, closed afterwards); names: index ->
     name map (interface_names() when None). Raises _rtnl.NetlinkError/ProtocolError.
@@ -157,8 +157,10 @@ def read(sock=None, names=None):
             names = interface_names()
         addr_bodies = [body for kind, body in sock.dump(_rtnl.RTM_GETADDR, _rtnl.IFADDRMSG.pack(0, 0, 0, 0, 0))
                        if kind == _rtnl.RTM_NEWADDR]
+        # Default routes only (rtmsg's dst_len, its second byte, 0): the primary address is all
+        # routes serve here, and every dummy address adds a local route not worth parsing.
         route_bodies = [body for kind, body in sock.dump(_rtnl.RTM_GETROUTE, _rtnl.RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0))
-                        if kind == _rtnl.RTM_NEWROUTE]
+                        if kind == _rtnl.RTM_NEWROUTE and len(body) > 1 and body[1] == 0]
     finally:
         if own:
             sock.close()

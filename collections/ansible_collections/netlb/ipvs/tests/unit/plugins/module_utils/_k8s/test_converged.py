@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_a_kernel_read_equal_to_the_marked_table_holds_after_a_round_trip_throug
     # A fresh read: other objects, equal fields (connections are counters, never compared).
     fresh = dict((k, dataclasses.replace(s, connections={('10.244.1.11', 80): (5, 2)})) for k, s in table(TEXT).items())
     assert loaded.holds('k', fresh, RULES, STATE)
-    assert loaded.counts() == (3, 4)
+    assert loaded.counts == (3, 4)
     assert (tmp_path / 'p.converged.json').stat().st_mode & 0o777 == 0o600
 
 
@@ -89,8 +90,18 @@ def test_rules_are_trusted_unlisted_only_on_the_generation_read_before_they_were
     assert not loaded.holds('k', dict(list(TABLE.items())[1:]), None, STATE)
 
 
-@pytest.mark.parametrize('text', ['', 'not json', '{"version": 99}', '{"version": 2, "key": "k"}', '[]',
-                                  '{"version": 2, "key": "k", "rules": "r", "state": "s", "table": [[1]]}',
+GOOD = {'version': 3, 'key': 'k', 'table': 't', 'counts': [1, 2], 'rules': 'r', 'state': 's'}
+
+
+def test_a_good_document_is_a_mark(tmp_path):
+    path = tmp_path / 'm.json'
+    path.write_text(json.dumps(GOOD))
+    assert converged.MarkStore(str(path)).load().counts == (1, 2)
+
+
+@pytest.mark.parametrize('text', ['', 'not json', '{"version": 99}', '{"version": 3, "key": "k"}', '[]',
+                                  json.dumps(dict(GOOD, table=[[1]])), json.dumps(dict(GOOD, counts=[1])),
+                                  json.dumps(dict(GOOD, counts='12')), json.dumps(dict(GOOD, version=2)),
                                   '{"version": 1, "key": "k", "rules": "r", "state": "s", "table": []}'])
 def test_a_mark_in_doubt_is_no_mark(tmp_path, text):
     path = tmp_path / 'm.json'

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import addresses
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import _rtnl, addresses
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.addresses import Address, Route
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures', 'rtnl_dump.json')
@@ -51,6 +51,26 @@ def test_captured_default_routes(captured):
     defaults = [r for r in captured.routes if r.dst_len == 0 and r.table == 254]
     assert [(r.family, r.prefsrc, captured.names[r.oif], r.priority) for r in defaults] == [
         (4, '10.0.2.15', 'ens3', 1024), (6, '', 'ens3', 1024)]
+
+
+class ReplayRtnl:
+    """Answers read()'s two dumps with the captured messages."""
+
+    def __init__(self, data):
+        self.answers = {_rtnl.RTM_GETADDR: [(_rtnl.RTM_NEWADDR, bytes.fromhex(b)) for b in data['addr']],
+                        _rtnl.RTM_GETROUTE: [(_rtnl.RTM_NEWROUTE, bytes.fromhex(b)) for b in data['route']]}
+
+    def dump(self, kind, body):
+        return self.answers[kind]
+
+
+def test_read_keeps_the_default_routes_alone_and_chooses_the_same_primary(captured):
+    with open(FIXTURE) as handle:
+        data = json.load(handle)
+    read = addresses.read(ReplayRtnl(data), names=captured.names)
+    assert len(captured.routes) > len(read.routes) and all(route.dst_len == 0 for route in read.routes)
+    assert read.routes == [route for route in captured.routes if route.dst_len == 0]
+    assert read.local() == captured.local() and read.primary() == captured.primary() == ('10.0.2.15', '2001:db8:1::5')
 
 
 A = Address
