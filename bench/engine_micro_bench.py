@@ -34,7 +34,7 @@ sys.path.insert(0, HERE)
 
 import ipvs_node_bench  # noqa: E402  (the table generator)
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model, save_format, validation  # noqa: E402
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import netlink  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import netlink_decode, netlink_encode  # noqa: E402
 
 
 def _tlv(kind, payload):
@@ -89,14 +89,14 @@ def main(argv=None):
             servers, counters = [], {}
             for data in datagrams[index]:
                 view = memoryview(bytearray(data))
-                if not netlink.decode_dest_rows(view, len(data), 4, 7, servers, counters):
+                if not netlink_decode.decode_dest_rows(view, len(data), 4, 7, servers, counters):
                     raise SystemExit('the fast decoder declined the datagram')
             model.VirtualService(key=service.key, scheduler=service.scheduler, real_servers=tuple(servers),
                                  connections=counters)
 
     figures = [
         ('validate (parse_request, JSON text)', lambda: validation.parse_request(params)),
-        ('encode (netlink request of every action)', lambda: [netlink.request(action) for action in actions]),
+        ('encode (netlink request of every action)', lambda: [netlink_encode.request(action) for action in actions]),
         ('decode (real-server dump datagrams -> services)', decode),
         ('save format parse', lambda: save_format.parse(saved)),
         ('save format render', lambda: save_format.render(table)),

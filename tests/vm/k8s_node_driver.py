@@ -41,9 +41,9 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model, sav
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import base, get_backend  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, state  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ServicePort  # noqa: E402
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (  # noqa: E402
-    _rtnl, addresses, conntrack, dummy, packet_rules)
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import addresses, conntrack, dummy, packet_rules  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import HostNode  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import route  # noqa: E402
 
 
 class LocalModule:
@@ -65,7 +65,7 @@ class CountingSocket:
     """A route netlink socket that counts the send() calls (one per batch)."""
 
     def __init__(self):
-        self.sock = _rtnl.open_socket()
+        self.sock = route.open_socket()
         self.sends = 0
 
     def send(self, data):
@@ -81,7 +81,7 @@ class CountingSocket:
 
 def cmd_dummy(args):
     counting = CountingSocket()
-    sock = _rtnl.RtnlSocket(counting)
+    sock = route.RtnlSocket(counting)
     try:
         result = dummy.ensure(args['desired'], args['owned'], interface=args['interface'],
                               check_mode=args.get('check_mode', False), sock=sock)

@@ -19,7 +19,7 @@ and half of a translation's time was theirs. Nothing built in that work forms re
 cycles, so reference counting frees all of it.
 
 The thread switch interval: a netlink apply builds its next batch in a thread while the
-kernel runs the one sent (_genl.GenlSocket.batch); Python's default interval (5 ms) is
+kernel runs the one sent (_netlink/generic.py, GenlSocket.batch); Python's default interval (5 ms) is
 about what a whole batch takes the kernel, so the sender would wait that long for the
 GIL after every send. 1 ms gives it back soon after the kernel returns.
 """

@@ -31,8 +31,9 @@ import re
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError
 from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, ensure_absent, ensure_content
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS
 
 BASE_MODULE = 'ip_vs'
 SCHEDULER_PREFIX = 'ip_vs_'

@@ -157,7 +157,8 @@ kernel_release:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import (
     DEFAULT_EXTRA_MODULES,
     DEFAULT_PERSIST_FILE,

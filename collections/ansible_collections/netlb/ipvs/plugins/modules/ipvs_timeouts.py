@@ -86,8 +86,8 @@ after:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import timeouts
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
 
 
 def main():

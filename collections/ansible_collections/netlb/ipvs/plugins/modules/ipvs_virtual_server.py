@@ -612,17 +612,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, validation
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES, get_backend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH, DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import NftHold
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
-    SERVICE_FIELD,
-    ApplyError,
-    BackendError,
-    IpvsError,
-    ValidationError,
-)
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SERVICE_FIELD, ApplyError, BackendError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 
 LOCK_HOLDER = 'ansible netlb.ipvs.ipvs_virtual_server'

@@ -441,15 +441,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError, Runner
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_PATH
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
-    SCHEDULERS,
-    ApplyError,
-    IpvsError,
-    ValidationError,
-)
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS, ApplyError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, redact_kubeconfig

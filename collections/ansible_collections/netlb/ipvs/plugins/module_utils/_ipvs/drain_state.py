@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import json
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
     FileError,
     make_parent_directory,
     read_text,
     write_atomic,
 )
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError, ServiceKey
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ServiceKey
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock as run_lock
 
 DEFAULT_PATH = '/var/lib/netlb-ipvs/drain-state.json'

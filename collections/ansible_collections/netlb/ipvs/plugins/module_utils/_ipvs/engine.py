@@ -36,16 +36,12 @@ import operator
 import time
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import plan as planner
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStateError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import HoldError, holdable
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
-    EDIT_SERVICE,
-    ApplyError,
-    ValidationError,
-    table_of,
-)
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import service_to_params
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import EDIT_SERVICE, ApplyError, table_of
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.params import service_to_params
 
 DIFF_HEADER = 'ipvsadm -S -n (services in scope)'
 MISMATCH_SHOWN = 5

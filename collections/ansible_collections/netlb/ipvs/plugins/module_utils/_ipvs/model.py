@@ -21,6 +21,8 @@ import ipaddress
 import socket
 from dataclasses import field, make_dataclass
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
+
 PROTOCOLS = ('tcp', 'udp', 'sctp')
 FWMARK = 'fwmark'
 
@@ -58,7 +60,7 @@ class Field(collections.namedtuple('Field', ('name', 'kind', 'default', 'low', '
     persistence_engine: the full prefix length of the family, no engine). low/high: the
     range of an int; choices: the values of a str or list. ipvsadm: its options in
     ``ipvsadm -S -n`` / ``-R`` text, netlink: its attribute and encoding (both also read
-    by the backends' tables, see save_format and backends/netlink), doc: the module's
+    by the backends' tables, see save_format and backends/netlink_family), doc: the module's
     description of it (tests hold the module's DOCUMENTATION to these).
 
     How to add a field: append it to SERVICE_SETTINGS or SERVER_SETTINGS. The model
@@ -67,10 +69,10 @@ class Field(collections.namedtuple('Field', ('name', 'kind', 'default', 'low', '
     range or choices; rules between fields by hand), the module takes it as a key of
     services[] and as a single-form option. Then give it its ipvsadm spelling in
     save_format (service_words/server_words and the parsers), its entry in
-    backends/netlink (_DEST_SETTINGS for a real server, service_attrs and
-    _service_settings for a service) and its docs in the module's DOCUMENTATION: the
-    tests (test_model, test_save_format, test_netlink, test_ipvs_virtual_server) fail
-    until each layer has it.
+    backends/netlink_family (DEST_SETTINGS for a real server; netlink_encode's
+    service_attrs and netlink_decode's _service_settings for a service) and its docs in
+    the module's DOCUMENTATION: the tests (test_model, test_save_format, test_netlink,
+    test_ipvs_virtual_server) fail until each layer has it.
     """
 
     __slots__ = ()
@@ -357,20 +359,6 @@ class ScopeTest(object):
                     for net_version, network, mask in self.networks)
                 or any(net_version == version and value & mask == network and first <= port <= last
                        for net_version, network, mask, first, last in self.ports))
-
-
-class IpvsError(Exception):
-    """Base of the errors this package raises on purpose; modules turn them into fail_json."""
-
-
-class ValidationError(IpvsError):
-    """Bad input. Carries every problem found, each starting with its field path."""
-
-    def __init__(self, problems):
-        if isinstance(problems, str):
-            problems = [problems]
-        self.problems = list(problems)
-        super(ValidationError, self).__init__('; '.join(self.problems))
 
 
 # Action kinds in the order a run applies them (see plan.py for why).

@@ -40,6 +40,7 @@ import collections
 import dataclasses
 import itertools
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     ACTION_ORDER,
     ADD_SERVER,
@@ -51,7 +52,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     Action,
     SERVER_SETTING_NAMES,
     SERVICE_SETTING_NAMES,
-    ValidationError,
     table_of,
 )
 

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import socket
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     FWMARK_MAX,
     PROTOCOLS,
@@ -33,7 +34,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     RealServer,
     Scope,
     ServiceKey,
-    ValidationError,
     VirtualService,
 )
 
@@ -651,23 +651,3 @@ def parse_request(params):
 def _flag(params, name, default):
     value = params.get(name)
     return default if value is None else bool(value)
-
-
-def service_to_params(service):
-    """VirtualService -> the dict shape parse_service takes (plus connection counters),
-    used for the module's ``services`` return value."""
-    key = service.key
-    if key.is_fwmark:
-        result = {'fwmark': key.fwmark, 'family': 'ipv%d' % key.family}
-    else:
-        result = {'protocol': key.protocol, 'address': key.address, 'port': key.port}
-    result.update((name, getattr(service, name)) for name in SERVICE_SETTING_NAMES)
-    result['scheduler_flags'] = list(service.scheduler_flags)
-    result['real_servers'] = [server_to_params(rs, service.connections_of(rs.key)) for rs in service.real_servers]
-    return result
-
-
-def server_to_params(server, connections=(0, 0)):
-    result = server._asdict()
-    result['active_connections'], result['inactive_connections'] = connections
-    return result

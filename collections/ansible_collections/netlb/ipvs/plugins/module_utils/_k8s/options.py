@@ -17,7 +17,8 @@ import ipaddress
 import re
 import socket
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULER_FLAGS, SCHEDULERS, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULER_FLAGS, SCHEDULERS
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import request_problems
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.proxy import SyncOptions

@@ -63,17 +63,17 @@ import ipaddress
 import time
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     DELETE_SERVER,
     DELETE_SERVICE,
     EDIT_SERVER,
     SCHEDULERS,
-    IpvsError,
     RefusedError,
     Scope,
 )
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import service_to_params
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.params import service_to_params
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import NodeContext, ProxyOptions
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import conntrack, packet_rules

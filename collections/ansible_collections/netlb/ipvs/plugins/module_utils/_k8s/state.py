@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import json
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
     FileError,
     make_parent_directory,
@@ -34,7 +35,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
     write_atomic,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
-    IpvsError,
     ServiceKey,
     address_family,
     canonical_address,

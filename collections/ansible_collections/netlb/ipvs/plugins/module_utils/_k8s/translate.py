@@ -116,10 +116,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     SCHEDULER_FLAGS,
     SCHEDULERS,
-    IpvsError,
     RealServer,
     ServiceKey,
     VirtualService,

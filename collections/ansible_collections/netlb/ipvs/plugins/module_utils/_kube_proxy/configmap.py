@@ -36,13 +36,8 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import 
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     KUBERNETES_REQUIREMENT,
-    ApiCalls,
 )
-
-try:
-    import kubernetes
-except ImportError:  # HAS_KUBERNETES says so; apply refuses to run without it
-    pass
+from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy.api import Api
 
 try:
     import yaml
@@ -92,34 +87,6 @@ def merge_config(text, managed, where='config.conf'):
     return True, dump(after)
 
 
-class _Api(ApiCalls):
-    """The ConfigMap, DaemonSet and Node calls."""
-
-    def __init__(self, options, request_timeout):
-        super(_Api, self).__init__(options, request_timeout)
-        self.core = kubernetes.client.CoreV1Api(self.client)
-        self.apps = kubernetes.client.AppsV1Api(self.client)
-
-    def patch_daemonset(self, what, name, namespace, body, content_type='application/strategic-merge-patch+json',
-                        conflict_ok=False):
-        # Newer clients pick the first JSON content type (json-patch, which needs a list)
-        # unless told; older ones have no _content_type and send a merge patch for a dict.
-        try:
-            return self.call(what, self.apps.patch_namespaced_daemon_set, accept=(409,) if conflict_ok else (), name=name,
-                             namespace=namespace, body=body, _content_type=content_type)
-        except TypeError:
-            return self.call(what, self.apps.patch_namespaced_daemon_set, accept=(409,) if conflict_ok else (), name=name,
-                             namespace=namespace, body=body)
-
-    def patch_node(self, what, name, body):
-        # A JSON merge patch: labels is a map, so this adds one label and keeps the others.
-        try:
-            return self.call(what, self.core.patch_node, name=name, body=body,
-                             _content_type='application/merge-patch+json')
-        except TypeError:
-            return self.call(what, self.core.patch_node, name=name, body=body)
-
-
 def apply(options, managed, namespace='kube-system', name='kube-proxy', daemonset='kube-proxy', check_mode=False,
           request_timeout=DEFAULT_REQUEST_TIMEOUT, now=None):
     """Merge managed into the ConfigMap's config.conf, write it if it changed, restart the
@@ -133,7 +100,7 @@ def apply(options, managed, namespace='kube-system', name='kube-proxy', daemonse
                           % (KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
     if not HAS_YAML:
         raise SourceError('merging config.conf needs PyYAML (Debian: python3-yaml)')
-    api = _Api(options, request_timeout)
+    api = Api(options, request_timeout)
     configmap_name = 'ConfigMap %s/%s' % (namespace, name)
     try:
         if daemonset:

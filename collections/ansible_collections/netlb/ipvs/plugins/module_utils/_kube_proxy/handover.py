@@ -41,8 +41,8 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import 
     KUBERNETES_IMPORT_ERROR,
     KUBERNETES_REQUIREMENT,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy.api import Api
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy.configmap import ATTEMPTS, DEFAULT_REQUEST_TIMEOUT
-from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy.configmap import _Api
 
 LABEL = 'netlb.io/kube-proxy'
 ABSENT = 'absent'
@@ -87,7 +87,7 @@ def apply(options, nodes=(), namespace='kube-system', daemonset='kube-proxy', la
     if not HAS_KUBERNETES:
         raise SourceError('the Kubernetes API needs the Python library %s: %s'
                           % (KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
-    api = _Api(options, request_timeout)
+    api = Api(options, request_timeout)
     ds_name = 'DaemonSet %s/%s' % (namespace, daemonset)
     result = {'changed': False, 'daemonset_changed': False, 'labelled': [], 'before': '', 'after': '',
               'attempts': 0}
@@ -142,7 +142,7 @@ def restore(options, nodes=(), label=LABEL, check_mode=False, request_timeout=DE
     if not HAS_KUBERNETES:
         raise SourceError('the Kubernetes API needs the Python library %s: %s'
                           % (KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
-    api = _Api(options, request_timeout)
+    api = Api(options, request_timeout)
     result = {'changed': False, 'daemonset_changed': False, 'labelled': [], 'unlabelled': [], 'missing': [],
               'before': '', 'after': '', 'attempts': 0}
     try:

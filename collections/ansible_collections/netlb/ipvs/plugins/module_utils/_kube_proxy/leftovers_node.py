@@ -87,8 +87,8 @@ class Node(object):
     def ipvs_keys(self):
         if self._read_ipvs is not None:
             return self._read_ipvs()
+        from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
         from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
-        from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError
         try:
             return frozenset(get_backend('auto', runner=self.runner, check_mode=True).read())
         except IpvsError as exc:

@@ -31,8 +31,8 @@ import re
 import time
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock, run, status
 

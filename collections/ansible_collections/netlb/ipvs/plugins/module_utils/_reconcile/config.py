@@ -30,9 +30,9 @@ import json
 import re
 import zlib
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, read_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import timeouts, validation
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import MODULE_NAME_MAX, MODULE_NAME_RE
 
 DEFAULT_PATH = '/etc/netlb-ipvs/reconcile.json'

@@ -25,8 +25,8 @@ import dataclasses
 import os
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import NODE_TIMEOUT, CommandError
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import timeouts
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import normalise, parse_proc_modules
 
 

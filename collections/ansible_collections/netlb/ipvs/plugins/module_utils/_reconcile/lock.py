@@ -24,8 +24,8 @@ import fcntl
 import os
 import time
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, make_parent_directory
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError
 
 DEFAULT_PATH = '/run/netlb-ipvs/reconcile.lock'
 POLL = 0.1

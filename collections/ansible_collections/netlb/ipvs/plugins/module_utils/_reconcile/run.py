@@ -28,6 +28,7 @@ import operator
 import time
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
     FileError,
     ensure_absent,
@@ -39,12 +40,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import NftHold
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
-    ApplyError,
-    IpvsError,
-    RefusedError,
-    ValidationError,
-)
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, RefusedError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, lock, status
 

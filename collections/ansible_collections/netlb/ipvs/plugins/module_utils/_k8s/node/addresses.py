@@ -21,8 +21,7 @@ import collections
 import ipaddress
 import socket
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import _rtnl
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
 
 
 class Address(collections.namedtuple('Address', ('interface', 'family', 'address', 'prefixlen', 'scope', 'flags'))):
@@ -34,7 +33,7 @@ class Address(collections.namedtuple('Address', ('interface', 'family', 'address
     @property
     def usable(self):
         """Neither tentative (DAD running), failed DAD nor deprecated."""
-        return not self.flags & (_rtnl.IFA_F_TENTATIVE | _rtnl.IFA_F_DADFAILED | _rtnl.IFA_F_DEPRECATED)
+        return not self.flags & (route.IFA_F_TENTATIVE | route.IFA_F_DADFAILED | route.IFA_F_DEPRECATED)
 
 
 class Route(collections.namedtuple('Route', ('family', 'dst_len', 'table', 'type', 'priority', 'oif', 'prefsrc'))):
@@ -50,18 +49,18 @@ def parse_addresses(bodies, names):
     index -> name (an index missing from it is named '#<index>')."""
     result = []
     for body in bodies:
-        family, prefixlen, flags, scope, index = _rtnl.IFADDRMSG.unpack_from(body, 0)
-        if family not in _rtnl.AF_TO_FAMILY:
+        family, prefixlen, flags, scope, index = route.IFADDRMSG.unpack_from(body, 0)
+        if family not in route.AF_TO_FAMILY:
             continue
-        attrs = _genl.parse_attrs(body, _rtnl.IFADDRMSG.size)
+        attrs = core.parse_attrs(body, route.IFADDRMSG.size)
         # IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point links.
-        raw = attrs.get(_rtnl.IFA_LOCAL) or attrs.get(_rtnl.IFA_ADDRESS)
+        raw = attrs.get(route.IFA_LOCAL) or attrs.get(route.IFA_ADDRESS)
         if raw is None:
             continue
-        if _rtnl.IFA_FLAGS in attrs:  # the 8-bit header field cannot hold the newer flags
-            flags = _genl.get_u32(attrs, _rtnl.IFA_FLAGS)
-        result.append(Address(names.get(index, '#%d' % index), _rtnl.AF_TO_FAMILY[family],
-                              _rtnl.address_text(family, raw), prefixlen, scope, flags))
+        if route.IFA_FLAGS in attrs:  # the 8-bit header field cannot hold the newer flags
+            flags = core.get_u32(attrs, route.IFA_FLAGS)
+        result.append(Address(names.get(index, '#%d' % index), route.AF_TO_FAMILY[family],
+                              route.address_text(family, raw), prefixlen, scope, flags))
     return result
 
 
@@ -70,14 +69,14 @@ def parse_routes(bodies):
     result = []
     for body in bodies:
         (family, dst_len, _src_len, _tos, table, _proto, _scope, kind,
-         _flags) = _rtnl.RTMSG.unpack_from(body, 0)
-        if family not in _rtnl.AF_TO_FAMILY:
+         _flags) = route.RTMSG.unpack_from(body, 0)
+        if family not in route.AF_TO_FAMILY:
             continue
-        attrs = _genl.parse_attrs(body, _rtnl.RTMSG.size)
-        prefsrc = attrs.get(_rtnl.RTA_PREFSRC)
-        result.append(Route(_rtnl.AF_TO_FAMILY[family], dst_len, _genl.get_u32(attrs, _rtnl.RTA_TABLE, table), kind,
-                            _genl.get_u32(attrs, _rtnl.RTA_PRIORITY), _genl.get_u32(attrs, _rtnl.RTA_OIF),
-                            _rtnl.address_text(family, prefsrc) if prefsrc else ''))
+        attrs = core.parse_attrs(body, route.RTMSG.size)
+        prefsrc = attrs.get(route.RTA_PREFSRC)
+        result.append(Route(route.AF_TO_FAMILY[family], dst_len, core.get_u32(attrs, route.RTA_TABLE, table), kind,
+                            core.get_u32(attrs, route.RTA_PRIORITY), core.get_u32(attrs, route.RTA_OIF),
+                            route.address_text(family, prefsrc) if prefsrc else ''))
     return result
 
 
@@ -98,17 +97,17 @@ def primary_addresses(addresses, routes, names, dummy_interface='kube-ipvs0'):
     result = []
     for family in (4, 6):
         candidates = [item for item in addresses
-                      if item.family == family and item.scope == _rtnl.RT_SCOPE_UNIVERSE and item.usable
+                      if item.family == family and item.scope == route.RT_SCOPE_UNIVERSE and item.usable
                       and item.interface != dummy_interface]
-        defaults = sorted((route for route in routes
-                           if route.family == family and route.dst_len == 0 and route.table == _rtnl.RT_TABLE_MAIN
-                           and route.type == _rtnl.RTN_UNICAST), key=lambda route: route.priority)
+        defaults = sorted((entry for entry in routes
+                           if entry.family == family and entry.dst_len == 0 and entry.table == route.RT_TABLE_MAIN
+                           and entry.type == route.RTN_UNICAST), key=lambda entry: entry.priority)
         chosen = None
-        for route in defaults:
-            if route.prefsrc:
-                chosen = route.prefsrc
+        for default in defaults:
+            if default.prefsrc:
+                chosen = default.prefsrc
             else:
-                on_link = [item.address for item in candidates if item.interface == names.get(route.oif)]
+                on_link = [item.address for item in candidates if item.interface == names.get(default.oif)]
                 chosen = on_link[0] if on_link else None
             if chosen:
                 break
@@ -147,20 +146,20 @@ def interface_names():
 def read(sock=None, names=None):
     """Dump the node's addresses and its default routes over rtnetlink.
 
-    sock: an _rtnl.RtnlSocket (a new one when None, closed afterwards); names: index ->
-    name map (interface_names() when None). Raises _rtnl.NetlinkError/ProtocolError.
+    sock: a route.RtnlSocket (a new one when None, closed afterwards); names: index ->
+    name map (interface_names() when None). Raises core.NetlinkError/ProtocolError.
     """
     own = sock is None
-    sock = _rtnl.RtnlSocket() if own else sock
+    sock = route.RtnlSocket() if own else sock
     try:
         if names is None:
             names = interface_names()
-        addr_bodies = [body for kind, body in sock.dump(_rtnl.RTM_GETADDR, _rtnl.IFADDRMSG.pack(0, 0, 0, 0, 0))
-                       if kind == _rtnl.RTM_NEWADDR]
+        addr_bodies = [body for kind, body in sock.dump(route.RTM_GETADDR, route.IFADDRMSG.pack(0, 0, 0, 0, 0))
+                       if kind == route.RTM_NEWADDR]
         # Default routes only (rtmsg's dst_len, its second byte, 0): the primary address is all
         # routes serve here, and every dummy address adds a local route not worth parsing.
-        route_bodies = [body for kind, body in sock.dump(_rtnl.RTM_GETROUTE, _rtnl.RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0))
-                        if kind == _rtnl.RTM_NEWROUTE and len(body) > 1 and body[1] == 0]
+        route_bodies = [body for kind, body in sock.dump(route.RTM_GETROUTE, route.RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0))
+                        if kind == route.RTM_NEWROUTE and len(body) > 1 and body[1] == 0]
     finally:
         if own:
             sock.close()

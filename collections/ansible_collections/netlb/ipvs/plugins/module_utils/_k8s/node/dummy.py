@@ -29,8 +29,7 @@ import ipaddress
 import os
 import socket
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import _rtnl
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
 
 DEFAULT_INTERFACE = 'kube-ipvs0'
 IFNAMSIZ = 16
@@ -93,9 +92,9 @@ def _sorted(addresses):
 
 def link_request(name):
     """(type, body, flags) creating dummy interface name (fails with EEXIST if it exists)."""
-    body = (_rtnl.IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _genl.string(_rtnl.IFLA_IFNAME, name)
-            + _genl.nested(_rtnl.IFLA_LINKINFO, _genl.string(_rtnl.IFLA_INFO_KIND, 'dummy')))
-    return _rtnl.RTM_NEWLINK, body, _rtnl.NLM_F_CREATE | _rtnl.NLM_F_EXCL
+    body = (route.IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + core.string(route.IFLA_IFNAME, name)
+            + core.nested(route.IFLA_LINKINFO, core.string(route.IFLA_INFO_KIND, 'dummy')))
+    return route.RTM_NEWLINK, body, route.NLM_F_CREATE | route.NLM_F_EXCL
 
 
 def address_request(kind, index, address):
@@ -103,22 +102,22 @@ def address_request(kind, index, address):
     /32 or /128 on interface index. IPv6 addresses skip duplicate address detection:
     a host address on a down dummy has no neighbour to clash with."""
     ip = ipaddress.ip_address(address)
-    family = _rtnl.FAMILIES[ip.version]
-    flags = _rtnl.IFA_F_NODAD if ip.version == 6 else 0
-    body = (_rtnl.IFADDRMSG.pack(family, ip.max_prefixlen, flags, _rtnl.RT_SCOPE_UNIVERSE, index)
-            + _genl.attr(_rtnl.IFA_LOCAL, ip.packed) + _genl.attr(_rtnl.IFA_ADDRESS, ip.packed))
-    if kind == _rtnl.RTM_NEWADDR:
-        body += _genl.u32(_rtnl.IFA_FLAGS, flags)
-        return kind, _rtnl.NLM_F_CREATE | _rtnl.NLM_F_REPLACE, body
+    family = route.FAMILIES[ip.version]
+    flags = route.IFA_F_NODAD if ip.version == 6 else 0
+    body = (route.IFADDRMSG.pack(family, ip.max_prefixlen, flags, route.RT_SCOPE_UNIVERSE, index)
+            + core.attr(route.IFA_LOCAL, ip.packed) + core.attr(route.IFA_ADDRESS, ip.packed))
+    if kind == route.RTM_NEWADDR:
+        body += core.u32(route.IFA_FLAGS, flags)
+        return kind, route.NLM_F_CREATE | route.NLM_F_REPLACE, body
     return kind, 0, body
 
 
 def parse_link(body):
     """(index, kind) of an RTM_NEWLINK answer; kind '' when the link has no LINKINFO."""
-    _family, _type, index, _flags, _change = _rtnl.IFINFOMSG.unpack_from(body, 0)
-    attrs = _genl.parse_attrs(body, _rtnl.IFINFOMSG.size)
-    info = attrs.get(_rtnl.IFLA_LINKINFO)
-    kind = _genl.get_string(_genl.parse_attrs(info), _rtnl.IFLA_INFO_KIND) if info else ''
+    _family, _type, index, _flags, _change = route.IFINFOMSG.unpack_from(body, 0)
+    attrs = core.parse_attrs(body, route.IFINFOMSG.size)
+    info = attrs.get(route.IFLA_LINKINFO)
+    kind = core.get_string(core.parse_attrs(info), route.IFLA_INFO_KIND) if info else ''
     return index, kind
 
 
@@ -131,15 +130,15 @@ def _kernel_error(action, interface, address, exc):
 
 def _find(sock, interface):
     """(index, kind) of interface, or None when it does not exist."""
-    body = _rtnl.IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _genl.string(_rtnl.IFLA_IFNAME, interface)
+    body = route.IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + core.string(route.IFLA_IFNAME, interface)
     try:
-        replies = sock.get(_rtnl.RTM_GETLINK, body)
-    except _rtnl.NetlinkError as exc:
+        replies = sock.get(route.RTM_GETLINK, body)
+    except core.NetlinkError as exc:
         if exc.errno == errno.ENODEV:
             return None
         raise _kernel_error('read', interface, None, exc)
     for kind, reply in replies:
-        if kind == _rtnl.RTM_NEWLINK:
+        if kind == route.RTM_NEWLINK:
             return parse_link(reply)
     return None
 
@@ -147,17 +146,17 @@ def _find(sock, interface):
 def _addresses_of(sock, index):
     bodies = []
     for family in (socket.AF_INET, socket.AF_INET6):
-        bodies.extend(body for kind, body in sock.dump(_rtnl.RTM_GETADDR, _rtnl.IFADDRMSG.pack(family, 0, 0, 0, 0))
-                      if kind == _rtnl.RTM_NEWADDR)
+        bodies.extend(body for kind, body in sock.dump(route.RTM_GETADDR, route.IFADDRMSG.pack(family, 0, 0, 0, 0))
+                      if kind == route.RTM_NEWADDR)
     found = set()
     for body in bodies:
-        _family, _prefixlen, _flags, _scope, got = _rtnl.IFADDRMSG.unpack_from(body, 0)
+        _family, _prefixlen, _flags, _scope, got = route.IFADDRMSG.unpack_from(body, 0)
         if got != index:
             continue
-        attrs = _genl.parse_attrs(body, _rtnl.IFADDRMSG.size)
-        raw = attrs.get(_rtnl.IFA_LOCAL) or attrs.get(_rtnl.IFA_ADDRESS)
+        attrs = core.parse_attrs(body, route.IFADDRMSG.size)
+        raw = attrs.get(route.IFA_LOCAL) or attrs.get(route.IFA_ADDRESS)
         if raw is not None:
-            found.add(_rtnl.address_text(_family, raw))
+            found.add(route.address_text(_family, raw))
     return found
 
 
@@ -174,12 +173,12 @@ def ensure(desired, owned, interface=DEFAULT_INTERFACE, check_mode=False, sock=N
     desired = [canonical(a) for a in desired]
     own = sock is None
     try:
-        sock = _rtnl.RtnlSocket() if own else sock
-    except _rtnl.ProtocolError as exc:
+        sock = route.RtnlSocket() if own else sock
+    except core.ProtocolError as exc:
         raise DummyError('cannot manage interface %s: %s' % (interface, exc), interface)
     try:
         return _ensure(sock, interface, desired, owned, check_mode)
-    except _rtnl.ProtocolError as exc:
+    except core.ProtocolError as exc:
         raise DummyError('cannot manage interface %s: %s' % (interface, exc), interface)
     finally:
         if own:
@@ -194,7 +193,7 @@ def _ensure(sock, interface, desired, owned, check_mode):
                          interface)
     try:
         current = _addresses_of(sock, found[0]) if found else set()
-    except _rtnl.NetlinkError as exc:
+    except core.NetlinkError as exc:
         raise _kernel_error('read the addresses of', interface, None, exc)
     add, remove, owned_after = plan(current, desired, owned)
     result = DummyResult(interface, created, add, remove, owned_after)
@@ -203,18 +202,18 @@ def _ensure(sock, interface, desired, owned, check_mode):
     if created:
         try:
             sock.get(*link_request(interface))
-        except _rtnl.NetlinkError as exc:
+        except core.NetlinkError as exc:
             raise _kernel_error('create', interface, None, exc)
         found = _find(sock, interface)
         if found is None:
             raise DummyError('interface %s was created but cannot be found' % interface, interface)
-    requests = ([address_request(_rtnl.RTM_NEWADDR, found[0], a) for a in add]
-                + [address_request(_rtnl.RTM_DELADDR, found[0], a) for a in remove])
+    requests = ([address_request(route.RTM_NEWADDR, found[0], a) for a in add]
+                + [address_request(route.RTM_DELADDR, found[0], a) for a in remove])
     errors = sock.batch(requests)
     if errors:
         index, code, text = errors[0]
         action, address = ('add', add[index]) if index < len(add) else ('remove', remove[index - len(add)])
-        exc = _rtnl.NetlinkError(code, text)
+        exc = core.NetlinkError(code, text)
         error = _kernel_error(action, interface, address, exc)
         if len(errors) > 1:
             error.args = ('%s (and %d more refused)' % (error.args[0], len(errors) - 1),)

@@ -16,10 +16,10 @@ callers handle one error type. Tests drive sync() with a double that has the sam
 from __future__ import annotations
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _kernel_modules
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import hold
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import IpvsError
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
-    _rtnl,
     addresses,
     conntrack,
     dummy,
@@ -28,7 +28,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
     rules_generation,
 )
 
-EDGE_ERRORS = (_rtnl.NetlinkError, _rtnl.ProtocolError, dummy.DummyError, packet_rules.PacketRulesError,
+EDGE_ERRORS = (core.NetlinkError, core.ProtocolError, dummy.DummyError, packet_rules.PacketRulesError,
                conntrack.ConntrackError, OSError)
 
 

@@ -13,7 +13,7 @@ commits). Beside the boot's id (the number starts again at boot), an unchanged p
 means no rule changed since it was read: a converged timer run need not list and
 normalise its table again (_k8s/converged.py). Any doubt (no nf_tables, no permission,
 an answer without the number) is None, and the caller lists the rules.
-Constants from <linux/netfilter/nfnetlink.h> and <linux/netfilter/nf_tables.h>.
+The messages and the socket are _netlink/netfilter.py's.
 """
 
 from __future__ import annotations
@@ -21,33 +21,17 @@ from __future__ import annotations
 import socket
 import struct
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import _rtnl
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, netfilter
 
-NETLINK_NETFILTER = 12
-NFNL_SUBSYS_NFTABLES = 10
-NFT_MSG_NEWGEN = 15
-NFT_MSG_GETGEN = 16
-NFTA_GEN_ID = 1
-
-GETGEN = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
-NEWGEN = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN
-NFGENMSG = struct.Struct('=BBH')  # family, version (NFNETLINK_V0), res_id
 _BE32 = struct.Struct('>I')
 
 BOOT_ID = '/proc/sys/kernel/random/boot_id'
 
 
-class NfnlSocket(_rtnl.RtnlSocket):
-    """The rtnetlink socket's requests over NETLINK_NETFILTER (same header, same ACKs)."""
-
-    protocol, protocol_name = NETLINK_NETFILTER, 'netfilter'
-
-
 def read(sock=None, boot_id_path=BOOT_ID):
     """[boot id, generation] now, or None when either cannot be told.
 
-    sock: an NfnlSocket (a new one when None, closed afterwards)."""
+    sock: a netfilter.NfnlSocket (a new one when None, closed afterwards)."""
     try:
         with open(boot_id_path) as handle:
             boot = handle.read().strip()
@@ -55,17 +39,17 @@ def read(sock=None, boot_id_path=BOOT_ID):
         return None
     own = sock is None
     try:
-        sock = NfnlSocket() if own else sock
+        sock = netfilter.NfnlSocket() if own else sock
         try:
-            replies = sock.get(GETGEN, NFGENMSG.pack(socket.AF_UNSPEC, 0, 0))
+            replies = sock.get(netfilter.GETGEN, netfilter.NFGENMSG.pack(socket.AF_UNSPEC, 0, 0))
         finally:
             if own:
                 sock.close()
         for kind, body in replies:
-            if kind == NEWGEN:
-                value = _genl.parse_attrs(body, NFGENMSG.size).get(NFTA_GEN_ID)
+            if kind == netfilter.NEWGEN:
+                value = core.parse_attrs(body, netfilter.NFGENMSG.size).get(netfilter.NFTA_GEN_ID)
                 if boot and value is not None and len(value) >= 4:
                     return [boot, _BE32.unpack(value[:4])[0]]
-    except (_rtnl.NetlinkError, _rtnl.ProtocolError, OSError):
+    except (core.NetlinkError, core.ProtocolError, OSError):
         pass
     return None

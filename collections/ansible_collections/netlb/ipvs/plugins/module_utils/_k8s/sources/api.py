@@ -37,7 +37,7 @@ import threading
 import time
 import warnings
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ClusterSnapshot, SourceError
 # The connection lives in _k8s/connection.py (shared with k8s_kube_proxy_configmap and
 # k8s_node_credentials); these names stay importable from here.

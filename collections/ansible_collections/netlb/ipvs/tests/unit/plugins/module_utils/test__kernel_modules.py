@@ -10,7 +10,7 @@ import os
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import (
     KernelModuleError,
     KernelSnapshot,

@@ -28,12 +28,12 @@ from kube_api.objects import (
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, model, save_format
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.ipvsadm import IpvsadmBackend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends.netlink import NetlinkBackend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import RealServer, ServiceKey, VirtualService
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import generic
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.backends.conftest import FakeKernel
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.snapshots import node, snapshot
@@ -121,7 +121,7 @@ class Watching(FakeKernel):
 
 
 def test_netlink_reads_and_batched_applies_leave_the_process_alone(monkeypatch):
-    monkeypatch.setattr(_genl, 'BATCH_COUNT', 8)  # several batches: the next built in a thread
+    monkeypatch.setattr(generic, 'BATCH_COUNT', 8)  # several batches: the next built in a thread
     kernel = Watching()
     backend = NetlinkBackend(sock=kernel)
     desired = many_services(40)

@@ -12,10 +12,11 @@ import os
 
 import pytest
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore, MemoryDrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import HoldError
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, RefusedError, ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, RefusedError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import parse_scope
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import (
     FakeBackend,

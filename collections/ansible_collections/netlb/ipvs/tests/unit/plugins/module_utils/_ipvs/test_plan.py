@@ -11,13 +11,13 @@ import ipaddress
 
 import pytest
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     ACTION_ORDER,
     RealServer,
     Scope,
     ServiceKey,
-    ValidationError,
     VirtualService,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table, plan, settle_drains

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import timeouts
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.timeouts import Timeouts
 
 # `ipvsadm -L --timeout` on the lab node (Debian 12, kernel 6.1, ipvsadm 1.31), the kernel's defaults.

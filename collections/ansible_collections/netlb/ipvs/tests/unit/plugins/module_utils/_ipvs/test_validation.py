@@ -12,13 +12,14 @@ import json
 
 import pytest
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     RealServer,
     Scope,
     ServiceKey,
-    ValidationError,
     VirtualService,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.params import service_to_params
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import (
     _plain_real_servers,
     _plain_service,
@@ -28,7 +29,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import
     parse_scope,
     parse_service,
     parse_services,
-    service_to_params,
 )
 
 TCP80 = ServiceKey.tcp_udp('tcp', '10.96.0.10', 80)

@@ -11,7 +11,7 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import options as proxy_options
 
 

@@ -14,8 +14,8 @@ import json
 
 import pytest
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config
 from ansible_collections.netlb.ipvs.plugins.modules import ipvs_virtual_server, k8s_service_proxy

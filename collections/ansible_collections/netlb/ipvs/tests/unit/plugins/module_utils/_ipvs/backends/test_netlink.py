@@ -6,14 +6,12 @@
 from __future__ import annotations
 
 import errno
-
 import struct
 
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import netlink
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import netlink, netlink_decode, netlink_encode, netlink_family
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     Action,
     RealServer,
@@ -21,6 +19,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     VirtualService,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, generic
 
 TCP80 = ServiceKey.tcp_udp('tcp', '10.0.0.1', 80)
 UDP53_6 = ServiceKey.tcp_udp('udp', 'fd00::1', 53)
@@ -32,7 +31,7 @@ SIP = ServiceKey.tcp_udp('udp', '10.0.0.5', 5060)
 
 def inner(payload):
     """The attributes inside the one nested attribute of a request payload."""
-    return _genl.parse_attrs(payload[4:])
+    return core.parse_attrs(payload[4:])
 
 
 # Service encoding: the attribute bytes that carry a translation rule.
@@ -55,40 +54,40 @@ def inner(payload):
                  id='fwmark6-mh-port'),
 ])
 def test_service_encoding(service, expect):
-    cmd, payload = netlink.request(Action(model.ADD_SERVICE, service))
+    cmd, payload = netlink_encode.request(Action(model.ADD_SERVICE, service))
     attrs = inner(payload)
-    assert cmd == netlink.CMD_NEW_SERVICE
+    assert cmd == netlink_family.CMD_NEW_SERVICE
     assert dict((k, attrs.get(k)) for k in expect) == expect
     if service.key.is_fwmark:
         assert not set(attrs) & {2, 3, 4}
 
 
 @pytest.mark.parametrize('op, cmd, keys', [
-    pytest.param(model.ADD_SERVICE, netlink.CMD_NEW_SERVICE, {1, 2, 3, 4, 6, 7, 8, 9}, id='add-complete'),
-    pytest.param(model.EDIT_SERVICE, netlink.CMD_SET_SERVICE, {1, 2, 3, 4, 6, 7, 8, 9}, id='edit-complete'),
-    pytest.param(model.DELETE_SERVICE, netlink.CMD_DEL_SERVICE, {1, 2, 3, 4}, id='delete-key-only'),
+    pytest.param(model.ADD_SERVICE, netlink_family.CMD_NEW_SERVICE, {1, 2, 3, 4, 6, 7, 8, 9}, id='add-complete'),
+    pytest.param(model.EDIT_SERVICE, netlink_family.CMD_SET_SERVICE, {1, 2, 3, 4, 6, 7, 8, 9}, id='edit-complete'),
+    pytest.param(model.DELETE_SERVICE, netlink_family.CMD_DEL_SERVICE, {1, 2, 3, 4}, id='delete-key-only'),
 ])
 def test_service_commands(op, cmd, keys):
-    got_cmd, payload = netlink.request(Action(op, VirtualService(TCP80, 'rr')))
+    got_cmd, payload = netlink_encode.request(Action(op, VirtualService(TCP80, 'rr')))
     assert (got_cmd, set(inner(payload))) == (cmd, keys)
 
 
 def test_persistence_engine_and_one_packet_travel():
     service = VirtualService(SIP, 'rr', persistence_timeout=60, persistence_engine='sip', one_packet=True)
-    attrs = inner(netlink.request(Action(model.EDIT_SERVICE, service))[1])
-    assert attrs[netlink.SVC_ATTR_PE_NAME] == b'sip\0'
-    assert struct.unpack('=II', attrs[netlink.SVC_ATTR_FLAGS]) == (0x1 | 0x4, 0xffffffff)
+    attrs = inner(netlink_encode.request(Action(model.EDIT_SERVICE, service))[1])
+    assert attrs[netlink_family.SVC_ATTR_PE_NAME] == b'sip\0'
+    assert struct.unpack('=II', attrs[netlink_family.SVC_ATTR_FLAGS]) == (0x1 | 0x4, 0xffffffff)
 
 
 def test_every_real_server_setting_travels():
-    """_DEST_SETTINGS is the field table's netlink column, in the table's order."""
-    assert tuple(name for name, _kind, _layout, _numbers in netlink._DEST_SETTINGS) == model.SERVER_SETTING_NAMES
+    """DEST_SETTINGS is the field table's netlink column, in the table's order."""
+    assert tuple(name for name, _kind, _layout, _numbers in netlink_family.DEST_SETTINGS) == model.SERVER_SETTING_NAMES
 
 
 def _dest(action):
-    cmd, payload = netlink.request(action)
-    top = _genl.parse_attrs(payload)
-    return cmd, _genl.parse_attrs(top[netlink.CMD_ATTR_DEST])
+    cmd, payload = netlink_encode.request(action)
+    top = core.parse_attrs(payload)
+    return cmd, core.parse_attrs(top[netlink_family.CMD_ATTR_DEST])
 
 
 WEB = VirtualService(TCP80, 'rr')
@@ -96,25 +95,25 @@ WEB = VirtualService(TCP80, 'rr')
 
 @pytest.mark.parametrize('action, cmd, expect', [
     pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.2', 8080, 3, 'masq', 100, 50)),
-                 netlink.CMD_NEW_DEST,
+                 netlink_family.CMD_NEW_DEST,
                  {1: b'\x0a\xf4\x00\x02' + b'\0' * 12, 2: b'\x1f\x90', 3: b'\0\0\0\0', 4: b'\x03\0\0\0',
                   5: b'\x64\0\0\0', 6: b'\x32\0\0\0', 11: b'\x02\x00', 13: None}, id='masq-complete'),
-    pytest.param(Action(model.EDIT_SERVER, WEB, RealServer('10.244.0.3', 80, 0, 'route')), netlink.CMD_SET_DEST,
+    pytest.param(Action(model.EDIT_SERVER, WEB, RealServer('10.244.0.3', 80, 0, 'route')), netlink_family.CMD_SET_DEST,
                  {2: b'\x00\x50', 3: b'\x03\0\0\0', 4: b'\0\0\0\0'}, id='route-drain'),
-    pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.4', 8080, 1, 'tunnel')), netlink.CMD_NEW_DEST,
+    pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.4', 8080, 1, 'tunnel')), netlink_family.CMD_NEW_DEST,
                  {2: b'\x00\x50', 3: b'\x02\0\0\0', 13: b'\x00', 14: b'\0\0', 15: b'\0\0'},
                  id='tunnel-ipip-service-port'),
     pytest.param(Action(model.ADD_SERVER, WEB, RealServer('10.244.0.5', 80, 1, 'tunnel', tunnel_type='gue',
                                                           tunnel_port=6080, tunnel_checksum='remcsum')),
-                 netlink.CMD_NEW_DEST, {3: b'\x02\0\0\0', 13: b'\x01', 14: b'\x17\xc0', 15: b'\x02\x00'},
+                 netlink_family.CMD_NEW_DEST, {3: b'\x02\0\0\0', 13: b'\x01', 14: b'\x17\xc0', 15: b'\x02\x00'},
                  id='tunnel-gue-port-big-endian'),
     pytest.param(Action(model.EDIT_SERVER, WEB, RealServer('10.244.0.6', 80, 1, 'tunnel', tunnel_type='gre',
                                                            tunnel_checksum='csum')),
-                 netlink.CMD_SET_DEST, {13: b'\x02', 14: b'\0\0', 15: b'\x01\x00'}, id='tunnel-gre-csum'),
+                 netlink_family.CMD_SET_DEST, {13: b'\x02', 14: b'\0\0', 15: b'\x01\x00'}, id='tunnel-gre-csum'),
     pytest.param(Action(model.ADD_SERVER, VirtualService(UDP53_6), RealServer('192.0.2.7', 53, 1, 'tunnel')),
-                 netlink.CMD_NEW_DEST, {1: b'\xc0\x00\x02\x07' + b'\0' * 12, 11: b'\x02\x00'},
+                 netlink_family.CMD_NEW_DEST, {1: b'\xc0\x00\x02\x07' + b'\0' * 12, 11: b'\x02\x00'},
                  id='ipv4-server-in-ipv6-service'),
-    pytest.param(Action(model.DELETE_SERVER, WEB, RealServer('10.244.0.4', 8080, 1, 'route')), netlink.CMD_DEL_DEST,
+    pytest.param(Action(model.DELETE_SERVER, WEB, RealServer('10.244.0.4', 8080, 1, 'route')), netlink_family.CMD_DEL_DEST,
                  {2: b'\x1f\x90', 3: None, 4: None}, id='delete-as-held-no-rewrite'),
 ])
 def test_server_encoding(action, cmd, expect):
@@ -130,7 +129,7 @@ def test_server_encoding(action, cmd, expect):
     pytest.param(0x28, 'rr', ('flag-1', 'flag-3'), id='other-scheduler'),
 ])
 def test_flag_names(flags, scheduler, names):
-    assert netlink.flag_names(scheduler, flags & ~netlink.SVC_F_HASHED) == names
+    assert netlink_decode.flag_names(scheduler, flags & ~netlink_family.SVC_F_HASHED) == names
 
 
 # Actions 0-4 add the services, 5-11 their servers. Round trips through the fake kernel: what we apply is what we read back.
@@ -234,9 +233,9 @@ def test_read_traffic_is_one_dump_of_the_services(loaded, kernel, stats64):
     traffic = loaded.read_traffic()
     assert [cmd for sent in kernel.sends for cmd, _flags, _seq in sent] == [4]  # no real server dump
     assert set(traffic) == set(loaded.read())
-    assert traffic[TCP80] == netlink.Traffic(connections=7, packets_in=120, packets_out=95,
+    assert traffic[TCP80] == netlink_decode.Traffic(connections=7, packets_in=120, packets_out=95,
                                              bytes_in=2 ** 40 + 3, bytes_out=2 ** 33)
-    assert traffic[MARK10] == netlink.NO_TRAFFIC
+    assert traffic[MARK10] == netlink_decode.NO_TRAFFIC
 
 
 def test_read_traffic_prefers_stats64_whose_counts_do_not_wrap(loaded, kernel):
@@ -247,13 +246,13 @@ def test_read_traffic_prefers_stats64_whose_counts_do_not_wrap(loaded, kernel):
 
 
 def test_decode_traffic_without_stats_is_zero():
-    assert netlink.decode_traffic({}) == netlink.NO_TRAFFIC
+    assert netlink_decode.decode_traffic({}) == netlink_decode.NO_TRAFFIC
 
 
 def test_caches_start_over_at_their_limit(kernel, monkeypatch):
     """A watcher runs for months while pod addresses come and go: no memo grows past
     CACHE_LIMIT, and what is read stays right across the restarts."""
-    monkeypatch.setattr(netlink, 'CACHE_LIMIT', 8)
+    monkeypatch.setattr(netlink_family, 'CACHE_LIMIT', 8)
     services = [VirtualService(ServiceKey.tcp_udp('tcp', '10.1.0.%d' % n, 80), 'rr',
                                real_servers=(RealServer('10.244.1.%d' % n, 8080),
                                              RealServer('fd00::%x' % n, 80, forwarding='tunnel')))
@@ -261,7 +260,7 @@ def test_caches_start_over_at_their_limit(kernel, monkeypatch):
     backend = netlink.NetlinkBackend(sock=kernel)
     backend.apply(create_actions(services))
     assert backend.read() == model.table_of(services)
-    for cache in (netlink._PACKED, netlink._TEXT, netlink._SERVICE_IDS, netlink._SELECTORS):  # pylint: disable=protected-access
+    for cache in (netlink_family._PACKED, netlink_family._TEXT, netlink_encode._SERVICE_IDS, netlink_encode._SELECTORS):  # pylint: disable=protected-access
         assert len(cache) <= 8
 
 
@@ -282,22 +281,22 @@ def test_check_mode_reads_but_never_writes(kernel):
     backend = netlink.NetlinkBackend(check_mode=True, sock=kernel)
     backend.apply(create_actions(SERVICES))
     assert backend.read() == {}
-    assert all(cmd in (netlink.CMD_GET_SERVICE, netlink.CMD_GET_DEST, 3) for s in kernel.sends for cmd, _f, _s in s)
+    assert all(cmd in (netlink_family.CMD_GET_SERVICE, netlink_family.CMD_GET_DEST, 3) for s in kernel.sends for cmd, _f, _s in s)
 
 
 @pytest.mark.parametrize('batch, refuse, expect_failed, expect_applied, expect_text', [
-    pytest.param(256, {(netlink.CMD_NEW_DEST, 2): errno.EINVAL}, 6, [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11],
+    pytest.param(256, {(netlink_family.CMD_NEW_DEST, 2): errno.EINVAL}, 6, [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11],
                  'add_server tcp 10.0.0.1:80 -> 10.244.0.3:80: Invalid argument: for a real server: its address '
                  'must be unicast', id='later-actions-of-the-batch-applied'),
-    pytest.param(4, {(netlink.CMD_NEW_SERVICE, 2): errno.ENOENT}, 1, [0, 2, 3],
+    pytest.param(4, {(netlink_family.CMD_NEW_SERVICE, 2): errno.ENOENT}, 1, [0, 2, 3],
                  'add_service udp [fd00::1]:53: No such file or directory: no such real server, or the scheduler', id='later-batches-not-sent'),
-    pytest.param(256, {(netlink.CMD_NEW_SERVICE, 1): errno.EEXIST, (netlink.CMD_NEW_DEST, 1): errno.ESRCH}, 0,
+    pytest.param(256, {(netlink_family.CMD_NEW_SERVICE, 1): errno.EEXIST, (netlink_family.CMD_NEW_DEST, 1): errno.ESRCH}, 0,
                  [1, 2, 3, 4, 8, 9, 10, 11], 'add_service tcp 10.0.0.1:80: File exists: it already exists; '
                  'add_server tcp 10.0.0.1:80 -> 10.244.0.2:8080: No such process: no such virtual service; '
                  'add_server tcp 10.0.0.1:80 -> 10.244.0.3:80: No such process', id='every-error-reported'),
 ])
 def test_apply_error_maps_by_sequence(kernel, monkeypatch, batch, refuse, expect_failed, expect_applied, expect_text):
-    monkeypatch.setattr(_genl, 'BATCH_COUNT', batch)
+    monkeypatch.setattr(generic, 'BATCH_COUNT', batch)
     kernel.refuse = refuse
     actions = create_actions(SERVICES)
     with pytest.raises(model.ApplyError) as info:
@@ -327,8 +326,8 @@ def test_decode_dest_general_layout_equals_fast_path(loaded, kernel):
     loaded.apply(create_actions([EVERY_SETTING]))
     dest = next(iter(kernel.services.values()))['dests']
     layout = kernel._dest_attrs(next(iter(dest.values())))
-    fields = netlink._DEST_DUMP.unpack_from(layout)
-    assert (fields[0::3], fields[1::3]) == (netlink._DEST_DUMP_LENGTHS, netlink._DEST_DUMP_KINDS)
+    fields = netlink_decode._DEST_DUMP.unpack_from(layout)
+    assert (fields[0::3], fields[1::3]) == (netlink_decode._DEST_DUMP_LENGTHS, netlink_decode._DEST_DUMP_KINDS)
     fast = loaded.read()
     original = kernel._dest_attrs
     kernel._dest_attrs = lambda dest: original(dest)[:44] + original(dest)[68:] + original(dest)[44:68]
@@ -336,24 +335,24 @@ def test_decode_dest_general_layout_equals_fast_path(loaded, kernel):
 
 
 def test_decode_localnode_as_route_and_ipv4_netmask_prefix():
-    attrs = {netlink.SVC_ATTR_AF: b'\x02\x00', netlink.SVC_ATTR_PROTOCOL: b'\x06\x00',
-             netlink.SVC_ATTR_ADDR: b'\x0a\0\0\x01' + b'\0' * 12, netlink.SVC_ATTR_PORT: b'\x00\x50',
-             netlink.SVC_ATTR_SCHED_NAME: b'rr\0', netlink.SVC_ATTR_FLAGS: b'\x03\0\0\0\xff\xff\xff\xff',
-             netlink.SVC_ATTR_TIMEOUT: b'\x2c\x01\0\0', netlink.SVC_ATTR_NETMASK: b'\xff\xff\xf0\x00'}
+    attrs = {netlink_family.SVC_ATTR_AF: b'\x02\x00', netlink_family.SVC_ATTR_PROTOCOL: b'\x06\x00',
+             netlink_family.SVC_ATTR_ADDR: b'\x0a\0\0\x01' + b'\0' * 12, netlink_family.SVC_ATTR_PORT: b'\x00\x50',
+             netlink_family.SVC_ATTR_SCHED_NAME: b'rr\0', netlink_family.SVC_ATTR_FLAGS: b'\x03\0\0\0\xff\xff\xff\xff',
+             netlink_family.SVC_ATTR_TIMEOUT: b'\x2c\x01\0\0', netlink_family.SVC_ATTR_NETMASK: b'\xff\xff\xf0\x00'}
     expect = VirtualService(TCP80, 'rr', persistence_timeout=300, persistence_netmask=20)
-    assert VirtualService(**netlink.decode_service_fields(attrs)) == expect
+    assert VirtualService(**netlink_decode.decode_service_fields(attrs)) == expect
     dest = (b'\x14\x00\x01\x00' + b'\x0a\0\0\x02' + b'\0' * 12 + b'\x06\x00\x02\x00\x00\x50\x00\x00'
             + b'\x08\x00\x03\x00\x01\0\0\0' + b'\x08\x00\x04\x00\x01\0\0\0')
-    assert netlink.decode_dest(dest, 0, len(dest), 4) == (RealServer('10.0.0.2', 80, 1, 'route'), (0, 0))
+    assert netlink_decode.decode_dest(dest, 0, len(dest), 4) == (RealServer('10.0.0.2', 80, 1, 'route'), (0, 0))
 
 
 def test_reads_take_the_one_unpack_paths(loaded, kernel, monkeypatch):
     """Today's layouts never reach the attribute-by-attribute decoders, except a
     firewall-mark service (no fixed layout for those)."""
     general = []
-    fields = netlink.decode_service_fields
-    monkeypatch.setattr(netlink, 'decode_service_fields', lambda attrs: general.append(attrs) or fields(attrs))
-    monkeypatch.setattr(netlink, 'decode_dest', lambda *args: pytest.fail('general real server decoder used'))
+    fields = netlink_decode.decode_service_fields
+    monkeypatch.setattr(netlink_decode, 'decode_service_fields', lambda attrs: general.append(attrs) or fields(attrs))
+    monkeypatch.setattr(netlink_decode, 'decode_dest', lambda *args: pytest.fail('general real server decoder used'))
     kernel.dump_chunk = 2  # several datagrams per dump
     assert loaded.read() == model.table_of(SERVICES)
     assert len(general) == 2  # MARK10, MARK11_6
@@ -372,7 +371,7 @@ def test_an_interrupted_dump_is_an_error_not_a_short_table(loaded, kernel):
     original = kernel._reply
 
     def reply(kind, seq, cmd, payload, flags=0x2):
-        return original(kind, seq, cmd, payload, flags | (_genl.NLM_F_DUMP_INTR if cmd == 5 else 0))
+        return original(kind, seq, cmd, payload, flags | (core.NLM_F_DUMP_INTR if cmd == 5 else 0))
 
     kernel._reply = reply
     with pytest.raises(model.BackendError, match=r'real servers of tcp 10\.0\.0\.1:80 .*changed during the dump'):

@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import _rtnl, addresses
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import addresses
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import route
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.addresses import Address, Route
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures', 'rtnl_dump.json')
@@ -57,8 +58,8 @@ class ReplayRtnl:
     """Answers read()'s two dumps with the captured messages."""
 
     def __init__(self, data):
-        self.answers = {_rtnl.RTM_GETADDR: [(_rtnl.RTM_NEWADDR, bytes.fromhex(b)) for b in data['addr']],
-                        _rtnl.RTM_GETROUTE: [(_rtnl.RTM_NEWROUTE, bytes.fromhex(b)) for b in data['route']]}
+        self.answers = {route.RTM_GETADDR: [(route.RTM_NEWADDR, bytes.fromhex(b)) for b in data['addr']],
+                        route.RTM_GETROUTE: [(route.RTM_NEWROUTE, bytes.fromhex(b)) for b in data['route']]}
 
     def dump(self, kind, body):
         return self.answers[kind]

@@ -11,7 +11,8 @@ import struct
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import _rtnl, dummy
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import dummy
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
 
 
 @pytest.mark.parametrize('current, desired, owned, add, remove, owned_after', [
@@ -73,7 +74,7 @@ def test_parse_link():
 
 def test_full_request_header():
     kind, flags, body = dummy.address_request(20, 3, '10.0.0.1')
-    raw = _rtnl.request(kind, flags, 9, body)
+    raw = core.request(kind, flags, 9, body)
     assert struct.unpack_from('=IHHII', raw) == (16 + len(body), 20, 0x500, 9, 0)
 
 
@@ -88,13 +89,13 @@ class FakeRtnl:
 
     def get(self, kind, body, flags=0):
         name = body[16 + 4:].split(b'\0', 1)[0].decode()
-        if kind == _rtnl.RTM_GETLINK:
+        if kind == route.RTM_GETLINK:
             if name not in self.links:
-                raise _rtnl.NetlinkError(errno.ENODEV)
+                raise core.NetlinkError(errno.ENODEV)
             index, link_kind, _addrs = self.links[name]
             info = _attr(1, link_kind.encode() + b'\0')
-            return [(_rtnl.RTM_NEWLINK, struct.pack('=BxHiII', 0, 1, index, 0, 0) + _attr(18, info))]
-        assert kind == _rtnl.RTM_NEWLINK and flags == 0x600
+            return [(route.RTM_NEWLINK, struct.pack('=BxHiII', 0, 1, index, 0, 0) + _attr(18, info))]
+        assert kind == route.RTM_NEWLINK and flags == 0x600
         self.created.append(name)
         self.links[name] = [40 + len(self.links), 'dummy', set()]
         return []
@@ -108,7 +109,7 @@ class FakeRtnl:
                 if (family == socket.AF_INET6) != v6:
                     continue
                 packed = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, text)
-                out.append((_rtnl.RTM_NEWADDR, struct.pack('=BBBBI', family, 128 if v6 else 32, 0, 0, index)
+                out.append((route.RTM_NEWADDR, struct.pack('=BBBBI', family, 128 if v6 else 32, 0, 0, index)
                             + _attr(2 if not v6 else 1, packed)))
         return out
 
@@ -123,7 +124,7 @@ class FakeRtnl:
                 errors.append((position, self.refuse[text], 'refused by the test'))
                 continue
             addrs = [link[2] for link in self.links.values() if link[0] == index][0]
-            (addrs.add if kind == _rtnl.RTM_NEWADDR else addrs.discard)(text)
+            (addrs.add if kind == route.RTM_NEWADDR else addrs.discard)(text)
         return errors
 
     def close(self):

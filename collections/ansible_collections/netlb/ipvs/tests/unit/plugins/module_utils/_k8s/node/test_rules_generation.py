@@ -14,12 +14,12 @@ import struct
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import _genl
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import _rtnl, rules_generation
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import rules_generation
+from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, netfilter, route
 
 
 class FakeNfnl:
-    """Stands in for NfnlSocket: answers GETGEN with replies (or raises error)."""
+    """Stands in for netfilter.NfnlSocket: answers GETGEN with replies (or raises error)."""
 
     def __init__(self, replies=(), error=None):
         self.replies, self.error, self.asked = list(replies), error, []
@@ -32,7 +32,7 @@ class FakeNfnl:
 
 
 def newgen(*attrs):
-    return (rules_generation.NEWGEN, rules_generation.NFGENMSG.pack(socket.AF_UNSPEC, 0, 0x1234) + b''.join(attrs))
+    return (netfilter.NEWGEN, netfilter.NFGENMSG.pack(socket.AF_UNSPEC, 0, 0x1234) + b''.join(attrs))
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def boot_id(tmp_path):
 
 
 def test_the_generation_is_read_from_the_answer(boot_id):
-    sock = FakeNfnl([newgen(_genl.attr(3, b'nft\0'), _genl.attr(rules_generation.NFTA_GEN_ID, struct.pack('>I', 70000)))])
+    sock = FakeNfnl([newgen(core.attr(3, b'nft\0'), core.attr(netfilter.NFTA_GEN_ID, struct.pack('>I', 70000)))])
     assert rules_generation.read(sock, boot_id) == ['5f0c7b7e-6b1a-4a52-9d1c-2b1e0c0a4f11', 70000]
     (kind, body, _flags), = sock.asked
     assert kind == (10 << 8) | 16 and body == struct.pack('=BBH', socket.AF_UNSPEC, 0, 0)
@@ -52,15 +52,15 @@ def test_the_generation_is_read_from_the_answer(boot_id):
 @pytest.mark.parametrize('sock', [
     pytest.param(FakeNfnl([]), id='no answer'),
     pytest.param(FakeNfnl([newgen()]), id='no generation attribute'),
-    pytest.param(FakeNfnl([newgen(_genl.attr(rules_generation.NFTA_GEN_ID, b'\0\1'))]), id='a short attribute'),
-    pytest.param(FakeNfnl([(_rtnl.RTM_NEWLINK, b'\0' * 16)]), id='another message'),
-    pytest.param(FakeNfnl(error=_rtnl.NetlinkError(errno.EPERM, 'Operation not permitted')), id='refused'),
-    pytest.param(FakeNfnl(error=_rtnl.ProtocolError('cannot open a netfilter netlink socket')), id='no socket'),
+    pytest.param(FakeNfnl([newgen(core.attr(netfilter.NFTA_GEN_ID, b'\0\1'))]), id='a short attribute'),
+    pytest.param(FakeNfnl([(route.RTM_NEWLINK, b'\0' * 16)]), id='another message'),
+    pytest.param(FakeNfnl(error=core.NetlinkError(errno.EPERM, 'Operation not permitted')), id='refused'),
+    pytest.param(FakeNfnl(error=core.ProtocolError('cannot open a netfilter netlink socket')), id='no socket'),
 ])
 def test_any_doubt_is_none(boot_id, sock):
     assert rules_generation.read(sock, boot_id) is None
 
 
 def test_no_boot_id_is_none_without_asking_the_kernel(tmp_path):
-    sock = FakeNfnl([newgen(_genl.attr(rules_generation.NFTA_GEN_ID, struct.pack('>I', 1)))])
+    sock = FakeNfnl([newgen(core.attr(netfilter.NFTA_GEN_ID, struct.pack('>I', 1)))])
     assert rules_generation.read(sock, str(tmp_path / 'absent')) is None and sock.asked == []
