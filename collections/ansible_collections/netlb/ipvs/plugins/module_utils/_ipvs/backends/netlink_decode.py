@@ -303,4 +303,3 @@ def nested_span(data, offset, end, kind):
             return offset + 4, offset + length
         offset += (length + 3) & ~3
     raise core.ProtocolError('reply without attribute %d' % kind)
-

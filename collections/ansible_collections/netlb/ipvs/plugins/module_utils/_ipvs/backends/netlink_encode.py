@@ -82,7 +82,7 @@ def service_id(key):
             attrs = _SVC_MARK.pack(6, SVC_ATTR_AF, AF[key.family], 8, SVC_ATTR_FWMARK, key.fwmark)
         else:
             attrs = SVC_ADDR.pack(6, SVC_ATTR_AF, AF[key.family], 6, SVC_ATTR_PROTOCOL, PROTO[key.protocol],
-                                   20, SVC_ATTR_ADDR, packed_address(key.address)[0], 6, SVC_ATTR_PORT, socket.htons(key.port))
+                                  20, SVC_ATTR_ADDR, packed_address(key.address)[0], 6, SVC_ATTR_PORT, socket.htons(key.port))
         _SERVICE_IDS.put(key, attrs)
     return attrs
 
@@ -163,4 +163,3 @@ def request(action):
             DEST_ATTR_WEIGHT, server.weight, 8, DEST_ATTR_U_THRESH, server.upper_threshold, 8,
             DEST_ATTR_L_THRESH, server.lower_threshold)
     return cmd, svc + core.nested(CMD_ATTR_DEST, dest_attrs(server, port=server_port(service, server)))
-

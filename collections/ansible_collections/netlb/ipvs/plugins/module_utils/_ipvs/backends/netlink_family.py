@@ -163,7 +163,6 @@ def packed_address(address):
     return hit
 
 
-
 def address_text(raw, family):
     """Canonical text of a 16-byte kernel address (the model's spelling)."""
     key = (raw, family)
@@ -177,4 +176,3 @@ def address_text(raw, family):
             text = str(ipaddress.ip_address(bytes(raw[:16])))
         _TEXT.put(key, text)
     return text
-

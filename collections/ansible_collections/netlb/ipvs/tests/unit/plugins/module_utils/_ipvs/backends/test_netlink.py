@@ -234,7 +234,7 @@ def test_read_traffic_is_one_dump_of_the_services(loaded, kernel, stats64):
     assert [cmd for sent in kernel.sends for cmd, _flags, _seq in sent] == [4]  # no real server dump
     assert set(traffic) == set(loaded.read())
     assert traffic[TCP80] == netlink_decode.Traffic(connections=7, packets_in=120, packets_out=95,
-                                             bytes_in=2 ** 40 + 3, bytes_out=2 ** 33)
+                                                    bytes_in=2 ** 40 + 3, bytes_out=2 ** 33)
     assert traffic[MARK10] == netlink_decode.NO_TRAFFIC
 
 
