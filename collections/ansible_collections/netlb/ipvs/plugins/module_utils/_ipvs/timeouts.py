@@ -33,8 +33,8 @@ import collections
 import re
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command
+from ansible_collections.netlb.ipvs.plugins.module_utils._duration import parse_duration
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
-from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy.config import parse_duration
 
 # The order of `ipvsadm --set` and of its listing; the kube-proxy field each stands for.
 FIELDS = ('tcp', 'tcp_fin', 'udp')

@@ -35,6 +35,8 @@ import collections
 import ipaddress
 import re
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._duration import parse_duration
+
 try:
     import yaml
     HAS_YAML = True
@@ -125,32 +127,6 @@ class ConfigError(ValueError):
 
 
 # ------------------------------------------------------------------ values
-_DURATION_PART = re.compile(r'(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)')
-_UNIT_NS = {'ns': 1, 'us': 10 ** 3, '\u00b5s': 10 ** 3, '\u03bcs': 10 ** 3, 'ms': 10 ** 6, 's': 10 ** 9,
-            'm': 60 * 10 ** 9, 'h': 3600 * 10 ** 9}
-
-
-def parse_duration(text):
-    """Nanoseconds of a Go duration string ('30s', '1h0m0s', '1.5m', '-2s', '0');
-    ValueError for anything Go's time.ParseDuration refuses."""
-    if not isinstance(text, str):
-        raise ValueError('a duration is a string with a unit, e.g. "30s" (not %r)' % (text,))
-    sign, rest = (-1, text[1:]) if text[:1] == '-' else (1, text[1:] if text[:1] == '+' else text)
-    if rest == '0':
-        return 0
-    if not rest:
-        raise ValueError('%r is not a duration (e.g. "30s", "1m30s", "2h")' % (text,))
-    total, pos = 0.0, 0
-    while pos < len(rest):
-        match = _DURATION_PART.match(rest, pos)
-        if not match:
-            raise ValueError('%r is not a duration (a number and a unit ns, us, ms, s, m or h, '
-                             'e.g. "30s", "1m30s")' % (text,))
-        total += float(match.group(1)) * _UNIT_NS[match.group(2)]
-        pos = match.end()
-    return sign * int(round(total))
-
-
 def _int(value):
     """An int from an int or a string of digits (Jinja templating makes strings)."""
     if isinstance(value, bool):

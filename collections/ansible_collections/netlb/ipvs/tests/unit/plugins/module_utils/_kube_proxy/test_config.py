@@ -213,21 +213,6 @@ def test_the_ipvs_deprecation_warning_only_in_ipvs_mode():
     assert render({'kube_proxy_mode': 'nftables'}).warnings == []
 
 
-# Columns: text, nanoseconds (None: refused), as Go's time.ParseDuration.
-DURATIONS = [('0', 0), ('0s', 0), ('30s', 30 * 10 ** 9), ('1h0m0s', 3600 * 10 ** 9), ('1.5m', 90 * 10 ** 9),
-             ('-2s', -2 * 10 ** 9), ('+3ms', 3 * 10 ** 6), ('300us', 300000), ('10ns', 10), ('.5s', 5 * 10 ** 8),
-             ('', None), ('30', None), ('s', None), ('1d', None), ('1h 2m', None), ('-', None)]
-
-
-@pytest.mark.parametrize('text, nanos', DURATIONS, ids=[repr(row[0]) for row in DURATIONS])
-def test_go_durations(text, nanos):
-    if nanos is None:
-        with pytest.raises(ValueError):
-            kp.parse_duration(text)
-    else:
-        assert kp.parse_duration(text) == nanos
-
-
 def test_every_field_has_a_check_and_a_place():
     paths = [field.path for field in kp.FIELDS]
     assert len(set(paths)) == len(paths)
