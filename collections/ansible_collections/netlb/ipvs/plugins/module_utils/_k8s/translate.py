@@ -133,6 +133,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import (
     ServicePort,
     Translation,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_cache import Fragment
 
 SERVICE_NAME_LABEL = 'kubernetes.io/service-name'
 PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name'
@@ -192,12 +193,17 @@ class _Malformed(Exception):
         super(_Malformed, self).__init__('%s: %s' % (path, message))
 
 
-def translate(snapshot, node, options):
-    """Translate one ClusterSnapshot for one node (see the rules at the top)."""
+def translate(snapshot, node, options, cache=None):
+    """Translate one ClusterSnapshot for one node (see the rules at the top).
+
+    cache: a translate_cache.TranslationCache the caller keeps between translations (the watcher): the
+    Services whose objects are the very ones of the last translation keep their piece
+    of it, the others are translated again (translate_cache.py); the result is the
+    whole translation's either way. Objects must never be changed in place."""
     # The records this makes (~200,000 at 10,000 Services) woke the collector's full
     # passes, each walking the whole snapshot too: half of the time. The shells that run
     # a translation hold the collector off around it (_gc.tuned()); this does not.
-    return _Translator(snapshot, node, options).run()
+    return _Translator(snapshot, node, options, cache).run()
 
 
 # ---------------------------------------------------------------------------- addresses
@@ -289,6 +295,16 @@ def _protocol(value, path):
     if protocol is None:
         raise _Malformed(path, '%r is not one of TCP, UDP, SCTP' % (value,))
     return protocol
+
+
+def _own_key(obj):
+    """(namespace, name) of a Service as its EndpointSlices and Endpoints are indexed
+    by, or None when they are not strings (such a Service reads no slice)."""
+    meta = obj.get('metadata') if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    namespace, name = meta.get('namespace'), meta.get('name')
+    return (namespace, name) if isinstance(namespace, str) and isinstance(name, str) else None
 
 
 def _object_name(obj):
@@ -809,8 +825,9 @@ def _node_addresses(node, options, node_object, warnings):
 
 class _Translator(object):
 
-    def __init__(self, snapshot, node, options):
+    def __init__(self, snapshot, node, options, cache=None):
         self.snapshot = snapshot
+        self.cache = cache
         self.node = node
         self.options = options
         self.warnings = []
@@ -841,14 +858,22 @@ class _Translator(object):
                                                      'external_ips_allowed_cidrs', self.warnings)
             slices = self._index(snapshot.endpoint_slices or [], 'EndpointSlice', self._slice_owner)
             endpoints = self._index(snapshot.endpoints or [], 'Endpoints', self._endpoints_owner)
+            cache = self.cache
+            if cache is not None:
+                cache.begin(self._context())
             ordered = sorted(((_object_name(obj), i) for i, obj in enumerate(services)))
             for ref, i in ordered:
-                try:
-                    self._service(services[i], ref, slices, endpoints)
-                except Exception as error:  # pylint: disable=broad-except
-                    # A shape no check foresaw: lose this Service, not the node's whole table.
-                    self.warnings.append('Service %s: left out, unexpected %s: %s' % (ref, type(error).__name__, error))
-                    self._skip(SKIP_MALFORMED, ref)
+                obj = services[i]
+                key = _own_key(obj)
+                own_slices, own_endpoints = (slices.get(key), endpoints.get(key)) if key else (None, None)
+                piece = cache.get(ref, obj, own_slices, own_endpoints) if cache is not None else None
+                if piece is None:
+                    piece = self._piece(obj, ref, slices, endpoints)
+                    if cache is not None:
+                        cache.put(ref, obj, own_slices, own_endpoints, piece)
+                self._assemble(piece)
+            if cache is not None:
+                cache.end()
             # What anyone may ask for, only once every cluster IP and NodePort is taken.
             for key, vs, port in self.deferred:
                 self._take(key, vs, port)
@@ -870,6 +895,40 @@ class _Translator(object):
             health_check_node_ports=dict(sorted(self.health_check_ports.items())),
             stopped=self.stopped,
         )
+
+    def _context(self):
+        """Everything a Service's piece depends on besides its own objects."""
+        # The node's addresses only as the translation reads them (own_addresses leaves the
+        # dummy interface's out: binding a Service's address changes no other piece).
+        return (self.options, self.node.name, self.node.zone, self.own_addresses, self.node_owned, self.node_addresses,
+                tuple((family, tuple(addresses)) for family, addresses in sorted(self.node_port.items())),
+                self.service_networks, self.allowed_networks)
+
+    def _piece(self, obj, ref, slices, endpoints):
+        """The Fragment of one Service: what it contributes, recorded in order."""
+        piece = Fragment()
+        try:
+            self._service(obj, ref, slices, endpoints, piece)
+        except Exception as error:  # pylint: disable=broad-except
+            # A shape no check foresaw: lose this Service, not the node's whole table.
+            piece.events.append('Service %s: left out, unexpected %s: %s' % (ref, type(error).__name__, error))
+            piece.skip(SKIP_MALFORMED, ref)
+        return piece
+
+    def _assemble(self, piece):
+        """Add one Service's Fragment to the translation: its warnings and round-one
+        claims in the order it made them (rule 10), the rest for later or as sets."""
+        warnings = self.warnings
+        for event in piece.events:
+            if isinstance(event, str):
+                warnings.append(event)
+            else:
+                self._take(*event)
+        self.deferred.extend(piece.deferred)
+        for reason, ref in piece.skipped:
+            self._skip(reason, ref)
+        self.local_endpoints.update(piece.local)
+        self.health_check_ports.update(piece.health)
 
     @staticmethod
     def _slice_owner(obj):
@@ -905,33 +964,36 @@ class _Translator(object):
     def _skip(self, reason, ref):
         self.skipped.setdefault(reason, []).append(ref)
 
-    def _service(self, obj, ref, slices, endpoints):
+    def _service(self, obj, ref, slices, endpoints, piece):
+        """One Service, recorded into piece (a Fragment): nothing else is touched."""
         options = self.options
+        warnings = piece.events
         try:
             if not isinstance(obj, dict):
                 raise _Malformed('(top)', 'expected a mapping, got %r' % (type(obj).__name__,))
-            svc = _read_service(obj, options.scheduler, self.warnings, self._refusal)
+            svc = _read_service(obj, options.scheduler, warnings, self._refusal)
         except _Malformed as problem:
-            self.warnings.append('Service %s: %s' % (ref, problem))
-            self._skip(SKIP_MALFORMED, ref)
+            warnings.append('Service %s: %s' % (ref, problem))
+            piece.skip(SKIP_MALFORMED, ref)
             return
         if isinstance(svc, str):
-            self._skip(svc, ref)
+            piece.skip(svc, ref)
             return
         families = [family for family in options.families if family in svc.cluster_ips]
         if not families:
-            self._skip(SKIP_NO_FAMILY, ref)
+            piece.skip(SKIP_NO_FAMILY, ref)
             return
         key = (svc.namespace, svc.name)
-        parts = [self._slice(entry, ref_name=svc.namespace) for entry in slices.get(key, ())]
+        parts = [_read_slice(entry, self.node.name, warnings, '%s/%s' % (svc.namespace, entry['metadata']['name']))
+                 for entry in slices.get(key, ())]
         parts = [part for part in parts if part is not None]
         if key not in slices and not svc.selector and key in endpoints:
             for legacy in endpoints[key]:
-                parts.extend(_read_endpoints(legacy, self.node.name, self.warnings, ref))
+                parts.extend(_read_endpoints(legacy, self.node.name, warnings, ref))
         for family in families:
-            self._family(svc, family, [part for part in parts if part[0] == family])
+            self._family(svc, family, [part for part in parts if part[0] == family], piece)
         if svc.health_check_port:
-            self.health_check_ports[svc.ref] = svc.health_check_port
+            piece.health[svc.ref] = svc.health_check_port
 
     def _refusal(self, address, family, external):
         """Why a Service may not have this external (external=True) or load-balancer IP,
@@ -969,18 +1031,16 @@ class _Translator(object):
         if port.kind != NODE_PORT:
             self.dummy.add(port.address)
 
-    def _slice(self, obj, ref_name):
-        return _read_slice(obj, self.node.name, self.warnings, '%s/%s' % (ref_name, obj['metadata']['name']))
-
-    def _family(self, svc, family, parts):
-        """Every virtual service of one Service in one family (rules 3-5, 7)."""
+    def _family(self, svc, family, parts, piece):
+        """Every virtual service of one Service in one family (rules 3-5, 7), recorded
+        into piece."""
         ref = svc.ref
         lb_ips = svc.lb_ips[family]
         source_ranges = svc.source_ranges[family]
         if source_ranges is None:
             if lb_ips:
-                self.warnings.append('Service %s: spec.loadBalancerSourceRanges: no IPv%d range, so its IPv%d '
-                                     'load-balancer IPs are not proxied' % (ref, family, family))
+                piece.events.append('Service %s: spec.loadBalancerSourceRanges: no IPv%d range, so its IPv%d '
+                                    'load-balancer IPs are not proxied' % (ref, family, family))
             lb_ips = ()
         netmask = _FULL_PREFIX[family]
         cluster_ip = svc.cluster_ips[family]
@@ -991,8 +1051,8 @@ class _Translator(object):
         wanted = set((name, protocol) for name, protocol, _port, _node_port in svc.ports)
         for _family, slice_ports, endpoints in parts:
             if not wanted.isdisjoint(slice_ports):
-                self.local_endpoints.update(address for address, bits in zip(endpoints.addresses, endpoints.flags)
-                                            if bits & LOCAL)
+                piece.local.update(address for address, bits in zip(endpoints.addresses, endpoints.flags)
+                                   if bits & LOCAL)
         for name, protocol, port, node_port in svc.ports:
             merged = merge_endpoints(parts, name, protocol) if parts else None
             cluster = local = None
@@ -1030,6 +1090,6 @@ class _Translator(object):
                                           source_ranges=source_ranges if kind == LOAD_BALANCER else (),
                                           service=ref)
                 if kind == NODE_PORT or kind == CLUSTER_IP:
-                    self._take(key, vs, port_record)
+                    piece.events.append((key, vs, port_record))
                 else:
-                    self.deferred.append((key, vs, port_record))
+                    piece.deferred.append((key, vs, port_record))
