@@ -174,11 +174,12 @@ def translate_only(node, snapshot):
 
 
 def apply(node, snapshot, backend, want_diff=False, take_lock=True, holder='ansible netlb.ipvs.k8s_service_proxy',
-          lock_path=None, lock_wait=lock.MODULE_WAIT, drain_store=None):
+          lock_path=None, lock_wait=lock.MODULE_WAIT, drain_store=None, memo=None):
     """Translate, plan, guard and apply (proxy.sync) under the node's run lock
     (_reconcile/lock.py, as holder; take_lock False: the caller holds it; never in check
     mode). Returns the proxy.SyncResult with the node's warnings first and its timings.
-    drain_store: the drain state (default: the file at params drain_state_path)."""
+    drain_store: the drain state (default: the file at params drain_state_path). memo: a
+    proxy.SyncMemo the caller keeps between syncs (the watcher; proxy.sync)."""
     params = node.params
     if drain_store is None:
         drain_store = DrainStore(params['drain_state_path'])
@@ -186,7 +187,7 @@ def apply(node, snapshot, backend, want_diff=False, take_lock=True, holder='ansi
     with contextlib.nullcontext() if held else lock.held(holder, path=lock_path, wait=lock_wait):
         result = proxy.sync(snapshot, node.host, backend, node.options, StateStore(params['state_path']),
                             drain_store=drain_store, node_name=node.node_name, zone=params['node_zone'],
-                            want_diff=want_diff)
+                            want_diff=want_diff, memo=memo)
     result.timings.update(node.timings)
     result.warnings[:0] = node.warnings
     return result

@@ -77,12 +77,15 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.params import ser
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import NodeContext, ProxyOptions
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import conntrack, packet_rules
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.dummy import DummyResult
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import ProxyState
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_cache import TranslationCache
 
 ZONE_LABEL = 'topology.kubernetes.io/zone'
 DUMMY_HEADER = 'addresses on %s (bound by netlb.ipvs)'
 RULES_HEADER = 'nft list table %s'
 LOSSES_SHOWN = 3
+SCOPE_ANSWERS = 1024  # answers a reused Scope may hold beyond twice its keys (SyncMemo)
 
 
 class KubeProxyRunningError(IpvsError):
@@ -149,6 +152,35 @@ class SyncResult:
         return result
 
 
+class SyncMemo(object):
+    """What a long-running caller (the watcher) keeps between its syncs, so a sync on one
+    change costs about what the change touched; sync(memo=) without one is whole.
+
+    translation: the Services' pieces of the last translation (translate_cache.py: a
+    Service whose objects did not change keeps its piece). rules: the inputs of the last
+    rendered packet rules and their text, rendered and normalised: the same ports,
+    dummy addresses, hairpin endpoints, node addresses and options render the same text
+    (an endpoint change of a ClusterIP Service changes none of them unless the endpoint
+    is on this node). dummy: the dummy interface as the last sync left it (interface,
+    addresses wanted, owned), trusted like the IPVS table kept in memory (_watch/table.py):
+    forget() at every full resync and after any failure, and the next sync does it all.
+    Bounded: one translation's pieces, one table's text."""
+
+    def __init__(self):
+        self.translation = TranslationCache()
+        self.rules = None  # (inputs, packet_rules.render_lines()) of the last rendering
+        self.rendered_before = None  # render_lines() of the one before it (the transition's start)
+        self.scope_ports = None  # (addresses, node_port_range, proxy_scope's ports)
+        self.scope = None  # the last proxy_scope()
+        self.dummy = None  # (interface, wanted, owned): what the interface holds since the last sync
+
+    def forget(self):
+        """The next sync is whole: translated, rendered and the interface read again."""
+        self.translation.clear()
+        self.rules = self.rendered_before = self.scope_ports = self.scope = None
+        self.dummy = None
+
+
 def node_context(node_name, host, snapshot, zone=None, dummy_interface='kube-ipvs0'):
     """The NodeContext of this node: its addresses from the host, its zone from the
     option or else from its Node object's label."""
@@ -166,17 +198,27 @@ def desired_table(snapshot, context, options):
     return translation, [service_to_params(service) for service in translation.services]
 
 
-def proxy_scope(options, context, state, translation):
+def proxy_scope(options, context, state, translation, memo=None):
     """What the proxy owns: the service CIDRs, the NodePort range on every address of
     the node (not only those serving NodePorts now, so a stale one goes too), what it
-    created before, and what it wants now (external and LB IPs)."""
+    created before, and what it wants now (external and LB IPs). memo: a SyncMemo whose
+    ports are reused while the node's addresses and the range stay the same."""
     first, last = options.node_port_range
-    ports = []
-    for _interface, address in context.addresses:
-        network = ipaddress.ip_network(address)
-        ports.append((network, first, last))
+    if memo is not None and memo.scope_ports is not None and memo.scope_ports[:2] == (context.addresses, (first, last)):
+        ports = memo.scope_ports[2]
+    else:
+        ports = tuple((ipaddress.ip_network(address), first, last) for _interface, address in context.addresses)
+        if memo is not None:
+            memo.scope_ports = (context.addresses, (first, last), ports)
     keys = frozenset(state.services) | frozenset(service.key for service in translation.services)
-    return Scope(networks=tuple(options.service_cidrs), ports=tuple(ports), keys=keys)
+    scope = Scope(networks=tuple(options.service_cidrs), ports=ports, keys=keys)
+    if memo is not None:
+        # The same scope as the last sync's (an endpoint change): that one, with its test
+        # prepared and its answers, while they stay within the table's size.
+        if memo.scope == scope and len(memo.scope.test().answers) <= 2 * len(keys) + SCOPE_ANSWERS:
+            return memo.scope
+        memo.scope = scope
+    return scope
 
 
 def delete_guard(options):
@@ -268,7 +310,7 @@ def fall_back_schedulers(translation, offered, default, flags=()):
 
 
 def sync(snapshot, host, backend, options, state_store, drain_store=None, node_name='', zone=None, now=None,
-         want_diff=True):
+         want_diff=True, memo=None):
     """Make the node serve the cluster's Services, in the order at the top. Returns a SyncResult.
 
     host: a HostNode (node/host.py) or a double; backend: an _ipvs Backend (its
@@ -277,7 +319,20 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
     any of them before step 5 nothing changed, and the guard refuses before the first write.
     want_diff: False leaves result.diff None (the before/after texts of a big table
     take seconds on a slow node; a run without --diff never shows them).
+    memo: a SyncMemo kept between syncs (never in check mode); a sync that raises
+    leaves it forgotten.
     """
+    if memo is not None and backend.check_mode:
+        raise ValueError('a SyncMemo is for real runs only')
+    try:
+        return _sync(snapshot, host, backend, options, state_store, drain_store, node_name, zone, now, want_diff, memo)
+    except BaseException:
+        if memo is not None:
+            memo.forget()
+        raise
+
+
+def _sync(snapshot, host, backend, options, state_store, drain_store, node_name, zone, now, want_diff, memo):
     check_mode = backend.check_mode
     timings = {}
     started = time.perf_counter()
@@ -291,7 +346,8 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
                     'or set allow_kube_proxy=true.' % running)
         context = node_context(node_name, host, snapshot, zone, options.proxy.dummy_interface)
     with engine.clock(timings, 'translate'):
-        translation = translator.translate(snapshot, context, options.proxy)
+        translation = translator.translate(snapshot, context, options.proxy,
+                                           cache=memo.translation if memo is not None else None)
         translator.refuse_incomplete(translation)  # a partial table would delete what it did not reach
         warnings = list(translation.warnings)
         warnings.extend(fall_back_schedulers(translation, host.schedulers(), options.proxy.scheduler,
@@ -302,32 +358,29 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
     with state_store.lock() if not check_mode else contextlib.nullcontext():
         state = state_store.load()
         with engine.clock(timings, 'rules_check'):
-            rules = packet_rules.render(
-                translation.ports, translation.dummy_addresses,
-                packet_rules.Options(masquerade=options.masquerade,
-                                     cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs)),
-                local_endpoints=translation.local_endpoints, node_addresses=translation.node_addresses)
+            rendered = _rendered(translation, options, memo)
+            rules, new_rules = rendered[0], rendered[1]
             current_rules = host.read_rules()
-            new_rules = packet_rules.normalise(rules)
             # nft checks only rules that would be loaded: a converged node skips it.
             if new_rules != current_rules:
                 host.check_rules(rules)
-        steps = _Steps(host, state_store, state, current_rules)
-        scope = proxy_scope(options, context, state, translation)
+        steps = _Steps(host, state_store, state, current_rules, memo.rendered_before if memo is not None else None)
+        scope = proxy_scope(options, context, state, translation, memo)
         result.reconcile = engine.reconcile(
             backend, translation.services, scope,
             engine.ReconcileOptions(exclusive=True, allow_empty=True, drain_timeout=options.drain_timeout,
                                     review=delete_guard(options),
-                                    prepare=lambda plan: steps.prepare(plan, wanted, new_rules, timings),
+                                    prepare=lambda plan: steps.prepare(plan, wanted, rendered, timings),
                                     hold=host.scheduler_hold() if options.scheduler_hold else None),
             drain_store=drain_store, now=now)
         result.warnings.extend(result.reconcile.warnings)
         with engine.clock(timings, 'dummy'):
-            dummy = host.sync_dummy(options.proxy.dummy_interface, translation.dummy_addresses, state.addresses,
-                                    check_mode)
+            dummy = _sync_dummy(host, options.proxy.dummy_interface, translation.dummy_addresses, state.addresses,
+                                check_mode, memo)
         result.addresses_added, result.addresses_removed = tuple(dummy.added), tuple(dummy.removed)
         with engine.clock(timings, 'rules_apply'):
-            host.sync_rules(rules, check_mode, before=steps.rules)
+            if new_rules != steps.rules:  # else the node holds them: sync_rules would find nothing to do
+                host.sync_rules(rules, check_mode, before=steps.rules, normalised=new_rules)
         timings['rules_apply'] += timings.pop('rules_first', 0.0)
         change = packet_rules.ApplyResult(new_rules != current_rules, current_rules, new_rules)
         result.rules_changed = change.changed
@@ -345,15 +398,46 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
     return result
 
 
+def _rendered(translation, options, memo):
+    """packet_rules.render_lines() of translation: (text, normalised, lines); from memo
+    when the inputs are those of the last rendering (memo.rules)."""
+    rules_options = packet_rules.Options(masquerade=options.masquerade,
+                                         cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs))
+    inputs = (translation.ports, translation.dummy_addresses, rules_options, translation.local_endpoints,
+              translation.node_addresses)
+    if memo is not None and memo.rules is not None and memo.rules[0] == inputs:
+        return memo.rules[1]
+    rendered = packet_rules.render_lines(
+        translation.ports, translation.dummy_addresses, rules_options, local_endpoints=translation.local_endpoints,
+        node_addresses=translation.node_addresses)
+    if memo is not None:
+        memo.rendered_before = memo.rules[1] if memo.rules is not None else None
+        memo.rules = (inputs, rendered)
+    return rendered
+
+
+def _sync_dummy(host, interface, wanted, owned, check_mode, memo):
+    """host.sync_dummy, unless memo says the interface holds wanted, owned, since the
+    last sync: then the DummyResult it would give (nothing to add or remove)."""
+    wanted, owned = frozenset(wanted), frozenset(owned)
+    if memo is not None and memo.dummy == (interface, wanted, owned):
+        return DummyResult(interface, False, [], [], owned)
+    result = host.sync_dummy(interface, wanted, owned, check_mode)
+    if memo is not None:
+        memo.dummy = (interface, wanted, frozenset(result.owned))
+    return result
+
+
 class _Steps(object):
     """What sync() writes around the engine's apply (order steps 5, 6 and 10): the state
     as saved last (saved), the packet rules the node holds (rules), the flows queued."""
 
-    def __init__(self, host, state_store, state, rules):
+    def __init__(self, host, state_store, state, rules, rendered_before=None):
         self.host = host
         self.state_store = state_store
         self.saved = state
         self.rules = rules
+        self.rendered_before = rendered_before  # render_lines() of the last sync's rules (SyncMemo), or None
         self.queued = state.udp_flows
 
     def save(self, state, check_mode):
@@ -361,16 +445,24 @@ class _Steps(object):
             self.state_store.save(state)
             self.saved = state
 
-    def prepare(self, plan, wanted, new_rules, timings):
+    def prepare(self, plan, wanted, rendered, timings):
         """Steps 5 and 6, the engine's prepare hook (real runs only): record the union and
         the flows this plan leaves stale, then load the transition rules."""
         self.queued = self.queued | frozenset(conntrack.plan_flows(plan))
         self.save(ProxyState(services=self.saved.services | wanted.services,
                              addresses=self.saved.addresses | wanted.addresses, udp_flows=self.queued), False)
         with engine.clock(timings, 'rules_first'):
-            first = packet_rules.transition(self.rules, new_rules)
-            if packet_rules.normalise(first) != self.rules:
-                self.rules = self.host.sync_rules(first, False, before=self.rules).after
+            new_rules = rendered[1]
+            if new_rules == self.rules:  # nothing goes: the transition is new_rules (a test holds it)
+                return
+            before = self.rendered_before
+            if before is not None and before[1] == self.rules:  # the node holds the last sync's rules
+                first, normalised = packet_rules.transition_lines(before[2], rendered[2])
+            else:
+                first = packet_rules.transition(self.rules, new_rules)
+                normalised = packet_rules.normalise(first)
+            if normalised != self.rules:
+                self.rules = self.host.sync_rules(first, False, before=self.rules, normalised=normalised).after
 
 
 def _diff(result, options, dummy, rules):

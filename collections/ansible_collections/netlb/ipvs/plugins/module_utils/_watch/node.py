@@ -13,8 +13,11 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 Each sync: paused -> nothing; the run lock (_reconcile/lock.py) taken for the sync only
 (a module or a manual run gets in between syncs; busy: tried again after min_sync);
 a full resync (every interval, and the first) re-asserts the kernel modules and
-sysctls and the static table, and reads the kernel table afresh; a sync on a change plans
-against the table kept in memory (_watch/table.py). The Kubernetes part is
+sysctls and the static table, reads the kernel table afresh and is whole; a sync on a
+change plans against the table kept in memory (_watch/table.py) and translates, renders
+and binds only what the change touched (proxy.SyncMemo: the Services whose objects
+changed are translated again, the packet rules rendered again only when their inputs
+changed); any failure forgets both, and the next sync is whole. The Kubernetes part is
 k8s_service_proxy's pipeline.apply on the watcher's snapshot. Each sync records the
 status and the textfile and prints one journal line, as a timer run does.
 
@@ -32,7 +35,7 @@ import time
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, proxy
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources.watch import ApiSource, StreamError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
@@ -59,6 +62,7 @@ class NodeSync(object):
         self.node = node if node is not None else pipeline.prepare(config.kubernetes, runner)
         params = self.node.params
         self.table = RememberedTable(backend if backend is not None else get_backend(params['backend'], runner=runner))
+        self.memo = proxy.SyncMemo()  # what a sync on a change reuses of the last one
         self.drain_store = DrainStore(params['drain_state_path'])
         self.what = what
         self.now, self.clock = now, clock
@@ -94,15 +98,18 @@ class NodeSync(object):
     def _sync(self, snapshot, full, report):
         if full:
             self.table.forget()
+            self.memo.forget()
         previous = status.load(self.paths.status)
 
         def sync_kubernetes():
             self.node.warnings[:] = []
             self.node.timings.clear()
             try:
-                result = pipeline.apply(self.node, snapshot, self.table, take_lock=False, drain_store=self.drain_store)
+                result = pipeline.apply(self.node, snapshot, self.table, take_lock=False, drain_store=self.drain_store,
+                                        memo=self.memo)
             except BaseException:
                 self.table.forget()  # refused or failed: the next sync reads the kernel
+                self.memo.forget()
                 raise
             if full:  # drift is told at resyncs only: a sync on a change has a new input by definition
                 result.fingerprint = pipeline.fingerprint(snapshot, self.node.params)

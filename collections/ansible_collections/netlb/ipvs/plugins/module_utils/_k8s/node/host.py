@@ -97,11 +97,11 @@ class HostNode(object):
         None when it cannot be told (rules_generation.read)."""
         return rules_generation.read()
 
-    def sync_rules(self, text, check_mode, before=None):
+    def sync_rules(self, text, check_mode, before=None, normalised=None):
         """packet_rules.ApplyResult of replacing our nft table with text (before: what
-        read_rules() returned, if known)."""
+        read_rules() returned, if known; normalised: packet_rules.normalise(text), if known)."""
         with _Edge('packet rules'):
-            return packet_rules.apply(self.runner, text, check_mode=check_mode, before=before)
+            return packet_rules.apply(self.runner, text, check_mode=check_mode, before=before, normalised=normalised)
 
     def scheduler_hold(self):
         """What holds new connections while IPVS swaps a service's scheduler

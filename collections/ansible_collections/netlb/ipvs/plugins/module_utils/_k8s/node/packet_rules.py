@@ -88,6 +88,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command, _nftables
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import cluster
@@ -151,8 +152,32 @@ def _set(lines, name, kind, elements, interval=False):
     if interval:
         lines.append('\t\tflags interval')
     if elements:
-        lines.append('\t\telements = { %s }' % ',\n\t\t\t     '.join(elements))
+        lines.append(_Elements(elements))
     lines.append('\t}')
+
+
+class _Elements(tuple):
+    """A set's elements among _render()'s lines: text() and normalised() write them."""
+
+    __slots__ = ()
+
+
+def _text(lines):
+    return '\n'.join(line if not isinstance(line, _Elements) else '\t\telements = { %s }' % ',\n\t\t\t     '.join(line)
+                     for line in lines) + '\n'
+
+
+def _normalised(lines):
+    """normalise() of _text(lines), written directly: _render()'s lines are indented by
+    nesting with single spaces already, so only the elements change (one per line,
+    sorted); a test holds the two equal."""
+    out = []
+    for line in lines:
+        if isinstance(line, _Elements):
+            out.append('\t\telements = {\n\t\t\t%s,\n\t\t}' % ',\n\t\t\t'.join(sorted(line)))
+        else:
+            out.append(line)
+    return '\n'.join(out) + '\n'
 
 
 def render(ports, dummy_addresses, options=Options(), local_endpoints=(), node_addresses=()):
@@ -163,10 +188,22 @@ def render(ports, dummy_addresses, options=Options(), local_endpoints=(), node_a
 
     Raises PacketRulesError for an unknown masquerade mode or an invalid address.
     """
+    return _text(_lines(ports, dummy_addresses, options, local_endpoints, node_addresses))
+
+
+def render_lines(ports, dummy_addresses, options=Options(), local_endpoints=(), node_addresses=()):
+    """(render(...), normalise(render(...)), lines) of the same arguments: the second
+    written directly rather than parsed back from the first; lines for
+    transition_lines()."""
+    lines = _lines(ports, dummy_addresses, options, local_endpoints, node_addresses)
+    return _text(lines), _normalised(lines), lines
+
+
+def _lines(ports, dummy_addresses, options, local_endpoints, node_addresses):
     if options.masquerade not in MASQUERADE_MODES:
         raise PacketRulesError('masquerade: %r is not one of %s' % (options.masquerade, ', '.join(MASQUERADE_MODES)))
     try:
-        return _render(ports, dummy_addresses, options, _by_family(local_endpoints), _by_family(node_addresses))
+        return _render(ports, dummy_addresses, options, _texts_by_family(local_endpoints), _by_family(node_addresses))
     except ValueError as exc:
         raise PacketRulesError('packet rules: %s' % exc)
 
@@ -180,6 +217,48 @@ def _by_family(texts):
     return dict((family, sorted(addresses)) for family, addresses in result.items())
 
 
+_AF = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+
+def _fast(text):
+    """(family, packed) of an address text already in ipaddress's canonical form, else
+    None (then ipaddress decides: the same text, error or canonical form as before; the
+    round trip through the C library is a fraction of ipaddress's cost)."""
+    if not isinstance(text, str):
+        return None
+    family = 6 if ':' in text else 4
+    try:
+        packed = socket.inet_pton(_AF[family], text)
+    except (OSError, ValueError):
+        return None
+    if socket.inet_ntop(_AF[family], packed) != text or (family == 6 and '.' in text):
+        return None
+    return family, packed
+
+
+def _canonical_text(text):
+    """str(ipaddress.ip_address(text)), cheaply when text is canonical already."""
+    return text if _fast(text) is not None else str(ipaddress.ip_address(text))
+
+
+def _texts_by_family(texts):
+    """{4: [text], 6: [...]} of address texts, each once, in address order, as
+    _by_family's addresses printed (ValueError for one that is not an address)."""
+    result = {4: {}, 6: {}}
+    inet_pton, inet_ntop = socket.inet_pton, socket.inet_ntop
+    try:
+        for text in texts:  # _fast() inline: the hot loop (every endpoint on the node)
+            family = 6 if ':' in text else 4
+            packed = inet_pton(_AF[family], text)
+            if inet_ntop(_AF[family], packed) != text or (family == 6 and '.' in text):
+                raise ValueError(text)
+            result[family][packed] = text
+    except (OSError, ValueError, TypeError):
+        return dict((family, [str(address) for address in addresses])
+                    for family, addresses in _by_family(texts).items())
+    return dict((family, [found[packed] for packed in sorted(found)]) for family, found in result.items())
+
+
 def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
     # Each address is parsed once (a node has ~10 ports per address at scale); elements
     # are sorted as text: deterministic, and nft does not care.
@@ -188,15 +267,12 @@ def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
     def _element(port):
         address = canonical.get(port.address)
         if address is None:
-            address = canonical[port.address] = str(ipaddress.ip_address(port.address))
+            address = canonical[port.address] = _canonical_text(port.address)
         return '%s . %s . %d' % (address, port.protocol, port.port)
 
     by_family = dict((family, [p for p in ports if p.family == family and p.protocol in PROTOCOLS])
                      for family in (4, 6))
-    dummies = dict((family, []) for family in (4, 6))
-    for text in dummy_addresses:
-        address = ipaddress.ip_address(text)
-        dummies[address.version].append(address)
+    dummies = _texts_by_family(dummy_addresses)
     lines = ['table %s {' % TABLE, '\tcomment "%s"' % COMMENT]
     input_rules, output_rules, post_rules = [], [], []
     for family in (4, 6):
@@ -275,7 +351,7 @@ def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
         lines.extend('\t\t' + rule for rule in post_rules)
         lines.append('\t}')
     lines.append('}')
-    return '\n'.join(lines) + '\n'
+    return lines
 
 
 def _unique(items):
@@ -318,6 +394,49 @@ def transition(before, after):
             continue
         lines.append(line)
     return '\n'.join(lines) + '\n'
+
+
+def transition_lines(before, after):
+    """(transition(b, a), normalise() of it) where b and a are normalise() of the texts
+    of _render() lines before and after (render_lines()): the same tables, made from the
+    lines instead of parsing texts back (a test holds the two equal)."""
+    old, new = _line_sets(before), _line_sets(after)
+    lines, skipping = [], False
+    for line in after:
+        if skipping:
+            skipping = line != '\t}'
+            continue
+        if not isinstance(line, _Elements) and line.startswith('\tset ') and line.endswith(' {'):
+            name = line[len('\tset '):-len(' {')]
+            header, elements = new[name]
+            if name in old and old[name][0] == header:
+                elements = sorted(set(elements) | set(_kept(name, old, new)))
+            lines.append(line)
+            lines.extend('\t\t' + entry for entry in header)
+            if elements:
+                lines.append(_Elements(elements))
+            lines.append('\t}')
+            skipping = True
+            continue
+        lines.append(line)
+    return _text(lines), _normalised(lines)
+
+
+def _line_sets(lines):
+    """_sets() of the normalised text of _render() lines."""
+    sets, name = {}, None
+    for line in lines:
+        if name is None:
+            if not isinstance(line, _Elements) and line.startswith('\tset ') and line.endswith(' {'):
+                name = line[len('\tset '):-len(' {')]
+                sets[name] = ([], [])
+        elif isinstance(line, _Elements):
+            sets[name][1].extend(sorted(line))
+        elif line == '\t}':
+            name = None
+        else:
+            sets[name][0].append(line.strip())
+    return sets
 
 
 def _kept(name, old, new):
@@ -421,16 +540,17 @@ def read(runner):
     raise PacketRulesError('cannot read table %s: %s' % (TABLE, error))
 
 
-def apply(runner, text, check_mode=False, before=None):
+def apply(runner, text, check_mode=False, before=None, normalised=None):
     """Make table inet netlb_ipvs hold text (render()'s output) in one nft transaction.
 
-    before: what read() returned just now, if the caller has it (None: read it here).
+    before: what read() returned just now, if the caller has it (None: read it here);
+    normalised: normalise(text), if the caller has it.
     Returns ApplyResult; in check mode nothing is loaded and the result is the one a
     real run would give. Raises PacketRulesError with nft's message.
     """
     if before is None:
         before = read(runner)
-    after = normalise(text)
+    after = normalise(text) if normalised is None else normalised
     if before == after:
         return ApplyResult(False, before, after)
     if not check_mode:

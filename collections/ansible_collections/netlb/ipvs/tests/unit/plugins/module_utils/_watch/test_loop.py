@@ -273,6 +273,8 @@ def test_syncs_between_resyncs_plan_against_the_table_in_memory(node):
     run_until(watcher, source, lambda: kernel(node) == want)
     assert watcher.counters.syncs >= 2
     assert node.backend.reads == 1 and sync.table.reads == 1  # the first (full) sync only
+    # Kept between syncs: the one Service's piece and the rules rendered (proxy.SyncMemo).
+    assert list(sync.memo.translation.entries) == ['default/web'] and sync.memo.rules is not None
 
 
 def test_the_periodic_resync_reads_the_kernel_again_and_undoes_drift(node):

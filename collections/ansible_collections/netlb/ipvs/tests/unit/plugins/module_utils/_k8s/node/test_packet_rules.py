@@ -371,3 +371,57 @@ def test_remove():
     assert pr.remove(runner) == pr.ApplyResult(True, pr.normalise(GOLDEN_NONE), '')
     assert runner.table is None
     assert not pr.remove(runner).changed
+
+
+# render_lines() and transition_lines(): the watcher's shortcuts (proxy.SyncMemo) held
+# equal to render() + normalise() and transition() over texts, which they must give.
+SHORTCUT_CASES = [
+    pytest.param(SMALL, SMALL_DUMMY, SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE, id='small'),
+    pytest.param(SMALL, SMALL_DUMMY, pr.Options('all'), SMALL_LOCAL, SMALL_NODE, id='masquerade-all'),
+    pytest.param(SMALL, SMALL_DUMMY, pr.Options('none'), SMALL_LOCAL, SMALL_NODE, id='masquerade-none'),
+    pytest.param(SMALL, SMALL_DUMMY, pr.Options('external'), (), (), id='no-cidrs-no-local'),
+    pytest.param([], [], SMALL_OPTIONS, [], [], id='empty'),
+    # Texts that are not canonical take ipaddress's way: the same canonical form, deduplicated.
+    pytest.param(SMALL, ['10.96.0.10', 'fd00:0::10', 'fd00::10'], SMALL_OPTIONS,
+                 ['10.244.1.5', 'fd10:0::5', 'fd10::5', '::ffff:10.0.0.1'], SMALL_NODE, id='not-canonical'),
+    pytest.param([SP('cluster_ip', 4, 'tcp', '10.96.%d.%d' % divmod(i, 250), 80 + i % 3, False, (), 'a/s%d' % i)
+                  for i in range(600)], ['10.96.%d.%d' % divmod(i, 250) for i in range(600)], SMALL_OPTIONS,
+                 ['10.244.%d.%d' % divmod(i * 7, 250) for i in range(900)], SMALL_NODE, id='many'),
+]
+
+
+@pytest.mark.parametrize('ports, dummy, options, local, node', SHORTCUT_CASES)
+def test_render_lines_is_render_and_normalise(ports, dummy, options, local, node):
+    text, normalised, _lines = pr.render_lines(ports, dummy, options, local_endpoints=local, node_addresses=node)
+    assert text == pr.render(ports, dummy, options, local_endpoints=local, node_addresses=node)
+    assert normalised == pr.normalise(text)
+
+
+def test_render_lines_refuses_what_render_refuses():
+    for local in (['10.244.1.5', 'not-an-address'], ['10.244.1.5', 42.5]):
+        with pytest.raises(pr.PacketRulesError):
+            pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, local_endpoints=local)
+        with pytest.raises(pr.PacketRulesError):
+            pr.render_lines(SMALL, SMALL_DUMMY, SMALL_OPTIONS, local_endpoints=local)
+
+
+TRANSITION_TABLES = {
+    'web': ([WEB], ['10.96.0.1'], ['10.244.1.5']),
+    'web+a': ([WEB, LB_A], ['10.96.0.1', '198.51.100.1'], ['10.244.1.5', '10.244.1.6']),
+    'web+b': ([WEB, LB_B], ['10.96.0.1', '198.51.100.2'], ['10.244.1.6']),
+    'web+a-narrow': ([WEB, LB_A._replace(source_ranges=('203.0.113.0/28',))], ['10.96.0.1', '198.51.100.1'], []),
+    'web+a-open': ([WEB, LB_A._replace(source_ranges=())], ['10.96.0.1', '198.51.100.1'], ['10.244.1.5']),
+    'small': (SMALL, SMALL_DUMMY, SMALL_LOCAL),
+}
+
+
+@pytest.mark.parametrize('before', sorted(TRANSITION_TABLES))
+@pytest.mark.parametrize('after', sorted(TRANSITION_TABLES))
+def test_transition_lines_is_transition(before, after):
+    def rendered(name):
+        ports, dummy, local = TRANSITION_TABLES[name]
+        return pr.render_lines(ports, dummy, SMALL_OPTIONS, local_endpoints=local, node_addresses=SMALL_NODE)
+
+    old, new = rendered(before), rendered(after)
+    first = pr.transition(old[1], new[1])
+    assert pr.transition_lines(old[2], new[2]) == (first, pr.normalise(first))

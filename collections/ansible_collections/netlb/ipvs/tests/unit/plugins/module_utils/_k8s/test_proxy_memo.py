@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) netlb.ipvs contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""proxy.sync(memo=): a node synced with a SyncMemo after every step of the scripted
+event sequence ends exactly where a node synced whole every time ends (IPVS table,
+packet rules, dummy addresses, state, translation, warnings), and a sync on a change
+does only the work its change needs."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+import pytest
+
+from kube_api import objects as o
+
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import NodeError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import MemoryStateStore
+from ansible_collections.netlb.ipvs.plugins.module_utils._watch.table import RememberedTable
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import test_translate_cache as events
+from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FakeHost
+
+OPTIONS = proxy.SyncOptions(proxy=events.OPTIONS, service_cidrs=(ipaddress.ip_network('10.96.0.0/12'),),
+                            cluster_cidrs=(ipaddress.ip_network('10.244.0.0/16'),), force=True)
+
+
+class Node(object):
+    """One node's kernel, host and state; memo: synced with a SyncMemo (as the watcher)."""
+
+    def __init__(self, memo):
+        self.kernel = FakeBackend()
+        self.backend = RememberedTable(self.kernel) if memo else self.kernel
+        self.host = FakeHost()
+        self.store = MemoryStateStore()
+        self.memo = proxy.SyncMemo() if memo else None
+        self.loads = []  # every table the rules were replaced with, the transition's included
+        sync_rules = self.host.sync_rules
+
+        def recorded(text, check_mode, before=None, normalised=None):
+            result = sync_rules(text, check_mode, before=before, normalised=normalised)
+            if result.changed:
+                self.loads.append(result.after)
+            return result
+
+        self.host.sync_rules = recorded
+
+    def sync(self, world, full=False):
+        if full and self.memo is not None:
+            self.backend.forget()
+            self.memo.forget()
+        options = dataclasses.replace(OPTIONS, proxy=world.options) if world.options != events.OPTIONS else OPTIONS
+        return proxy.sync(world.store.snapshot('test'), self.host, self.backend, options, self.store,
+                          node_name=o.NODE, now=1000.0, want_diff=False, memo=self.memo)
+
+    def state(self):
+        return (self.kernel.table, self.host.rules, self.loads, self.host.on_dummy, self.store.state, self.host.flows)
+
+
+def rules_flushed_by_hand(world, nodes):
+    """Someone flushed the table between two syncs, and this node's pod was replaced."""
+    for node in nodes:
+        node.host.rules = ''
+
+    def edit(obj):
+        assert obj['endpoints'][-1]['addresses'] == ['10.244.1.13']
+        obj['endpoints'][-1] = o.endpoint('10.244.1.14')
+    world.change('EndpointSlice', 'default', 'web-abcde', edit)
+
+
+def test_a_memo_sync_ends_where_a_whole_sync_ends():
+    world = events.World()
+    watcher, whole = Node(memo=True), Node(memo=False)
+    rule_changes = 0
+    steps = events.STEPS[:4] + [(rules_flushed_by_hand, 1)] + events.STEPS[4:] + [(events.nothing, None)]
+    for step, _made in steps:
+        if step is rules_flushed_by_hand:
+            step(world, (watcher, whole))
+        else:
+            step(world)
+        full = step is events.nothing and _made is None  # the last: a full resync, whole again
+        ours, theirs = watcher.sync(world, full=full), whole.sync(world)
+        assert ours.translation == theirs.translation, step.__name__
+        assert ours.warnings == theirs.warnings, step.__name__
+        assert (ours.addresses_added, ours.addresses_removed, ours.rules_changed) == (
+            theirs.addresses_added, theirs.addresses_removed, theirs.rules_changed), step.__name__
+        assert watcher.state() == whole.state(), step.__name__
+        rule_changes += theirs.rules_changed
+    assert rule_changes >= 5 and len(watcher.kernel.table) >= 5  # the steps did change the node
+    assert watcher.backend.reads == 2  # the first sync and the full resync; every other planned in memory
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    calls = {'render': 0, 'dummy': 0}
+    render, sync_dummy = packet_rules.render_lines, FakeHost.sync_dummy
+
+    def count_render(*args, **kwargs):
+        calls['render'] += 1
+        return render(*args, **kwargs)
+
+    def count_dummy(self, *args):
+        calls['dummy'] += 1
+        return sync_dummy(self, *args)
+
+    monkeypatch.setattr(packet_rules, 'render_lines', count_render)
+    monkeypatch.setattr(FakeHost, 'sync_dummy', count_dummy)
+    return calls
+
+
+def test_an_endpoint_change_elsewhere_renders_and_binds_nothing(counted):
+    world, node = events.World(), Node(memo=True)
+    events.start(world)
+    node.sync(world)
+    node.sync(world)  # the dummy interface now holds the cluster IPs: the addresses are settled
+    before = dict(counted)
+    events.endpoint_not_ready(world)  # another node's endpoint: no packet rule depends on it
+    result = node.sync(world)
+    assert node.memo.translation.made == 1
+    assert counted == before
+    assert result.reconcile.changed and not result.rules_changed
+    events.endpoint_on_this_node(world)  # this node's: the hairpin set changes
+    result = node.sync(world)
+    assert counted == dict(before, render=before['render'] + 1) and result.rules_changed
+    events.service_added(world)  # a new cluster IP to bind
+    node.sync(world)
+    assert counted['dummy'] == before['dummy'] + 1
+
+
+def test_without_a_memo_every_sync_renders_and_binds(counted):
+    world, node = events.World(), Node(memo=False)
+    events.start(world)
+    node.sync(world)
+    node.sync(world)
+    events.endpoint_not_ready(world)
+    node.sync(world)
+    assert counted == {'render': 3, 'dummy': 3}
+
+
+def test_a_failed_sync_forgets_the_memo():
+    world, node = events.World(), Node(memo=True)
+    events.start(world)
+    node.sync(world)
+    assert node.memo.rules is not None and node.memo.translation.entries
+    node.host.bad_rules = True
+    events.endpoint_on_this_node(world)  # new rules: nft checks them, and refuses
+    with pytest.raises(NodeError, match='nft refuses'):
+        node.sync(world)
+    assert node.memo.rules is None and node.memo.dummy is None and not node.memo.translation.entries
+
+
+def test_a_memo_is_for_real_runs_only():
+    world = events.World()
+    events.start(world)
+    with pytest.raises(ValueError, match='real runs only'):
+        proxy.sync(world.store.snapshot('test'), FakeHost(), FakeBackend(check_mode=True), OPTIONS,
+                   MemoryStateStore(), node_name=o.NODE, memo=proxy.SyncMemo())
