@@ -168,8 +168,8 @@ class SyncMemo(object):
 
     def __init__(self):
         self.translation = TranslationCache()
-        self.rules = None  # (inputs, packet_rules.render_lines()) of the last rendering
-        self.rendered_before = None  # render_lines() of the one before it (the transition's start)
+        self.rules = None  # (inputs, packet_rules.Rendered) of the last rendering
+        self.rendered_before = None  # the Rendered before it (the transition's start)
         self.scope_ports = None  # (addresses, node_port_range, proxy_scope's ports)
         self.scope = None  # the last proxy_scope()
         self.dummy = None  # (interface, wanted, owned): what the interface holds since the last sync
@@ -359,7 +359,7 @@ def _sync(snapshot, host, backend, options, state_store, drain_store, node_name,
         state = state_store.load()
         with engine.clock(timings, 'rules_check'):
             rendered = _rendered(translation, options, memo)
-            rules, new_rules = rendered[0], rendered[1]
+            rules, new_rules = rendered.text, rendered.normalised
             current_rules = host.read_rules()
             # nft checks only rules that would be loaded: a converged node skips it.
             if new_rules != current_rules:
@@ -399,8 +399,8 @@ def _sync(snapshot, host, backend, options, state_store, drain_store, node_name,
 
 
 def _rendered(translation, options, memo):
-    """packet_rules.render_lines() of translation: (text, normalised, lines); from memo
-    when the inputs are those of the last rendering (memo.rules)."""
+    """packet_rules.Rendered of translation: from memo when the inputs are those of the
+    last rendering (memo.rules), else rendered, reusing what the last one can lend."""
     rules_options = packet_rules.Options(masquerade=options.masquerade,
                                          cluster_cidrs=tuple(str(net) for net in options.cluster_cidrs))
     inputs = (translation.ports, translation.dummy_addresses, rules_options, translation.local_endpoints,
@@ -409,7 +409,8 @@ def _rendered(translation, options, memo):
         return memo.rules[1]
     rendered = packet_rules.render_lines(
         translation.ports, translation.dummy_addresses, rules_options, local_endpoints=translation.local_endpoints,
-        node_addresses=translation.node_addresses)
+        node_addresses=translation.node_addresses,
+        previous=memo.rules[1] if memo is not None and memo.rules is not None else None)
     if memo is not None:
         memo.rendered_before = memo.rules[1] if memo.rules is not None else None
         memo.rules = (inputs, rendered)
@@ -437,7 +438,7 @@ class _Steps(object):
         self.state_store = state_store
         self.saved = state
         self.rules = rules
-        self.rendered_before = rendered_before  # render_lines() of the last sync's rules (SyncMemo), or None
+        self.rendered_before = rendered_before  # the Rendered of the last sync's rules (SyncMemo), or None
         self.queued = state.udp_flows
 
     def save(self, state, check_mode):
@@ -452,12 +453,12 @@ class _Steps(object):
         self.save(ProxyState(services=self.saved.services | wanted.services,
                              addresses=self.saved.addresses | wanted.addresses, udp_flows=self.queued), False)
         with engine.clock(timings, 'rules_first'):
-            new_rules = rendered[1]
+            new_rules = rendered.normalised
             if new_rules == self.rules:  # nothing goes: the transition is new_rules (a test holds it)
                 return
             before = self.rendered_before
-            if before is not None and before[1] == self.rules:  # the node holds the last sync's rules
-                first, normalised = packet_rules.transition_lines(before[2], rendered[2])
+            if before is not None and before.normalised == self.rules:  # the node holds the last sync's rules
+                first, normalised = packet_rules.transition_lines(before.lines, rendered.lines)
             else:
                 first = packet_rules.transition(self.rules, new_rules)
                 normalised = packet_rules.normalise(first)

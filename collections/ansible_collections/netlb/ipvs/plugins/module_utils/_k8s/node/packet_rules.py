@@ -162,6 +162,26 @@ class _Elements(tuple):
     __slots__ = ()
 
 
+class _Hairpin(int):
+    """Where a family's hairpin elements go among _render()'s lines (its template): the
+    one part of the table that this node's endpoints alone decide."""
+
+    __slots__ = ()
+
+
+class Rendered(object):
+    """What render_lines() made: text (render()'s), normalised (normalise() of it),
+    lines (for transition_lines()), and what the next render_lines() may reuse: the
+    template of everything but this node's endpoints, with its inputs, and the
+    endpoint addresses known canonical."""
+
+    __slots__ = ('text', 'normalised', 'lines', 'template', 'template_inputs', 'known')
+
+    def __init__(self, text, normalised, lines, template, template_inputs, known):
+        self.text, self.normalised, self.lines = text, normalised, lines
+        self.template, self.template_inputs, self.known = template, template_inputs, known
+
+
 def _text(lines):
     return '\n'.join(line if not isinstance(line, _Elements) else '\t\telements = { %s }' % ',\n\t\t\t     '.join(line)
                      for line in lines) + '\n'
@@ -191,21 +211,54 @@ def render(ports, dummy_addresses, options=Options(), local_endpoints=(), node_a
     return _text(_lines(ports, dummy_addresses, options, local_endpoints, node_addresses))
 
 
-def render_lines(ports, dummy_addresses, options=Options(), local_endpoints=(), node_addresses=()):
-    """(render(...), normalise(render(...)), lines) of the same arguments: the second
-    written directly rather than parsed back from the first; lines for
-    transition_lines()."""
-    lines = _lines(ports, dummy_addresses, options, local_endpoints, node_addresses)
-    return _text(lines), _normalised(lines), lines
+def render_lines(ports, dummy_addresses, options=Options(), local_endpoints=(), node_addresses=(), previous=None):
+    """The Rendered of render()'s arguments: its text, normalise() of it written directly
+    rather than parsed back, and its lines for transition_lines(). previous: an earlier
+    Rendered whose template is reused when ports, dummy addresses, options and node
+    addresses are equal (an endpoint on this node came or went: only the hairpin
+    elements are made again)."""
+    inputs = (ports, dummy_addresses, options, node_addresses)
+    known = previous.known if previous is not None else {}
+    if previous is not None and previous.template_inputs == inputs:
+        template = previous.template
+    else:
+        template = _template(ports, dummy_addresses, options, node_addresses)
+    try:
+        local, known = _texts_by_family(local_endpoints, known)
+    except ValueError as exc:
+        raise PacketRulesError('packet rules: %s' % exc)
+    lines = _fill(template, local)
+    return Rendered(_text(lines), _normalised(lines), lines, template, inputs, known)
 
 
 def _lines(ports, dummy_addresses, options, local_endpoints, node_addresses):
+    template = _template(ports, dummy_addresses, options, node_addresses)
+    try:
+        return _fill(template, _texts_by_family(local_endpoints)[0])
+    except ValueError as exc:
+        raise PacketRulesError('packet rules: %s' % exc)
+
+
+def _template(ports, dummy_addresses, options, node_addresses):
     if options.masquerade not in MASQUERADE_MODES:
         raise PacketRulesError('masquerade: %r is not one of %s' % (options.masquerade, ', '.join(MASQUERADE_MODES)))
     try:
-        return _render(ports, dummy_addresses, options, _texts_by_family(local_endpoints), _by_family(node_addresses))
+        return _render(ports, dummy_addresses, options, _by_family(node_addresses))
     except ValueError as exc:
         raise PacketRulesError('packet rules: %s' % exc)
+
+
+def _fill(template, local_endpoints):
+    """The lines of template with each family's hairpin elements (local_endpoints: texts
+    by family, in address order)."""
+    lines = []
+    for line in template:
+        if isinstance(line, _Hairpin):
+            if local_endpoints[line]:
+                lines.append(_Elements('%s . %s' % (address, address) for address in local_endpoints[line]))
+        else:
+            lines.append(line)
+    return lines
 
 
 def _by_family(texts):
@@ -241,25 +294,34 @@ def _canonical_text(text):
     return text if _fast(text) is not None else str(ipaddress.ip_address(text))
 
 
-def _texts_by_family(texts):
-    """{4: [text], 6: [...]} of address texts, each once, in address order, as
-    _by_family's addresses printed (ValueError for one that is not an address)."""
+def _texts_by_family(texts, known=None):
+    """({4: [text], 6: [...]}, known) of address texts, each once, in address order, as
+    _by_family's addresses printed (ValueError for one that is not an address). known:
+    {text: (family, packed)} of texts known canonical (an earlier call's); the one
+    returned holds these texts only."""
     result = {4: {}, 6: {}}
+    known = known or {}
+    found = {}
     inet_pton, inet_ntop = socket.inet_pton, socket.inet_ntop
     try:
         for text in texts:  # _fast() inline: the hot loop (every endpoint on the node)
-            family = 6 if ':' in text else 4
-            packed = inet_pton(_AF[family], text)
-            if inet_ntop(_AF[family], packed) != text or (family == 6 and '.' in text):
-                raise ValueError(text)
-            result[family][packed] = text
+            entry = known.get(text)
+            if entry is None:
+                family = 6 if ':' in text else 4
+                packed = inet_pton(_AF[family], text)
+                if inet_ntop(_AF[family], packed) != text or (family == 6 and '.' in text):
+                    raise ValueError(text)
+                entry = (family, packed)
+            found[text] = entry
+            result[entry[0]][entry[1]] = text
     except (OSError, ValueError, TypeError):
         return dict((family, [str(address) for address in addresses])
-                    for family, addresses in _by_family(texts).items())
-    return dict((family, [found[packed] for packed in sorted(found)]) for family, found in result.items())
+                    for family, addresses in _by_family(texts).items()), {}
+    return dict((family, [by_packed[packed] for packed in sorted(by_packed)])
+                for family, by_packed in result.items()), found
 
 
-def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
+def _render(ports, dummy_addresses, options, node_addresses):
     # Each address is parsed once (a node has ~10 ports per address at scale); elements
     # are sorted as text: deterministic, and nft does not care.
     canonical = {}
@@ -272,7 +334,7 @@ def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
 
     by_family = dict((family, [p for p in ports if p.family == family and p.protocol in PROTOCOLS])
                      for family in (4, 6))
-    dummies = _texts_by_family(dummy_addresses)
+    dummies = _texts_by_family(dummy_addresses)[0]
     lines = ['table %s {' % TABLE, '\tcomment "%s"' % COMMENT]
     input_rules, output_rules, post_rules = [], [], []
     for family in (4, 6):
@@ -334,8 +396,10 @@ def _render(ports, dummy_addresses, options, local_endpoints, node_addresses):
             for protocol in PROTOCOLS:
                 post_rules.append('meta l4proto %s %s @cluster_ip%s masquerade' % (protocol, from_cluster_ip, suffix))
         if options.masquerade == MASQUERADE_EXTERNAL:
-            _set(lines, 'hairpin' + suffix, '%s . %s' % (kind, kind),
-                 ['%s . %s' % (address, address) for address in local_endpoints[family]])
+            lines.append('\tset hairpin%s {' % suffix)
+            lines.append('\t\ttype %s . %s' % (kind, kind))
+            lines.append(_Hairpin(family))
+            lines.append('\t}')
             post_rules.append('%s saddr . %s daddr @hairpin%s masquerade' % (match, match, suffix))
     lines.append('\tchain input {')
     lines.append('\t\ttype filter hook input priority filter; policy accept;')
@@ -410,7 +474,12 @@ def transition_lines(before, after):
             name = line[len('\tset '):-len(' {')]
             header, elements = new[name]
             if name in old and old[name][0] == header:
-                elements = sorted(set(elements) | set(_kept(name, old, new)))
+                if old[name][1] is elements:  # the same elements (a reused template): kept adds none
+                    elements = sorted(set(elements))
+                else:
+                    elements = sorted(set(elements) | set(_kept(name, old, new)))
+            else:
+                elements = sorted(elements)
             lines.append(line)
             lines.extend('\t\t' + entry for entry in header)
             if elements:
@@ -423,15 +492,16 @@ def transition_lines(before, after):
 
 
 def _line_sets(lines):
-    """_sets() of the normalised text of _render() lines."""
+    """_sets() of the normalised text of _render() lines, but each set's elements the
+    _Elements itself (unsorted; () when none)."""
     sets, name = {}, None
     for line in lines:
         if name is None:
             if not isinstance(line, _Elements) and line.startswith('\tset ') and line.endswith(' {'):
                 name = line[len('\tset '):-len(' {')]
-                sets[name] = ([], [])
+                sets[name] = ([], ())
         elif isinstance(line, _Elements):
-            sets[name][1].extend(sorted(line))
+            sets[name] = (sets[name][0], line)
         elif line == '\t}':
             name = None
         else:

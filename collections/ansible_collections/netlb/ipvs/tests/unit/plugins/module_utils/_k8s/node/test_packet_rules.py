@@ -392,9 +392,19 @@ SHORTCUT_CASES = [
 
 @pytest.mark.parametrize('ports, dummy, options, local, node', SHORTCUT_CASES)
 def test_render_lines_is_render_and_normalise(ports, dummy, options, local, node):
-    text, normalised, _lines = pr.render_lines(ports, dummy, options, local_endpoints=local, node_addresses=node)
-    assert text == pr.render(ports, dummy, options, local_endpoints=local, node_addresses=node)
-    assert normalised == pr.normalise(text)
+    rendered = pr.render_lines(ports, dummy, options, local_endpoints=local, node_addresses=node)
+    assert rendered.text == pr.render(ports, dummy, options, local_endpoints=local, node_addresses=node)
+    assert rendered.normalised == pr.normalise(rendered.text)
+    # Again from the previous one: its template (same ports...) and known addresses reused.
+    for others in (local[1:], list(local) + ['10.244.9.9', 'fd10::9'], ()):
+        again = pr.render_lines(ports, dummy, options, local_endpoints=others, node_addresses=node, previous=rendered)
+        assert again.template is rendered.template
+        assert again.text == pr.render(ports, dummy, options, local_endpoints=others, node_addresses=node)
+        assert again.normalised == pr.normalise(again.text)
+    other_ports = ports[1:] if ports else SMALL[:1]
+    changed = pr.render_lines(other_ports, dummy, options, local_endpoints=local, node_addresses=node, previous=rendered)
+    assert changed.template is not rendered.template
+    assert changed.text == pr.render(other_ports, dummy, options, local_endpoints=local, node_addresses=node)
 
 
 def test_render_lines_refuses_what_render_refuses():
@@ -423,5 +433,19 @@ def test_transition_lines_is_transition(before, after):
         return pr.render_lines(ports, dummy, SMALL_OPTIONS, local_endpoints=local, node_addresses=SMALL_NODE)
 
     old, new = rendered(before), rendered(after)
-    first = pr.transition(old[1], new[1])
-    assert pr.transition_lines(old[2], new[2]) == (first, pr.normalise(first))
+    first = pr.transition(old.normalised, new.normalised)
+    assert pr.transition_lines(old.lines, new.lines) == (first, pr.normalise(first))
+
+
+@pytest.mark.parametrize('before', sorted(TRANSITION_TABLES))
+def test_transition_lines_over_a_reused_template_is_transition(before):
+    """Only this node's endpoints changed: the sets of the template are the same objects
+    in both (transition_lines' shortcut), the hairpin sets differ."""
+    ports, dummy, local = TRANSITION_TABLES[before]
+    old = pr.render_lines(ports, dummy, SMALL_OPTIONS, local_endpoints=local, node_addresses=SMALL_NODE)
+    for others in (local[1:], list(local) + ['10.244.9.9'], ['fd10::1']):
+        new = pr.render_lines(ports, dummy, SMALL_OPTIONS, local_endpoints=others, node_addresses=SMALL_NODE,
+                              previous=old)
+        assert new.template is old.template
+        first = pr.transition(old.normalised, new.normalised)
+        assert pr.transition_lines(old.lines, new.lines) == (first, pr.normalise(first))
