@@ -86,6 +86,7 @@ output in one form; apply() is the only I/O.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import ipaddress
 import socket
@@ -157,9 +158,33 @@ def _set(lines, name, kind, elements, interval=False):
 
 
 class _Elements(tuple):
-    """A set's elements among _render()'s lines: text() and normalised() write them."""
+    """A set's elements among _render()'s lines, with its two written forms made once
+    (a reused template's sets are written once): text() as render() writes them,
+    normalised() as normalise() does (one per line, sorted as text). ordered: the
+    elements sorted as text, when the maker has them."""
 
-    __slots__ = ()
+    def __new__(cls, elements=(), ordered=None):
+        return super(_Elements, cls).__new__(cls, elements)
+
+    def __init__(self, elements=(), ordered=None):  # pylint: disable=unused-argument
+        super(_Elements, self).__init__()
+        self._ordered = ordered
+        self._text = self._normalised = None
+
+    def ordered(self):
+        if self._ordered is None:
+            self._ordered = sorted(self)
+        return self._ordered
+
+    def text(self):
+        if self._text is None:
+            self._text = '\t\telements = { %s }' % ',\n\t\t\t     '.join(self)
+        return self._text
+
+    def normalised(self):
+        if self._normalised is None:
+            self._normalised = '\t\telements = {\n\t\t\t%s,\n\t\t}' % ',\n\t\t\t'.join(self.ordered())
+        return self._normalised
 
 
 class _Hairpin(int):
@@ -175,29 +200,22 @@ class Rendered(object):
     template of everything but this node's endpoints, with its inputs, and the
     endpoint addresses known canonical."""
 
-    __slots__ = ('text', 'normalised', 'lines', 'template', 'template_inputs', 'known')
+    __slots__ = ('text', 'normalised', 'lines', 'template', 'template_inputs', 'hairpin')
 
-    def __init__(self, text, normalised, lines, template, template_inputs, known):
+    def __init__(self, text, normalised, lines, template, template_inputs, hairpin):
         self.text, self.normalised, self.lines = text, normalised, lines
-        self.template, self.template_inputs, self.known = template, template_inputs, known
+        self.template, self.template_inputs, self.hairpin = template, template_inputs, hairpin
 
 
 def _text(lines):
-    return '\n'.join(line if not isinstance(line, _Elements) else '\t\telements = { %s }' % ',\n\t\t\t     '.join(line)
-                     for line in lines) + '\n'
+    return '\n'.join(line if not isinstance(line, _Elements) else line.text() for line in lines) + '\n'
 
 
 def _normalised(lines):
     """normalise() of _text(lines), written directly: _render()'s lines are indented by
     nesting with single spaces already, so only the elements change (one per line,
     sorted); a test holds the two equal."""
-    out = []
-    for line in lines:
-        if isinstance(line, _Elements):
-            out.append('\t\telements = {\n\t\t\t%s,\n\t\t}' % ',\n\t\t\t'.join(sorted(line)))
-        else:
-            out.append(line)
-    return '\n'.join(out) + '\n'
+    return '\n'.join(line if not isinstance(line, _Elements) else line.normalised() for line in lines) + '\n'
 
 
 def render(ports, dummy_addresses, options=Options(), local_endpoints=(), node_addresses=()):
@@ -218,25 +236,84 @@ def render_lines(ports, dummy_addresses, options=Options(), local_endpoints=(), 
     addresses are equal (an endpoint on this node came or went: only the hairpin
     elements are made again)."""
     inputs = (ports, dummy_addresses, options, node_addresses)
-    known = previous.known if previous is not None else {}
     if previous is not None and previous.template_inputs == inputs:
         template = previous.template
     else:
         template = _template(ports, dummy_addresses, options, node_addresses)
-    try:
-        local, known = _texts_by_family(local_endpoints, known)
-    except ValueError as exc:
-        raise PacketRulesError('packet rules: %s' % exc)
-    lines = _fill(template, local)
-    return Rendered(_text(lines), _normalised(lines), lines, template, inputs, known)
+    hairpin = _Hairpins.of(local_endpoints, previous.hairpin if previous is not None else None)
+    lines = _fill(template, hairpin.elements)
+    return Rendered(_text(lines), _normalised(lines), lines, template, inputs, hairpin)
 
 
 def _lines(ports, dummy_addresses, options, local_endpoints, node_addresses):
     template = _template(ports, dummy_addresses, options, node_addresses)
-    try:
-        return _fill(template, _texts_by_family(local_endpoints)[0])
-    except ValueError as exc:
-        raise PacketRulesError('packet rules: %s' % exc)
+    return _fill(template, _Hairpins.of(local_endpoints).elements)
+
+
+HAIRPIN_STEPS = 256  # endpoints coming and going that _Hairpins.of() applies one by one
+
+
+class _Hairpins(object):
+    """The hairpin elements of this node's endpoints, per family: elements (an _Elements
+    in address order), and what lets the next call change them one endpoint at a time:
+    the endpoints (a frozenset) and per family their (packed, text) in address order."""
+
+    __slots__ = ('endpoints', 'pairs', 'elements')
+
+    def __init__(self, endpoints, pairs, elements):
+        self.endpoints, self.pairs, self.elements = endpoints, pairs, elements
+
+    @classmethod
+    def of(cls, endpoints, previous=None):
+        """The _Hairpins of endpoints (address texts); from previous when few differ.
+        PacketRulesError for one that is not an address."""
+        endpoints = endpoints if isinstance(endpoints, frozenset) else frozenset(endpoints)
+        if previous is not None:
+            removed, added = previous.endpoints - endpoints, endpoints - previous.endpoints
+            if len(removed) + len(added) <= HAIRPIN_STEPS:
+                changed = previous.changed(endpoints, removed, added)
+                if changed is not None:
+                    return changed
+        try:
+            by_family = _texts_by_family(endpoints)
+        except ValueError as exc:
+            raise PacketRulesError('packet rules: %s' % exc)
+        pairs, elements = {}, {}
+        for family, texts in by_family.items():
+            pairs[family] = [(None, text) for text in texts]  # packed unknown: ipaddress's way, or not asked yet
+            elements[family] = _Elements('%s . %s' % (text, text) for text in texts)
+        if all(_fast(text) is not None for text in endpoints):
+            for family, texts in by_family.items():
+                pairs[family] = [(_fast(text)[1], text) for text in texts]
+        else:
+            pairs = None  # a text ipaddress had to read: the next call starts over
+        return cls(endpoints, pairs, elements)
+
+    def changed(self, endpoints, removed, added):
+        """A _Hairpins of endpoints made from this one, or None when it cannot be (an
+        address not already canonical, or this one not made from canonical texts)."""
+        if self.pairs is None:
+            return None
+        pairs = dict((family, list(found)) for family, found in self.pairs.items())
+        elements = dict((family, list(found)) for family, found in self.elements.items())
+        ordered = dict((family, list(found.ordered())) for family, found in self.elements.items())
+        for texts, adding in ((removed, False), (added, True)):
+            for text in texts:
+                found = _fast(text)
+                if found is None:
+                    return None
+                family, packed = found
+                element = '%s . %s' % (text, text)
+                at = bisect.bisect_left(pairs[family], (packed, text))
+                where = bisect.bisect_left(ordered[family], element)
+                if adding:
+                    pairs[family].insert(at, (packed, text))
+                    elements[family].insert(at, element)
+                    ordered[family].insert(where, element)
+                else:
+                    del pairs[family][at], elements[family][at], ordered[family][where]
+        return _Hairpins(endpoints, pairs, dict((family, _Elements(elements[family], ordered=ordered[family]))
+                                                for family in elements))
 
 
 def _template(ports, dummy_addresses, options, node_addresses):
@@ -255,7 +332,7 @@ def _fill(template, local_endpoints):
     for line in template:
         if isinstance(line, _Hairpin):
             if local_endpoints[line]:
-                lines.append(_Elements('%s . %s' % (address, address) for address in local_endpoints[line]))
+                lines.append(local_endpoints[line])
         else:
             lines.append(line)
     return lines
@@ -294,31 +371,22 @@ def _canonical_text(text):
     return text if _fast(text) is not None else str(ipaddress.ip_address(text))
 
 
-def _texts_by_family(texts, known=None):
-    """({4: [text], 6: [...]}, known) of address texts, each once, in address order, as
-    _by_family's addresses printed (ValueError for one that is not an address). known:
-    {text: (family, packed)} of texts known canonical (an earlier call's); the one
-    returned holds these texts only."""
+def _texts_by_family(texts):
+    """{4: [text], 6: [...]} of address texts, each once, in address order, as
+    _by_family's addresses printed (ValueError for one that is not an address)."""
     result = {4: {}, 6: {}}
-    known = known or {}
-    found = {}
     inet_pton, inet_ntop = socket.inet_pton, socket.inet_ntop
     try:
         for text in texts:  # _fast() inline: the hot loop (every endpoint on the node)
-            entry = known.get(text)
-            if entry is None:
-                family = 6 if ':' in text else 4
-                packed = inet_pton(_AF[family], text)
-                if inet_ntop(_AF[family], packed) != text or (family == 6 and '.' in text):
-                    raise ValueError(text)
-                entry = (family, packed)
-            found[text] = entry
-            result[entry[0]][entry[1]] = text
+            family = 6 if ':' in text else 4
+            packed = inet_pton(_AF[family], text)
+            if inet_ntop(_AF[family], packed) != text or (family == 6 and '.' in text):
+                raise ValueError(text)
+            result[family][packed] = text
     except (OSError, ValueError, TypeError):
         return dict((family, [str(address) for address in addresses])
-                    for family, addresses in _by_family(texts).items()), {}
-    return dict((family, [by_packed[packed] for packed in sorted(by_packed)])
-                for family, by_packed in result.items()), found
+                    for family, addresses in _by_family(texts).items())
+    return dict((family, [by_packed[packed] for packed in sorted(by_packed)]) for family, by_packed in result.items())
 
 
 def _render(ports, dummy_addresses, options, node_addresses):
@@ -334,7 +402,7 @@ def _render(ports, dummy_addresses, options, node_addresses):
 
     by_family = dict((family, [p for p in ports if p.family == family and p.protocol in PROTOCOLS])
                      for family in (4, 6))
-    dummies = _texts_by_family(dummy_addresses)[0]
+    dummies = _texts_by_family(dummy_addresses)
     lines = ['table %s {' % TABLE, '\tcomment "%s"' % COMMENT]
     input_rules, output_rules, post_rules = [], [], []
     for family in (4, 6):
@@ -473,17 +541,18 @@ def transition_lines(before, after):
         if not isinstance(line, _Elements) and line.startswith('\tset ') and line.endswith(' {'):
             name = line[len('\tset '):-len(' {')]
             header, elements = new[name]
-            if name in old and old[name][0] == header:
-                if old[name][1] is elements:  # the same elements (a reused template): kept adds none
-                    elements = sorted(set(elements))
-                else:
-                    elements = sorted(set(elements) | set(_kept(name, old, new)))
-            else:
-                elements = sorted(elements)
+            ordered = elements.ordered() if elements else []
+            if name in old and old[name][0] == header and old[name][1] is not elements:
+                # The same elements (a reused template) add none: kept is a part of them.
+                extra = set(_kept(name, old, new)) - set(elements)
+                if extra:
+                    ordered = list(ordered)
+                    for element in extra:
+                        bisect.insort(ordered, element)
             lines.append(line)
             lines.extend('\t\t' + entry for entry in header)
-            if elements:
-                lines.append(_Elements(elements))
+            if ordered:
+                lines.append(_Elements(ordered, ordered=ordered))
             lines.append('\t}')
             skipping = True
             continue

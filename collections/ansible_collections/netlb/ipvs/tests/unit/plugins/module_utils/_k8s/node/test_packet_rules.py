@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 
 import pytest
@@ -449,3 +450,28 @@ def test_transition_lines_over_a_reused_template_is_transition(before):
         assert new.template is old.template
         first = pr.transition(old.normalised, new.normalised)
         assert pr.transition_lines(old.lines, new.lines) == (first, pr.normalise(first))
+
+
+def test_render_lines_follows_endpoints_one_at_a_time():
+    """Endpoints of this node coming and going a few at a time (the hairpin sets changed
+    in place), many at once, and a text not canonical (ipaddress's way, then over again):
+    every rendering equals render() + normalise(), and transition_lines transition()."""
+    rng = random.Random(21)
+    pool = ['10.244.%d.%d' % (i // 50, i % 50 + 1) for i in range(300)] + ['fd10::%x' % i for i in range(1, 60)]
+    local, previous = set(rng.sample(pool, 120)), None
+    for step in range(40):
+        if step == 20:
+            local |= {'fd10:0::abc'}
+        elif step % 9 == 8:
+            local = set(rng.sample(pool, 200))
+        else:
+            for _i in range(rng.randrange(1, 4)):
+                local.symmetric_difference_update({rng.choice(pool)})
+        rendered = pr.render_lines(SMALL, SMALL_DUMMY, SMALL_OPTIONS, local_endpoints=frozenset(local),
+                                   node_addresses=SMALL_NODE, previous=previous)
+        text = pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, local_endpoints=sorted(local), node_addresses=SMALL_NODE)
+        assert (rendered.text, rendered.normalised) == (text, pr.normalise(text)), step
+        if previous is not None:
+            first = pr.transition(previous.normalised, rendered.normalised)
+            assert pr.transition_lines(previous.lines, rendered.lines) == (first, pr.normalise(first)), step
+        previous = rendered
