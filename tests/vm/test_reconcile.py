@@ -204,8 +204,12 @@ def metrics(node):
 
 
 def quiet(node):
-    """The timer stopped and a run it started finished: each run after is one the test starts."""
-    node.run('systemctl stop %s; while systemctl -q is-active %s; do sleep 0.2; done' % (TIMER, UNIT), timeout=600)
+    """The timer stopped and a run it started finished: each run after is one the test starts.
+    A oneshot service is "activating" while it runs (is-active says no), and a start the
+    timer queued is a job before it is a state: wait for both to be gone."""
+    node.run('systemctl stop %s; while systemctl list-jobs --no-legend | grep -q %s || '
+             '[ "$(systemctl show -p ActiveState --value %s)" = activating ]; do sleep 0.2; done'
+             % (TIMER, UNIT, UNIT), timeout=600)
 
 
 def write_json(node, path, document):
