@@ -443,49 +443,12 @@ from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError, Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_PATH
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS, ApplyError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import options, pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, redact_kubeconfig
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DEFAULT_SCHEDULER_FLAGS, SCHEDULER_FLAG_CHOICES
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import DEFAULT_PATH as STATE_PATH
 
-ARGUMENT_SPEC = dict(
-    AUTH_ARG_SPEC,
-    source=dict(type='str', choices=['api', 'manifests'], default='api'),
-    path=dict(type='path'),
-    namespaces=dict(type='list', elements='str', default=[]),
-    label_selector=dict(type='str'),
-    request_timeout=dict(type='int', default=30),
-    page_size=dict(type='int', default=500),
-    node_name=dict(type='str'),
-    node_zone=dict(type='str'),
-    service_cidrs=dict(type='list', elements='str', default=['10.96.0.0/12']),
-    cluster_cidrs=dict(type='list', elements='str', default=[]),
-    node_port_range=dict(type='str', default='30000-32767'),
-    node_port_addresses=dict(type='list', elements='str', default=[]),
-    external_ips_allowed_cidrs=dict(type='list', elements='str', default=[]),
-    scheduler=dict(type='str', choices=list(SCHEDULERS), default='rr'),
-    scheduler_flags=dict(type='list', elements='str', choices=list(SCHEDULER_FLAG_CHOICES),
-                         default=list(DEFAULT_SCHEDULER_FLAGS)),
-    families=dict(type='list', elements='str', choices=['ipv4', 'ipv6'], default=['ipv4', 'ipv6']),
-    dummy_interface=dict(type='str', default='kube-ipvs0'),
-    masquerade=dict(type='str', choices=['external', 'all', 'none'], default='external'),
-    max_delete_ratio=dict(type='float', default=0.5),
-    force=dict(type='bool', default=False),
-    allow_kube_proxy=dict(type='bool', default=False),
-    drain_timeout=dict(type='int', default=0),
-    scheduler_hold=dict(type='bool', default=True),
-    apply=dict(type='bool', default=True),
-    backend=dict(type='str', choices=list(BACKEND_CHOICES), default='auto'),
-    state_path=dict(type='path', default=STATE_PATH),
-    drain_state_path=dict(type='path', default=DRAIN_PATH),
-    return_services=dict(type='str', choices=['all', 'changed', 'none'], default='none'),
-    return_actions=dict(type='bool', default=False),
-    return_limit=dict(type='int', default=20),
-)
+ARGUMENT_SPEC = dict(AUTH_ARG_SPEC, **options.argument_spec())
 
 
 def run(module):

@@ -3,9 +3,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The k8s_service_proxy options that shape a sync, checked and turned into SyncOptions.
+"""The k8s_service_proxy options: the one table of their names, types, defaults and
+choices, and the check that turns them into SyncOptions.
 
 PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collection.
+
+OPTIONS is where each default is written: the module's argument spec is built from it,
+and a unit test holds the module's DOCUMENTATION, the pipeline's DEFAULTS, ProxyOptions,
+the playbooks' k8s_service_proxy_options and the roles' defaults equal to it. (The drain
+state's path is ipvs_virtual_server's option too: written once in _ipvs/drain_state.py.)
+The connection options are module_connection's AUTH_ARG_SPEC.
 
 Every problem names its option and all are reported at once (ValidationError), before
 the cluster or the kernel is read. No I/O but the host name.
@@ -13,15 +20,17 @@ the cluster or the kernel is read. No I/O but the host name.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_STATE_PATH
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULER_FLAGS, SCHEDULERS
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import request_problems
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.proxy import SyncOptions
 
 MASQUERADE = ('external', 'all', 'none')
 FAMILIES = {'ipv4': 4, 'ipv6': 6}
@@ -29,8 +38,103 @@ PRIMARY = 'primary'
 SCHEDULER_FLAG_CHOICES = tuple(flag for flags in SCHEDULER_FLAGS.values() for flag in flags)  # sh-*, mh-*
 # kube-proxy sets mh-port on its mh services: the hash takes the source port too.
 DEFAULT_SCHEDULER_FLAGS = ('mh-port',)
+DUMMY_INTERFACE = 'kube-ipvs0'  # kube-proxy's IPVS mode's
+NODE_PORT_RANGE = '30000-32767'  # kube-apiserver's --service-node-port-range default
+SERVICE_CIDRS = ('10.96.0.0/12',)  # kubeadm's --service-cidr default
+STATE_PATH = '/var/lib/netlb-ipvs/k8s-service-proxy.json'
 # Linux interface names: at most 15 bytes, no '/', no whitespace, not '.' or '..'.
 _INTERFACE = re.compile(r'^(?!\.{1,2}$)[^/\s:]{1,15}$')
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One module option: default None means none (the option is then optional and unset);
+    a tuple default or choices become lists in the argument spec."""
+
+    name: str
+    type: str
+    default: object = None
+    choices: tuple = None
+    elements: str = None
+
+    def spec(self):
+        spec = {'type': self.type}
+        if self.elements is not None:
+            spec['elements'] = self.elements
+        if self.choices is not None:
+            spec['choices'] = list(self.choices)
+        if self.default is not None:
+            spec['default'] = list(self.default) if isinstance(self.default, tuple) else self.default
+        return spec
+
+
+OPTIONS = (
+    Option('source', 'str', 'api', choices=('api', 'manifests')),
+    Option('path', 'path'),
+    Option('namespaces', 'list', (), elements='str'),
+    Option('label_selector', 'str'),
+    Option('request_timeout', 'int', 30),
+    Option('page_size', 'int', 500),
+    Option('node_name', 'str'),
+    Option('node_zone', 'str'),
+    Option('service_cidrs', 'list', SERVICE_CIDRS, elements='str'),
+    Option('cluster_cidrs', 'list', (), elements='str'),
+    Option('node_port_range', 'str', NODE_PORT_RANGE),
+    Option('node_port_addresses', 'list', (), elements='str'),
+    Option('external_ips_allowed_cidrs', 'list', (), elements='str'),
+    Option('scheduler', 'str', 'rr', choices=SCHEDULERS),
+    Option('scheduler_flags', 'list', DEFAULT_SCHEDULER_FLAGS, choices=SCHEDULER_FLAG_CHOICES, elements='str'),
+    Option('families', 'list', tuple(FAMILIES), choices=tuple(FAMILIES), elements='str'),
+    Option('dummy_interface', 'str', DUMMY_INTERFACE),
+    Option('masquerade', 'str', 'external', choices=MASQUERADE),
+    Option('max_delete_ratio', 'float', 0.5),
+    Option('force', 'bool', False),
+    Option('allow_kube_proxy', 'bool', False),
+    Option('scheduler_hold', 'bool', True),
+    Option('drain_timeout', 'int', 0),
+    Option('apply', 'bool', True),
+    Option('backend', 'str', 'auto', choices=BACKEND_CHOICES),
+    Option('state_path', 'path', STATE_PATH),
+    Option('drain_state_path', 'path', DRAIN_STATE_PATH),
+    Option('return_services', 'str', 'none', choices=('all', 'changed', 'none')),
+    Option('return_actions', 'bool', False),
+    Option('return_limit', 'int', 20),
+)
+# name -> default (None: none), as the module's params hold them when not given.
+DEFAULTS = dict((option.name, option.spec().get('default')) for option in OPTIONS)
+
+
+def argument_spec():
+    """The module's argument spec of these options (a new dict each call: Ansible may change it)."""
+    return dict((option.name, option.spec()) for option in OPTIONS)
+
+
+def _range(text):
+    first, last = text.split('-')
+    return (int(first), int(last))
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncOptions:
+    """Everything a sync needs besides the cluster and the node (validated before).
+
+    service_cidrs: ip_network objects; node_port_range: (first, last); masquerade:
+    'external', 'all' or 'none'; cluster_cidrs: ip_network objects (sources inside are
+    pods); max_delete_ratio: 0..1; force: skip the delete guard; allow_kube_proxy: run
+    beside a kube-proxy in IPVS mode; drain_timeout: seconds (0: drain until idle);
+    scheduler_hold: hold new connections while a scheduler is swapped (host.scheduler_hold()).
+    """
+
+    proxy: ProxyOptions = ProxyOptions()
+    service_cidrs: tuple = ()
+    node_port_range: tuple = _range(NODE_PORT_RANGE)
+    masquerade: str = DEFAULTS['masquerade']
+    cluster_cidrs: tuple = ()
+    max_delete_ratio: float = DEFAULTS['max_delete_ratio']
+    force: bool = DEFAULTS['force']
+    allow_kube_proxy: bool = DEFAULTS['allow_kube_proxy']
+    drain_timeout: int = DEFAULTS['drain_timeout']
+    scheduler_hold: bool = DEFAULTS['scheduler_hold']
 
 
 def node_name_default():
@@ -57,7 +161,7 @@ def _networks(values, option, problems):
 def _port_range(text, problems):
     match = re.match(r'^\s*(\d+)\s*-\s*(\d+)\s*$', str(text))
     if not match:
-        problems.append('node_port_range: %r is not FIRST-LAST, e.g. 30000-32767' % (text,))
+        problems.append('node_port_range: %r is not FIRST-LAST, e.g. %s' % (text, NODE_PORT_RANGE))
         return (0, 0)
     first, last = int(match.group(1)), int(match.group(2))
     if not 1 <= first <= last <= 65535:
@@ -93,27 +197,27 @@ def parse_options(params):
     """Module params -> (SyncOptions, node name). Raises ValidationError listing every
     problem, each starting with the option's name."""
     problems = []
-    scheduler = params.get('scheduler') or 'rr'
+    scheduler = params.get('scheduler') or DEFAULTS['scheduler']
     if scheduler not in SCHEDULERS:
         problems.append('scheduler: %r is not one of %s' % (scheduler, ', '.join(SCHEDULERS)))
     families = []
-    for index, family in enumerate(params.get('families') or ('ipv4', 'ipv6')):
+    for index, family in enumerate(params.get('families') or DEFAULTS['families']):
         if family not in FAMILIES:
             problems.append('families[%d]: %r is not ipv4 or ipv6' % (index, family))
         elif FAMILIES[family] not in families:
             families.append(FAMILIES[family])
-    interface = params.get('dummy_interface') or 'kube-ipvs0'
+    interface = params.get('dummy_interface') or DUMMY_INTERFACE
     if not _INTERFACE.match(interface):
         problems.append('dummy_interface: %r is not an interface name (1-15 characters, no "/", ":" or spaces)'
                         % (interface,))
-    masquerade = params.get('masquerade') or 'external'
+    masquerade = params.get('masquerade') or DEFAULTS['masquerade']
     if masquerade not in MASQUERADE:
         problems.append('masquerade: %r is not one of %s' % (masquerade, ', '.join(MASQUERADE)))
     ratio = params.get('max_delete_ratio')
-    ratio = 0.5 if ratio is None else ratio
+    ratio = DEFAULTS['max_delete_ratio'] if ratio is None else ratio
     if not 0 <= ratio <= 1:
         problems.append('max_delete_ratio: %s is not between 0 and 1' % ratio)
-    drain_timeout = params.get('drain_timeout') or 0
+    drain_timeout = params.get('drain_timeout') or DEFAULTS['drain_timeout']
     if drain_timeout < 0:
         problems.append('drain_timeout: %d is negative' % drain_timeout)
     problems.extend(request_problems(params))
@@ -131,14 +235,14 @@ def parse_options(params):
     options = SyncOptions(
         proxy=proxy,
         service_cidrs=service_cidrs,
-        node_port_range=_port_range(params.get('node_port_range') or '30000-32767', problems),
+        node_port_range=_port_range(params.get('node_port_range') or NODE_PORT_RANGE, problems),
         masquerade=masquerade,
         cluster_cidrs=_networks(params.get('cluster_cidrs'), 'cluster_cidrs', problems),
         max_delete_ratio=float(ratio),
         force=bool(params.get('force')),
         allow_kube_proxy=bool(params.get('allow_kube_proxy')),
         drain_timeout=int(drain_timeout),
-        scheduler_hold=params.get('scheduler_hold', True) is not False,
+        scheduler_hold=params.get('scheduler_hold', DEFAULTS['scheduler_hold']) is not False,
     )
     if problems:
         raise ValidationError(problems)

@@ -75,9 +75,10 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.params import service_to_params
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import NodeContext, ProxyOptions
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import NodeContext
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import conntrack, packet_rules
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.dummy import DummyResult
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DUMMY_INTERFACE
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import ProxyState
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_cache import TranslationCache
 
@@ -90,29 +91,6 @@ SCOPE_ANSWERS = 1024  # answers a reused Scope may hold beyond twice its keys (S
 
 class KubeProxyRunningError(IpvsError):
     """kube-proxy manages IPVS on this node; two owners of one table fight."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SyncOptions:
-    """Everything a sync needs besides the cluster and the node (validated before).
-
-    service_cidrs: ip_network objects; node_port_range: (first, last); masquerade:
-    'external', 'all' or 'none'; cluster_cidrs: ip_network objects (sources inside are
-    pods); max_delete_ratio: 0..1; force: skip the delete guard; allow_kube_proxy: run
-    beside a kube-proxy in IPVS mode; drain_timeout: seconds (0: drain until idle);
-    scheduler_hold: hold new connections while a scheduler is swapped (host.scheduler_hold()).
-    """
-
-    proxy: ProxyOptions = ProxyOptions()
-    service_cidrs: tuple = ()
-    node_port_range: tuple = (30000, 32767)
-    masquerade: str = 'external'
-    cluster_cidrs: tuple = ()
-    max_delete_ratio: float = 0.5
-    force: bool = False
-    allow_kube_proxy: bool = False
-    drain_timeout: int = 0
-    scheduler_hold: bool = True
 
 
 @dataclasses.dataclass
@@ -181,7 +159,7 @@ class SyncMemo(object):
         self.dummy = None
 
 
-def node_context(node_name, host, snapshot, zone=None, dummy_interface='kube-ipvs0'):
+def node_context(node_name, host, snapshot, zone=None, dummy_interface=DUMMY_INTERFACE):
     """The NodeContext of this node: its addresses from the host, its zone from the
     option or else from its Node object's label."""
     if zone is None and snapshot.node:

@@ -33,6 +33,7 @@ import zlib
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, read_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import timeouts, validation
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_STATE_PATH
 from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import MODULE_NAME_MAX, MODULE_NAME_RE
 
 DEFAULT_PATH = '/etc/netlb-ipvs/reconcile.json'
@@ -45,7 +46,7 @@ STATIC_KEYS = frozenset(('services_file', 'scope', 'exclusive', 'allow_empty', '
                          'drain_timeout', 'scheduler_hold', 'backend', 'drain_state_path'))
 STATIC_DEFAULTS = {'exclusive': True, 'allow_empty': False, 'purge_real_servers': True, 'graceful': True,
                    'drain_timeout': 0, 'scheduler_hold': True, 'backend': 'auto',
-                   'drain_state_path': '/var/lib/netlb-ipvs/drain-state.json'}
+                   'drain_state_path': DRAIN_STATE_PATH}
 # k8s_service_proxy's options that shape a sync besides the connection's and the
 # pipeline's own (kubernetes_keys()); the module's return_* and apply are not a node's
 # business. A unit test holds them inside the module's argument spec.

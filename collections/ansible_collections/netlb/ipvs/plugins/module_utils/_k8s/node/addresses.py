@@ -22,6 +22,7 @@ import ipaddress
 import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DUMMY_INTERFACE
 
 
 class Address(collections.namedtuple('Address', ('interface', 'family', 'address', 'prefixlen', 'scope', 'flags'))):
@@ -86,7 +87,7 @@ def local_addresses(addresses):
     return tuple((item.interface, item.address) for item in addresses)
 
 
-def primary_addresses(addresses, routes, names, dummy_interface='kube-ipvs0'):
+def primary_addresses(addresses, routes, names, dummy_interface=DUMMY_INTERFACE):
     """The node's primary address per family, as a tuple of texts (IPv4 first).
 
     Per family: the preferred source of the main table's default route with the lowest
@@ -118,7 +119,7 @@ def primary_addresses(addresses, routes, names, dummy_interface='kube-ipvs0'):
     return tuple(result)
 
 
-def on_other_interface(addresses, address, dummy_interface='kube-ipvs0'):
+def on_other_interface(addresses, address, dummy_interface=DUMMY_INTERFACE):
     """True when address (text, any spelling) is bound to an interface other than the
     dummy: kube-proxy then leaves it off the dummy (an external IP the node owns)."""
     wanted = ipaddress.ip_address(address)
@@ -134,7 +135,7 @@ class Snapshot(collections.namedtuple('Snapshot', ('addresses', 'routes', 'names
     def local(self):
         return local_addresses(self.addresses)
 
-    def primary(self, dummy_interface='kube-ipvs0'):
+    def primary(self, dummy_interface=DUMMY_INTERFACE):
         return primary_addresses(self.addresses, self.routes, self.names, dummy_interface)
 
 

@@ -30,8 +30,8 @@ import os
 import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DUMMY_INTERFACE
 
-DEFAULT_INTERFACE = 'kube-ipvs0'
 IFNAMSIZ = 16
 
 
@@ -160,7 +160,7 @@ def _addresses_of(sock, index):
     return found
 
 
-def ensure(desired, owned, interface=DEFAULT_INTERFACE, check_mode=False, sock=None):
+def ensure(desired, owned, interface=DUMMY_INTERFACE, check_mode=False, sock=None):
     """Make interface a dummy holding the desired addresses; see the module doc string.
 
     desired, owned: iterables of address texts (owned: what the previous run's

@@ -26,6 +26,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import Pro
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import dummy, packet_rules
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.conntrack import Flow
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import NodeError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import SyncOptions
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import (
     MemoryStateStore,
     ProxyState,
@@ -39,8 +40,8 @@ from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes 
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import snapshots
 
 NODE_IP = '192.168.10.11'
-OPTIONS = proxy.SyncOptions(service_cidrs=(ipaddress.ip_network('10.96.0.0/12'),),
-                            cluster_cidrs=(ipaddress.ip_network('10.244.0.0/16'),))
+OPTIONS = SyncOptions(service_cidrs=(ipaddress.ip_network('10.96.0.0/12'),),
+                      cluster_cidrs=(ipaddress.ip_network('10.244.0.0/16'),))
 # Other owners of the same kernel table: a keepalived VIP, a firewall-mark service, and
 # a port outside the NodePort range on the node's own address.
 FOREIGN = '''
@@ -258,7 +259,7 @@ def test_an_empty_answer_is_refused_and_changes_nothing():
         run(snapshots.snapshot([]), backend, host, store)
     assert 'refusing to delete 4 of the 4' in str(caught.value)
     assert (backend.table, host.on_dummy, host.rules, store.state) == before
-    forced = run(snapshots.snapshot([]), backend, host, store, options=proxy.SyncOptions(
+    forced = run(snapshots.snapshot([]), backend, host, store, options=SyncOptions(
         service_cidrs=OPTIONS.service_cidrs, force=True))
     assert forced.summary()['actions'] == {'delete_service': 4}
     assert host.on_dummy == set() and key('tcp 192.0.2.1:80') in backend.table
@@ -269,7 +270,7 @@ def test_max_delete_ratio(ratio, refused):
     backend, host, store = FakeBackend(), FakeHost(), MemoryStateStore()
     run(cluster(), backend, host, store)
     smaller = snapshots.snapshot(cluster().services[:1] + cluster().endpoint_slices[:1])  # 1 of 4 virtual services left
-    options = proxy.SyncOptions(service_cidrs=OPTIONS.service_cidrs, max_delete_ratio=ratio)
+    options = SyncOptions(service_cidrs=OPTIONS.service_cidrs, max_delete_ratio=ratio)
     if refused:
         with pytest.raises(RefusedError):
             run(smaller, backend, host, store, options)
@@ -284,7 +285,7 @@ def test_kube_proxy_in_ipvs_mode_is_refused_unless_allowed():
     with pytest.raises(proxy.KubeProxyRunningError) as caught:
         run(cluster(), backend, FakeHost(kube_proxy='pid 812, mode ipvs (metrics)'), store)
     assert 'pid 812' in str(caught.value) and backend.table == {} and store.saves == 0
-    options = proxy.SyncOptions(service_cidrs=OPTIONS.service_cidrs, allow_kube_proxy=True)
+    options = SyncOptions(service_cidrs=OPTIONS.service_cidrs, allow_kube_proxy=True)
     assert run(cluster(), backend, FakeHost(kube_proxy='pid 812'), store, options).changed
 
 
