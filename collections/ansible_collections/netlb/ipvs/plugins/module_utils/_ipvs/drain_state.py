@@ -9,9 +9,9 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
 The state is a dict {(ServiceKey, (address, port)): since} where since is a Unix time.
 On disk it is a small JSON document written atomically (a reader never sees half a
-file). One file serves every task on a host: each run rewrites only the entries of its
-own scope (plan.py passes the others through), and lock() serialises runs so one
-cannot drop another's entries.
+file; _json_state.py, as the proxy's state). One file serves every task on a host:
+each run rewrites only the entries of its own scope (plan.py passes the others
+through), and lock() serialises runs so one cannot drop another's entries.
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _json_state
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
-from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
-    FileError,
-    make_parent_directory,
-    read_text,
-    write_atomic,
-)
+from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ServiceKey
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock as run_lock
 
@@ -59,22 +55,20 @@ def dumps(state):
 
 def loads(text):
     """JSON text -> state. Raises DrainStateError on anything unexpected."""
-    try:
-        document = json.loads(text)
-        if document.get('version') != FORMAT_VERSION:
-            raise ValueError('unknown version %r' % document.get('version'))
-        state = {}
-        for entry in document['draining']:
-            service = entry['service']
-            if service['protocol'] == 'fwmark':
-                key = ServiceKey.mark(service['fwmark'], service['family'])
-            else:
-                key = ServiceKey.tcp_udp(service['protocol'], service['address'], service['port'])
-            server = entry['server']
-            state[(key, (str(server['address']), int(server['port'])))] = float(entry['since'])
-        return state
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise DrainStateError('drain state is not valid: %s' % exc)
+    return _json_state.parse(text, (FORMAT_VERSION,), _state, 'drain state', DrainStateError)
+
+
+def _state(document):
+    state = {}
+    for entry in document['draining']:
+        service = entry['service']
+        if service['protocol'] == 'fwmark':
+            key = ServiceKey.mark(service['fwmark'], service['family'])
+        else:
+            key = ServiceKey.tcp_udp(service['protocol'], service['address'], service['port'])
+        server = entry['server']
+        state[(key, (str(server['address']), int(server['port'])))] = float(entry['since'])
+    return state
 
 
 class DrainStore(object):
@@ -82,28 +76,16 @@ class DrainStore(object):
 
     def __init__(self, path=DEFAULT_PATH):
         self.path = path
+        # Not durable: a state lost to a power cut only restarts drain clocks, and
+        # two fsyncs would be most of a small run's time.
+        self._file = _json_state.JsonStateFile(path, 'drain state', DrainStateError, durable=False)
 
     def load(self):
         """The saved state; {} when the file does not exist yet."""
-        try:
-            text = read_text(self.path)
-        except FileError as exc:
-            raise DrainStateError(str(exc))
-        if text is None:
-            return {}
-        try:
-            return loads(text)
-        except DrainStateError as exc:
-            raise DrainStateError('%s: %s' % (self.path, exc))
+        return self._file.load(loads, {})
 
     def save(self, state):
-        try:
-            make_parent_directory(self.path)
-            # Not durable: a state lost to a power cut only restarts drain clocks, and
-            # two fsyncs would be most of a small run's time.
-            write_atomic(self.path, dumps(state), mode=0o644, durable=False)
-        except FileError as exc:
-            raise DrainStateError('cannot save drain state: %s' % exc)
+        self._file.save(dumps(state))
 
     @contextlib.contextmanager
     def lock(self, what=LOCK_HOLDER, wait=None):
@@ -112,7 +94,7 @@ class DrainStore(object):
         holder after wait seconds (None: LOCK_WAIT)."""
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(run_lock.held(what, path=self.path + '.lock',
+                stack.enter_context(run_lock.held(what, path=self._file.lock_path,
                                                   wait=LOCK_WAIT if wait is None else wait))
             except FileError as exc:
                 raise DrainStateError('cannot lock drain state %s: %s' % (self.path, exc))

@@ -11,7 +11,7 @@ Two things only the proxy can know: which virtual services outside its fixed sco
 (external and load-balancer IPs) it created, so a stale one is removed once the cluster
 no longer asks for it; and which addresses on the dummy interface it bound, so it never
 removes an operator's. A third it must not forget: the UDP conntrack flows a run left
-stale and has not cleared yet. A small JSON document, written atomically.
+stale and has not cleared yet. A small JSON document, written atomically (_json_state.py).
 
 A run records before it changes (proxy.py, "Order, and why"): the union of what it held
 and what it creates, and the flows it will leave stale; and shrinks the record once done.
@@ -27,22 +27,18 @@ import contextlib
 import dataclasses
 import json
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _json_state
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
-from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
-    FileError,
-    make_parent_directory,
-    read_text,
-    write_atomic,
-)
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     ServiceKey,
     address_family,
     canonical_address,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.conntrack import Flow
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import STATE_PATH
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 
-DEFAULT_PATH = '/var/lib/netlb-ipvs/k8s-service-proxy.json'
+DEFAULT_PATH = STATE_PATH  # k8s_service_proxy's state_path
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 # Seconds a run waits for another holding the state (the run lock serialises the module and
@@ -78,17 +74,14 @@ def dumps(state):
 
 def loads(text):
     """JSON text -> ProxyState (version 1 or 2). Raises StateError on anything unexpected."""
-    try:
-        document = json.loads(text)
-        if document.get('version') not in READABLE_VERSIONS:
-            raise ValueError('unknown version %r' % document.get('version'))
-        services = frozenset(ServiceKey.tcp_udp(protocol, address, port)
-                             for protocol, address, port in document['services'])
-        addresses = frozenset(canonical_address(address) for address in document['addresses'])
-        flows = frozenset(_flow(entry) for entry in document['udp_flows']) if document['version'] > 1 \
-            else frozenset()
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise StateError('proxy state is not valid: %s' % exc)
+    return _json_state.parse(text, READABLE_VERSIONS, _state, 'proxy state', StateError)
+
+
+def _state(document):
+    services = frozenset(ServiceKey.tcp_udp(protocol, address, port)
+                         for protocol, address, port in document['services'])
+    addresses = frozenset(canonical_address(address) for address in document['addresses'])
+    flows = frozenset(_flow(entry) for entry in document['udp_flows']) if document['version'] > 1 else frozenset()
     return ProxyState(services=services, addresses=addresses, udp_flows=flows)
 
 
@@ -111,32 +104,20 @@ class StateStore(object):
 
     def __init__(self, path=DEFAULT_PATH):
         self.path = path
+        self._file = _json_state.JsonStateFile(path, 'proxy state', StateError)
 
     def load(self):
-        try:
-            text = read_text(self.path)
-        except FileError as exc:
-            raise StateError(str(exc))
-        if text is None:
-            return ProxyState()
-        try:
-            return loads(text)
-        except StateError as exc:
-            raise StateError('%s: %s' % (self.path, exc))
+        return self._file.load(loads, ProxyState())
 
     def save(self, state):
-        try:
-            make_parent_directory(self.path)
-            write_atomic(self.path, dumps(state), mode=0o644)
-        except FileError as exc:
-            raise StateError('cannot save proxy state: %s' % exc)
+        self._file.save(dumps(state))
 
     def lock(self, what=LOCK_HOLDER, wait=None):
         """A context manager holding the sibling path + '.lock', with the run lock's
         mechanism (_reconcile/lock.py: the holder says who it is). Raises lock.LockBusy
         naming the holder after wait seconds (None: LOCK_WAIT), FileError when the file
         cannot be made."""
-        return lock.held(what, path=self.path + '.lock', wait=LOCK_WAIT if wait is None else wait)
+        return lock.held(what, path=self._file.lock_path, wait=LOCK_WAIT if wait is None else wait)
 
 
 class MemoryStateStore(object):

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import drain_state
+from ansible_collections.netlb.ipvs.plugins.module_utils import _json_state
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import (
     DrainStateError,
     DrainStore,
@@ -59,8 +59,8 @@ def test_store_saves_atomically_and_creates_directory(tmp_path, monkeypatch):
     path = str(tmp_path / 'var' / 'lib' / 'netlb-ipvs' / 'drain-state.json')
     store = DrainStore(path)
     written = []
-    real_write = drain_state.write_atomic
-    monkeypatch.setattr(drain_state, 'write_atomic', lambda *args, **kw: written.append(args) or real_write(*args, **kw))
+    real_write = _json_state.write_atomic
+    monkeypatch.setattr(_json_state, 'write_atomic', lambda *args, **kw: written.append(args) or real_write(*args, **kw))
     state = drain({'tcp 10.0.0.1:80 10.1.0.2:80': 5.0})
     store.save(state)
     assert [args[0] for args in written] == [path]
@@ -97,3 +97,26 @@ def test_lock_can_be_taken_again_and_leaves_a_lock_file(tmp_path):
         pass
     with store.lock():
         assert os.path.exists(str(tmp_path / 'd' / 'state.json.lock'))
+
+
+# Written by the release before the shared JSON state file (_json_state.py), byte for byte:
+# a node upgraded without notice reads its file and writes it back unchanged.
+TODAYS_FILE = (
+    '{"version": 1, "draining": [\n'
+    '{"server": {"address": "fd00::2", "port": 0}, "service": {"family": 6, "fwmark": 10, "protocol": "fwmark"},'
+    ' "since": 1765000001.0},\n'
+    '{"server": {"address": "192.168.10.11", "port": 6443}, "service": {"address": "10.96.0.1", "family": 4,'
+    ' "port": 443, "protocol": "tcp"}, "since": 1765000000.25}\n'
+    ']}\n')
+
+
+def test_a_file_in_todays_format_is_read_and_written_back_the_same(tmp_path):
+    path = tmp_path / 'drain-state.json'
+    path.write_text(TODAYS_FILE)
+    store = DrainStore(str(path))
+    state = store.load()
+    assert state == drain({'tcp 10.96.0.1:443 192.168.10.11:6443': 1765000000.25,
+                           'fwmark 10 ipv6 [fd00::2]:0': 1765000001.0})
+    store.save(state)
+    assert path.read_text() == TODAYS_FILE
+    assert oct(os.stat(str(path)).st_mode & 0o777) == oct(0o644)
