@@ -135,11 +135,9 @@ def main():
                                  request_timeout=params['request_timeout'])
     except SourceError as err:
         module.fail_json(msg=str(err))
-    where = '%s/%s config.conf' % (params['namespace'], params['name'])
-    diff = {'before': result['before'], 'after': result['after'], 'before_header': where, 'after_header': where}
     module.exit_json(changed=result['changed'], restarted=result['restarted'],
                      resource_version=result['resource_version'], attempts=result['attempts'],
-                     **({'diff': diff} if module._diff else {}))
+                     **({'diff': result['diff'].diff()} if module._diff else {}))
 
 
 if __name__ == '__main__':

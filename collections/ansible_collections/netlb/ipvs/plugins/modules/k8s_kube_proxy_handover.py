@@ -151,20 +151,17 @@ def main():
         if params['state'] == 'restored':
             result = handover.restore(options, nodes=params['nodes'], label=params['label'],
                                       check_mode=module.check_mode, request_timeout=params['request_timeout'])
-            where = 'Node labels %s' % params['label']
         else:
             result = handover.apply(options, nodes=params['nodes'], namespace=params['namespace'],
                                     daemonset=params['daemonset'] or None, label=params['label'],
                                     check_mode=module.check_mode, request_timeout=params['request_timeout'])
-            where = 'DaemonSet %s/%s affinity' % (params['namespace'], params['daemonset'])
     except SourceError as err:
         module.fail_json(msg=str(err))
     for node in result.get('missing', ()):
         module.warn('Node %s is not in the cluster: no label to remove' % node)
-    diff = {'before': result['before'], 'after': result['after'], 'before_header': where, 'after_header': where}
     module.exit_json(changed=result['changed'], daemonset_changed=result['daemonset_changed'],
                      labelled=result['labelled'], unlabelled=result.get('unlabelled', []), attempts=result['attempts'],
-                     **({'diff': diff} if module._diff else {}))
+                     **({'diff': result['diff'].diff()} if module._diff else {}))
 
 
 if __name__ == '__main__':

@@ -130,7 +130,6 @@ ARGUMENT_SPEC = dict(
     state_path=dict(type='path', default=DEFAULT_PATH),
     force=dict(type='bool', default=False),
 )
-DIFF_HEADER = "kube-proxy's leftovers"
 
 
 def main():
@@ -148,10 +147,8 @@ def main():
         module.fail_json(msg=str(exc))
     for warning in result['warnings']:
         module.warn(warning)
-    diff = {'before': result['before'], 'after': result['after'], 'before_header': DIFF_HEADER,
-            'after_header': DIFF_HEADER}
     module.exit_json(changed=result['changed'], removed=result['removed'], kept=result['kept'],
-                     **({'diff': diff} if module._diff else {}))
+                     **({'diff': result['diff'].diff()} if module._diff else {}))
 
 
 if __name__ == '__main__':

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import datetime
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import (
     HAS_KUBERNETES,
@@ -92,8 +93,8 @@ def apply(options, managed, namespace='kube-system', name='kube-proxy', daemonse
     """Merge managed into the ConfigMap's config.conf, write it if it changed, restart the
     DaemonSet's pods once after a write (daemonset None: no restart).
 
-    Returns {changed, restarted, before, after, resource_version, attempts}; before/after
-    are the config.conf texts. Raises SourceError.
+    Returns {changed, restarted, diff, resource_version, attempts}; diff: a DiffTracker
+    holding the config.conf texts before and after. Raises SourceError.
     """
     if not HAS_KUBERNETES:
         raise SourceError('the Kubernetes API needs the Python library %s: %s'
@@ -115,8 +116,10 @@ def apply(options, managed, namespace='kube-system', name='kube-proxy', daemonse
             before = data[CONFIG_KEY]
             changed, after = merge_config(before, managed, where='%s %s' % (configmap_name, CONFIG_KEY))
             version = configmap.get('metadata', {}).get('resourceVersion')
-            result = {'changed': changed, 'restarted': False, 'before': before, 'after': after,
-                      'resource_version': version, 'attempts': attempt}
+            diff = DiffTracker()
+            diff.add_text('%s/%s %s' % (namespace, name, CONFIG_KEY), before, after)
+            result = {'changed': changed, 'restarted': False, 'diff': diff, 'resource_version': version,
+                      'attempts': attempt}
             if not changed or check_mode:
                 result['restarted'] = bool(changed and daemonset)  # what a real run would do
                 return result

@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import json
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import (
     HAS_KUBERNETES,
@@ -82,15 +83,15 @@ def apply(options, nodes=(), namespace='kube-system', daemonset='kube-proxy', la
     """Put the affinity on the DaemonSet (daemonset None: leave it) and label the nodes.
 
     Returns {changed, daemonset_changed, labelled (node names written or to write),
-    before, after (the affinity texts), attempts}. Raises SourceError.
+    diff (a DiffTracker: the affinity texts before and after), attempts}. Raises SourceError.
     """
     if not HAS_KUBERNETES:
         raise SourceError('the Kubernetes API needs the Python library %s: %s'
                           % (KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
     api = Api(options, request_timeout)
     ds_name = 'DaemonSet %s/%s' % (namespace, daemonset)
-    result = {'changed': False, 'daemonset_changed': False, 'labelled': [], 'before': '', 'after': '',
-              'attempts': 0}
+    result = {'changed': False, 'daemonset_changed': False, 'labelled': [], 'attempts': 0}
+    texts = ['', '']  # the affinity before and after
     try:
         # Read everything first: a missing node fails before the DaemonSet is touched.
         to_label = []
@@ -105,8 +106,8 @@ def apply(options, nodes=(), namespace='kube-system', daemonset='kube-proxy', la
                                    name=daemonset, namespace=namespace)
                 template_spec = ((current.get('spec') or {}).get('template') or {}).get('spec') or {}
                 changed, after = with_affinity(template_spec, label)
-                result.update(daemonset_changed=changed, before=affinity_text(template_spec),
-                              after=affinity_text(after))
+                result['daemonset_changed'] = changed
+                texts = [affinity_text(template_spec), affinity_text(after)]
                 if not changed or check_mode:
                     break
                 # A JSON merge patch of the whole affinity (its lists replaced as computed, the
@@ -127,6 +128,8 @@ def apply(options, nodes=(), namespace='kube-system', daemonset='kube-proxy', la
                                {'metadata': {'labels': {label: ABSENT}}})
             result['labelled'].append(node)
         result['changed'] = result['daemonset_changed'] or bool(result['labelled'])
+        result['diff'] = DiffTracker()
+        result['diff'].add_text('DaemonSet %s/%s affinity' % (namespace, daemonset or ''), *texts)
         return result
     finally:
         api.close()
@@ -135,8 +138,8 @@ def apply(options, nodes=(), namespace='kube-system', daemonset='kube-proxy', la
 def restore(options, nodes=(), label=LABEL, check_mode=False, request_timeout=DEFAULT_REQUEST_TIMEOUT):
     """Remove <label> from the nodes that carry it (the DaemonSet is neither read nor changed).
 
-    Returns apply()'s keys (daemonset_changed False, labelled [], attempts 0; before/after:
-    the '<node> <label>=<value>' lines of the nodes to unlabel, and none), plus unlabelled
+    Returns apply()'s keys (daemonset_changed False, labelled [], attempts 0; diff: the
+    '<node> <label>=<value>' lines of the nodes to unlabel before, and none after), plus unlabelled
     (node names written or to write) and missing (not in the API). Raises SourceError.
     """
     if not HAS_KUBERNETES:
@@ -144,7 +147,8 @@ def restore(options, nodes=(), label=LABEL, check_mode=False, request_timeout=DE
                           % (KUBERNETES_REQUIREMENT, KUBERNETES_IMPORT_ERROR))
     api = Api(options, request_timeout)
     result = {'changed': False, 'daemonset_changed': False, 'labelled': [], 'unlabelled': [], 'missing': [],
-              'before': '', 'after': '', 'attempts': 0}
+              'attempts': 0}
+    labelled = []  # '<node> <label>=<value>' lines
     try:
         for node in nodes:
             current = api.call('reading Node %s' % node, api.core.read_node, accept=(404,), name=node)
@@ -153,13 +157,15 @@ def restore(options, nodes=(), label=LABEL, check_mode=False, request_timeout=DE
                 result['missing'].append(node)
             elif label in labels:
                 result['unlabelled'].append(node)
-                result['before'] += '%s %s=%s\n' % (node, label, labels[label])
+                labelled.append('%s %s=%s\n' % (node, label, labels[label]))
         for node in result['unlabelled']:
             if not check_mode:
                 # A JSON merge patch: null removes the key, the other labels stay.
                 api.patch_node('removing label %s from Node %s' % (label, node), node,
                                {'metadata': {'labels': {label: None}}})
         result['changed'] = bool(result['unlabelled'])
+        result['diff'] = DiffTracker()
+        result['diff'].add_text('Node labels %s' % label, ''.join(labelled), '')
         return result
     finally:
         api.close()

@@ -32,12 +32,14 @@ import collections
 import os
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command
+from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import kube_proxy
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.packet_rules import TABLE_FAMILY, TABLE_NAME
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import DEFAULT_PATH, StateError, StateStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy import leftovers
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy.leftovers import LeftoversError
 
+DIFF_HEADER = "kube-proxy's leftovers"
 # (family, iptables program base name, /proc file listing legacy tables, nft family).
 FAMILIES = (('ipv4', 'iptables', 'net/ip_tables_names', 'ip'), ('ipv6', 'ip6tables', 'net/ip6_tables_names', 'ip6'))
 XTABLES_NFT_TABLES = ('nat', 'filter', 'mangle', 'raw', 'security')
@@ -209,7 +211,8 @@ def apply(node, found, the_plan):
 
 def remove(node, options, check_mode=False):
     """Guard, read, plan and (unless check_mode) remove. Returns {changed, removed, kept,
-    warnings, before, after}. Raises RefusedError or LeftoversError."""
+    warnings, diff}; diff: a DiffTracker, the leftovers found before and those that stay
+    after. Raises RefusedError or LeftoversError."""
     nft_tables = read_nft_tables(node)
     refuse_unless_safe(node, options, nft_tables)
     found, the_plan = read(node, options, nft_tables)
@@ -219,6 +222,7 @@ def remove(node, options, check_mode=False):
         _found, again = read(node, options, read_nft_tables(node))
         if leftovers.has_work(again):
             raise LeftoversError('still there after the removal: %s' % leftovers.removed(again))
-    before, after = leftovers.diff_texts(the_plan)
+    diff = DiffTracker()
+    diff.add_text(DIFF_HEADER, *leftovers.diff_texts(the_plan))
     return {'changed': changed, 'removed': leftovers.removed(the_plan), 'kept': leftovers.kept(the_plan),
-            'warnings': list(the_plan.warnings), 'before': before, 'after': after}
+            'warnings': list(the_plan.warnings), 'diff': diff}

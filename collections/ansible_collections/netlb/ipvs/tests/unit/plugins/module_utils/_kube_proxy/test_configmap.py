@@ -93,10 +93,12 @@ def test_a_change_is_written_with_the_version_read_and_restarts_once(cluster, op
     puts = cluster.requests_to(CM_PATH, 'PUT')
     assert len(puts) == 1 and puts[0].body['metadata']['resourceVersion'] == read_version
     stored = cluster.get(CM_PATH)
-    assert stored['data']['config.conf'] == result['after'] == fixture('kubeadm-config.merged.conf')
+    diff = result['diff'].diff()
+    assert diff['before_header'] == diff['after_header'] == 'kube-system/kube-proxy config.conf'
+    assert stored['data']['config.conf'] == diff['after'] == fixture('kubeadm-config.merged.conf')
     assert stored['data']['kubeconfig.conf'] == 'apiVersion: v1\nkind: Config\n'
     assert stored['metadata']['labels'] == {'app': 'kube-proxy'}
-    assert result['before'] == fixture('kubeadm-config.conf')
+    assert diff['before'] == fixture('kubeadm-config.conf')
     patches = cluster.requests_to(DS_PATH, 'PATCH')
     assert [patch.body for patch in patches] == [
         {'spec': {'template': {'metadata': {'annotations': {cm.RESTARTED_AT: '2026-01-02T03:04:05Z'}}}}}]
@@ -109,7 +111,8 @@ def test_unchanged_means_no_write_and_no_restart(cluster, options):
     cm.apply(options, MANAGED, now=NOW)
     cluster.requests.clear()
     result = cm.apply(options, MANAGED)
-    assert (result['changed'], result['restarted'], result['before'], result['after']) == (
+    diff = result['diff'].diff()
+    assert (result['changed'], result['restarted'], diff['before'], diff['after']) == (
         False, False, fixture('kubeadm-config.merged.conf'), fixture('kubeadm-config.merged.conf'))
     assert writes(cluster) == []
 
@@ -118,7 +121,7 @@ def test_check_mode_reads_plans_and_writes_nothing(cluster, options):
     before = cluster.get(CM_PATH)
     result = cm.apply(options, MANAGED, check_mode=True)
     expected = (True, True, fixture('kubeadm-config.merged.conf'))
-    assert (result['changed'], result['restarted'], result['after']) == expected
+    assert (result['changed'], result['restarted'], result['diff'].diff()['after']) == expected
     assert writes(cluster) == [] and cluster.get(CM_PATH) == before
 
 

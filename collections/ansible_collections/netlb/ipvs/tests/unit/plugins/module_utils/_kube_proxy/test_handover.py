@@ -95,7 +95,9 @@ def test_an_existing_affinity_is_kept_and_ours_added_to_every_term(kube_api, opt
     assert node_affinity['requiredDuringSchedulingIgnoredDuringExecution']['nodeSelectorTerms'] == [
         {'matchExpressions': [THEIRS, OURS]},
         {'matchFields': [{'key': 'metadata.name', 'operator': 'In', 'values': ['n9']}], 'matchExpressions': [OURS]}]
-    assert 'podAntiAffinity' in result['before'] and result['before'] != result['after']
+    diff = result['diff'].diff()
+    assert 'podAntiAffinity' in diff['before'] and diff['before'] != diff['after']
+    assert diff['before_header'] == diff['after_header'] == 'DaemonSet kube-system/kube-proxy affinity'
     kube_api.requests.clear()
     assert handover.apply(options)['changed'] is False and writes(kube_api) == []
 
@@ -105,7 +107,8 @@ def test_check_mode_plans_and_writes_nothing(kube_api, options):
     before = (kube_api.get(DS_PATH), kube_api.get(NODE_PATH + 'n1'))
     result = handover.apply(options, nodes=['n1'], check_mode=True)
     assert (result['changed'], result['daemonset_changed'], result['labelled']) == (True, True, ['n1'])
-    assert '"NotIn"' in result['after'] and result['before'] == '{}\n'
+    diff = result['diff'].diff()
+    assert '"NotIn"' in diff['after'] and diff['before'] == '{}\n'
     assert writes(kube_api) == [] and (kube_api.get(DS_PATH), kube_api.get(NODE_PATH + 'n1')) == before
 
 
@@ -142,12 +145,15 @@ def test_restore_removes_the_label_keeps_the_others_and_skips_unknown_nodes(kube
 
     checked = handover.restore(options, nodes=['n1', 'gone'], check_mode=True)
     assert (checked['changed'], checked['unlabelled'], checked['missing']) == (True, ['n1'], ['gone'])
-    assert (checked['before'], checked['after']) == ('n1 netlb.io/kube-proxy=absent\n', '')
+    diff = checked['diff'].diff()
+    assert (diff['before'], diff['after']) == ('n1 netlb.io/kube-proxy=absent\n', '')
+    assert diff['before_header'] == diff['after_header'] == 'Node labels netlb.io/kube-proxy'
     assert writes(kube_api) == []
 
     result = handover.restore(options, nodes=['n1', 'gone'])
-    assert {key: result[key] for key in ('changed', 'unlabelled', 'before')} == {
-        key: checked[key] for key in ('changed', 'unlabelled', 'before')}
+    assert {key: result[key] for key in ('changed', 'unlabelled')} == {
+        key: checked[key] for key in ('changed', 'unlabelled')}
+    assert result['diff'].diff() == checked['diff'].diff()
     assert [(r.method, r.path) for r in writes(kube_api)] == [('PATCH', NODE_PATH + 'n1')]
     assert kube_api.get(NODE_PATH + 'n1')['metadata']['labels'] == {'kubernetes.io/hostname': 'n1'}
     assert kube_api.get(NODE_PATH + 'n2')['metadata']['labels'] == {'netlb.io/kube-proxy': 'absent'}

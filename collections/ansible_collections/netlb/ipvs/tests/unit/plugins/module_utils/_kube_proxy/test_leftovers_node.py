@@ -93,7 +93,7 @@ def test_removes_everything_in_one_process_per_tool_and_a_second_run_changes_not
 
     runner.calls[:] = []
     done = leftovers_node.remove(node, Options(state_path=state_path, keep_forward='never'))
-    assert done['changed'] and done['removed'] == checked['removed'] and done['before'] == checked['before']
+    assert done['changed'] and done['removed'] == checked['removed'] and done['diff'].diff() == checked['diff'].diff()
     writes = [call for call in runner.calls if call[0].endswith('-restore') or call[1:2] in (['restore'], ['-f'])]
     assert [call[0] for call in writes] == ['iptables-nft-restore', 'ipset', 'nft']
     assert runner.sets == ['ops-admins'] and runner.nft == [('inet', 'netlb_ipvs')]
@@ -104,7 +104,9 @@ def test_removes_everything_in_one_process_per_tool_and_a_second_run_changes_not
                     ('filter', 'OPS-ALLOW'), ('nat', 'OPS-SNAT')}
 
     again = leftovers_node.remove(node, Options(state_path=state_path, keep_forward='never'))
-    assert not again['changed'] and again['before'] == again['after'] == ''
+    diff = again['diff'].diff()
+    assert not again['changed'] and diff['before'] == diff['after'] == ''
+    assert diff['before_header'] == diff['after_header'] == "kube-proxy's leftovers"
 
 
 def test_forward_drop_keeps_kube_forward_with_a_warning(roots, state_path):
