@@ -67,3 +67,17 @@ def test_the_example_inventory_comments_the_tables_default(name):
     found = _inventory_defaults()
     assert name in found, 'inventories/example: k8s_service_proxy_%s has no "Default:"' % name
     assert yaml.safe_load(found[name]) == options.DEFAULTS[name]
+
+
+def test_the_ipvs_reconcile_roles_paths_and_timeout_are_the_entry_points():
+    # The role writes the node config and the pause file where `netlb-ipvs` looks for them,
+    # and passes its timeout; those defaults are written in _reconcile/ once.
+    from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config, run, status
+    role_vars = load('roles', 'ipvs_reconcile', 'vars', 'main.yml')
+
+    def rendered(name):
+        return re.sub(r'\{\{ (\w+) \}\}', lambda match: rendered(match.group(1)), role_vars[name])
+    assert rendered('ipvs_reconcile_config_file') == config.DEFAULT_PATH
+    assert rendered('ipvs_reconcile_pause_file') == run.PAUSE_PATH
+    assert rendered('ipvs_reconcile_state_dir') == os.path.dirname(status.DEFAULT_PATH)
+    assert load('roles', 'ipvs_reconcile', 'defaults', 'main.yml')['ipvs_reconcile_timeout'] == config.DEFAULT_TIMEOUT
