@@ -15,7 +15,7 @@ import pytest
 
 MODULE_UTILS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'plugins', 'module_utils')
 PREFIX = 'ansible_collections.netlb.ipvs.plugins.module_utils'
-FLOOR = ('_command', '_diff', '_duration', '_errors', '_files', '_gc', '_netlink', '_nftables')
+FLOOR = ('_command', '_diff', '_duration', '_errors', '_files', '_gc', '_json_state', '_netlink', '_nftables')
 
 
 def _sources():
