@@ -20,14 +20,15 @@ from kube_api import objects as o
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import NodeError
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import SyncOptions
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import MemoryStateStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.table import RememberedTable
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import test_translate_cache as events
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FakeHost
 
-OPTIONS = proxy.SyncOptions(proxy=events.OPTIONS, service_cidrs=(ipaddress.ip_network('10.96.0.0/12'),),
-                            cluster_cidrs=(ipaddress.ip_network('10.244.0.0/16'),), force=True)
+OPTIONS = SyncOptions(proxy=events.OPTIONS, service_cidrs=(ipaddress.ip_network('10.96.0.0/12'),),
+                      cluster_cidrs=(ipaddress.ip_network('10.244.0.0/16'),), force=True)
 
 
 class Node(object):
