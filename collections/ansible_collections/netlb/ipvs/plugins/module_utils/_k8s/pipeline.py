@@ -144,7 +144,7 @@ class Node:
     and the steps' timings."""
 
     params: dict
-    options: object  # proxy.SyncOptions
+    options: object  # options.SyncOptions
     node_name: str
     host: object  # node.host.HostNode or a double
     warnings: list = dataclasses.field(default_factory=list)
