@@ -142,9 +142,18 @@ print(json.dumps({'ok': ok, 'failed': failed, 'answers': answers}))
 # more than AT of TOTAL services on ADDRESS: polls /proc/net/ip_vs, which is cheap.
 KILLER = r'''
 import os, signal, socket, subprocess, sys, time
-address, at, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+address, at, total, unit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 needle = 'TCP  %s:' % socket.inet_aton(address).hex().upper()
 deadline = time.monotonic() + 300
+# The run's pid first (systemctl is slow on a loaded host), so the kill follows the count at once.
+pid = 0
+while pid <= 0 and time.monotonic() < deadline:
+    pid = int(subprocess.run(['systemctl', 'show', '-p', 'MainPID', '--value', unit], capture_output=True,
+                             text=True).stdout or 0)
+    time.sleep(0.01)
+if pid <= 0:  # never kill(0): that is our own process group
+    sys.exit('the run never started')
+count = 0
 while time.monotonic() < deadline:
     with open('/proc/net/ip_vs') as handle:
         count = handle.read().count(needle)
@@ -153,9 +162,12 @@ while time.monotonic() < deadline:
     time.sleep(0.01)
 else:
     sys.exit('the apply never started: %d services after 300 s' % count)
-pid = int(subprocess.run(['systemctl', 'show', '-p', 'MainPID', '--value', sys.argv[4]], capture_output=True,
-                         text=True).stdout)
-if pid <= 0:  # never kill(0): that is our own process group
+try:
+    with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+        alive = b'netlb-ipvs' in handle.read()
+except OSError:
+    alive = False
+if not alive:
     sys.exit('the run ended before it could be killed (%d services)' % count)
 os.kill(pid, signal.SIGKILL)
 print(count)
