@@ -299,24 +299,29 @@ class RequestSocket(NetlinkSocket):
     netfilter.NfnlSocket name the protocol.
     """
 
+    def _answers(self, seq):
+        """(type, flags, offset, end) of each message answering seq, in the shared buffer
+        as its datagram arrives (use each before asking for the next)."""
+        while True:
+            length = self._receive()
+            for got_kind, flags, got, offset, end in iter_messages(self.buffer, length):
+                if got == seq:
+                    yield got_kind, flags, offset, end
+
     def dump(self, kind, body):
         """[(message type, body bytes)] of a dump request (NLM_F_DUMP)."""
         seq = self.next_seq()
         self._send(request(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, body))
         replies = []
-        while True:
-            length = self._receive()
-            for got_kind, flags, got, offset, end in iter_messages(self.buffer, length):
-                if got != seq:
-                    continue
-                if got_kind == NLMSG_DONE:
-                    return replies
-                if got_kind == NLMSG_ERROR:
-                    code, text = parse_error(self.buffer, offset, end, flags)
-                    raise NetlinkError(code or errno.EIO, text)
-                if flags & NLM_F_DUMP_INTR:
-                    raise NetlinkError(errno.EINTR, 'the table changed during the dump')
-                replies.append((got_kind, bytes(self.buffer[offset:end])))
+        for got_kind, flags, offset, end in self._answers(seq):
+            if got_kind == NLMSG_DONE:
+                return replies
+            if got_kind == NLMSG_ERROR:
+                code, text = parse_error(self.buffer, offset, end, flags)
+                raise NetlinkError(code or errno.EIO, text)
+            if flags & NLM_F_DUMP_INTR:
+                raise NetlinkError(errno.EINTR, 'the table changed during the dump')
+            replies.append((got_kind, bytes(self.buffer[offset:end])))
 
     def get(self, kind, body, flags=0):
         """[(message type, body bytes)] answering one request (NLM_F_ACK added to
@@ -324,17 +329,13 @@ class RequestSocket(NetlinkSocket):
         seq = self.next_seq()
         self._send(request(kind, flags | NLM_F_REQUEST | NLM_F_ACK, seq, body))
         replies = []
-        while True:
-            length = self._receive()
-            for got_kind, flags, got, offset, end in iter_messages(self.buffer, length):
-                if got != seq:
-                    continue
-                if got_kind == NLMSG_ERROR:
-                    code, text = parse_error(self.buffer, offset, end, flags)
-                    if code:
-                        raise NetlinkError(code, text)
-                    return replies
-                replies.append((got_kind, bytes(self.buffer[offset:end])))
+        for got_kind, flags, offset, end in self._answers(seq):
+            if got_kind == NLMSG_ERROR:
+                code, text = parse_error(self.buffer, offset, end, flags)
+                if code:
+                    raise NetlinkError(code, text)
+                return replies
+            replies.append((got_kind, bytes(self.buffer[offset:end])))
 
     def batch(self, requests):
         """Send [(type, flags, body)] in as few send() calls as fit BATCH_BYTES; only

@@ -300,16 +300,22 @@ def read_cluster(options, namespaces=(), label_selector=None, node_name=None, ne
         reader.close()
 
 
-def _read(reader, namespaces, label_selector, node_name):
+def _services_and_slices(reader, namespaces, label_selector, accept=None):
+    """(Services, EndpointSlices) of every scope, both lists at once (accept: see get())."""
     selector = {'labelSelector': label_selector} if label_selector else {}
     services, slices = [], []
     for namespace in _scopes(namespaces):
         where = ' in namespace %s' % namespace if namespace else ''
         listed = reader.both(
-            lambda one: one.list_all('Services' + where, 'services', namespace, **selector),
-            lambda other: other.list_all('EndpointSlices' + where, 'endpointslices', namespace))
+            lambda one: one.list_all('Services' + where, 'services', namespace, accept=accept, **selector),
+            lambda other: other.list_all('EndpointSlices' + where, 'endpointslices', namespace, accept=accept))
         services += listed[0]
         slices += listed[1]
+    return services, slices
+
+
+def _read(reader, namespaces, label_selector, node_name):
+    services, slices = _services_and_slices(reader, namespaces, label_selector)
     endpoints = []
     for namespace, names in sorted(_needs_endpoints(services, slices).items()):
         listed = reader.list_all('Endpoints in namespace %s' % namespace, 'endpoints', namespace)
@@ -340,16 +346,7 @@ def read_versions(options, namespaces=(), label_selector=None, node_name=None, n
         return None
     reader = _Reader(options, environ, request_timeout, page_size, use_client=False)
     try:
-        selector = {'labelSelector': label_selector} if label_selector else {}
-        services, slices = [], []
-        for namespace in _scopes(namespaces):
-            where = ' in namespace %s' % namespace if namespace else ''
-            listed = reader.both(
-                lambda one: one.list_all('Services' + where, 'services', namespace, accept=METADATA_LIST, **selector),
-                lambda other: other.list_all('EndpointSlices' + where, 'endpointslices', namespace,
-                                             accept=METADATA_LIST))
-            services += listed[0]
-            slices += listed[1]
+        services, slices = _services_and_slices(reader, namespaces, label_selector, accept=METADATA_LIST)
         node = None
         if node_name and need_node:
             node = reader.get('Node %s' % node_name, 'node', name=node_name)
