@@ -76,5 +76,5 @@ class JsonStateFile(object):
 
     @property
     def lock_path(self):
-        """The sibling lock file (the run lock's mechanism, _reconcile/lock.py)."""
+        """The sibling lock file (the run lock's mechanism, _run_lock.py)."""
         return self.path + '.lock'

@@ -610,7 +610,7 @@ import contextlib
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _gc
+from ansible_collections.netlb.ipvs.plugins.module_utils import _gc, _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, validation
@@ -618,7 +618,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import B
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH, DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import NftHold
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SERVICE_FIELD, ApplyError, BackendError
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 
 LOCK_HOLDER = 'ansible netlb.ipvs.ipvs_virtual_server'
 FLAGS = list(SERVICE_FIELD['scheduler_flags'].choices)
@@ -676,7 +675,7 @@ def run(module):
         engine.check_input(request.services, request.scope, options)
         backend = get_backend(params['backend'], runner=runner, check_mode=module.check_mode)
         # One run at a time on a node: the timer's netlb-ipvs reconcile, a pull, this task.
-        with contextlib.nullcontext() if module.check_mode else lock.held(LOCK_HOLDER, wait=lock.MODULE_WAIT):
+        with contextlib.nullcontext() if module.check_mode else _run_lock.held(LOCK_HOLDER, wait=_run_lock.MODULE_WAIT):
             result = engine.reconcile(backend, request.services, request.scope, options,
                                       drain_store=DrainStore(params['drain_state_path']))
     except ValidationError as exc:

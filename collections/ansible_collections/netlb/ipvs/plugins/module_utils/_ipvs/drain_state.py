@@ -19,11 +19,10 @@ from __future__ import annotations
 import contextlib
 import json
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _json_state
+from ansible_collections.netlb.ipvs.plugins.module_utils import _json_state, _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ServiceKey
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock as run_lock
 
 DEFAULT_PATH = '/var/lib/netlb-ipvs/drain-state.json'
 FORMAT_VERSION = 1
@@ -94,7 +93,7 @@ class DrainStore(object):
         holder after wait seconds (None: LOCK_WAIT)."""
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(run_lock.held(what, path=self._file.lock_path,
+                stack.enter_context(_run_lock.held(what, path=self._file.lock_path,
                                                   wait=LOCK_WAIT if wait is None else wait))
             except FileError as exc:
                 raise DrainStateError('cannot lock drain state %s: %s' % (self.path, exc))

@@ -33,6 +33,7 @@ import dataclasses
 import hashlib
 import json
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_PATH
@@ -42,7 +43,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import H
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import parse_options
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import DEFAULT_PATH as STATE_PATH
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import StateStore
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 
 # The defaults of the options the pipeline reads itself (parse_options applies the rest).
 DEFAULTS = {
@@ -174,9 +174,9 @@ def translate_only(node, snapshot):
 
 
 def apply(node, snapshot, backend, want_diff=False, take_lock=True, holder='ansible netlb.ipvs.k8s_service_proxy',
-          lock_path=None, lock_wait=lock.MODULE_WAIT, drain_store=None, memo=None):
+          lock_path=None, lock_wait=_run_lock.MODULE_WAIT, drain_store=None, memo=None):
     """Translate, plan, guard and apply (proxy.sync) under the node's run lock
-    (_reconcile/lock.py, as holder; take_lock False: the caller holds it; never in check
+    (_run_lock.py, as holder; take_lock False: the caller holds it; never in check
     mode). Returns the proxy.SyncResult with the node's warnings first and its timings.
     drain_store: the drain state (default: the file at params drain_state_path). memo: a
     proxy.SyncMemo the caller keeps between syncs (the watcher; proxy.sync)."""
@@ -184,7 +184,7 @@ def apply(node, snapshot, backend, want_diff=False, take_lock=True, holder='ansi
     if drain_store is None:
         drain_store = DrainStore(params['drain_state_path'])
     held = backend.check_mode or not take_lock
-    with contextlib.nullcontext() if held else lock.held(holder, path=lock_path, wait=lock_wait):
+    with contextlib.nullcontext() if held else _run_lock.held(holder, path=lock_path, wait=lock_wait):
         result = proxy.sync(snapshot, node.host, backend, node.options, StateStore(params['state_path']),
                             drain_store=drain_store, node_name=node.node_name, zone=params['node_zone'],
                             want_diff=want_diff, memo=memo)
@@ -206,7 +206,7 @@ def translate(params, runner):
 def run(params, runner, check_mode=False, want_diff=False, take_lock=True, holder='ansible netlb.ipvs.k8s_service_proxy'):
     """Check, read, sync. Returns the proxy.SyncResult; its warnings include the
     connection's. Nothing changed when an error is raised before the IPVS apply.
-    take_lock: hold the node's run lock (_reconcile/lock.py) for the sync, as holder;
+    take_lock: hold the node's run lock (_run_lock.py) for the sync, as holder;
     False when the caller holds it already (netlb-ipvs reconcile)."""
     node = prepare(params, runner)
     snapshot = read(node)

@@ -293,7 +293,7 @@ def sync(snapshot, host, backend, options, state_store, drain_store=None, node_n
 
     host: a HostNode (node/host.py) or a double; backend: an _ipvs Backend (its
     check_mode is the run's); state_store: state.StateStore or MemoryStateStore.
-    Raises KubeProxyRunningError, RefusedError, lock.LockBusy, or the edges' errors; on
+    Raises KubeProxyRunningError, RefusedError, _run_lock.LockBusy, or the edges' errors; on
     any of them before step 5 nothing changed, and the guard refuses before the first write.
     want_diff: False leaves result.diff None (the before/after texts of a big table
     take seconds on a slow node; a run without --diff never shows them).

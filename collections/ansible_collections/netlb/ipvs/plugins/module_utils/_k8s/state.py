@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import json
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _json_state
+from ansible_collections.netlb.ipvs.plugins.module_utils import _json_state, _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     ServiceKey,
@@ -36,7 +36,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.conntrack import Flow
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import STATE_PATH
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 
 DEFAULT_PATH = STATE_PATH  # k8s_service_proxy's state_path
 FORMAT_VERSION = 2
@@ -114,10 +113,10 @@ class StateStore(object):
 
     def lock(self, what=LOCK_HOLDER, wait=None):
         """A context manager holding the sibling path + '.lock', with the run lock's
-        mechanism (_reconcile/lock.py: the holder says who it is). Raises lock.LockBusy
+        mechanism (_run_lock.py: the holder says who it is). Raises _run_lock.LockBusy
         naming the holder after wait seconds (None: LOCK_WAIT), FileError when the file
         cannot be made."""
-        return lock.held(what, path=self._file.lock_path, wait=LOCK_WAIT if wait is None else wait)
+        return _run_lock.held(what, path=self._file.lock_path, wait=LOCK_WAIT if wait is None else wait)
 
 
 class MemoryStateStore(object):

@@ -30,11 +30,12 @@ import os
 import re
 import time
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock, run, status
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import run, status
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 75
 STATE_DIR = os.path.dirname(status.DEFAULT_PATH)
@@ -63,7 +64,7 @@ def parser():
     top = _Parser(prog='netlb-ipvs', description='Keep this node\'s IPVS table converged (netlb.ipvs).')
     top.add_argument('--state-dir', default=STATE_DIR,
                      help='where the status and the pause switch live (default %(default)s)')
-    top.add_argument('--lock-file', default=lock.DEFAULT_PATH, help='the run lock (default %(default)s)')
+    top.add_argument('--lock-file', default=_run_lock.DEFAULT_PATH, help='the run lock (default %(default)s)')
     commands = top.add_subparsers(dest='command', required=True)
     one = commands.add_parser('reconcile', help='one reconcile run from the node config')
     one.add_argument('--config', default=node_config.DEFAULT_PATH)
@@ -160,7 +161,7 @@ def main(args, runner, out, err, stop=None):
         out('resumed' if run.resume(paths.pause) else 'not paused')
         return EXIT_OK
     current = status.load(paths.status)
-    out(json.dumps({'paused': run.paused(paths.pause), 'lock_holder': lock.holder(paths.lock, check=True) or None,
+    out(json.dumps({'paused': run.paused(paths.pause), 'lock_holder': _run_lock.holder(paths.lock, check=True) or None,
                     'last_run': current.last_run, 'last_result': current.last_result,
                     'last_success': current.last_success, 'last_duration': current.last_duration,
                     'runs': current.runs, 'changes': current.changes,

@@ -10,7 +10,7 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
 Order, and why:
 1. Paused (the maintenance switch, a file) -> nothing read or changed, said so.
-2. The lock (lock.py): one run at a time; busy -> exit without touching anything.
+2. The lock (../_run_lock.py): one run at a time; busy -> exit without touching anything.
 3. The config, checked whole (config.py): a bad one fails the run, the table untouched.
 4. The kernel modules, sysctls and IPVS timeouts (kernel.py): IPVS needs them before anything else.
 5. The static table (ipvs_virtual_server's engine call, within its scope).
@@ -27,6 +27,7 @@ import dataclasses
 import operator
 import time
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import CommandError
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import (
@@ -42,7 +43,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state impor
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import NftHold
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError, RefusedError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, lock, status
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, status
 
 PAUSE_PATH = '/var/lib/netlb-ipvs/reconcile.paused'
 _OP = operator.attrgetter('op')
@@ -61,7 +62,7 @@ class RunTimeout(BaseException):
 @dataclasses.dataclass(frozen=True)
 class Paths:
     config: str = node_config.DEFAULT_PATH
-    lock: str = None  # lock.DEFAULT_PATH
+    lock: str = None  # _run_lock.DEFAULT_PATH
     status: str = status.DEFAULT_PATH
     pause: str = PAUSE_PATH
 
@@ -98,7 +99,7 @@ def reconcile(runner, paths=Paths(), wait=0.0, what='netlb-ipvs reconcile', now=
         if reason is not None:  # before the config: a paused tick costs nothing
             report.result, report.paused = 'paused', reason
             return _finish(report, config, paths, begun, clock)
-        with lock.held(what, path=paths.lock, wait=wait):
+        with _run_lock.held(what, path=paths.lock, wait=wait):
             try:
                 config, config_error = _load(paths.config)
                 if config_error is not None:
@@ -108,7 +109,7 @@ def reconcile(runner, paths=Paths(), wait=0.0, what='netlb-ipvs reconcile', now=
             except RunTimeout as exc:
                 report.errors.append('timeout: %s; the next run converges from what the kernel holds' % exc)
             return _finish(report, config, paths, begun, clock)
-    except lock.LockBusy as exc:
+    except _run_lock.LockBusy as exc:
         report.result = 'busy'
         report.errors.append(str(exc))
         return _finish(report, config, paths, begun, clock)

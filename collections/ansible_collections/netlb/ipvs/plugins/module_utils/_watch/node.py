@@ -10,7 +10,7 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
     code = watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0, listen=('127.0.0.1', 10266))
 
-Each sync: paused -> nothing; the run lock (_reconcile/lock.py) taken for the sync only
+Each sync: paused -> nothing; the run lock (_run_lock.py) taken for the sync only
 (a module or a manual run gets in between syncs; busy: tried again after min_sync);
 a full resync (every interval, and the first) re-asserts the kernel modules and
 sysctls and the static table, reads the kernel table afresh and is whole; a sync on a
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
@@ -39,7 +40,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, p
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources.watch import ApiSource, StreamError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock, run, status
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import run, status
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch import metrics, serve
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.loop import Watcher
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.table import RememberedTable
@@ -79,9 +80,9 @@ class NodeSync(object):
             if reason is not None:
                 report.result, report.paused = 'paused', reason
             else:
-                with lock.held(self.what, path=self.paths.lock, wait=LOCK_WAIT):
+                with _run_lock.held(self.what, path=self.paths.lock, wait=LOCK_WAIT):
                     self._sync(snapshot, full, report)
-        except lock.LockBusy as exc:
+        except _run_lock.LockBusy as exc:
             report.result = 'busy'
             report.errors.append(str(exc))
             done = False

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import ProxyState, StateStore
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._kube_proxy.test_leftovers_node import SERVICE
 
 
@@ -21,7 +21,7 @@ from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._kube_proxy.
 def run_lock(tmp_path, monkeypatch):
     """The run lock's default path, in the test's own directory."""
     path = str(tmp_path / 'run' / 'reconcile.lock')
-    monkeypatch.setattr(lock, 'DEFAULT_PATH', path)
+    monkeypatch.setattr(_run_lock, 'DEFAULT_PATH', path)
     return path
 
 

@@ -4,7 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Which way the arrows go (the collection's README, "Layout of the code"): the shared
-floor imports no room, and a room imports another room's public modules and names only."""
+floor imports no room, the engine's rooms never import the shells' rooms (the timer's and the
+watcher's), and a room imports another room's public modules and names only."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ import pytest
 
 MODULE_UTILS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'plugins', 'module_utils')
 PREFIX = 'ansible_collections.netlb.ipvs.plugins.module_utils'
-FLOOR = ('_command', '_diff', '_duration', '_errors', '_files', '_gc', '_json_state', '_netlink', '_nftables')
+FLOOR = ('_command', '_diff', '_duration', '_errors', '_files', '_gc', '_json_state', '_netlink', '_nftables',
+         '_run_lock')
+# The engine (the IPVS table, the Kubernetes translation and sync, kube-proxy's hand-over)
+# and the rooms of bin/netlb-ipvs's commands, which drive it: the engine imports neither.
+ENGINE = ('_ipvs', '_k8s', '_kube_proxy', '_kernel_modules')
+SHELLS = ('_reconcile', '_watch')
 
 
 def _sources():
@@ -48,6 +54,7 @@ SOURCES = sorted(_sources())
 def test_the_walk_finds_the_rooms():
     rooms = set(_room(relative.split('/')) for relative, _path in SOURCES)
     assert {'_ipvs', '_k8s', '_netlink', '_errors'} <= rooms
+    assert set(FLOOR + ENGINE + SHELLS) <= rooms, 'a room named here is gone: update the tables'
 
 
 @pytest.mark.parametrize('relative, path', SOURCES, ids=[relative for relative, _path in SOURCES])
@@ -61,7 +68,17 @@ def test_arrows(relative, path):
             continue
         if room in FLOOR and target not in FLOOR:
             wrong.append('the floor imports room %s (%s)' % (target, module))
+        if room in ENGINE and target in SHELLS:
+            wrong.append('the engine imports the shells\' room %s (%s)' % (target, module))
         private = [part for part in parts[1:] if part.startswith('_')]
         if private or (name or '').startswith('_'):
             wrong.append('a private piece of room %s: %s%s' % (target, module, ' import ' + name if name else ''))
     assert wrong == []
+
+
+def test_the_run_lock_is_on_the_floor():
+    """The modules, the timer's runs and the watcher take one lock (the engine's rooms
+    through test_arrows' ENGINE -> SHELLS rule): it lives on the floor, not in _reconcile."""
+    assert '_run_lock' in FLOOR
+    assert os.path.isfile(os.path.join(MODULE_UTILS, '_run_lock.py'))
+    assert not os.path.exists(os.path.join(MODULE_UTILS, '_reconcile', 'lock.py'))

@@ -18,9 +18,9 @@ from ansible.module_utils.common.parameters import PASS_VARS
 
 from kube_api import objects
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, state
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, no_ipvs_error, table
@@ -202,7 +202,7 @@ def test_endpoints_all_gone_is_refused_then_forced(node, kube_api, capsys, tmp_p
 def test_a_held_state_lock_fails_naming_its_holder(node, capsys, monkeypatch):
     monkeypatch.setattr(state, 'LOCK_WAIT', 0.2)
     kernel = dict(node.table)
-    with lock.held('a stuck run', path=node.paths['state_path'] + '.lock'):
+    with _run_lock.held('a stuck run', path=node.paths['state_path'] + '.lock'):
         failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1'), capsys)
     assert failed['failed'] is True and 'Traceback' not in failed['msg']
     assert failed['msg'].startswith('another run holds %s.lock: pid %d, a stuck run, since '

@@ -12,14 +12,13 @@ import os
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _json_state
+from ansible_collections.netlb.ipvs.plugins.module_utils import _json_state, _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import (
     DrainStateError,
     DrainStore,
     dumps,
     loads,
 )
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import drain
 
 STATES = [
@@ -85,8 +84,8 @@ def test_store_unwritable_is_a_drain_state_error(tmp_path):
 
 def test_a_held_lock_is_waited_for_then_names_its_holder(tmp_path):
     store = DrainStore(str(tmp_path / 'state.json'))
-    with lock.held('a stuck run', path=store.path + '.lock'):
-        with pytest.raises(lock.LockBusy, match=r'state\.json\.lock: pid \d+, a stuck run, since .*; waited 0 s'):
+    with _run_lock.held('a stuck run', path=store.path + '.lock'):
+        with pytest.raises(_run_lock.LockBusy, match=r'state\.json\.lock: pid \d+, a stuck run, since .*; waited 0 s'):
             with store.lock(wait=0.2):
                 pass
 

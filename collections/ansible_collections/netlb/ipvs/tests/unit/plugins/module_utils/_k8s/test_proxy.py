@@ -19,6 +19,7 @@ import pytest
 
 from kube_api import objects
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import RefusedError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
@@ -35,7 +36,6 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import (
     dumps,
     loads,
 )
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, key, table
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import snapshots
 
@@ -644,8 +644,8 @@ def test_the_rules_are_read_inside_the_state_lock():
 def test_the_state_lock_waits_then_names_its_holder(tmp_path):
     store = StateStore(str(tmp_path / 'state.json'))
     started = time.monotonic()
-    with lock.held('netlb-ipvs reconcile (timer)', path=store.path + '.lock'):
-        with pytest.raises(lock.LockBusy) as busy:
+    with _run_lock.held('netlb-ipvs reconcile (timer)', path=store.path + '.lock'):
+        with pytest.raises(_run_lock.LockBusy) as busy:
             with store.lock(wait=0.3):
                 pass
     assert time.monotonic() - started < 5

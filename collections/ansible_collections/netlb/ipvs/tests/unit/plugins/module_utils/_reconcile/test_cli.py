@@ -18,7 +18,8 @@ import sys
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import cli, config, lock, run
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import cli, config, run
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._reconcile.fakes import (
     STATIC_SERVICES,
     parse_logfmt,
@@ -61,7 +62,7 @@ def no_config(node, stack):
 
 def busy(node, stack):
     node.write_config(static=node.static())
-    stack.enter_context(lock.held('netlb-ipvs pull (systemd)', path=node.paths.lock))
+    stack.enter_context(_run_lock.held('netlb-ipvs pull (systemd)', path=node.paths.lock))
 
 
 def paused(node, stack):
@@ -126,7 +127,7 @@ def test_pause_resume_and_status(node):
     assert shown['tables'] == {'static': [len(STATIC_SERVICES), 3]}
     assert main(node, 'resume')[1].out == ['resumed']
     assert main(node, 'resume')[1].out == ['not paused']
-    with lock.held('netlb-ipvs reconcile (systemd)', path=node.paths.lock):
+    with _run_lock.held('netlb-ipvs reconcile (systemd)', path=node.paths.lock):
         shown = json.loads('\n'.join(main(node, 'status')[1].out))
     assert shown['paused'] is None and ', netlb-ipvs reconcile (systemd), ' in shown['lock_holder']
 

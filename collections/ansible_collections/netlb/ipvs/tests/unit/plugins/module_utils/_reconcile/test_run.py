@@ -18,8 +18,9 @@ import pytest
 
 from kube_api import objects
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, lock, run
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, run
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import key, table
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._reconcile.fakes import (
@@ -151,7 +152,7 @@ def test_paused_reads_nothing_until_resumed(node):
 
 def test_busy_touches_nothing_but_is_counted(node):
     node.write_config(static=node.static())
-    with lock.held('netlb-ipvs pull (systemd)', path=node.paths.lock):
+    with _run_lock.held('netlb-ipvs pull (systemd)', path=node.paths.lock):
         report = node.reconcile()
     assert report.result == 'busy' and 'netlb-ipvs pull (systemd)' in report.errors[0]
     assert node.backend.reads == 0 and node.backend.table == table(FOREIGN)
@@ -444,21 +445,21 @@ def test_a_timeout_inside_a_part_fails_the_run_and_is_recorded(node, kube_api, m
     counters = node.status()
     assert (counters.runs['ok'], counters.runs['failed'], counters.last_result) == (1, 1, 'failed')
     assert sample(node.metrics(), 'netlb_ipvs_reconcile_failures_total') == 1
-    assert lock.holder(node.paths.lock) == ''  # let go
+    assert _run_lock.holder(node.paths.lock) == ''  # let go
 
 
 def test_the_lock_is_held_during_the_run(node, monkeypatch):
     seen = []
 
     def ensure(modules, sysctls, runner, **kwargs):
-        seen.append(lock.holder(node.paths.lock))
+        seen.append(_run_lock.holder(node.paths.lock))
         return kernel.KernelResult()
 
     node.write_config()
     monkeypatch.setattr(kernel, 'ensure', ensure)
     report = node.reconcile(what='netlb-ipvs reconcile (test)')
     assert report.result == 'ok' and seen[0].startswith('pid ') and ', netlb-ipvs reconcile (test), ' in seen[0]
-    assert lock.holder(node.paths.lock) == ''
+    assert _run_lock.holder(node.paths.lock) == ''
 
 
 def test_a_kernel_error_fails_the_run_and_the_other_parts_still_run(node):

@@ -23,12 +23,13 @@ import pytest
 
 from kube_api import objects
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources.watch import Gone, Stream, StreamError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock, run
+from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import run
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch import loop, node as watch_node
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.store import Store
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.table import RememberedTable
@@ -341,7 +342,7 @@ def test_stop_lets_the_sync_in_flight_finish_and_leaves_the_table(node):
     source.finish()
     assert not thread.is_alive() and finished == [True]
     assert kernel(node) == expected_table(web(), web_slice(['10.244.1.11']))
-    assert lock.holder(node.paths.lock, check=True) == ''  # the lock was held for the sync only
+    assert _run_lock.holder(node.paths.lock, check=True) == ''  # the lock was held for the sync only
 
 
 def test_a_busy_lock_is_waited_for_then_tried_again(node, monkeypatch):
@@ -351,7 +352,7 @@ def test_a_busy_lock_is_waited_for_then_tried_again(node, monkeypatch):
     lines = []
     watcher, _sync = watcher_of(node, source, lines)
     with contextlib.ExitStack() as playbook:
-        playbook.enter_context(lock.held('a playbook run', path=node.paths.lock))
+        playbook.enter_context(_run_lock.held('a playbook run', path=node.paths.lock))
         with running(watcher, source):
             time.sleep(0.5)
             assert kernel(node) == save_format.render(table(FOREIGN))  # nothing while another run holds it

@@ -17,15 +17,15 @@ import sys
 
 import pytest
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 
 # The directory holding ansible_collections, for a second Python process.
-COLLECTIONS = str(pathlib.Path(lock.__file__).resolve().parents[6])
+COLLECTIONS = str(pathlib.Path(_run_lock.__file__).resolve().parents[5])
 HOLDER = '''
 import sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import lock
-with lock.held('the other process', path=sys.argv[2]):
+from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
+with _run_lock.held('the other process', path=sys.argv[2]):
     print('held', flush=True)
     sys.stdin.read()  # until the test closes it (or kills us)
 '''
@@ -38,7 +38,7 @@ def path(tmp_path):
 
 @pytest.fixture
 def other_process(path):
-    """A second Python process holding the lock with lock.held, until killed."""
+    """A second Python process holding the lock with _run_lock.held, until killed."""
     proc = subprocess.Popen([sys.executable, '-c', HOLDER, COLLECTIONS, path], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, universal_newlines=True)
     try:
@@ -58,40 +58,40 @@ def read(path):
 
 
 def test_the_holder_says_who_it_is_and_the_file_is_emptied_on_release(path):
-    with lock.held('netlb-ipvs reconcile (manual)', path=path):
+    with _run_lock.held('netlb-ipvs reconcile (manual)', path=path):
         line = read(path)
         assert line.startswith('pid %d, netlb-ipvs reconcile (manual), since ' % os.getpid()) and line.endswith('\n')
-        assert lock.holder(path) == line.strip()
-    assert read(path) == '' and lock.holder(path) == ''
+        assert _run_lock.holder(path) == line.strip()
+    assert read(path) == '' and _run_lock.holder(path) == ''
 
 
 def test_a_second_holder_in_the_same_process_is_excluded_and_told_who_holds_it(path):
     """flock belongs to the open file description: a second open() of the same file in
     the same process conflicts, so the modules' own runs and a run share one lock."""
-    with lock.held('first', path=path):
-        with pytest.raises(lock.LockBusy) as busy:
-            with lock.held('second', path=path):
+    with _run_lock.held('first', path=path):
+        with pytest.raises(_run_lock.LockBusy) as busy:
+            with _run_lock.held('second', path=path):
                 pytest.fail('two holders at once')
         assert busy.value.path == path and busy.value.waited < 1
         assert busy.value.holder.startswith('pid %d, first, since ' % os.getpid())
         assert busy.value.holder in str(busy.value)
         # The refused one did not take over the holder's line.
-        assert lock.holder(path) == busy.value.holder
-    with lock.held('second', path=path):  # free again once released
-        assert ', second, ' in lock.holder(path)
+        assert _run_lock.holder(path) == busy.value.holder
+    with _run_lock.held('second', path=path):  # free again once released
+        assert ', second, ' in _run_lock.holder(path)
 
 
 def test_another_process_excludes_us_until_it_is_killed(path, other_process):
-    with pytest.raises(lock.LockBusy) as busy:
-        with lock.held('netlb-ipvs reconcile (timer)', path=path):
+    with pytest.raises(_run_lock.LockBusy) as busy:
+        with _run_lock.held('netlb-ipvs reconcile (timer)', path=path):
             pytest.fail('held while another process holds it')
     assert busy.value.holder.startswith('pid %d, the other process, since ' % other_process.pid)
     assert 'pid %d, the other process' % other_process.pid in str(busy.value)
     # kill -9 runs no cleanup: the kernel drops the flock with the process.
     other_process.send_signal(signal.SIGKILL)
     other_process.wait()
-    with lock.held('netlb-ipvs reconcile (timer)', path=path):
-        assert lock.holder(path).startswith('pid %d, netlb-ipvs reconcile (timer), ' % os.getpid())
+    with _run_lock.held('netlb-ipvs reconcile (timer)', path=path):
+        assert _run_lock.holder(path).startswith('pid %d, netlb-ipvs reconcile (timer), ' % os.getpid())
 
 
 class Clock(object):
@@ -118,7 +118,7 @@ class Clock(object):
     pytest.param(3, 3, True, [1, 1, 1], id='released on the last poll: held'),
 ])
 def test_waiting(path, monkeypatch, wait, release_after, acquired, sleeps):
-    monkeypatch.setattr(lock, 'POLL', 1)
+    monkeypatch.setattr(_run_lock, 'POLL', 1)
     os.makedirs(os.path.dirname(path))
     fd = os.open(path, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -126,11 +126,11 @@ def test_waiting(path, monkeypatch, wait, release_after, acquired, sleeps):
     clock = Clock(fd, release_after)
     try:
         if acquired:
-            with lock.held('waiter', path=path, wait=wait, clock=clock.clock, sleep=clock.sleep):
-                assert ', waiter, ' in lock.holder(path)
+            with _run_lock.held('waiter', path=path, wait=wait, clock=clock.clock, sleep=clock.sleep):
+                assert ', waiter, ' in _run_lock.holder(path)
         else:
-            with pytest.raises(lock.LockBusy) as busy:
-                with lock.held('waiter', path=path, wait=wait, clock=clock.clock, sleep=clock.sleep):
+            with pytest.raises(_run_lock.LockBusy) as busy:
+                with _run_lock.held('waiter', path=path, wait=wait, clock=clock.clock, sleep=clock.sleep):
                     pytest.fail('held while another holds it')
             assert busy.value.waited == wait
             assert busy.value.holder == 'pid 1, someone else, since 2026-01-01T00:00:00Z'
@@ -142,26 +142,26 @@ def test_waiting(path, monkeypatch, wait, release_after, acquired, sleeps):
 
 def test_the_directory_is_made_and_a_file_that_cannot_be_opened_is_a_file_error(tmp_path):
     nested = str(tmp_path / 'a' / 'b' / 'reconcile.lock')
-    with lock.held('x', path=nested):
+    with _run_lock.held('x', path=nested):
         assert os.path.isfile(nested)
-    with pytest.raises(lock.FileError):
-        with lock.held('x', path=str(tmp_path)):  # a directory
+    with pytest.raises(_run_lock.FileError):
+        with _run_lock.held('x', path=str(tmp_path)):  # a directory
             pytest.fail('held a directory')
 
 
 def test_the_default_path_is_the_tests_own(run_lock):
     """Modules take the lock at DEFAULT_PATH: the autouse fixture keeps it in tmp_path."""
-    with lock.held('a module'):
-        assert lock.holder() == lock.holder(run_lock) != ''
+    with _run_lock.held('a module'):
+        assert _run_lock.holder() == _run_lock.holder(run_lock) != ''
 
 
 def test_holder_checked_names_only_a_live_holder(tmp_path):
     """A holder killed with -9 leaves its line; `netlb-ipvs status` (check=True) does not
     name it, a run that waits (check=False) still may."""
     path = str(tmp_path / 'run' / 'reconcile.lock')
-    with lock.held('netlb-ipvs reconcile (manual)', path=path):
-        assert 'netlb-ipvs reconcile (manual)' in lock.holder(path, check=True)
+    with _run_lock.held('netlb-ipvs reconcile (manual)', path=path):
+        assert 'netlb-ipvs reconcile (manual)' in _run_lock.holder(path, check=True)
     with open(path, 'w') as handle:
         handle.write('pid 1, netlb-ipvs reconcile (systemd), since then\n')  # the dead holder's line
-    assert lock.holder(path) == 'pid 1, netlb-ipvs reconcile (systemd), since then'
-    assert lock.holder(path, check=True) == ''
+    assert _run_lock.holder(path) == 'pid 1, netlb-ipvs reconcile (systemd), since then'
+    assert _run_lock.holder(path, check=True) == ''
