@@ -15,11 +15,15 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
 Bounded: it holds exactly the objects the cluster has now (a deleted object goes, a list
 drops what it no longer names), one entry each, nothing else. Objects are kept as
-decoded and handed to the translator as they are (it never changes them).
+decoded less what no sync reads (slim(): managedFields, annotations other than the
+scheduler's, an endpoint's targetRef; in a real cluster managedFields alone are often
+half of an object, as kube-proxy's informers strip them too) and handed to the
+translator as they are (it never changes them).
 """
 
 from __future__ import annotations
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ClusterSnapshot
 
 KINDS = ('Service', 'EndpointSlice', 'Node')
@@ -47,6 +51,38 @@ def resource_version(obj):
     metadata = obj.get('metadata') if isinstance(obj, dict) else None
     version = metadata.get('resourceVersion') if isinstance(metadata, dict) else None
     return version if isinstance(version, str) and version else None
+
+
+# The only annotations a sync reads (the Service's scheduler).
+KEPT_ANNOTATIONS = (translate.SCHEDULER_ANNOTATION, translate.KUBE_ROUTER_SCHEDULER_ANNOTATION)
+# Per endpoint of an EndpointSlice: who the endpoint is (a Pod), which no sync reads.
+DROPPED_ENDPOINT_FIELDS = ('targetRef', 'deprecatedTopology')
+
+
+def slim(kind, obj):
+    """obj less what no sync reads: metadata.managedFields, the annotations not in
+    KEPT_ANNOTATIONS, each EndpointSlice endpoint's DROPPED_ENDPOINT_FIELDS. obj itself is
+    not changed (a copy of what changes, the rest shared); obj when nothing goes."""
+    metadata = obj.get('metadata')
+    if isinstance(metadata, dict):
+        annotations = metadata.get('annotations')
+        if 'managedFields' in metadata or (isinstance(annotations, dict) and any(
+                name not in KEPT_ANNOTATIONS for name in annotations)):
+            metadata = dict((name, value) for name, value in metadata.items() if name != 'managedFields')
+            if isinstance(annotations, dict):
+                kept = dict((name, value) for name, value in annotations.items() if name in KEPT_ANNOTATIONS)
+                if kept:
+                    metadata['annotations'] = kept
+                else:
+                    del metadata['annotations']
+            obj = dict(obj, metadata=metadata)
+    endpoints = obj.get('endpoints') if kind == 'EndpointSlice' else None
+    if isinstance(endpoints, list) and any(isinstance(endpoint, dict) and any(
+            field in endpoint for field in DROPPED_ENDPOINT_FIELDS) for endpoint in endpoints):
+        obj = dict(obj, endpoints=[
+            dict((name, value) for name, value in endpoint.items() if name not in DROPPED_ENDPOINT_FIELDS)
+            if isinstance(endpoint, dict) else endpoint for endpoint in endpoints])
+    return obj
 
 
 def _labels(obj):
@@ -78,7 +114,7 @@ class Store(object):
             except Malformed as exc:
                 problems.append(str(exc))
                 continue
-            objects[(item_namespace, name)] = item
+            objects[(item_namespace, name)] = slim(kind, item)
         return problems
 
     def apply(self, kind, event, obj):
@@ -92,7 +128,7 @@ class Store(object):
         if event == 'DELETED':
             return objects.pop((namespace, name), None) is not None
         old = objects.get((namespace, name))
-        objects[(namespace, name)] = obj
+        objects[(namespace, name)] = slim(kind, obj)
         if old is None:
             return True
         if kind == 'Node':  # only its labels (the zone) shape a sync, not the kubelet's heartbeats

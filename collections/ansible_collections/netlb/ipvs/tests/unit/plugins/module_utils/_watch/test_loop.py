@@ -26,12 +26,12 @@ from kube_api import objects
 from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy, translate
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources.watch import Gone, Stream, StreamError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import run
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch import loop, node as watch_node
-from ansible_collections.netlb.ipvs.plugins.module_utils._watch.store import Store
+from ansible_collections.netlb.ipvs.plugins.module_utils._watch.store import Store, slim
 from ansible_collections.netlb.ipvs.plugins.module_utils._watch.table import RememberedTable
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, table
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import snapshots
@@ -415,6 +415,46 @@ def test_store_a_namespaced_list_replaces_only_its_namespace():
     assert not store.apply('Service', 'MODIFIED', objects.service('c', namespace='one')) is None
     assert store.apply('Service', 'DELETED', objects.service('gone', namespace='one')) is False
     assert len(store) == 2
+
+
+def _with_noise(obj):
+    """obj as a real API server serves it: managedFields and foreign annotations."""
+    obj = copy.deepcopy(obj)
+    obj['metadata']['managedFields'] = [{'manager': 'kubectl', 'operation': 'Apply', 'fieldsV1': {'f:spec': {}}}]
+    obj['metadata'].setdefault('annotations', {})['kubectl.kubernetes.io/last-applied-configuration'] = '{"x": 1}'
+    return obj
+
+
+def test_the_store_keeps_what_a_sync_reads_and_drops_the_rest():
+    rr = objects.service('rr', cluster_ip='10.96.0.40', annotations={translate.SCHEDULER_ANNOTATION: 'rr'})
+    cluster = [_with_noise(rr), _with_noise(web()), _with_noise(web_slice(['10.244.1.5', '10.244.2.6'])),
+               _with_noise(objects.endpoint_slice('rr', [objects.endpoint('10.244.3.7')], name='rr-abc'))]
+    originals = copy.deepcopy(cluster)
+    store = Store()
+    for obj in cluster[:2]:
+        assert store.apply('Service', 'ADDED', obj)
+    store.replace('EndpointSlice', None, cluster[2:])
+    assert cluster == originals  # what the client decoded is not changed in place
+    held = store.snapshot()
+    for obj in held.services + held.endpoint_slices:
+        assert 'managedFields' not in obj['metadata']
+        assert 'kubectl.kubernetes.io/last-applied-configuration' not in obj['metadata'].get('annotations', {})
+    for obj in held.endpoint_slices:
+        assert all('targetRef' not in endpoint for endpoint in obj['endpoints'])
+    assert [s['metadata'].get('annotations') for s in held.services] == [{translate.SCHEDULER_ANNOTATION: 'rr'}, None]
+    # The table a sync makes from what the store holds is the one the whole objects make.
+    whole = translate.translate(snapshots.snapshot(cluster), snapshots.node(), OPTIONS.proxy)
+    kept = translate.translate(held, snapshots.node(), OPTIONS.proxy)
+    assert whole.services and kept.services == whole.services
+    assert [vs.scheduler for vs in kept.services if vs.key.address == '10.96.0.40'] == ['rr']
+    assert (kept.warnings, kept.skipped, kept.local_endpoints) == (whole.warnings, whole.skipped, whole.local_endpoints)
+
+
+def test_slim_leaves_an_object_with_nothing_to_drop_as_it_is():
+    service = objects.service('web')
+    assert slim('Service', service) is service
+    bare = {'metadata': {'name': 's'}, 'endpoints': [{'addresses': ['10.0.0.1']}, 'odd']}
+    assert slim('EndpointSlice', bare) is bare
 
 
 def test_remembered_table_reads_once_applies_in_memory_and_forgets_on_failure():
