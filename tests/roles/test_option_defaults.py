@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 """k8s_service_proxy's defaults as the playbooks, the roles and the example inventory
-write them equal the module's option table (_k8s/options.py OPTIONS): a default changed
+write them equal the module's option table (_k8s/option_table.py OPTIONS): a default changed
 in one place and not the others fails here."""
 
 import os
@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import options
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import option_table
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,18 +35,18 @@ def _playbook_defaults():
 
 def test_the_playbooks_options_default_to_the_table():
     found = _playbook_defaults()
-    assert set(found) <= set(options.DEFAULTS) | set(AUTH_ARG_SPEC)
+    assert set(found) <= set(option_table.DEFAULTS) | set(AUTH_ARG_SPEC)
     assert found == \
-        {name: options.DEFAULTS.get(name, AUTH_ARG_SPEC.get(name, {}).get('default')) for name in found}
+        {name: option_table.DEFAULTS.get(name, AUTH_ARG_SPEC.get(name, {}).get('default')) for name in found}
     # the ones that shape a sync are all there (the return_* and apply are a task's business)
     assert {'service_cidrs', 'node_port_range', 'scheduler_flags', 'families', 'masquerade'} <= set(found)
 
 
 def test_the_kube_proxy_roles_state_path_is_the_modules():
     defaults = load('roles', 'kube_proxy', 'defaults', 'main.yml')
-    assert defaults['kube_proxy_leftovers_state_path'] == options.DEFAULTS['state_path']
+    assert defaults['kube_proxy_leftovers_state_path'] == option_table.DEFAULTS['state_path']
     specs = load('roles', 'kube_proxy', 'meta', 'argument_specs.yml')['argument_specs']['main']['options']
-    assert specs['kube_proxy_leftovers_state_path']['default'] == options.DEFAULTS['state_path']
+    assert specs['kube_proxy_leftovers_state_path']['default'] == option_table.DEFAULTS['state_path']
 
 
 def _inventory_defaults():
@@ -66,7 +66,7 @@ def _inventory_defaults():
 def test_the_example_inventory_comments_the_tables_default(name):
     found = _inventory_defaults()
     assert name in found, 'inventories/example: k8s_service_proxy_%s has no "Default:"' % name
-    assert yaml.safe_load(found[name]) == options.DEFAULTS[name]
+    assert yaml.safe_load(found[name]) == option_table.DEFAULTS[name]
 
 
 def test_the_ipvs_reconcile_roles_paths_and_timeout_are_the_entry_points():

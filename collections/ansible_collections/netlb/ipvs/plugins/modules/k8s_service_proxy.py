@@ -444,11 +444,11 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._command import Command
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import ApplyError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import options, pipeline
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import option_table, pipeline
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, redact_kubeconfig
 
-ARGUMENT_SPEC = dict(AUTH_ARG_SPEC, **options.argument_spec())
+ARGUMENT_SPEC = dict(AUTH_ARG_SPEC, **option_table.argument_spec())
 
 
 def run(module):

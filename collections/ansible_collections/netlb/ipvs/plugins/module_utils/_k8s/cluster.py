@@ -25,6 +25,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.option_table import FAMILIES, RECORD_DEFAULTS
+
 
 class SourceError(Exception):
     """The cluster could not be read completely (unreachable, refused, timed out,
@@ -65,15 +67,19 @@ class NodeContext:
 
 @dataclasses.dataclass(frozen=True)
 class ProxyOptions:
-    """The module options the translation depends on (validated before)."""
+    """The module options the translation depends on (validated before); the defaults are
+    option_table's, as options.parse_options makes them of the module's defaults."""
 
-    scheduler: str = 'rr'
-    families: tuple = (4, 6)
-    node_port_addresses: tuple = ()  # CIDR texts, or ('primary',); () = every usable local address
-    scheduler_flags: tuple = ('mh-port',)  # each given to the services whose scheduler reads it
-    dummy_interface: str = 'kube-ipvs0'
-    service_cidrs: tuple = ()  # CIDR texts: never an external IP
-    external_ips_allowed_cidrs: tuple = ()  # CIDR texts an external IP must be inside; () = none allowed
+    scheduler: str = RECORD_DEFAULTS['scheduler']
+    families: tuple = tuple(sorted(FAMILIES[name] for name in RECORD_DEFAULTS['families']))
+    # CIDR texts, or ('primary',); () = every usable local address
+    node_port_addresses: tuple = RECORD_DEFAULTS['node_port_addresses']
+    scheduler_flags: tuple = RECORD_DEFAULTS['scheduler_flags']  # each given to the services whose scheduler reads it
+    dummy_interface: str = RECORD_DEFAULTS['dummy_interface']
+    # CIDR texts: never an external IP. None given: none (no default: a sync is given the cluster's).
+    service_cidrs: tuple = ()
+    # CIDR texts an external IP must be inside; () = none allowed
+    external_ips_allowed_cidrs: tuple = RECORD_DEFAULTS['external_ips_allowed_cidrs']
 
 
 # Service kinds of a ServicePort (what a virtual service is for).

@@ -36,28 +36,18 @@ import json
 from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import get_backend
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_PATH
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import HostNode
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.option_table import DEFAULTS as OPTION_DEFAULTS
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import parse_options
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import DEFAULT_PATH as STATE_PATH
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import StateStore
 
-# The defaults of the options the pipeline reads itself (parse_options applies the rest).
-DEFAULTS = {
-    'source': 'api',
-    'path': None,
-    'namespaces': [],
-    'label_selector': None,
-    'request_timeout': 30,
-    'page_size': 500,
-    'node_name': None,
-    'node_zone': None,
-    'backend': 'auto',
-    'state_path': STATE_PATH,
-    'drain_state_path': DRAIN_PATH,
-}
+# The options the pipeline reads itself (parse_options applies the rest), with their
+# defaults from the option table.
+DEFAULTS = dict((name, OPTION_DEFAULTS[name]) for name in (
+    'source', 'path', 'namespaces', 'label_selector', 'request_timeout', 'page_size', 'node_name', 'node_zone',
+    'backend', 'state_path', 'drain_state_path'))
 
 
 def read_cluster(params, node_name, warnings):

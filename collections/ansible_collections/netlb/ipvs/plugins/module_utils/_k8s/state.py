@@ -35,7 +35,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     canonical_address,
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.conntrack import Flow
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import STATE_PATH
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.option_table import STATE_PATH
 
 DEFAULT_PATH = STATE_PATH  # k8s_service_proxy's state_path
 FORMAT_VERSION = 2

@@ -22,7 +22,7 @@ import ipaddress
 import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DUMMY_INTERFACE
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.option_table import DUMMY_INTERFACE
 
 
 class Address(collections.namedtuple('Address', ('interface', 'family', 'address', 'prefixlen', 'scope', 'flags'))):

@@ -30,7 +30,7 @@ import os
 import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DUMMY_INTERFACE
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.option_table import DUMMY_INTERFACE
 
 IFNAMSIZ = 16
 

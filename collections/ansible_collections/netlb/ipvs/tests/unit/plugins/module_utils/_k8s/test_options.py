@@ -11,14 +11,10 @@ import dataclasses
 import ipaddress
 
 import pytest
-import yaml
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import drain_state
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import options as proxy_options
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, state
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC
 
 
 def test_defaults_are_kube_proxys():
@@ -128,45 +124,13 @@ def test_request_bounds_are_named_before_any_read(name, value, problem):
     assert caught.value.problems == [problem]
 
 
-# One place for each default: the option table. Everything else that writes a default
-# is held equal to it here (the playbooks' and roles' copies: tests/roles/test_option_defaults.py).
-
-def _documented_options():
-    from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
-    return yaml.safe_load(k8s_service_proxy.DOCUMENTATION)['options']
-
-
-def test_the_argument_spec_is_the_table_and_the_connection_options():
-    from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
-    spec = dict(k8s_service_proxy.ARGUMENT_SPEC)
-    assert {name: spec.pop(name) for name in AUTH_ARG_SPEC} == AUTH_ARG_SPEC
-    assert spec == proxy_options.argument_spec()
-
-
-def test_the_documentation_says_what_the_table_holds():
-    documented = _documented_options()
-    assert list(documented) == [option.name for option in proxy_options.OPTIONS]  # every one, in order
-    for option in proxy_options.OPTIONS:
-        doc = dict((key, value) for key, value in documented[option.name].items() if key != 'description')
-        assert doc == option.spec(), option.name
-
-
-def test_the_pipelines_defaults_are_the_tables():
-    assert pipeline.DEFAULTS == {name: proxy_options.DEFAULTS[name] for name in pipeline.DEFAULTS}
-
-
-def test_the_state_paths_are_the_tables():
-    from ansible_collections.netlb.ipvs.plugins.modules import k8s_kube_proxy_leftovers
-    assert state.DEFAULT_PATH == proxy_options.DEFAULTS['state_path']
-    assert drain_state.DEFAULT_PATH == proxy_options.DEFAULTS['drain_state_path']
-    leftovers_doc = yaml.safe_load(k8s_kube_proxy_leftovers.DOCUMENTATION)['options']['state_path']
-    assert leftovers_doc['default'] == k8s_kube_proxy_leftovers.ARGUMENT_SPEC['state_path']['default'] \
-        == proxy_options.DEFAULTS['state_path']
-
+# The option table's own tests (where each default is written, and nowhere else):
+# test_option_table.py.
 
 def test_the_option_records_default_to_the_table():
     # parse_options of the table's defaults is SyncOptions() and ProxyOptions() (but for the
-    # service CIDRs, which a sync must be given), and so is parse_options of nothing at all.
+    # service CIDRs, which a sync must be given), and so is parse_options of nothing at all:
+    # the records' defaults convert the table's values (families by number) as parse_options does.
     given = dict(proxy_options.DEFAULTS, node_name='n')
     parsed, _name = proxy_options.parse_options(given)
     bare, _name = proxy_options.parse_options({'node_name': 'n', 'service_cidrs': given['service_cidrs']})

@@ -19,7 +19,6 @@ import pytest
 from kube_api import objects
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline
-from ansible_collections.netlb.ipvs.plugins.modules import k8s_service_proxy
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s import snapshots
 
 PARAMS = {'source': 'api', 'node_name': objects.NODE, 'service_cidrs': ['10.96.0.0/12'], 'scheduler': 'rr'}
@@ -175,7 +174,3 @@ def test_fingerprint_tells_the_kinds_apart():
 def test_with_defaults(params, merged):
     assert pipeline.with_defaults(params) == merged
 
-
-def test_the_defaults_are_the_modules():
-    spec = k8s_service_proxy.ARGUMENT_SPEC
-    assert pipeline.DEFAULTS == dict((name, spec[name].get('default')) for name in pipeline.DEFAULTS)
