@@ -94,7 +94,7 @@ class DrainStore(object):
         with contextlib.ExitStack() as stack:
             try:
                 stack.enter_context(_run_lock.held(what, path=self._file.lock_path,
-                                                  wait=LOCK_WAIT if wait is None else wait))
+                                                   wait=LOCK_WAIT if wait is None else wait))
             except FileError as exc:
                 raise DrainStateError('cannot lock drain state %s: %s' % (self.path, exc))
             yield

@@ -173,4 +173,3 @@ def test_fingerprint_tells_the_kinds_apart():
 ])
 def test_with_defaults(params, merged):
     assert pipeline.with_defaults(params) == merged
-
