@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What a fresh clone needs: ansible.cfg's inventory is committed, and the collection
-declares the Python packages its modules import (requirements.txt, read by ansible-builder
-through meta/execution-environment.yml, as kubernetes.core does)."""
+"""The repository's layout. What a fresh clone needs: ansible.cfg's inventory is committed,
+and the collection declares the Python packages its modules import (requirements.txt, read
+by ansible-builder through meta/execution-environment.yml, as kubernetes.core does). Where
+each test lives: one tree per kind of test (README.md "Tests")."""
 
 import configparser
 import os
@@ -60,3 +61,97 @@ def test_galaxy_dependencies_name_every_other_collection_the_plugins_import():
     with open(os.path.join(COLLECTION, 'galaxy.yml')) as handle:
         galaxy = yaml.safe_load(handle)
     assert set(galaxy['dependencies'] or {}) == imported - {'netlb.ipvs'}
+
+
+# ---------------------------------------------------------------- one test tree per kind of test
+# The convention (README.md "Tests", pytest.ini): unit tests of the collection's Python live
+# next to it, in the collection's tests/unit/, one file per source file at the mirrored path
+# (tests/unit/plugins/X/test_Y.py or test_Y_<aspect>.py tests plugins/X/Y.py or the package
+# plugins/X/Y/); they run no playbook, boot no VM and read nothing outside the collection.
+# Everything that runs playbooks, roles or the lab VM, or tests the repository itself, lives
+# in the root tests/: kube_api/ (the stand-in Kubernetes API server, a tool of both trees, and
+# its own tests), playbooks/, roles/, vm/, and repository tests at its top.
+UNIT = os.path.join(COLLECTION, 'tests', 'unit')
+PLUGINS = os.path.join(COLLECTION, 'plugins')
+ROOT_TESTS = ('kube_api', 'playbooks', 'roles', 'vm')
+# Unit tests of more than one source file, each with the reason it cannot mirror one.
+UNIT_ACROSS = {
+    'plugins/module_utils/test_arrows.py': 'the import rules of every module_utils file',
+    'plugins/modules/test_k8s_modules_bad_input.py': 'bad input to four modules against one stand-in API server',
+    'plugins/module_utils/_ipvs/backends/test_factory.py': "the package's own get_backend() (backends/__init__.py)",
+    'plugins/module_utils/_watch/test_api_watch.py': 'the watcher (node.py, loop.py) on the stand-in API server',
+}
+
+
+def _test_files():
+    listed = subprocess.run(['git', 'ls-files', '--cached', '--others', '--exclude-standard'], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split()
+    return sorted(path for path in listed if re.search(r'(^|/)test_[^/]*\.py$', path) and os.path.exists(
+        os.path.join(REPO, path)))
+
+
+def _read(relative):
+    with open(os.path.join(REPO, relative)) as handle:
+        return handle.read()
+
+
+def test_every_test_file_is_in_one_of_the_two_trees():
+    unit = os.path.relpath(UNIT, REPO) + '/'
+    found = _test_files()
+    assert any(path.startswith(unit) for path in found) and any(path.startswith('tests/') for path in found)
+    stray = [path for path in found if not path.startswith(unit) and not path.startswith('tests/')]
+    assert stray == [], 'test files outside the collection\'s tests/unit and the root tests/'
+
+
+def test_unit_tests_mirror_the_collections_sources():
+    """tests/unit/plugins/X/test_Y.py tests plugins/X/Y.py (or the package plugins/X/Y/);
+    test_Y_<aspect>.py another side of it."""
+    unit = os.path.relpath(UNIT, REPO) + '/'
+    wrong = []
+    for path in _test_files():
+        if not path.startswith(unit):
+            continue
+        relative = path[len(unit):]
+        if relative in UNIT_ACROSS:
+            continue
+        folder, name = os.path.split(relative)
+        source_folder = os.path.join(COLLECTION, folder)
+        sources = [entry[:-3] if entry.endswith('.py') else entry for entry in (
+            os.listdir(source_folder) if folder.startswith('plugins') and os.path.isdir(source_folder) else ())]
+        tested = name[len('test_'):-len('.py')]
+        if not any(tested == source or tested.startswith(source + '_') for source in sources if source):
+            wrong.append(relative)
+    assert wrong == [], 'unit tests that mirror no source file (rename, or add to UNIT_ACROSS with the reason)'
+    assert all(os.path.exists(os.path.join(UNIT, relative)) for relative in UNIT_ACROSS)
+
+
+def test_unit_tests_run_no_playbook_no_vm_and_read_only_the_collection():
+    unit = os.path.relpath(UNIT, REPO) + '/'
+    wrong = []
+    for path in _test_files():
+        if path.startswith(unit):
+            text = _read(path)
+            for mark in ('pytest.mark.vm', 'pytest.mark.playbook', 'ansible-playbook', 'lab_node', 'REPO ='):
+                if mark in text:
+                    wrong.append((path, mark))
+    assert wrong == [], 'a playbook, VM or repository test belongs in the root tests/'
+
+
+def test_root_tests_run_playbooks_roles_vms_or_test_the_repository():
+    """The root tests/ holds the kinds of tests named in ROOT_TESTS and repository tests at
+    its top; a playbook run is marked `playbook` (tests/vm/conftest.py marks every VM test)."""
+    wrong = []
+    for path in _test_files():
+        if not path.startswith('tests/'):
+            continue
+        parts = path.split('/')
+        if len(parts) > 2 and parts[1] not in ROOT_TESTS:
+            wrong.append((path, 'not one of tests/%s/' % '/, tests/'.join(ROOT_TESTS)))
+            continue
+        text = _read(path)
+        if parts[1] in ('playbooks', 'roles') or len(parts) == 2:
+            if 'REPO' not in text:  # reads the repository: playbooks, roles, the demo, git
+                wrong.append((path, 'a unit test of the collection: it belongs in its tests/unit'))
+        if parts[1] != 'vm' and 'ansible-playbook' in text and 'pytest.mark.playbook' not in text:
+            wrong.append((path, 'runs ansible-playbook unmarked'))
+    assert wrong == []

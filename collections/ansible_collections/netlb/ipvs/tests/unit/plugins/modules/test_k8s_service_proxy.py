@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """k8s_service_proxy end to end on the controller: the real module, the real kubernetes
-client against the stand-in API server (kube_api) or the demo's manifests, an
+client against the stand-in API server (kube_api) or a manifest file, an
 in-memory kernel table and node. Every failure is fail_json with a clear message and
 leaves the table as it was."""
 
@@ -14,6 +14,7 @@ import json
 import os
 
 import pytest
+import yaml
 from ansible.module_utils.common.parameters import PASS_VARS
 
 from kube_api import objects
@@ -26,8 +27,6 @@ from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_a
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import FakeBackend, no_ipvs_error, table
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN, FakeHost
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *(['..'] * 8)))
-DEMO_CLUSTER = os.path.join(REPO, 'demo', 'cluster.yaml')
 
 
 @pytest.fixture
@@ -59,6 +58,14 @@ def call(node, args, capsys, check_mode=False, diff=False):
 def api_args(kube_api, tmp_path, **extra):
     return dict(kubeconfig=kube_api.write_kubeconfig(str(tmp_path / 'kubeconfig')), node_name=objects.NODE,
                 service_cidrs=['10.96.0.0/12'], cluster_cidrs=['10.244.0.0/16'], **extra)
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    """A manifest file of cluster_objects(): a source that needs no API server."""
+    path = tmp_path / 'cluster.yaml'
+    path.write_text(yaml.safe_dump_all(cluster_objects()))
+    return str(path)
 
 
 def cluster_objects():
@@ -115,24 +122,6 @@ def test_unauthorised_is_a_clear_failure(node, kube_api, capsys, tmp_path):
     assert '401' in failed['msg']
 
 
-def test_manifests_apply_false_returns_the_table_ipvs_virtual_server_takes(node, capsys):
-    result = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1', apply=False,
-                             external_ips_allowed_cidrs=['192.0.2.50/32']), capsys)
-    assert result['changed'] is False and node.table == table(FOREIGN)
-    services = dict(('%s %s:%d' % (s['protocol'], s['address'], s['port']), s) for s in result['services'])
-    assert sorted(services) == sorted([
-        'tcp 10.96.0.20:80', 'tcp 10.96.0.20:9090', 'tcp 10.96.0.21:80', 'tcp 192.168.10.11:30080',
-        'tcp 10.96.0.22:80', 'tcp 192.168.10.11:30081', 'tcp 192.0.2.100:80', 'tcp 10.96.0.23:80',
-        'tcp 192.0.2.50:80', 'udp 10.96.0.10:53', 'tcp 10.96.0.10:53', 'tcp 10.96.0.10:9153', 'tcp 10.96.0.24:80'])
-    # externalTrafficPolicy Local: this node's pod only on the LB IP and NodePort; all on the cluster IP.
-    assert [rs['address'] for rs in services['tcp 192.0.2.100:80']['real_servers']] == ['10.244.1.11']
-    assert [rs['address'] for rs in services['tcp 10.96.0.22:80']['real_servers']] == ['10.244.1.11', '10.244.2.13']
-    assert services['tcp 10.96.0.23:80']['persistence_timeout'] == 600
-    assert services['udp 10.96.0.10:53']['scheduler'] == 'lc'
-    assert sorted(result['skipped_services']) == ['external_name', 'headless', 'service_proxy_name']
-    assert 'skipped' not in result
-
-
 def test_primary_node_ports_from_the_node_object_and_health_check_ports(node, kube_api, capsys, tmp_path):
     """node_port_addresses primary: the Node object's InternalIP (kube-proxy's node IP), not
     the default route's source (192.168.10.11 on the double), read even with node_zone
@@ -150,8 +139,8 @@ def test_primary_node_ports_from_the_node_object_and_health_check_ports(node, ku
     assert kube_api.requests_to('/api/v1/nodes/%s' % objects.NODE)
 
 
-def test_bad_options_are_named(node, capsys):
-    failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, service_cidrs=['10.96.0.0/33'],
+def test_bad_options_are_named(node, manifest, capsys):
+    failed = call(node, dict(source='manifests', path=manifest, service_cidrs=['10.96.0.0/33'],
                              node_port_range='1-2-3'), capsys)
     assert failed['failed'] is True
     assert [problem.split(':')[0] for problem in failed['problems']] == ['service_cidrs[0]', 'node_port_range']
@@ -162,9 +151,9 @@ def test_a_missing_manifest_is_a_clear_failure(node, capsys, tmp_path):
     assert failed['failed'] is True and 'nope.yaml' in failed['msg'] and node.table == table(FOREIGN)
 
 
-def test_no_ipvs_on_the_node_is_a_clear_failure(node, capsys):
+def test_no_ipvs_on_the_node_is_a_clear_failure(node, manifest, capsys):
     node.refuse = 'unreachable'
-    failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1'), capsys)
+    failed = call(node, dict(source='manifests', path=manifest, node_name=objects.NODE), capsys)
     assert failed['failed'] is True and 'exception' not in failed
     assert failed['msg'] == ('the kernel has no IPVS generic netlink family: the ip_vs module is not loaded '
                              '(modprobe ip_vs) or IPVS is not built in')
@@ -199,11 +188,11 @@ def test_endpoints_all_gone_is_refused_then_forced(node, kube_api, capsys, tmp_p
     assert forced['changed'] is True and forced['summary']['real_servers'] == 0
 
 
-def test_a_held_state_lock_fails_naming_its_holder(node, capsys, monkeypatch):
+def test_a_held_state_lock_fails_naming_its_holder(node, manifest, capsys, monkeypatch):
     monkeypatch.setattr(state, 'LOCK_WAIT', 0.2)
     kernel = dict(node.table)
     with _run_lock.held('a stuck run', path=node.paths['state_path'] + '.lock'):
-        failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1'), capsys)
+        failed = call(node, dict(source='manifests', path=manifest, node_name=objects.NODE), capsys)
     assert failed['failed'] is True and 'Traceback' not in failed['msg']
     assert failed['msg'].startswith('another run holds %s.lock: pid %d, a stuck run, since '
                                     % (node.paths['state_path'], os.getpid())), failed['msg']
@@ -215,8 +204,8 @@ def test_a_held_state_lock_fails_naming_its_holder(node, capsys, monkeypatch):
     ({'request_timeout': -1}, 'request_timeout: -1 is out of range (more than 0, at most 3600 seconds)'),
     ({'page_size': 0}, 'page_size: 0 is out of range 1-10000'),
 ])
-def test_bounds_out_of_range_are_named_not_a_traceback(node, capsys, args, problem):
-    failed = call(node, dict(source='manifests', path=DEMO_CLUSTER, node_name='node1', **args), capsys)
+def test_bounds_out_of_range_are_named_not_a_traceback(node, manifest, capsys, args, problem):
+    failed = call(node, dict(source='manifests', path=manifest, node_name=objects.NODE, **args), capsys)
     assert failed['failed'] is True and failed['msg'] == 'invalid parameters: %s' % problem
     assert node.table == table(FOREIGN)
 

@@ -784,7 +784,7 @@ def check_invariants(result, objects, node_context, options):
 
 
 def test_collector_left_as_found():
-    """translate() leaves the cyclic collector as found, on or off: the shells decide it (test_gc)."""
+    """translate() leaves the cyclic collector as found, on or off: the shells decide it (test__gc)."""
     objects = [service('web', '10.96.0.10', ports=[service_port(80, name='http')]),
                endpoint_slice('web', [endpoint('10.244.1.5')], ports=[slice_port(8080, name='http')])]
     assert gc.isenabled()
