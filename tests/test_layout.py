@@ -155,3 +155,40 @@ def test_root_tests_run_playbooks_roles_vms_or_test_the_repository():
         if parts[1] != 'vm' and 'ansible-playbook' in text and 'pytest.mark.playbook' not in text:
             wrong.append((path, 'runs ansible-playbook unmarked'))
     assert wrong == []
+
+
+# ---------------------------------------------------------------- the maps of the code stay true
+MODULE_UTILS = os.path.join(PLUGINS, 'module_utils')
+
+
+def _named_paths(text):
+    """module_utils paths a document names in backticks: `_k8s/translate.py`, `_netlink/`."""
+    return set(re.findall(r'`(_[\w/]*(?:\.py|/))`', text))
+
+
+def test_design_names_only_rooms_that_exist_and_every_room():
+    named = _named_paths(_read('docs/design.md'))
+    missing = sorted(path for path in named if not os.path.exists(os.path.join(MODULE_UTILS, path)))
+    assert missing == [], 'docs/design.md names what module_utils does not hold'
+    rooms = set(name + ('/' if os.path.isdir(os.path.join(MODULE_UTILS, name)) else '')
+                for name in os.listdir(MODULE_UTILS) if name.startswith('_') and name != '__pycache__')
+    assert sorted(rooms - set(path.split('/')[0] + ('/' if '/' in path else '') for path in named)) == [], \
+        'a room of module_utils docs/design.md does not name'
+
+
+def test_the_collection_readme_map_names_what_exists():
+    text = _read(os.path.join(os.path.relpath(COLLECTION, REPO), 'README.md'))
+    block = text[text.index('## Layout of the code'):]
+    block = block[:block.index('## Development')]
+    named = set()
+    for line in block.splitlines():
+        match = re.match(r'^  (_\S+(?:, \S+)?)\s{2,}', line)
+        if match:
+            first = match.group(1).split(', ')[0]
+            named.add(first)
+            folder = '' if first.endswith('/') else os.path.dirname(first)  # `_reconcile/, _watch/`
+            named.update(os.path.join(folder, other) for other in match.group(1).split(', ')[1:])
+    assert len(named) > 20
+    missing = sorted(path for path in named if '*' not in path
+                     and not os.path.exists(os.path.join(MODULE_UTILS, path.rstrip(','))))
+    assert missing == []

@@ -24,13 +24,9 @@ interface, a real server deleted by hand, a stray virtual service in scope, a ru
 deleted, a state file another run changed) takes the whole sync, which then marks again
 once it finds nothing to change.
 
-Why this is safe: the Mark is only written by a full sync that planned no IPVS action,
-bound or removed no address, loaded no rule, cleared no flow and keeps no drain; the
-short way changes nothing, so at worst it misses nothing the whole sync would have done
-on the same inputs, because those inputs and that node state are the ones the whole sync
-found converged. The comparison covers everything (SHA-256 of the table's every setting
-and real server in key order, of the rules' and the state's bytes), never a sample; the
-digest keeps the Mark small, so loading it costs nothing next to the kernel read. A Mark that cannot be read is no Mark.
+Why this is safe (the Mark is written only by a whole sync that changed nothing, and
+compares everything, never a sample): docs/design.md, "The timer run's short way".
+A Mark that cannot be read is no Mark.
 
     key = inputs_key(fingerprint, context, schedulers, code_digest())
     mark = MarkStore(path).load()                       # None when absent or unreadable
