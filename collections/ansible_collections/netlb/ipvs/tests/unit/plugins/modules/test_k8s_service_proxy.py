@@ -28,7 +28,6 @@ from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes 
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN, FakeHost
 
 
-
 @pytest.fixture
 def node(monkeypatch, tmp_path):
     """One kernel table and one node double shared by every module call of a test."""
