@@ -81,6 +81,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.dummy import 
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DUMMY_INTERFACE
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import ProxyState
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_cache import TranslationCache
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_service import scheduler_flags
 
 ZONE_LABEL = 'topology.kubernetes.io/zone'
 DUMMY_HEADER = 'addresses on %s (bound by netlb.ipvs)'
@@ -275,7 +276,7 @@ def fall_back_schedulers(translation, offered, default, flags=()):
         if service.scheduler not in offered:
             owner = None if service.scheduler == default else owners.get(service.key[:3], str(service.key))
             missing[(service.scheduler, owner)] = missing.get((service.scheduler, owner), 0) + 1
-            service = service.replace(scheduler=fallback, scheduler_flags=translator.scheduler_flags(fallback, flags))
+            service = service.replace(scheduler=fallback, scheduler_flags=scheduler_flags(fallback, flags))
         services.append(service)
     translation.services = services
     kernel = 'this kernel offers %s' % (', '.join(name for name in SCHEDULERS if name in offered) or 'none')

@@ -23,7 +23,7 @@ translator as they are (it never changes them).
 
 from __future__ import annotations
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate_service
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ClusterSnapshot
 
 KINDS = ('Service', 'EndpointSlice', 'Node')
@@ -54,7 +54,7 @@ def resource_version(obj):
 
 
 # The only annotations a sync reads (the Service's scheduler).
-KEPT_ANNOTATIONS = (translate.SCHEDULER_ANNOTATION, translate.KUBE_ROUTER_SCHEDULER_ANNOTATION)
+KEPT_ANNOTATIONS = (translate_service.SCHEDULER_ANNOTATION, translate_service.KUBE_ROUTER_SCHEDULER_ANNOTATION)
 # Per endpoint of an EndpointSlice: who the endpoint is (a Pod), which no sync reads.
 DROPPED_ENDPOINT_FIELDS = ('targetRef', 'deprecatedTopology')
 

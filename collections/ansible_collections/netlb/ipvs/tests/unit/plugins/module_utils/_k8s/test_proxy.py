@@ -447,7 +447,7 @@ def test_a_translation_that_stopped_early_changes_nothing(monkeypatch):
     def broken(*_args):
         raise RuntimeError('a bug')
 
-    monkeypatch.setattr(proxy.translator, '_option_networks', broken)
+    monkeypatch.setattr(proxy.translator, 'option_networks', broken)
     with pytest.raises(proxy.translator.IncompleteTranslationError,
                        match=r'stopped early \(RuntimeError: a bug\); nothing was changed'):
         run(cluster(), backend, host, store)

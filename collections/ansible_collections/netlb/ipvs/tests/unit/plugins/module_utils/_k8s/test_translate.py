@@ -45,7 +45,8 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import (
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate import fast_canonical, translate
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate import translate
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_fields import fast_canonical
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.snapshots import node, snapshot
 
 NODE = node()
@@ -715,7 +716,7 @@ def test_a_translation_that_stopped_early_is_refused(monkeypatch):
     def broken(*_args):
         raise KeyError('boom')
 
-    monkeypatch.setattr(translator, '_option_networks', broken)
+    monkeypatch.setattr(translator, 'option_networks', broken)
     stopped = translate(snapshot(objects), NODE, DEFAULT)
     assert stopped.stopped == "KeyError: 'boom'"
     assert stopped.warnings[-1] == "translation stopped early: KeyError: 'boom'"

@@ -19,7 +19,7 @@ import pytest
 from kube_api import objects
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate, translate_service
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import kernel, run
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._ipvs.fakes import key, table
 from ansible_collections.netlb.ipvs.tests.unit.plugins.module_utils._k8s.test_proxy import FOREIGN
@@ -417,14 +417,14 @@ def stop_reading_the_table(node, monkeypatch):
 def stop_translating_a_service(node, monkeypatch):
     """SIGALRM landing while the second Service is read: the translator's guard against
     a malformed Service must not take it for one (that Service would be deleted)."""
-    real, calls = translate._read_service, []
+    real, calls = translate_service.read_service, []
 
     def read_service(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise run.RunTimeout('the run took more than 300 s')
         return real(*args, **kwargs)
-    monkeypatch.setattr(translate, '_read_service', read_service)
+    monkeypatch.setattr(translate_service, 'read_service', read_service)
 
 
 @pytest.mark.parametrize('stop', [

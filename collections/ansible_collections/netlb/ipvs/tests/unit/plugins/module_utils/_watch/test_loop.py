@@ -26,7 +26,7 @@ from kube_api import objects
 from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.plan import apply_to_table
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy, translate
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy, translate, translate_service
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources.watch import Gone, Stream, StreamError
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import config as node_config
 from ansible_collections.netlb.ipvs.plugins.module_utils._reconcile import run
@@ -426,7 +426,7 @@ def _with_noise(obj):
 
 
 def test_the_store_keeps_what_a_sync_reads_and_drops_the_rest():
-    rr = objects.service('rr', cluster_ip='10.96.0.40', annotations={translate.SCHEDULER_ANNOTATION: 'rr'})
+    rr = objects.service('rr', cluster_ip='10.96.0.40', annotations={translate_service.SCHEDULER_ANNOTATION: 'rr'})
     cluster = [_with_noise(rr), _with_noise(web()), _with_noise(web_slice(['10.244.1.5', '10.244.2.6'])),
                _with_noise(objects.endpoint_slice('rr', [objects.endpoint('10.244.3.7')], name='rr-abc'))]
     originals = copy.deepcopy(cluster)
@@ -441,7 +441,7 @@ def test_the_store_keeps_what_a_sync_reads_and_drops_the_rest():
         assert 'kubectl.kubernetes.io/last-applied-configuration' not in obj['metadata'].get('annotations', {})
     for obj in held.endpoint_slices:
         assert all('targetRef' not in endpoint for endpoint in obj['endpoints'])
-    assert [s['metadata'].get('annotations') for s in held.services] == [{translate.SCHEDULER_ANNOTATION: 'rr'}, None]
+    assert [s['metadata'].get('annotations') for s in held.services] == [{translate_service.SCHEDULER_ANNOTATION: 'rr'}, None]
     # The table a sync makes from what the store holds is the one the whole objects make.
     whole = translate.translate(snapshots.snapshot(cluster), snapshots.node(), OPTIONS.proxy)
     kept = translate.translate(held, snapshots.node(), OPTIONS.proxy)
