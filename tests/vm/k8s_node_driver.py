@@ -42,6 +42,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import b
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import pipeline, state  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ServicePort  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import addresses, conntrack, dummy, packet_rules  # noqa: E402
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules_nft  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import HostNode  # noqa: E402
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import route  # noqa: E402
 
@@ -103,7 +104,7 @@ def cmd_rules(args):
     if args.get('without_output'):
         start = text.index('\tchain output {')
         text = text[:start] + text[text.index('\t}\n', start) + 3:]
-    result = packet_rules.apply(RUNNER, text, check_mode=args.get('check_mode', False))
+    result = packet_rules_nft.apply(RUNNER, text, check_mode=args.get('check_mode', False))
     return {'changed': result.changed, 'before': result.before, 'after': result.after}
 
 
@@ -121,9 +122,9 @@ def cmd_bench(args):
     start = time.time()
     text = packet_rules.render(ports, dummies, options)
     rendered = time.time()
-    subprocess.run(['nft', '-f', '-'], input=packet_rules.script(text), text=True, check=True)
+    subprocess.run(['nft', '-f', '-'], input=packet_rules_nft.script(text), text=True, check=True)
     loaded = time.time()
-    again = packet_rules.apply(RUNNER, text)
+    again = packet_rules_nft.apply(RUNNER, text)
     done = time.time()
     subprocess.run(['nft', 'delete', 'table', 'inet', 'netlb_ipvs'], check=True)
     return {'ports': len(ports), 'elements_services4': len(set(p.address + str(p.port) for p in ports)),
@@ -189,7 +190,7 @@ def cmd_killed_runs(args):
             saved = ''
         return {'ipvs': save_format.render(dict((key, service) for key, service in table.items()
                                                 if key.address in wanted)),
-                'dummy': sorted(entry['local'] for entry in bound), 'rules': packet_rules.read(RUNNER),
+                'dummy': sorted(entry['local'] for entry in bound), 'rules': packet_rules_nft.read(RUNNER),
                 'state': saved}
 
     def clean():

@@ -76,7 +76,8 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.params import service_to_params
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import NodeContext
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import conntrack, packet_rules
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
+    conntrack, packet_rules, packet_rules_nft, packet_rules_text, packet_rules_transition)
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.dummy import DummyResult
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DUMMY_INTERFACE
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import ProxyState
@@ -361,7 +362,7 @@ def _sync(snapshot, host, backend, options, state_store, drain_store, node_name,
             if new_rules != steps.rules:  # else the node holds them: sync_rules would find nothing to do
                 host.sync_rules(rules, check_mode, before=steps.rules, normalised=new_rules)
         timings['rules_apply'] += timings.pop('rules_first', 0.0)
-        change = packet_rules.ApplyResult(new_rules != current_rules, current_rules, new_rules)
+        change = packet_rules_nft.ApplyResult(new_rules != current_rules, current_rules, new_rules)
         result.rules_changed = change.changed
         flows = steps.queued | frozenset(conntrack.plan_flows(result.reconcile))
         done = ProxyState(services=wanted.services, addresses=frozenset(dummy.owned), udp_flows=flows)
@@ -437,10 +438,10 @@ class _Steps(object):
                 return
             before = self.rendered_before
             if before is not None and before.normalised == self.rules:  # the node holds the last sync's rules
-                first, normalised = packet_rules.transition_lines(before.lines, rendered.lines)
+                first, normalised = packet_rules_transition.transition_lines(before.lines, rendered.lines)
             else:
-                first = packet_rules.transition(self.rules, new_rules)
-                normalised = packet_rules.normalise(first)
+                first = packet_rules_transition.transition(self.rules, new_rules)
+                normalised = packet_rules_text.normalise(first)
             if normalised != self.rules:
                 self.rules = self.host.sync_rules(first, False, before=self.rules, normalised=normalised).after
 

@@ -25,6 +25,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
     dummy,
     kube_proxy,
     packet_rules,
+    packet_rules_nft,
     rules_generation,
 )
 
@@ -80,7 +81,7 @@ class HostNode(object):
 
     def check_rules(self, text):
         with _Edge('checking the packet rules'):
-            packet_rules.check(self.runner, text)
+            packet_rules_nft.check(self.runner, text)
 
     def sync_dummy(self, interface, desired, owned, check_mode):
         """dummy.DummyResult of making interface hold desired (removing only owned)."""
@@ -90,7 +91,7 @@ class HostNode(object):
     def read_rules(self):
         """Our nft table as it is now, normalised ('' when absent)."""
         with _Edge('reading the packet rules'):
-            return packet_rules.read(self.runner)
+            return packet_rules_nft.read(self.runner)
 
     def rules_generation(self):
         """[boot id, nftables generation]: unchanged while no rule of any table changes;
@@ -98,10 +99,10 @@ class HostNode(object):
         return rules_generation.read()
 
     def sync_rules(self, text, check_mode, before=None, normalised=None):
-        """packet_rules.ApplyResult of replacing our nft table with text (before: what
-        read_rules() returned, if known; normalised: packet_rules.normalise(text), if known)."""
+        """packet_rules_nft.ApplyResult of replacing our nft table with text (before: what
+        read_rules() returned, if known; normalised: packet_rules_text.normalise(text), if known)."""
         with _Edge('packet rules'):
-            return packet_rules.apply(self.runner, text, check_mode=check_mode, before=before, normalised=normalised)
+            return packet_rules_nft.apply(self.runner, text, check_mode=check_mode, before=before, normalised=normalised)
 
     def scheduler_hold(self):
         """What holds new connections while IPVS swaps a service's scheduler

@@ -80,8 +80,10 @@ services are elements of sets keyed by address . protocol . port):
   address is restricted before it is bound and served, and one that goes stays
   restricted as long as its virtual service exists, whatever step a run stops at.
 
-render() and transition() are pure; normalise() puts both our text and `nft list table`
-output in one form; apply() is the only I/O.
+Where it lives: render() and render_lines() here (pure); transition() in
+packet_rules_transition.py (pure); the text forms and normalise() (one form for our
+text and `nft list table` output) in packet_rules_text.py; read(), check(), apply() and
+remove() in packet_rules_nft.py, the only I/O.
 """
 
 from __future__ import annotations
@@ -89,10 +91,10 @@ from __future__ import annotations
 import bisect
 import collections
 import ipaddress
-import socket
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _command, _nftables
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import cluster
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.packet_rules_text import (
+    Elements, by_family, canonical_text, fast_address, lines_normalised, lines_text, texts_by_family)
 
 TABLE_FAMILY = 'inet'
 TABLE_NAME = 'netlb_ipvs'
@@ -127,13 +129,6 @@ class Options(collections.namedtuple('Options', ('masquerade', 'cluster_cidrs'))
         return super(Options, cls).__new__(cls, masquerade, tuple(cluster_cidrs))
 
 
-class ApplyResult(collections.namedtuple('ApplyResult', ('changed', 'before', 'after'))):
-    """changed: the table differs (or would, in check mode); before/after: the table
-    in normalised text ('' = no table), for the diff."""
-
-    __slots__ = ()
-
-
 def _networks(texts, family):
     for text in texts:
         if '%' in text:  # ipaddress keeps an IPv6 zone id in the network's text: nft would get it
@@ -153,38 +148,8 @@ def _set(lines, name, kind, elements, interval=False):
     if interval:
         lines.append('\t\tflags interval')
     if elements:
-        lines.append(_Elements(elements))
+        lines.append(Elements(elements))
     lines.append('\t}')
-
-
-class _Elements(tuple):
-    """A set's elements among _render()'s lines, with its two written forms made once
-    (a reused template's sets are written once): text() as render() writes them,
-    normalised() as normalise() does (one per line, sorted as text). ordered: the
-    elements sorted as text, when the maker has them."""
-
-    def __new__(cls, elements=(), ordered=None):
-        return super(_Elements, cls).__new__(cls, elements)
-
-    def __init__(self, elements=(), ordered=None):  # pylint: disable=unused-argument
-        super(_Elements, self).__init__()
-        self._ordered = ordered
-        self._text = self._normalised = None
-
-    def ordered(self):
-        if self._ordered is None:
-            self._ordered = sorted(self)
-        return self._ordered
-
-    def text(self):
-        if self._text is None:
-            self._text = '\t\telements = { %s }' % ',\n\t\t\t     '.join(self)
-        return self._text
-
-    def normalised(self):
-        if self._normalised is None:
-            self._normalised = '\t\telements = {\n\t\t\t%s,\n\t\t}' % ',\n\t\t\t'.join(self.ordered())
-        return self._normalised
 
 
 class _Hairpin(int):
@@ -207,17 +172,6 @@ class Rendered(object):
         self.template, self.template_inputs, self.hairpin = template, template_inputs, hairpin
 
 
-def _text(lines):
-    return '\n'.join(line if not isinstance(line, _Elements) else line.text() for line in lines) + '\n'
-
-
-def _normalised(lines):
-    """normalise() of _text(lines), written directly: _render()'s lines are indented by
-    nesting with single spaces already, so only the elements change (one per line,
-    sorted); a test holds the two equal."""
-    return '\n'.join(line if not isinstance(line, _Elements) else line.normalised() for line in lines) + '\n'
-
-
 def render(ports, dummy_addresses, options=Options(), local_endpoints=(), node_addresses=()):
     """The table definition (nft syntax, in the form `nft list table` prints it) for
     ServicePorts ports, the dummy interface's addresses, Options options, the addresses
@@ -226,7 +180,7 @@ def render(ports, dummy_addresses, options=Options(), local_endpoints=(), node_a
 
     Raises PacketRulesError for an unknown masquerade mode or an invalid address.
     """
-    return _text(_lines(ports, dummy_addresses, options, local_endpoints, node_addresses))
+    return lines_text(_lines(ports, dummy_addresses, options, local_endpoints, node_addresses))
 
 
 def render_lines(ports, dummy_addresses, options=Options(), local_endpoints=(), node_addresses=(), previous=None):
@@ -242,7 +196,7 @@ def render_lines(ports, dummy_addresses, options=Options(), local_endpoints=(), 
         template = _template(ports, dummy_addresses, options, node_addresses)
     hairpin = _Hairpins.of(local_endpoints, previous.hairpin if previous is not None else None)
     lines = _fill(template, hairpin.elements)
-    return Rendered(_text(lines), _normalised(lines), lines, template, inputs, hairpin)
+    return Rendered(lines_text(lines), lines_normalised(lines), lines, template, inputs, hairpin)
 
 
 def _lines(ports, dummy_addresses, options, local_endpoints, node_addresses):
@@ -254,7 +208,7 @@ HAIRPIN_STEPS = 256  # endpoints coming and going that _Hairpins.of() applies on
 
 
 class _Hairpins(object):
-    """The hairpin elements of this node's endpoints, per family: elements (an _Elements
+    """The hairpin elements of this node's endpoints, per family: elements (an Elements
     in address order), and what lets the next call change them one endpoint at a time:
     the endpoints (a frozenset) and per family their (packed, text) in address order."""
 
@@ -275,16 +229,16 @@ class _Hairpins(object):
                 if changed is not None:
                     return changed
         try:
-            by_family = _texts_by_family(endpoints)
+            by_family = texts_by_family(endpoints)
         except ValueError as exc:
             raise PacketRulesError('packet rules: %s' % exc)
         pairs, elements = {}, {}
         for family, texts in by_family.items():
             pairs[family] = [(None, text) for text in texts]  # packed unknown: ipaddress's way, or not asked yet
-            elements[family] = _Elements('%s . %s' % (text, text) for text in texts)
-        if all(_fast(text) is not None for text in endpoints):
+            elements[family] = Elements('%s . %s' % (text, text) for text in texts)
+        if all(fast_address(text) is not None for text in endpoints):
             for family, texts in by_family.items():
-                pairs[family] = [(_fast(text)[1], text) for text in texts]
+                pairs[family] = [(fast_address(text)[1], text) for text in texts]
         else:
             pairs = None  # a text ipaddress had to read: the next call starts over
         return cls(endpoints, pairs, elements)
@@ -299,7 +253,7 @@ class _Hairpins(object):
         ordered = dict((family, list(found.ordered())) for family, found in self.elements.items())
         for texts, adding in ((removed, False), (added, True)):
             for text in texts:
-                found = _fast(text)
+                found = fast_address(text)
                 if found is None:
                     return None
                 family, packed = found
@@ -312,7 +266,7 @@ class _Hairpins(object):
                     ordered[family].insert(where, element)
                 else:
                     del pairs[family][at], elements[family][at], ordered[family][where]
-        return _Hairpins(endpoints, pairs, dict((family, _Elements(elements[family], ordered=ordered[family]))
+        return _Hairpins(endpoints, pairs, dict((family, Elements(elements[family], ordered=ordered[family]))
                                                 for family in elements))
 
 
@@ -320,7 +274,7 @@ def _template(ports, dummy_addresses, options, node_addresses):
     if options.masquerade not in MASQUERADE_MODES:
         raise PacketRulesError('masquerade: %r is not one of %s' % (options.masquerade, ', '.join(MASQUERADE_MODES)))
     try:
-        return _render(ports, dummy_addresses, options, _by_family(node_addresses))
+        return _render(ports, dummy_addresses, options, by_family(node_addresses))
     except ValueError as exc:
         raise PacketRulesError('packet rules: %s' % exc)
 
@@ -338,57 +292,6 @@ def _fill(template, local_endpoints):
     return lines
 
 
-def _by_family(texts):
-    """{4: [ip_address], 6: [...]} of address texts, each once, sorted."""
-    result = dict((family, set()) for family in (4, 6))
-    for text in texts:
-        address = ipaddress.ip_address(text)
-        result[address.version].add(address)
-    return dict((family, sorted(addresses)) for family, addresses in result.items())
-
-
-_AF = {4: socket.AF_INET, 6: socket.AF_INET6}
-
-
-def _fast(text):
-    """(family, packed) of an address text already in ipaddress's canonical form, else
-    None (then ipaddress decides: the same text, error or canonical form as before; the
-    round trip through the C library is a fraction of ipaddress's cost)."""
-    if not isinstance(text, str):
-        return None
-    family = 6 if ':' in text else 4
-    try:
-        packed = socket.inet_pton(_AF[family], text)
-    except (OSError, ValueError):
-        return None
-    if socket.inet_ntop(_AF[family], packed) != text or (family == 6 and '.' in text):
-        return None
-    return family, packed
-
-
-def _canonical_text(text):
-    """str(ipaddress.ip_address(text)), cheaply when text is canonical already."""
-    return text if _fast(text) is not None else str(ipaddress.ip_address(text))
-
-
-def _texts_by_family(texts):
-    """{4: [text], 6: [...]} of address texts, each once, in address order, as
-    _by_family's addresses printed (ValueError for one that is not an address)."""
-    result = {4: {}, 6: {}}
-    inet_pton, inet_ntop = socket.inet_pton, socket.inet_ntop
-    try:
-        for text in texts:  # _fast() inline: the hot loop (every endpoint on the node)
-            family = 6 if ':' in text else 4
-            packed = inet_pton(_AF[family], text)
-            if inet_ntop(_AF[family], packed) != text or (family == 6 and '.' in text):
-                raise ValueError(text)
-            result[family][packed] = text
-    except (OSError, ValueError, TypeError):
-        return dict((family, [str(address) for address in addresses])
-                    for family, addresses in _by_family(texts).items())
-    return dict((family, [by_packed[packed] for packed in sorted(by_packed)]) for family, by_packed in result.items())
-
-
 def _render(ports, dummy_addresses, options, node_addresses):
     # Each address is parsed once (a node has ~10 ports per address at scale); elements
     # are sorted as text: deterministic, and nft does not care.
@@ -397,12 +300,12 @@ def _render(ports, dummy_addresses, options, node_addresses):
     def _element(port):
         address = canonical.get(port.address)
         if address is None:
-            address = canonical[port.address] = _canonical_text(port.address)
+            address = canonical[port.address] = canonical_text(port.address)
         return '%s . %s . %d' % (address, port.protocol, port.port)
 
     by_family = dict((family, [p for p in ports if p.family == family and p.protocol in PROTOCOLS])
                      for family in (4, 6))
-    dummies = _texts_by_family(dummy_addresses)
+    dummies = texts_by_family(dummy_addresses)
     lines = ['table %s {' % TABLE, '\tcomment "%s"' % COMMENT]
     input_rules, output_rules, post_rules = [], [], []
     for family in (4, 6):
@@ -488,235 +391,3 @@ def _render(ports, dummy_addresses, options, node_addresses):
 
 def _unique(items):
     return sorted(set(items))
-
-
-# Sets whose old elements transition() keeps beside the new ones: each only narrows who
-# gets in (restrictions, rejects) or keeps what still exists working (masquerade, hairpin,
-# ports of services still in IPVS). Not cluster_cidrs (an option: nft refuses overlapping
-# intervals) and lb_allowed (kept only for restrictions that go, see transition()).
-_KEPT_SETS = ('services', 'dummy', 'lb_restricted', 'masquerade', 'cluster_ip', 'hairpin')
-
-
-def transition(before, after):
-    """The table to load before the IPVS table changes (the rule "Changing the table"
-    at the top): after's chains and sets, with the elements of before's sets that
-    _KEPT_SETS names added, and before's allowed ranges of the restrictions that go.
-
-    before: what read() returned (normalised; '' when no table); after: normalise() of
-    render()'s text. A set whose type or flags differ between the two (another release's
-    table) keeps only after's elements. Returns nft text as render() writes it.
-    """
-    old, new = _sets(before), _sets(after)
-    lines, skipping = [], False
-    for line in after.splitlines():
-        if skipping:
-            skipping = line != '\t}'
-            continue
-        if line.startswith('\tset ') and line.endswith(' {'):
-            name = line[len('\tset '):-len(' {')]
-            header, elements = new[name]
-            if name in old and old[name][0] == header:
-                elements = sorted(set(elements) | set(_kept(name, old, new)))
-            lines.append(line)
-            lines.extend('\t\t' + entry for entry in header)
-            if elements:
-                lines.append('\t\telements = { %s }' % ',\n\t\t\t     '.join(elements))
-            lines.append('\t}')
-            skipping = True
-            continue
-        lines.append(line)
-    return '\n'.join(lines) + '\n'
-
-
-def transition_lines(before, after):
-    """(transition(b, a), normalise() of it) where b and a are normalise() of the texts
-    of _render() lines before and after (render_lines()): the same tables, made from the
-    lines instead of parsing texts back (a test holds the two equal)."""
-    old, new = _line_sets(before), _line_sets(after)
-    lines, skipping = [], False
-    for line in after:
-        if skipping:
-            skipping = line != '\t}'
-            continue
-        if not isinstance(line, _Elements) and line.startswith('\tset ') and line.endswith(' {'):
-            name = line[len('\tset '):-len(' {')]
-            header, elements = new[name]
-            ordered = elements.ordered() if elements else []
-            if name in old and old[name][0] == header and old[name][1] is not elements:
-                # The same elements (a reused template) add none: kept is a part of them.
-                extra = set(_kept(name, old, new)) - set(elements)
-                if extra:
-                    ordered = list(ordered)
-                    for element in extra:
-                        bisect.insort(ordered, element)
-            lines.append(line)
-            lines.extend('\t\t' + entry for entry in header)
-            if ordered:
-                lines.append(_Elements(ordered, ordered=ordered))
-            lines.append('\t}')
-            skipping = True
-            continue
-        lines.append(line)
-    return _text(lines), _normalised(lines)
-
-
-def _line_sets(lines):
-    """_sets() of the normalised text of _render() lines, but each set's elements the
-    _Elements itself (unsorted; () when none)."""
-    sets, name = {}, None
-    for line in lines:
-        if name is None:
-            if not isinstance(line, _Elements) and line.startswith('\tset ') and line.endswith(' {'):
-                name = line[len('\tset '):-len(' {')]
-                sets[name] = ([], ())
-        elif isinstance(line, _Elements):
-            sets[name] = (sets[name][0], line)
-        elif line == '\t}':
-            name = None
-        else:
-            sets[name][0].append(line.strip())
-    return sets
-
-
-def _kept(name, old, new):
-    """The elements of old's set name that the transition keeps."""
-    kind, family = name[:-1], name[-1:]
-    if kind in _KEPT_SETS:
-        return old[name][1]
-    if kind != 'lb_allowed':
-        return ()
-    restricted = 'lb_restricted' + family
-    if restricted not in old or restricted not in new or old[restricted][0] != new[restricted][0]:
-        return ()
-    going = set(old[restricted][1]) - set(new[restricted][1])
-    # An allowed element is `address . protocol . port . range`: the restriction, then the range.
-    return [element for element in old[name][1] if element.rsplit(' . ', 1)[0] in going]
-
-
-def _sets(text):
-    """{set name: (header lines (type, flags), element texts)} of a normalised table."""
-    sets, name, in_elements = {}, None, False
-    for line in text.splitlines():
-        if name is None:
-            if line.startswith('\tset ') and line.endswith(' {'):
-                name = line[len('\tset '):-len(' {')]
-                sets[name] = ([], [])
-        elif in_elements:
-            if line == '\t\t}':
-                in_elements = False
-            else:
-                sets[name][1].append(line.strip().rstrip(','))
-        elif line == '\t\telements = {':
-            in_elements = True
-        elif line == '\t}':
-            name = None
-        else:
-            sets[name][0].append(line.strip())
-    return sets
-
-
-def script(text):
-    """The `nft -f` input replacing the table atomically with definition text: the
-    empty `table` makes the `delete` valid when the table does not exist yet."""
-    return _nftables.replace_script(TABLE, text)
-
-
-def normalise(text):
-    """One form for our text and `nft list table` output: no blank lines, indentation
-    by nesting, each set's elements sorted one per line (nft prints them in its own
-    order and wraps them at its own width)."""
-    out, depth, elements = [], 0, None
-    for raw in text.splitlines():
-        line = ' '.join(raw.split())
-        if not line:
-            continue
-        if elements is not None:
-            elements.append(line)
-            if line.endswith('}'):
-                out.extend(_elements(elements, depth))
-                elements = None
-            continue
-        if line.startswith('elements = {'):
-            if line.endswith('}'):
-                out.extend(_elements([line], depth))
-            else:
-                elements = [line]
-            continue
-        if line.startswith('}'):
-            depth -= 1
-        out.append('\t' * depth + line)
-        if line.endswith('{'):
-            depth += 1
-    return '\n'.join(out) + '\n' if out else ''
-
-
-def _elements(lines, depth):
-    body = ' '.join(lines)[len('elements = {'):].rstrip('}')
-    items = sorted(item.strip() for item in body.split(',') if item.strip())
-    return ['\t' * depth + 'elements = {'] + ['\t' * (depth + 1) + item + ',' for item in items] + ['\t' * depth + '}']
-
-
-def _nft(runner):
-    try:
-        return _nftables.program(runner)
-    except _command.CommandError as exc:
-        raise PacketRulesError('%s (install nftables)' % exc)
-
-
-def read(runner):
-    """The table as nft lists it, normalised; '' when it does not exist."""
-    nft = _nft(runner)
-    try:
-        result = runner.run([nft, 'list', 'table', TABLE_FAMILY, TABLE_NAME], check=False,
-                            timeout=_command.NODE_TIMEOUT)
-    except _command.CommandError as exc:
-        raise PacketRulesError('cannot read table %s: %s' % (TABLE, exc))
-    if result.rc == 0:
-        return normalise(result.stdout)
-    if 'No such file or directory' in result.stderr:
-        return ''
-    error = _command.CommandError(result.argv, result.rc, result.stdout, result.stderr)
-    raise PacketRulesError('cannot read table %s: %s' % (TABLE, error))
-
-
-def apply(runner, text, check_mode=False, before=None, normalised=None):
-    """Make table inet netlb_ipvs hold text (render()'s output) in one nft transaction.
-
-    before: what read() returned just now, if the caller has it (None: read it here);
-    normalised: normalise(text), if the caller has it.
-    Returns ApplyResult; in check mode nothing is loaded and the result is the one a
-    real run would give. Raises PacketRulesError with nft's message.
-    """
-    if before is None:
-        before = read(runner)
-    after = normalise(text) if normalised is None else normalised
-    if before == after:
-        return ApplyResult(False, before, after)
-    if not check_mode:
-        try:
-            runner.run([_nft(runner), '-f', '-'], data=script(text), timeout=_command.NODE_TIMEOUT)
-        except _command.CommandError as exc:
-            raise PacketRulesError('cannot load table %s: %s' % (TABLE, exc))
-    return ApplyResult(True, before, after)
-
-
-def check(runner, text):
-    """Have nft check text (render()'s output) without loading it (`nft -c`), so a rule
-    set the kernel would refuse fails a run before anything changed."""
-    try:
-        runner.run([_nft(runner), '-c', '-f', '-'], data=script(text), timeout=_command.NODE_TIMEOUT)
-    except _command.CommandError as exc:
-        raise PacketRulesError('nft refuses the rules for table %s: %s' % (TABLE, exc))
-
-
-def remove(runner, check_mode=False):
-    """Delete the table if it exists (the proxy is removed from the node)."""
-    before = read(runner)
-    if not before:
-        return ApplyResult(False, '', '')
-    if not check_mode:
-        try:
-            runner.run([_nft(runner), 'delete', 'table', TABLE_FAMILY, TABLE_NAME], timeout=_command.NODE_TIMEOUT)
-        except _command.CommandError as exc:
-            raise PacketRulesError('cannot delete table %s: %s' % (TABLE, exc))
-    return ApplyResult(True, before, '')

@@ -24,7 +24,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_forma
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import RefusedError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import dummy, packet_rules
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import dummy, packet_rules_nft, packet_rules_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.conntrack import Flow
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.host import NodeError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import SyncOptions
@@ -56,7 +56,7 @@ FOREIGN = '''
 
 class FakeHost(object):
     """The node: addresses, a dummy interface and an nft table in memory, with the real
-    planning functions of the edges (dummy.plan, packet_rules.normalise); flows cleared
+    planning functions of the edges (dummy.plan, packet_rules_text.normalise); flows cleared
     are kept in flows, the kernel's schedulers are schedulers (None: cannot be told)."""
 
     def __init__(self, kube_proxy=None, bad_rules=False, on_dummy=(), schedulers=None):
@@ -114,13 +114,13 @@ class FakeHost(object):
     def sync_rules(self, text, check_mode, before=None, normalised=None):
         assert before is None or before == self.rules
         if normalised is None or self.check_normalised:
-            assert normalised in (None, packet_rules.normalise(text))  # the caller's shortcut holds
-            normalised = packet_rules.normalise(text)
+            assert normalised in (None, packet_rules_text.normalise(text))  # the caller's shortcut holds
+            normalised = packet_rules_text.normalise(text)
         before, after = self.rules, normalised
         if before != after and not check_mode:
             self.rules = after
             self.writes += 1
-        return packet_rules.ApplyResult(before != after, before, after)
+        return packet_rules_nft.ApplyResult(before != after, before, after)
 
     def scheduler_hold(self):
         host = self

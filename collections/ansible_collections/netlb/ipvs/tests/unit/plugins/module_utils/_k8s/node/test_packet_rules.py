@@ -14,6 +14,9 @@ import pytest
 from ansible_collections.netlb.ipvs.plugins.module_utils import _command
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ServicePort as SP
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules as pr
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules_nft as rules_nft
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules_text as rules_text
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import packet_rules_transition as rules_transition
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 
@@ -85,7 +88,7 @@ def test_render_matches_what_nft_lists():
     so an unchanged table is seen as unchanged."""
     with open(os.path.join(FIXTURES, 'nft-list-table.txt')) as handle:
         listed = handle.read()
-    assert pr.normalise(pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE)) == pr.normalise(listed)
+    assert rules_text.normalise(pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE)) == rules_text.normalise(listed)
 
 
 def _elements(text, name):
@@ -239,13 +242,13 @@ def test_render_errors():
 def test_normalise_is_order_and_wrap_blind():
     a = 'table inet t {\n\tset s {\n\t\ttype ipv4_addr\n\t\telements = { 10.0.0.2,\n\t\t\t     10.0.0.1 }\n\t}\n\n}\n'
     b = 'table inet t {\n  set s {\n    type ipv4_addr\n    elements = { 10.0.0.1, 10.0.0.2 }\n  }\n}\n'
-    assert pr.normalise(a) == pr.normalise(b)
-    assert pr.normalise('') == ''
+    assert rules_text.normalise(a) == rules_text.normalise(b)
+    assert rules_text.normalise('') == ''
 
 
 def test_script_replaces_atomically():
-    assert pr.script('table inet netlb_ipvs {\n}\n') == ('table inet netlb_ipvs {\n}\ndelete table inet netlb_ipvs\n'
-                                                         'table inet netlb_ipvs {\n}\n')
+    assert rules_nft.script('table inet netlb_ipvs {\n}\n') == ('table inet netlb_ipvs {\n}\ndelete table inet netlb_ipvs\n'
+                                                                'table inet netlb_ipvs {\n}\n')
 
 
 WEB = SP('cluster_ip', 4, 'tcp', '10.96.0.1', 443, False, (), 'default/kubernetes')
@@ -259,7 +262,7 @@ B, B_RANGE = '198.51.100.2 . tcp . 443', '198.51.100.2 . tcp . 443 . 192.0.2.0/2
 def _table(ports):
     if ports is None:
         return ''
-    return pr.normalise(pr.render(ports, sorted(set(p.address for p in ports if p.kind != 'node_port'))))
+    return rules_text.normalise(pr.render(ports, sorted(set(p.address for p in ports if p.kind != 'node_port'))))
 
 
 @pytest.mark.parametrize('before, after, restricted4, allowed4, dummy4', [
@@ -277,31 +280,31 @@ def test_transition(before, after, restricted4, allowed4, dummy4):
     """The first load of a run: the new table, plus for what goes the old elements that
     restrict or keep it working; a restriction that stays takes its new ranges at once."""
     old, new = _table(before), _table(after)
-    first = pr.transition(old, new)
+    first = rules_transition.transition(old, new)
     assert (_elements(first, 'lb_restricted4'), _elements(first, 'lb_allowed4'), _elements(first, 'dummy4')) == (
         restricted4, allowed4, dummy4)
     # Invariants: only sets grow, the chains are the new ones, and the table settles on the new one.
     assert _rules(first, 'input') == _rules(new, 'input') and _rules(first, 'output') == _rules(new, 'output')
     for name in re.findall(r'\tset (\w+) \{', new):
         assert _elements(new, name) <= _elements(first, name)
-    assert pr.normalise(pr.transition(new, new)) == new
-    assert pr.normalise(pr.transition(pr.normalise(first), new)) == pr.normalise(first)
+    assert rules_text.normalise(rules_transition.transition(new, new)) == new
+    assert rules_text.normalise(rules_transition.transition(rules_text.normalise(first), new)) == rules_text.normalise(first)
 
 
 def test_transition_from_what_nft_lists():
     """before as nft lists it (its own spellings: /32 as the address); a set another
     release typed or flagged differently keeps only the new elements."""
     with open(os.path.join(FIXTURES, 'nft-list-table.txt')) as handle:
-        listed = pr.normalise(handle.read())
+        listed = rules_text.normalise(handle.read())
     without_lb = [port for port in SMALL if port.kind != 'load_balancer']
-    new = pr.normalise(pr.render(without_lb, ['10.96.0.10', 'fd00::10'], SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE))
-    first = pr.transition(listed, new)
+    new = rules_text.normalise(pr.render(without_lb, ['10.96.0.10', 'fd00::10'], SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE))
+    first = rules_transition.transition(listed, new)
     assert _elements(first, 'lb_allowed4') == {'192.0.2.5 . tcp . 443 . 10.0.0.0/8', '192.0.2.5 . tcp . 443 . 172.16.0.1',
                                                '192.0.2.5 . tcp . 443 . 192.0.2.5'}
     assert _elements(first, 'dummy6') == {'2001:db8::5', 'fd00::10'}
     other_release = listed.replace('\t\ttype ipv4_addr . inet_proto . inet_service . ipv4_addr\n\t\tflags interval',
                                    '\t\ttype ipv4_addr . inet_proto . inet_service . ipv4_addr', 1)
-    assert _elements(pr.transition(other_release, new), 'lb_allowed4') == set()
+    assert _elements(rules_transition.transition(other_release, new), 'lb_allowed4') == set()
 
 
 class FakeRunner(_command.Runner):
@@ -341,37 +344,37 @@ class FakeRunner(_command.Runner):
 def test_apply_new_table_then_idempotent(check_mode):
     runner = FakeRunner()
     text = pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE)
-    result = pr.apply(runner, text, check_mode=check_mode)
-    assert result == pr.ApplyResult(True, '', pr.normalise(text))
+    result = rules_nft.apply(runner, text, check_mode=check_mode)
+    assert result == rules_nft.ApplyResult(True, '', rules_text.normalise(text))
     assert (['-f', '-'] in runner.calls) is not check_mode
     if not check_mode:
-        again = pr.apply(runner, text)
-        assert again == pr.ApplyResult(False, pr.normalise(text), pr.normalise(text))
+        again = rules_nft.apply(runner, text)
+        assert again == rules_nft.ApplyResult(False, rules_text.normalise(text), rules_text.normalise(text))
         assert runner.calls.count(['-f', '-']) == 1
-    pr.check(runner, text)
-    pr.remove(runner)
+    rules_nft.check(runner, text)
+    rules_nft.remove(runner)
     assert runner.timeouts == {_command.NODE_TIMEOUT}  # a hung nft does not hold the run lock for ever
 
 
 def test_apply_unchanged_against_nft_listing():
     with open(os.path.join(FIXTURES, 'nft-list-table.txt')) as handle:
         runner = FakeRunner(handle.read())
-    result = pr.apply(runner, pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE))
+    result = rules_nft.apply(runner, pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, SMALL_LOCAL, SMALL_NODE))
     assert not result.changed and ['-f', '-'] not in runner.calls
 
 
 def test_apply_load_error_carries_nft_message():
     runner = FakeRunner(load_rc=1)
     with pytest.raises(pr.PacketRulesError, match='cannot load table inet netlb_ipvs: .*Operation not supported'):
-        pr.apply(runner, GOLDEN_NONE)
+        rules_nft.apply(runner, GOLDEN_NONE)
 
 
 def test_remove():
     runner = FakeRunner(GOLDEN_NONE)
-    assert pr.remove(runner, check_mode=True).changed and runner.table is not None
-    assert pr.remove(runner) == pr.ApplyResult(True, pr.normalise(GOLDEN_NONE), '')
+    assert rules_nft.remove(runner, check_mode=True).changed and runner.table is not None
+    assert rules_nft.remove(runner) == rules_nft.ApplyResult(True, rules_text.normalise(GOLDEN_NONE), '')
     assert runner.table is None
-    assert not pr.remove(runner).changed
+    assert not rules_nft.remove(runner).changed
 
 
 # render_lines() and transition_lines(): the watcher's shortcuts (proxy.SyncMemo) held
@@ -395,13 +398,13 @@ SHORTCUT_CASES = [
 def test_render_lines_is_render_and_normalise(ports, dummy, options, local, node):
     rendered = pr.render_lines(ports, dummy, options, local_endpoints=local, node_addresses=node)
     assert rendered.text == pr.render(ports, dummy, options, local_endpoints=local, node_addresses=node)
-    assert rendered.normalised == pr.normalise(rendered.text)
+    assert rendered.normalised == rules_text.normalise(rendered.text)
     # Again from the previous one: its template (same ports...) and known addresses reused.
     for others in (local[1:], list(local) + ['10.244.9.9', 'fd10::9'], ()):
         again = pr.render_lines(ports, dummy, options, local_endpoints=others, node_addresses=node, previous=rendered)
         assert again.template is rendered.template
         assert again.text == pr.render(ports, dummy, options, local_endpoints=others, node_addresses=node)
-        assert again.normalised == pr.normalise(again.text)
+        assert again.normalised == rules_text.normalise(again.text)
     other_ports = ports[1:] if ports else SMALL[:1]
     changed = pr.render_lines(other_ports, dummy, options, local_endpoints=local, node_addresses=node, previous=rendered)
     assert changed.template is not rendered.template
@@ -434,8 +437,8 @@ def test_transition_lines_is_transition(before, after):
         return pr.render_lines(ports, dummy, SMALL_OPTIONS, local_endpoints=local, node_addresses=SMALL_NODE)
 
     old, new = rendered(before), rendered(after)
-    first = pr.transition(old.normalised, new.normalised)
-    assert pr.transition_lines(old.lines, new.lines) == (first, pr.normalise(first))
+    first = rules_transition.transition(old.normalised, new.normalised)
+    assert rules_transition.transition_lines(old.lines, new.lines) == (first, rules_text.normalise(first))
 
 
 @pytest.mark.parametrize('before', sorted(TRANSITION_TABLES))
@@ -448,8 +451,8 @@ def test_transition_lines_over_a_reused_template_is_transition(before):
         new = pr.render_lines(ports, dummy, SMALL_OPTIONS, local_endpoints=others, node_addresses=SMALL_NODE,
                               previous=old)
         assert new.template is old.template
-        first = pr.transition(old.normalised, new.normalised)
-        assert pr.transition_lines(old.lines, new.lines) == (first, pr.normalise(first))
+        first = rules_transition.transition(old.normalised, new.normalised)
+        assert rules_transition.transition_lines(old.lines, new.lines) == (first, rules_text.normalise(first))
 
 
 def test_render_lines_follows_endpoints_one_at_a_time():
@@ -470,8 +473,8 @@ def test_render_lines_follows_endpoints_one_at_a_time():
         rendered = pr.render_lines(SMALL, SMALL_DUMMY, SMALL_OPTIONS, local_endpoints=frozenset(local),
                                    node_addresses=SMALL_NODE, previous=previous)
         text = pr.render(SMALL, SMALL_DUMMY, SMALL_OPTIONS, local_endpoints=sorted(local), node_addresses=SMALL_NODE)
-        assert (rendered.text, rendered.normalised) == (text, pr.normalise(text)), step
+        assert (rendered.text, rendered.normalised) == (text, rules_text.normalise(text)), step
         if previous is not None:
-            first = pr.transition(previous.normalised, rendered.normalised)
-            assert pr.transition_lines(previous.lines, rendered.lines) == (first, pr.normalise(first)), step
+            first = rules_transition.transition(previous.normalised, rendered.normalised)
+            assert rules_transition.transition_lines(previous.lines, rendered.lines) == (first, rules_text.normalise(first)), step
         previous = rendered
