@@ -613,7 +613,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netlb.ipvs.plugins.module_utils import _gc, _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError, ValidationError
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, validation
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine, validation, validation_service
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.backends import BACKEND_CHOICES, get_backend
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH, DrainStore
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.hold import NftHold
@@ -621,13 +621,13 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SERV
 
 LOCK_HOLDER = 'ansible netlb.ipvs.ipvs_virtual_server'
 FLAGS = list(SERVICE_FIELD['scheduler_flags'].choices)
-# The single-form options (one per key of a services[] entry: validation.SERVICE_FIELDS,
+# The single-form options (one per key of a services[] entry: validation_service.SERVICE_FIELDS,
 # from the field table) are raw and carry no defaults: validation checks their types,
 # values and real servers with the same rules, messages and field paths as a services[]
 # entry (ansible-core would answer a wrong type in its own words, without the index of
 # a real server, and turn "80" into 80 where the table form refuses it), and applies the
 # defaults; giving any of them with services is then an error rather than ignored.
-SINGLE_SPEC = dict((name, dict(type='raw')) for name in validation.SERVICE_FIELDS)
+SINGLE_SPEC = dict((name, dict(type='raw')) for name in validation_service.SERVICE_FIELDS)
 # services carries no nested options on purpose: AnsibleModule checking 5,000 services x
 # 10 real servers against them took longer than the kernel work (seconds per 1,000 services
 # on a small node). validation.parse_request checks every key, type and value of each

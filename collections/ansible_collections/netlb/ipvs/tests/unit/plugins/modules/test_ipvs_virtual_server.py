@@ -12,7 +12,7 @@ import json
 import pytest
 import yaml
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation, validation_service
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
     PROTOCOLS,
     SERVER_SETTINGS,
@@ -300,17 +300,17 @@ def test_documentation_is_the_field_table():
     options = yaml.safe_load(ipvs_virtual_server.DOCUMENTATION)['options']
     docs = options['services']['suboptions']
     server_docs = docs['real_servers']['suboptions']
-    assert tuple(docs) == validation.SERVICE_FIELDS
-    assert tuple(server_docs) == validation.SERVER_FIELDS
+    assert tuple(docs) == validation_service.SERVICE_FIELDS
+    assert tuple(server_docs) == validation_service.SERVER_FIELDS
     assert docs['protocol']['choices'] == list(PROTOCOLS)
-    assert docs['family']['choices'] == list(validation.FAMILIES)
+    assert docs['family']['choices'] == list(validation_service.FAMILIES)
     for field, doc in [(field, docs[field.name]) for field in SERVICE_SETTINGS] + [
             (field, server_docs[field.name]) for field in SERVER_SETTINGS]:
         assert doc['description'] == list(field.doc), field.name
         assert doc['type'] == field.kind, field.name
         assert doc.get('choices', []) == list(field.choices), field.name
         assert doc.get('default') == _documented_default(field), field.name
-    for name in validation.SERVICE_FIELDS:  # the single form: the same keys, checked by validation
+    for name in validation_service.SERVICE_FIELDS:  # the single form: the same keys, checked by validation
         assert options[name]['type'] == 'raw' and ipvs_virtual_server.ARGUMENT_SPEC[name] == {'type': 'raw'}, name
         if name in SERVICE_FIELD:
             assert options[name]['description'] == ['Single form - as O(services[].%s).' % name]

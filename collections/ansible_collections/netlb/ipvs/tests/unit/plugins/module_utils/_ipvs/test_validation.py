@@ -21,15 +21,13 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
 )
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.params import service_to_params
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation import (
-    _plain_real_servers,
-    _plain_service,
-    _Problems,
-    _real_server,
     parse_request,
     parse_scope,
-    parse_service,
     parse_services,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation_fast import plain_real_servers, plain_service
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation_fields import Problems
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.validation_service import _real_server, parse_service
 
 TCP80 = ServiceKey.tcp_udp('tcp', '10.96.0.10', 80)
 
@@ -435,9 +433,9 @@ PLAIN_SERVER_CASES = [
 
 @pytest.mark.parametrize('key, params, taken', PLAIN_SERVER_CASES)
 def test_plain_real_servers_agree_with_the_full_check(key, params, taken):
-    problems = _Problems()
+    problems = Problems()
     checked = _real_server(params, key, 'rs', problems)
-    plain = _plain_real_servers([params], key)
+    plain = plain_real_servers([params], key)
     assert (plain is not None) is taken
     if taken:
         assert plain == [checked] and problems.items == []
@@ -450,7 +448,7 @@ def test_plain_real_servers_agree_with_the_full_check(key, params, taken):
     pytest.param(None, id='none'),
 ])
 def test_plain_real_servers_leave_lists_to_the_full_check(servers):
-    assert _plain_real_servers(servers, TCP80) is None
+    assert plain_real_servers(servers, TCP80) is None
 
 
 @pytest.mark.parametrize('scope, address, inside', [
@@ -515,9 +513,9 @@ PLAIN_SERVICE_CASES = [
 
 @pytest.mark.parametrize('params, taken', PLAIN_SERVICE_CASES)
 def test_plain_service_agrees_with_the_full_check(params, taken):
-    problems = _Problems()
+    problems = Problems()
     checked = parse_service(params, 'services[0]', problems)
-    plain = _plain_service(params)
+    plain = plain_service(params)
     assert (plain is not None) is taken
     if taken:
         assert plain == checked and problems.items == []
@@ -526,12 +524,12 @@ def test_plain_service_agrees_with_the_full_check(params, taken):
 
 def test_big_tables_take_the_fast_paths(monkeypatch):
     """The benchmark's kind of table never reaches the field-by-field checks."""
-    from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation
+    from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import validation, validation_service
 
     def refuse(*args):
         raise AssertionError('field-by-field check called')
     monkeypatch.setattr(validation, 'parse_service', refuse)
-    monkeypatch.setattr(validation, '_real_server', refuse)
+    monkeypatch.setattr(validation_service, '_real_server', refuse)
     table = [web(address='10.96.0.%d' % n, real_servers=[server(address='10.244.%d.%d' % (n, m)) for m in range(4)])
              for n in range(1, 30)]
     request = parse_request({'services': json.dumps(table), 'scope': ['10.96.0.0/12']})
