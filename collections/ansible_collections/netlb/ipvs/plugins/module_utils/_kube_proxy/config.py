@@ -26,16 +26,16 @@ Rules (read from kube-proxy's types, defaults, v1alpha1 conversion and validatio
 - Empty strings and empty dicts are not written (kube-proxy's default applies); lists
   are always written, so an empty list clears one in a ConfigMap merge.
 - All problems are collected and raised at once (ConfigError), each naming its variable.
+- Each value is checked by its kind (config_values.py).
 No I/O here: the caller writes the text.
 """
 
 from __future__ import annotations
 
 import collections
-import ipaddress
-import re
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._duration import parse_duration
+from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy.config_values import MODES, check_value, to_bool
 
 try:
     import yaml
@@ -47,9 +47,6 @@ except ImportError as err:  # the controller always has PyYAML; a node may not
 
 API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1'
 KIND = 'KubeProxyConfiguration'
-MODES = ('ipvs', 'iptables', 'nftables')
-DETECT_LOCAL_MODES = ('ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix')
-PRIMARY = 'primary'
 # The schedulers of the Linux IPVS code (ip_vs_<name>.ko). kube-proxy stopped checking the
 # name in 1.27 (kubernetes#114878): a typo only shows when the kernel refuses it.
 KNOWN_SCHEDULERS = ('rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos')
@@ -126,229 +123,6 @@ class ConfigError(ValueError):
         super().__init__('; '.join(self.problems))
 
 
-# ------------------------------------------------------------------ values
-def _int(value):
-    """An int from an int or a string of digits (Jinja templating makes strings)."""
-    if isinstance(value, bool):
-        raise ValueError('%r is not an integer' % (value,))
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.match(r'^\s*[-+]?\d+\s*$', value):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise ValueError('%r is not an integer' % (value,))
-
-
-def _bool(value):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ('true', 'yes', 'on', '1'):
-        return True
-    if text in ('false', 'no', 'off', '0'):
-        return False
-    raise ValueError('%r is not a boolean' % (value,))
-
-
-def _str(value):
-    if isinstance(value, (dict, list, tuple, bool)):
-        raise ValueError('%r is not a string' % (value,))
-    return '' if value is None else str(value)
-
-
-def _list(value):
-    """A list from a list, or from a comma-separated string (kubespray accepts both)."""
-    if value is None or value == '':
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(',') if part.strip()]
-    if isinstance(value, (list, tuple)):
-        return [_str(item).strip() for item in value]
-    raise ValueError('%r is not a list' % (value,))
-
-
-def _ip(text):
-    """An IP address, as Go's net.ParseIP takes it (no brackets, no zone, no port)."""
-    return ipaddress.ip_address(text)
-
-
-def _cidr(text):
-    """A CIDR as Go's ParseCIDR takes it: address/prefix, host bits allowed."""
-    if '/' not in text:
-        raise ValueError('%r is not a CIDR (address/prefix length, e.g. 10.0.0.0/8)' % (text,))
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ValueError('%r is not a CIDR (address/prefix length, e.g. 10.0.0.0/8)' % (text,))
-
-
-def _hostport(text):
-    """IP:port, IPv6 in brackets ([::1]:10249), port 1-65535: kube-proxy's validateHostPort."""
-    match = re.match(r'^(?:\[([^\]]*)\]|([^:\[\]]*)):([^:]*)$', text)
-    if not match:
-        raise ValueError('%r is not IP:port (an IPv6 address in brackets, e.g. [::1]:10249)' % (text,))
-    host = match.group(1) if match.group(1) is not None else match.group(2)
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError('%r: %r is not an IP address' % (text, host))
-    if match.group(2) is not None and address.version == 6:  # pragma: no cover - the regex keeps ':' out
-        raise ValueError('%r: an IPv6 address goes in brackets' % (text,))
-    port = match.group(3)
-    if not re.match(r'^\d+$', port) or not 1 <= int(port) <= 65535:
-        raise ValueError('%r: %r is not a port (1-65535)' % (text, port))
-    return text
-
-
-# ------------------------------------------------------------------ checks per kind
-def _check(field, value, problems):
-    """The value to write for one field (None: leave it out); problems get a line each."""
-    name, kind = field.variable, field.kind
-    try:
-        if kind == 'str':
-            return _str(value)
-        if kind == 'bool':
-            return _bool(value)
-        if kind == 'mode':
-            mode = _str(value)
-            if mode not in MODES:
-                raise ValueError('%r is not a proxy mode (one of %s)' % (mode, ', '.join(MODES)))
-            return mode
-        if kind in ('duration', 'nonneg_duration', 'positive_duration'):
-            text = _str(value).strip()
-            nanos = parse_duration(text)
-            if kind == 'nonneg_duration' and nanos < 0:
-                raise ValueError('%s must be >= 0' % text)
-            if kind == 'positive_duration' and nanos <= 0:
-                raise ValueError('%s must be greater than 0' % text)
-            return text
-        if kind == 'nonneg_int':
-            number = _int(value)
-            if number < 0:
-                raise ValueError('%d must be >= 0' % number)
-            return number
-        if kind == 'masquerade_bit':
-            number = _int(value)
-            if not 0 <= number <= 31:
-                raise ValueError('%d is not a fwmark bit (0-31)' % number)
-            return number
-        if kind == 'oom_score_adj':
-            number = _int(value)
-            if not -1000 <= number <= 1000:
-                raise ValueError('%d is outside -1000..1000' % number)
-            return number
-        if kind == 'qps':
-            if isinstance(value, bool):
-                raise ValueError('%r is not a number' % (value,))
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ValueError('%r is not a number' % (value,))
-            return _int(value) if float(number).is_integer() else number
-        if kind == 'ip':
-            text = _str(value).strip()
-            try:
-                _ip(text)
-            except ValueError:
-                raise ValueError('%r is not a bare IP address (no port, no brackets)' % (text,))
-            return text
-        if kind == 'hostport':
-            return _hostport(_str(value).strip())
-        if kind == 'cidrs':
-            items = _list(value)
-            for index, item in enumerate(items):
-                try:
-                    _cidr(item)
-                except ValueError as err:
-                    problems.append('%s[%d]: %s' % (name, index, err))
-            return items
-        if kind == 'cluster_cidr':
-            return _check_cluster_cidr(name, value, problems)
-        if kind == 'nodeport_addresses':
-            return _check_nodeport_addresses(name, value, problems)
-        if kind == 'detect_local_mode':
-            mode = _str(value)
-            if mode and mode not in DETECT_LOCAL_MODES:
-                raise ValueError('%r is not a detectLocalMode (one of %s, or empty for ClusterCIDR)'
-                                 % (mode, ', '.join(DETECT_LOCAL_MODES)))
-            return mode
-        if kind == 'feature_gates':
-            return _check_feature_gates(name, value, problems)
-        if kind == 'dict':
-            if value in (None, ''):
-                return {}
-            if not isinstance(value, dict):
-                raise ValueError('%r is not a dict' % (value,))
-            return dict(value)
-    except ValueError as err:
-        problems.append('%s: %s' % (name, err))
-        return None
-    raise AssertionError('no check for kind %r' % kind)  # a FIELDS row without its check
-
-
-def _check_cluster_cidr(name, value, problems):
-    """One CIDR, or an IPv4 and an IPv6 one (a list or 'a,b'); written comma-joined."""
-    items = _list(value)
-    if len(items) > 2:
-        problems.append('%s: %s has %d CIDRs: give one, or an IPv4 and an IPv6 one (dual-stack)'
-                        % (name, ','.join(items), len(items)))
-        return None
-    networks = []
-    for index, item in enumerate(items):
-        try:
-            networks.append(_cidr(item))
-        except ValueError as err:
-            problems.append('%s%s: %s' % (name, '[%d]' % index if len(items) > 1 else '', err))
-    if len(networks) == 2 and networks[0].version == networks[1].version:
-        problems.append('%s: %s are both IPv%d: two CIDRs must be one IPv4 and one IPv6 (dual-stack)'
-                        % (name, ','.join(items), networks[0].version))
-    return ','.join(items)
-
-
-def _check_nodeport_addresses(name, value, problems):
-    items = _list(value)
-    if PRIMARY in items:
-        if items != [PRIMARY]:
-            problems.append("%s: 'primary' must be the only entry, not mixed with CIDRs (%s)"
-                            % (name, ', '.join(items)))
-        return items
-    for index, item in enumerate(items):
-        try:
-            _cidr(item)
-        except ValueError as err:
-            problems.append("%s[%d]: %s (or the single word 'primary')" % (name, index, err))
-    return items
-
-
-def _check_feature_gates(name, value, problems):
-    """A dict name -> bool; also kubespray's list of 'Name=true' strings."""
-    if value in (None, '', [], {}):
-        return {}
-    gates = {}
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            text = _str(item) if not isinstance(item, dict) else ''
-            if '=' not in text:
-                problems.append('%s[%d]: %r is not Name=true|false' % (name, index, item))
-                continue
-            gate, setting = text.split('=', 1)
-            gates[gate.strip()] = setting.strip()
-    elif isinstance(value, dict):
-        gates = dict(value)
-    else:
-        problems.append('%s: %r is not a dict of feature gate names to booleans' % (name, value))
-        return None
-    result = {}
-    for gate, setting in sorted(gates.items()):
-        try:
-            result[str(gate)] = _bool(setting)
-        except ValueError:
-            problems.append('%s.%s: %r is not a boolean' % (name, gate, setting))
-    return result
-
-
-# ------------------------------------------------------------------ the document
 def _resolve(path, mode):
     head = path[0]
     if head == '@sync':
@@ -379,7 +153,7 @@ def render(variables):
     for field in FIELDS:
         if field.variable == 'kube_proxy_min_sync_period' and values[field.variable] in (None, ''):
             continue  # filled in below, once the mode is known
-        checked[field.variable] = _check(field, values[field.variable], problems)
+        checked[field.variable] = check_value(field, values[field.variable], problems)
     mode = checked.get('kube_proxy_mode')
     if mode is None:
         raise ConfigError(problems)
@@ -427,7 +201,7 @@ def config_problems(config, prefix='config'):
         else:
             if path[-1] in node:
                 found = []
-                _check(field, node[path[-1]], found)
+                check_value(field, node[path[-1]], found)
                 where = '%s.%s' % (prefix, '.'.join(path))
                 problems.extend(where + problem[len(field.variable):] for problem in found)
     return list(collections.OrderedDict.fromkeys(problems))  # a section that is no mapping, once
@@ -456,7 +230,7 @@ def _cross_checks(checked, values, mode, problems, warnings):
                             'no longer checks the name and the kernel will refuse it'
                             % (scheduler, ' '.join(KNOWN_SCHEDULERS)))
         try:
-            arp_lb = _bool(values.get(ARP_LOAD_BALANCER))
+            arp_lb = to_bool(values.get(ARP_LOAD_BALANCER))
         except ValueError as err:
             problems.append('%s: %s' % (ARP_LOAD_BALANCER, err))
             arp_lb = False
