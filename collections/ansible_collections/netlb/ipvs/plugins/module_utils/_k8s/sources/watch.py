@@ -169,7 +169,7 @@ class Channel(object):
             for line in lines:
                 if line.strip():
                     try:
-                        yield json.loads(line)
+                        yield json.loads(line, object_pairs_hook=_shared_keys)
                     except ValueError:
                         yield line.decode('utf-8', 'replace')[:200]
         finally:
@@ -243,3 +243,25 @@ class Channel(object):
             raise self._fail(connection.transport_error(exc, self.timeout))
         if pending.strip():
             yield pending
+
+
+
+# The field names of the objects watched: each decoded event's mapping uses these very
+# strings as keys, so an object replaced by an event does not hold its own copy of every
+# key for as long as it is kept (one json.loads shares no string with the next). A fixed
+# set, not sys.intern: labels' keys are the cluster's to choose, the memory stays bounded.
+_FIELDS = dict((name, name) for name in (
+    'type', 'object', 'kind', 'apiVersion', 'metadata', 'name', 'namespace', 'uid', 'resourceVersion',
+    'generation', 'creationTimestamp', 'labels', 'annotations', 'ownerReferences', 'controller',
+    'blockOwnerDeletion', 'spec', 'status', 'ports', 'port', 'targetPort', 'nodePort', 'protocol', 'appProtocol',
+    'selector', 'clusterIP', 'clusterIPs', 'ipFamilies', 'ipFamilyPolicy', 'sessionAffinity',
+    'sessionAffinityConfig', 'clientIP', 'timeoutSeconds', 'externalIPs', 'externalTrafficPolicy',
+    'internalTrafficPolicy', 'healthCheckNodePort', 'loadBalancerIP', 'loadBalancerSourceRanges',
+    'loadBalancerClass', 'allocateLoadBalancerNodePorts', 'loadBalancer', 'ingress', 'ip', 'hostname', 'ipMode',
+    'addressType', 'endpoints', 'addresses', 'conditions', 'ready', 'serving', 'terminating', 'nodeName', 'zone',
+    'hints', 'forZones', 'forNodes', 'targetRef', 'fieldPath'))
+
+
+def _shared_keys(pairs):
+    """A decoded mapping whose keys, when they are field names, are _FIELDS' strings."""
+    return dict([(_FIELDS.get(key, key), value) for key, value in pairs])

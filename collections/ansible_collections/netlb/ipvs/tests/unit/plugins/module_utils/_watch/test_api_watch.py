@@ -84,6 +84,28 @@ def test_changes_410_and_an_api_that_goes_away_are_followed(node, kube_api):
     assert any('410 Gone' in line for line in lines)
 
 
+def modified_events(channel, changes, count):
+    """List channel, then watch it while changes() runs: the first count MODIFIED events."""
+    items, version = channel.list()
+    done = threading.Event()
+    got = []
+
+    def follow():
+        for event in channel.watch(version, 5):
+            if event.get('type') == 'MODIFIED':
+                got.append(event)
+                if len(got) == count:
+                    done.set()
+                    return
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    changes()
+    assert done.wait(5)
+    thread.join(5)
+    return items, got
+
+
 def test_the_node_stream_follows_its_labels(node, kube_api, tmp_path):
     kube_api.add({'apiVersion': 'v1', 'kind': 'Node',
                   'metadata': {'name': objects.NODE, 'labels': {ZONE_LABEL: 'zone-a'}}},
@@ -94,30 +116,44 @@ def test_the_node_stream_follows_its_labels(node, kube_api, tmp_path):
     source = watch_node.source_of(params, objects.NODE)
     assert Stream('Node', None) in source.streams()
     channel = source.open(Stream('Node', None))
-    try:
-        items, version = channel.list()
-        assert [item['metadata']['name'] for item in items] == [objects.NODE]
-        done = threading.Event()
-        got = []
 
-        def follow():
-            for event in channel.watch(version, 5):
-                got.append(event)
-                if event.get('type') == 'MODIFIED':
-                    done.set()
-                    return
-
-        thread = threading.Thread(target=follow)
-        thread.start()
+    def changes():
         kube_api.update('/api/v1/nodes/other', lambda obj: obj['metadata'].update(labels={'a': 'b'}))
         kube_api.update('/api/v1/nodes/%s' % objects.NODE,
                         lambda obj: obj['metadata']['labels'].update({ZONE_LABEL: 'zone-b'}))
-        assert done.wait(5)
-        thread.join(5)
-        modified = [event for event in got if event['type'] == 'MODIFIED']
+
+    try:
+        items, modified = modified_events(channel, changes, 1)
+        assert [item['metadata']['name'] for item in items] == [objects.NODE]
         assert [event['object']['metadata']['name'] for event in modified] == [objects.NODE]
     finally:
         channel.close()
+
+
+def test_events_share_their_field_names_and_keep_the_others(node, kube_api):
+    """Each event is decoded on its own: the objects it replaces in the store must not
+    hold a copy of every key each (the store would grow with every change)."""
+    config = node_config.load(node.paths.config)
+    source = watch_node.source_of(dict(config.kubernetes, node_zone=None, node_name=None), objects.NODE)
+    channel = source.open(Stream('EndpointSlice', None))
+
+    def changes():
+        kube_api.update(SLICE, set_endpoints(['10.244.1.12']))
+        kube_api.update(SLICE, lambda obj: obj['metadata']['labels'].update({'team.example/owner': 'x'}))
+
+    try:
+        _items, (first, second) = modified_events(channel, changes, 2)
+    finally:
+        channel.close()
+
+    def key(mapping, name):
+        return next(candidate for candidate in mapping if candidate == name)
+
+    for name in ('metadata', 'name', 'labels'):
+        assert key(first['object']['metadata'] if name != 'metadata' else first['object'], name) is key(
+            second['object']['metadata'] if name != 'metadata' else second['object'], name)
+    assert first['object']['endpoints'][0]['addresses'] == ['10.244.1.12']
+    assert second['object']['metadata']['labels']['team.example/owner'] == 'x'
 
 
 def test_an_unreachable_api_is_a_stream_error_naming_it(node, kube_api, tmp_path):
