@@ -28,6 +28,7 @@ import os
 import time
 
 import pytest
+from kube_api import objects
 
 pytestmark = pytest.mark.vm
 
@@ -381,23 +382,18 @@ def test_bench_5000_services(node):
 
 
 def _service(name, address, port=80, protocol='TCP', lb=None, ranges=None):
-    spec = {'type': 'LoadBalancer' if lb else 'ClusterIP', 'clusterIP': address, 'clusterIPs': [address],
-            'ipFamilies': ['IPv4'], 'selector': {'app': name},
-            'ports': [{'name': protocol.lower(), 'protocol': protocol, 'port': port, 'targetPort': port}]}
-    if lb:
-        spec.update(externalTrafficPolicy='Cluster', loadBalancerSourceRanges=ranges)
+    ports = [objects.service_port(port, name=protocol.lower(), protocol=protocol)]
     if protocol == 'UDP':  # DNS: the same port over TCP too
-        spec['ports'].append({'name': 'tcp', 'protocol': 'TCP', 'port': port, 'targetPort': port})
-    return {'apiVersion': 'v1', 'kind': 'Service', 'metadata': {'name': name, 'namespace': 'default'}, 'spec': spec,
-            'status': {'loadBalancer': {'ingress': [{'ip': lb}]} if lb else {}}}
+        ports.append(objects.service_port(port, name='tcp'))
+    return objects.service(name, cluster_ip=address, ports=ports, type='LoadBalancer' if lb else 'ClusterIP',
+                           lb_ingress=[{'ip': lb}] if lb else None, source_ranges=ranges)
 
 
 def _slice(name, addresses, ports):
-    return {'apiVersion': 'discovery.k8s.io/v1', 'kind': 'EndpointSlice', 'addressType': 'IPv4',
-            'metadata': {'name': name + '-1', 'namespace': 'default', 'labels': {'kubernetes.io/service-name': name}},
-            'endpoints': [{'addresses': [address], 'conditions': {'ready': True}, 'nodeName': 'nk-node'}
-                          for address in addresses],
-            'ports': [{'name': protocol.lower(), 'protocol': protocol, 'port': port} for protocol, port in ports]}
+    return objects.endpoint_slice(
+        name, [objects.endpoint(address, node='nk-node', zone=None, serving=None) for address in addresses],
+        ports=[objects.slice_port(port, name=protocol.lower(), protocol=protocol) for protocol, port in ports],
+        name=name + '-1')
 
 
 # old -> new: lb-old goes, lb-new comes (each a cluster IP and a restricted LB IP), a DNS pod goes (a
@@ -453,28 +449,22 @@ PARITY_PARAMS = {'service_cidrs': ['10.98.0.0/16', 'fd00:98::/112'], 'cluster_ci
 
 
 def _parity_items():
-    def port(**extra):
-        return dict({'name': 'http', 'protocol': 'TCP', 'port': 80, 'targetPort': 8080}, **extra)
+    def port(node_port=None):
+        return objects.service_port(80, name='http', target_port=8080, node_port=node_port)
 
-    def service(name, address, kind='ClusterIP', ports=None, **spec):
-        spec = dict({'type': kind, 'clusterIP': address, 'clusterIPs': [address], 'ipFamilies': ['IPv4'],
-                     'selector': {'app': 'be'}, 'ports': ports or [port()]}, **spec)
-        return {'apiVersion': 'v1', 'kind': 'Service', 'spec': spec, 'status': {'loadBalancer': {}},
-                'metadata': {'name': name, 'namespace': 'default',
-                             'annotations': {'ipvs.netlb.io/scheduler': 'mh'} if name == 'mh-web' else {}}}
+    def service(name, address, kind='ClusterIP', ports=None, **extra):
+        return objects.service(name, cluster_ip=address, type=kind, ports=ports or [port()], selector={'app': 'be'},
+                               annotations={'ipvs.netlb.io/scheduler': 'mh'} if name == 'mh-web' else {}, **extra)
 
-    lb = service('lb-local', '10.98.0.20', 'LoadBalancer', ports=[port(nodePort=39981)],
-                 externalTrafficPolicy='Local', healthCheckNodePort=39982)
-    lb['spec'].update(clusterIPs=['10.98.0.20', 'fd00:98::20'], ipFamilies=['IPv4', 'IPv6'])  # NodePorts of both
-    lb['status'] = {'loadBalancer': {'ingress': [{'ip': '192.0.2.60', 'ipMode': 'VIP'}]}}
-    items = [service('mh-web', '10.98.0.10'), lb, service('null-np', '10.98.0.30', 'NodePort', [port(nodePort=None)])]
+    lb = service('lb-local', '10.98.0.20', 'LoadBalancer', ports=[port(39981)], external_policy='Local',
+                 cluster_ips=['10.98.0.20', 'fd00:98::20'],  # NodePorts of both
+                 lb_ingress=[{'ip': '192.0.2.60', 'ipMode': 'VIP'}])
+    lb['spec']['healthCheckNodePort'] = 39982
+    items = [service('mh-web', '10.98.0.10'), lb,
+             service('null-np', '10.98.0.30', 'NodePort', [dict(port(), nodePort=None)])]  # null, as written
     for name in ('mh-web', 'lb-local', 'null-np'):
-        items.append({'apiVersion': 'discovery.k8s.io/v1', 'kind': 'EndpointSlice', 'addressType': 'IPv4',
-                      'metadata': {'name': name + '-1', 'namespace': 'default',
-                                   'labels': {'kubernetes.io/service-name': name}},
-                      'endpoints': [{'addresses': ['10.201.2.2'], 'nodeName': 'nk-other',
-                                     'conditions': {'ready': True, 'serving': True, 'terminating': False}}],
-                      'ports': [{'name': 'http', 'protocol': 'TCP', 'port': 8080}]})
+        items.append(objects.endpoint_slice(name, [objects.endpoint('10.201.2.2', node='nk-other', zone=None)],
+                                            ports=[objects.slice_port(8080, name='http')], name=name + '-1'))
     return items
 
 
