@@ -102,7 +102,7 @@ attempts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, names
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import names, request_bounds
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, module_connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy import configmap
@@ -125,7 +125,7 @@ def main():
     problems = (names.problems([('namespace', names.NAMESPACE, params['namespace']),
                                 ('name', names.NAME, params['name']),
                                 ('daemonset', names.NAME, params['daemonset'] or None)])
-                + config_problems(params['config']) + connection.request_problems(params))
+                + config_problems(params['config']) + request_bounds.request_problems(params))
     if problems:
         module.fail_json(msg='invalid parameters: %s' % '; '.join(problems), problems=problems)
     options = module_connection(module)

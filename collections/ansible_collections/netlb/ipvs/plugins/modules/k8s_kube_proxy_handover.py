@@ -119,7 +119,7 @@ attempts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, names
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import names, request_bounds
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, module_connection
 from ansible_collections.netlb.ipvs.plugins.module_utils._kube_proxy import handover
@@ -143,7 +143,7 @@ def main():
                                + [('namespace', names.NAMESPACE, params['namespace']),
                                   ('daemonset', names.NAME, params['daemonset'] or None),
                                   ('label', names.LABEL_KEY, params['label'])])
-                + connection.request_problems(params))
+                + request_bounds.request_problems(params))
     if problems:
         module.fail_json(msg='invalid parameters: %s' % '; '.join(problems), problems=problems)
     options = module_connection(module)

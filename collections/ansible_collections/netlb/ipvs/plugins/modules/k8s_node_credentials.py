@@ -166,7 +166,7 @@ expires:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, credentials, names
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import credentials, names, request_bounds
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC, module_connection
 
@@ -198,7 +198,7 @@ def main():
                                ('server', names.URL, params['server'])])
     if not params['name']:
         problems.append("name: '' is empty: the kubeconfig's cluster, user and context need a name")
-    problems += connection.request_problems(params)
+    problems += request_bounds.request_problems(params)
     if problems:
         module.fail_json(msg='invalid parameters: %s' % '; '.join(problems), problems=problems)
     options = module_connection(module)

@@ -23,7 +23,7 @@ precedence): host with api_key (or a client certificate) is used as given; else
 kubeconfig/context; else in-cluster config in a pod; else $KUBECONFIG or ~/.kube/config.
 Explicit options override what the kubeconfig says; validate_certs defaults to true.
 Failures are SourceError with one line; api_error and transport_error word the errors of
-a request the same way for every caller.
+a request the same way for every caller; request_bounds.py bounds each request.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import json
 import os
 import re
 import stat
-import threading
 import time
 
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import request_bounds
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 
 # The client is imported only when a connection needs it (import_client()): its import
@@ -68,100 +68,6 @@ AUTH_OPTIONS = (
     ('client_cert', {'type': 'path', 'aliases': ['cert_file']}, ('K8S_AUTH_CLIENT_CERT', 'K8S_AUTH_CERT_FILE')),
     ('client_key', {'type': 'path', 'aliases': ['key_file']}, ('K8S_AUTH_CLIENT_KEY', 'K8S_AUTH_KEY_FILE')),
 )
-
-
-# The bounds of one request. request_timeout is the whole request's (connect, send, the
-# answer to its last byte), not each socket operation's: a server that trickles bytes
-# cannot keep a run. An answer is a page of page_size objects (or a whole list from an
-# apiserver that ignores limit): more bytes than this are refused, not held in memory.
-MAX_ANSWER_BYTES = 256 << 20
-MAX_PAGE_SIZE = 10000
-MAX_REQUEST_TIMEOUT = 3600
-_READ_CHUNK = 1 << 20
-
-
-def request_problems(params, prefix=''):
-    """The problems of request_timeout (seconds, > 0) and page_size (objects, 1 to
-    MAX_PAGE_SIZE) in params (absent or None: not checked), each naming its field
-    (prefix: where the params sit, e.g. 'kubernetes.')."""
-    problems = []
-    timeout = params.get('request_timeout')
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            problems.append('%srequest_timeout: %r is not a number of seconds' % (prefix, timeout))
-        elif not 0 < timeout <= MAX_REQUEST_TIMEOUT:
-            problems.append('%srequest_timeout: %s is out of range (more than 0, at most %d seconds)'
-                            % (prefix, timeout, MAX_REQUEST_TIMEOUT))
-    size = params.get('page_size')
-    if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int):
-            problems.append('%spage_size: %r is not a whole number of objects' % (prefix, size))
-        elif not 1 <= size <= MAX_PAGE_SIZE:
-            problems.append('%spage_size: %d is out of range 1-%d' % (prefix, size, MAX_PAGE_SIZE))
-    return problems
-
-
-class AnswerError(Exception):
-    """A request past its deadline (kind 'timeout') or an answer over the byte cap
-    (kind 'too-big')."""
-
-    def __init__(self, kind, message):
-        super().__init__(message)
-        self.kind = kind
-
-
-def deadline_error(timeout):
-    return AnswerError('timeout', 'no answer within %s s (request_timeout)' % timeout)
-
-
-def _size(count):
-    return '%d MiB' % (count >> 20) if count % (1 << 20) == 0 else '%d bytes' % count
-
-
-def read_answer(response, deadline, timeout, limit=None):
-    """The body of an http.client or urllib3 response, at most limit bytes (None:
-    MAX_ANSWER_BYTES), read by the monotonic deadline (checked between pieces; the
-    transport bounds each piece). AnswerError otherwise."""
-    limit = MAX_ANSWER_BYTES if limit is None else limit
-    length = response.headers.get('Content-Length') if response.headers is not None else None
-    if length is not None and length.strip().isdigit() and int(length) > limit:
-        raise AnswerError('too-big', 'the answer has %s bytes, more than the %s allowed'
-                          % (length.strip(), _size(limit)))
-    pieces, size = [], 0
-    while True:
-        if time.monotonic() > deadline:
-            raise deadline_error(timeout)
-        piece = response.read(min(_READ_CHUNK, limit + 1 - size))
-        if not piece:
-            return b''.join(pieces)
-        size += len(piece)
-        if size > limit:
-            raise AnswerError('too-big', 'the answer is longer than the %s allowed' % _size(limit))
-        pieces.append(piece)
-
-
-def call_within(timeout, function):
-    """function()'s value or exception, or AnswerError('timeout') when it has not returned
-    within timeout seconds. For the kubernetes client's requests, whose sockets are out of
-    reach: the call runs in a daemon thread, left to end on its own (its connection is not
-    reused, and its socket timeout ends it) when the deadline passes first."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome['value'] = function()
-        except BaseException as err:  # pylint: disable=broad-except
-            outcome['error'] = err
-
-    thread = threading.Thread(target=run, name='netlb-k8s-request')
-    thread.daemon = True
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise deadline_error(timeout)
-    if 'error' in outcome:
-        raise outcome['error']
-    return outcome['value']
 
 
 def connection_options_from_params(params, environ=None):
@@ -394,7 +300,7 @@ def transport_error(err, timeout):
 
 class ApiCalls(object):
     """Calls of the kubernetes client's typed APIs, answered as JSON (never its model
-    classes), each within one request_timeout and MAX_ANSWER_BYTES; failures as
+    classes), each within one request_timeout and request_bounds.MAX_ANSWER_BYTES; failures as
     SourceError naming what was done where. Subclasses add the API groups they use
     (CoreV1Api(self.client), ...)."""
 
@@ -425,11 +331,11 @@ class ApiCalls(object):
 
         def request():
             response = function(_preload_content=False, _request_timeout=(self.timeout, self.timeout), **kwargs)
-            return read_answer(response, deadline, self.timeout)
+            return request_bounds.read_answer(response, deadline, self.timeout)
 
         try:
-            data = call_within(self.timeout, request)
-        except AnswerError as err:
+            data = request_bounds.call_within(self.timeout, request)
+        except request_bounds.AnswerError as err:
             raise SourceError('%s on %s: %s' % (what, self.origin, err))
         except kubernetes.client.rest.ApiException as err:
             if err.status in accept:

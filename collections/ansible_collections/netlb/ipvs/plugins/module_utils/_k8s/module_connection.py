@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, request_bounds
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 
 # The module merges this into its argument spec (fallbacks: the K8S_AUTH_* variables).
@@ -92,7 +92,7 @@ def module_connection(module):
     connection warnings go to module.warn.
     The one place a module's opening fails, before the module's own work begins."""
     redact_kubeconfig(module)
-    problems = connection.request_problems(module.params)
+    problems = request_bounds.request_problems(module.params)
     if problems:
         module.fail_json(msg='invalid parameters: %s' % '; '.join(problems), problems=problems)
     if not connection.HAS_KUBERNETES:

@@ -25,7 +25,7 @@ import socket
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import request_problems
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.request_bounds import request_problems
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.option_table import (
     DEFAULT_SCHEDULER_FLAGS, DEFAULTS, DUMMY_INTERFACE, FAMILIES, MASQUERADE, NODE_PORT_RANGE, PRIMARY,
     RECORD_DEFAULTS, SCHEDULER_FLAG_CHOICES,

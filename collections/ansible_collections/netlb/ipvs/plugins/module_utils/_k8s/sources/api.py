@@ -41,7 +41,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._errors import Validati
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ClusterSnapshot, SourceError
 # The connection lives in _k8s/connection.py (shared with k8s_kube_proxy_configmap and
 # k8s_node_credentials); these names stay importable from here.
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, request_bounds
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import (  # noqa: F401 pylint: disable=unused-import
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -208,11 +208,11 @@ class _Reader:
         def request():
             # A (connect, read) pair: older clients ignore a single float.
             response = call(_preload_content=False, _request_timeout=(self.timeout, self.timeout), **kwargs)
-            return connection.read_answer(response, deadline, self.timeout)
+            return request_bounds.read_answer(response, deadline, self.timeout)
 
         try:
-            return connection.call_within(self.timeout, request)
-        except connection.AnswerError as err:
+            return request_bounds.call_within(self.timeout, request)
+        except request_bounds.AnswerError as err:
             raise self.fail(what, str(err))
         except ApiException as err:
             if err.status == 410 and query.get('continue'):
@@ -279,13 +279,13 @@ def read_cluster(options, namespaces=(), label_selector=None, node_name=None, ne
     options: from connection_options_from_params; namespaces: () = cluster-wide;
     label_selector: for Services only; node_name with need_node: read that Node (its
     zone label); request_timeout: seconds each request may take in all (connect, send,
-    the whole answer), each answer at most connection.MAX_ANSWER_BYTES;
+    the whole answer), each answer at most request_bounds.MAX_ANSWER_BYTES;
     page_size: list limit; use_client: None = the kubernetes client only when the
     connection needs it, True = always, False = never (tests). Raises SourceError
     (nothing partial is returned), ValidationError for a request_timeout or page_size
     out of range.
     """
-    problems = connection.request_problems({'request_timeout': request_timeout, 'page_size': page_size})
+    problems = request_bounds.request_problems({'request_timeout': request_timeout, 'page_size': page_size})
     if problems:  # a negative timeout would reach the socket as a traceback
         raise ValidationError(problems)
     environ = os.environ if environ is None else environ
@@ -337,7 +337,7 @@ def read_versions(options, namespaces=(), label_selector=None, node_name=None, n
     (pipeline.fingerprint) equals the whole read's when nothing changed and no legacy
     Endpoints are read. None when the connection needs the kubernetes client (the whole
     read then). Raises SourceError; arguments as read_cluster()'s."""
-    problems = connection.request_problems({'request_timeout': request_timeout, 'page_size': page_size})
+    problems = request_bounds.request_problems({'request_timeout': request_timeout, 'page_size': page_size})
     if problems:
         raise ValidationError(problems)
     environ = os.environ if environ is None else environ

@@ -35,7 +35,7 @@ import tempfile
 import time
 import urllib.parse
 
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.connection import AnswerError, read_answer
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.request_bounds import AnswerError, read_answer
 
 # Kubeconfig user and cluster fields this GET understands; any other one (exec,
 # auth-provider, username, proxy-url, tls-server-name...) is left to the kubernetes client.

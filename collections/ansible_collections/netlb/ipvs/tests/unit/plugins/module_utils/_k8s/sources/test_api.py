@@ -18,7 +18,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing import convert_bool
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import connection, request_bounds
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import SourceError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.module_connection import AUTH_ARG_SPEC
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.sources import api, direct
@@ -214,10 +214,10 @@ def test_request_timeout_bounds_the_whole_request(cluster, options):
 
 @pytest.mark.parametrize('announced', [True, False], ids=['content-length', 'read'])
 def test_an_answer_over_the_byte_cap_is_refused(monkeypatch, cluster, options, announced):
-    monkeypatch.setattr(connection, 'MAX_ANSWER_BYTES', 2000)
+    monkeypatch.setattr(request_bounds, 'MAX_ANSWER_BYTES', 2000)
     if not announced:  # a server that announces nothing (or lies) is cut where the cap is passed
-        monkeypatch.setattr(connection, 'read_answer', _without_length(connection.read_answer))
-        monkeypatch.setattr(direct, 'read_answer', connection.read_answer)
+        monkeypatch.setattr(request_bounds, 'read_answer', _without_length(request_bounds.read_answer))
+        monkeypatch.setattr(direct, 'read_answer', request_bounds.read_answer)
     message = error_of(options)
     assert re.match(r'reading (Services|EndpointSlices) from %s: the answer (has \d+ bytes, more than|is longer '
                     r'than) the 2000 bytes allowed$' % re.escape(cluster.url), message), message
