@@ -37,7 +37,7 @@ converges):
    creates (virtual services, dummy addresses), and queues the UDP flows this plan leaves
    stale. Whatever a run is killed after, nothing it made is unrecorded: the next run owns
    it, removes what it no longer wants, and clears the flows.
-6. Packet rules, first load (packet_rules.transition): the new rules plus the old rules'
+6. Packet rules, first load (packet_rules_transition.transition): the new rules plus the old rules'
    elements for what goes. A new load-balancer address is restricted to its
    loadBalancerSourceRanges before it is bound and served; one that goes keeps its
    restriction while its virtual service still exists.
