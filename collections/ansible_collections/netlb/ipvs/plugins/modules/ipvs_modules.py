@@ -159,14 +159,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import ValidationError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SCHEDULERS
-from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import (
+from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules.ensure import KernelModuleError, ensure_modules
+from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules.request import (
     DEFAULT_EXTRA_MODULES,
     DEFAULT_PERSIST_FILE,
     DEFAULT_SCHEDULERS,
-    KernelModuleError,
-    KernelTree,
-    ensure_modules,
 )
+from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules.tree import KernelTree
 
 
 def main():

@@ -34,7 +34,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._errors import Validati
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, read_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import timeouts, validation
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.drain_state import DEFAULT_PATH as DRAIN_STATE_PATH
-from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import MODULE_NAME_MAX, MODULE_NAME_RE
+from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules.request import MODULE_NAME_MAX, MODULE_NAME_RE
 
 DEFAULT_PATH = '/etc/netlb-ipvs/reconcile.json'
 DEFAULT_TIMEOUT = 300

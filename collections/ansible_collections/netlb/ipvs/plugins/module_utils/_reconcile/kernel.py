@@ -27,7 +27,7 @@ import os
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import NODE_TIMEOUT, CommandError
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import timeouts
-from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import normalise, parse_proc_modules
+from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules.snapshot import normalise, parse_proc_modules
 
 
 class KernelError(IpvsError):

@@ -15,9 +15,9 @@ callers handle one error type. Tests drive sync() with a double that has the sam
 
 from __future__ import annotations
 
-from ansible_collections.netlb.ipvs.plugins.module_utils import _kernel_modules
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import hold
+from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules.tree import KernelTree
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
     addresses,
@@ -117,4 +117,4 @@ class HostNode(object):
     def schedulers(self):
         """The IPVS schedulers the kernel offers (a frozenset), or None when it cannot
         be told (no modules directory)."""
-        return _kernel_modules.KernelTree().offered_schedulers()
+        return KernelTree().offered_schedulers()

@@ -13,7 +13,8 @@ import os
 import pytest
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._command import Runner
-from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules import KernelTree, render_persist_file
+from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules.request import render_persist_file
+from ansible_collections.netlb.ipvs.plugins.module_utils._kernel_modules.tree import KernelTree
 from ansible_collections.netlb.ipvs.plugins.modules import ipvs_modules
 from ansible_collections.netlb.ipvs.tests.unit.module_args import patch_module_args
 
