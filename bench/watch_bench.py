@@ -218,7 +218,7 @@ def main(argv=None):
     print('|---|---|')
     print('| cluster | %d Services x %d endpoints |' % (args.services, args.endpoints))
     print('| first list + full sync | %.2f s |' % loaded)
-    print('| change to table, %d changes %.1f s apart: p50 / p95 / max | %.3f / %.3f / %.3f s |' % (
+    print('| change to table, %d changes %g s apart: p50 / p95 / max | %.3f / %.3f / %.3f s |' % (
         len(latencies), args.gap, statistics.median(ordered), p95, ordered[-1]))
     print('| goal: p95 <= min_sync + 0.5 s = %.1f s | %s |' % (
         args.min_sync + 0.5, 'met' if p95 <= args.min_sync + 0.5 else 'NOT met'))
