@@ -178,7 +178,7 @@ def running(watcher, source, stop=None):
     finally:
         stop.set()
         source.finish()
-        thread.join(5)
+        thread.join(WITHIN)
     assert not thread.is_alive()
 
 
@@ -198,7 +198,7 @@ def run_until(watcher, source, predicate, within=WITHIN):
     finally:
         stop.set()
         source.finish()
-        thread.join(5)
+        thread.join(WITHIN)
     assert not thread.is_alive()
 
 
@@ -505,7 +505,8 @@ def test_watch_runs_until_stopped_and_says_so(node):
         time.sleep(0.01)
     stop.set()
     source.finish()
-    thread.join(5)
+    thread.join(WITHIN)
+    assert not thread.is_alive()
     assert kernel(node) == want
     assert out[0].startswith('watching Services, EndpointSlices from scripted: min_sync=0.01s')
     assert out[-2:] == ['stopped: the table is left as the last sync made it', 0]
@@ -575,6 +576,7 @@ def test_watch_serves_healthz_metrics_and_the_health_check_ports(node):
     finally:
         stop.set()
         source.finish()
-        thread.join(5)
+        thread.join(WITHIN)
+    assert not thread.is_alive()
     with pytest.raises(OSError):  # the listeners went with the watcher
         get(check, '/')
