@@ -30,9 +30,10 @@ converges):
    _command.NODE_TIMEOUT: a hung one fails this run instead of blocking every later one.
 4. The IPVS plan, within the proxy's scope: the service CIDRs, the NodePort range on the
    node's addresses, and what the state says the proxy created. The guard sees it before
-   anything is applied (delete_guard: the rule is there) and refuses an answer that takes
-   away too many managed virtual services or too many serving real servers of those that
-   stay: an empty or stale answer is far more often a fault than an intent.
+   anything is applied (proxy_guards.delete_guard: the rule is there) and refuses an
+   answer that takes away too many managed virtual services or too many serving real
+   servers of those that stay: an empty or stale answer is far more often a fault than
+   an intent.
 5. Record before changing: the state becomes the union of what it held and what this run
    creates (virtual services, dummy addresses), and queues the UDP flows this plan leaves
    stale. Whatever a run is killed after, nothing it made is unrecorded: the next run owns
@@ -63,16 +64,8 @@ import ipaddress
 import time
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._diff import DiffTracker
-from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import engine
-from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import (
-    DELETE_SERVER,
-    DELETE_SERVICE,
-    EDIT_SERVER,
-    SCHEDULERS,
-    RefusedError,
-    Scope,
-)
+from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import Scope
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.params import service_to_params
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import NodeContext
@@ -80,19 +73,18 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
     conntrack, packet_rules, packet_rules_nft, packet_rules_text, packet_rules_transition)
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.dummy import DummyResult
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DUMMY_INTERFACE
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.proxy_guards import (
+    KubeProxyRunningError,
+    delete_guard,
+    fall_back_schedulers,
+)
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.state import ProxyState
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_cache import TranslationCache
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_service import scheduler_flags
 
 ZONE_LABEL = 'topology.kubernetes.io/zone'
 DUMMY_HEADER = 'addresses on %s (bound by netlb.ipvs)'
 RULES_HEADER = 'nft list table %s'
-LOSSES_SHOWN = 3
 SCOPE_ANSWERS = 1024  # answers a reused Scope may hold beyond twice its keys (SyncMemo)
-
-
-class KubeProxyRunningError(IpvsError):
-    """kube-proxy manages IPVS on this node; two owners of one table fight."""
 
 
 @dataclasses.dataclass
@@ -199,94 +191,6 @@ def proxy_scope(options, context, state, translation, memo=None):
             return memo.scope
         memo.scope = scope
     return scope
-
-
-def delete_guard(options):
-    """The engine's review hook: refuse a plan that takes too much of what we own away.
-
-    Unless options.force, with r = options.max_delete_ratio, a plan is refused when it
-    deletes all the managed virtual services or more than r of them; or when, of the
-    virtual services that stay, it takes away all their serving real servers (weight
-    above 0) or more than r of them. Taken away counts per virtual service, serving
-    before less serving after, when positive: a real server replaced by a new one is no
-    loss, so a rollout passes whatever the table's size, while an empty or stale
-    EndpointSlice answer, which empties every service at once, is refused. A drained one
-    (weight 0) counts as taken away.
-    """
-
-    def review(plan):
-        if options.force:
-            return
-        ratio = options.max_delete_ratio
-        managed = len(plan.before)
-        deleted = sum(1 for action in plan.actions if action.op == DELETE_SERVICE)
-        if deleted and (deleted == managed or deleted > ratio * managed):
-            raise RefusedError(
-                'refusing to delete %d of the %d virtual services this node manages (max_delete_ratio=%s): '
-                'an empty or partial answer from the cluster is more often a fault than an intent; '
-                'nothing was changed. Set force=true if the cluster really lost these Services.'
-                % (deleted, managed, ratio))
-        losses = real_server_losses(plan)
-        if not losses:
-            return
-        lost = sum(losses.values())
-        serving = sum(_serving(service) for key, service in plan.before.items() if key in plan.after)
-        if lost == serving or lost > ratio * serving:
-            worst = sorted(losses.items(), key=lambda item: (-item[1], item[0]))[:LOSSES_SHOWN]
-            raise RefusedError(
-                'refusing to take %d of the %d serving real servers away from the virtual services this node '
-                'keeps (max_delete_ratio=%s; %s%s): an empty or stale EndpointSlice answer is more often a '
-                'fault than an intent; nothing was changed. Set force=true if these endpoints really went.'
-                % (lost, serving, ratio, ', '.join('%s loses %d' % (key, count) for key, count in worst),
-                   ' ...' if len(losses) > LOSSES_SHOWN else ''))
-
-    return review
-
-
-def real_server_losses(plan):
-    """{ServiceKey: serving real servers taken away} of the virtual services that stay
-    (see delete_guard); only those whose real servers an action deletes or edits."""
-    keys = set(action.service.key for action in plan.actions if action.op in (DELETE_SERVER, EDIT_SERVER))
-    losses = {}
-    for key in keys:
-        after = plan.after.get(key)
-        if after is not None:
-            lost = _serving(plan.before[key]) - _serving(after)
-            if lost > 0:
-                losses[key] = lost
-    return losses
-
-
-def _serving(service):
-    return sum(1 for server in service.real_servers if server.weight)
-
-
-def fall_back_schedulers(translation, offered, default, flags=()):
-    """Give every virtual service of translation whose scheduler is not in offered (the
-    kernel's, None: unknown) the default instead, or rr when the kernel lacks that too
-    (order step 2), with the flags (options.scheduler_flags) that one reads. Changes
-    translation.services; returns the warnings, one per Service whose annotation chose
-    it, one for the option."""
-    if offered is None or all(service.scheduler in offered for service in translation.services):
-        return []
-    fallback = default if default in offered else 'rr'
-    owners = dict(((port.protocol, port.address, port.port), port.service) for port in translation.ports)
-    missing = {}  # (scheduler, Service or None for the option) -> virtual services
-    services = []
-    for service in translation.services:
-        if service.scheduler not in offered:
-            owner = None if service.scheduler == default else owners.get(service.key[:3], str(service.key))
-            missing[(service.scheduler, owner)] = missing.get((service.scheduler, owner), 0) + 1
-            service = service.replace(scheduler=fallback, scheduler_flags=scheduler_flags(fallback, flags))
-        services.append(service)
-    translation.services = services
-    kernel = 'this kernel offers %s' % (', '.join(name for name in SCHEDULERS if name in offered) or 'none')
-    warnings = []
-    for (scheduler, owner), count in sorted(missing.items(), key=lambda item: (item[0][1] or '', item[0][0])):
-        what = 'Service %s: scheduler %s' % (owner, scheduler) if owner else 'scheduler: %s' % scheduler
-        warnings.append('%s: the kernel lacks it (%s); %d virtual service(s) use %s instead'
-                        % (what, kernel, count, fallback))
-    return warnings
 
 
 def sync(snapshot, host, backend, options, state_store, drain_store=None, node_name='', zone=None, now=None,

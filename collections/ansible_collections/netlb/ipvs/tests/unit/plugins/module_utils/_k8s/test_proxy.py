@@ -22,7 +22,7 @@ from kube_api import objects
 from ansible_collections.netlb.ipvs.plugins.module_utils import _run_lock
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import save_format
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import RefusedError
-from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import proxy, proxy_guards
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import ProxyOptions
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import dummy, packet_rules_nft, packet_rules_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.conntrack import Flow
@@ -282,7 +282,7 @@ def test_max_delete_ratio(ratio, refused):
 
 def test_kube_proxy_in_ipvs_mode_is_refused_unless_allowed():
     backend, store = FakeBackend(), MemoryStateStore()
-    with pytest.raises(proxy.KubeProxyRunningError) as caught:
+    with pytest.raises(proxy_guards.KubeProxyRunningError) as caught:
         run(cluster(), backend, FakeHost(kube_proxy='pid 812, mode ipvs (metrics)'), store)
     assert 'pid 812' in str(caught.value) and backend.table == {} and store.saves == 0
     options = SyncOptions(service_cidrs=OPTIONS.service_cidrs, allow_kube_proxy=True)
