@@ -245,7 +245,6 @@ class Channel(object):
             yield pending
 
 
-
 # The field names of the objects watched: each decoded event's mapping uses these very
 # strings as keys, so an object replaced by an event does not hold its own copy of every
 # key for as long as it is kept (one json.loads shares no string with the next). A fixed
