@@ -247,7 +247,8 @@ def _report_sync(result, report, previous):
     report.tables['kubernetes'] = (summary['virtual_services'], summary['real_servers'])
     report.timings['kubernetes'] = dict(result.timings)
     report.inputs['kubernetes'] = result.fingerprint
-    if result.changed and previous.inputs.get('kubernetes') == result.fingerprint:
+    # No fingerprint (the watcher's sync on a change takes none): its input is new, never drift.
+    if result.changed and result.fingerprint and previous.inputs.get('kubernetes') == result.fingerprint:
         report.drift += ('kubernetes',)
 
 

@@ -278,6 +278,27 @@ def test_syncs_between_resyncs_plan_against_the_table_in_memory(node):
     assert list(sync.memo.translation.entries) == ['default/web'] and sync.memo.rules is not None
 
 
+def test_syncs_on_a_change_are_not_drift(node):
+    """Each sync on a change applies a new input: its journal line names no drift, nor
+    does the status count one (the watcher's change syncs take no fingerprint: two in a
+    row once compared equal, '' == '', and every one after the first was told as drift)."""
+    source = ScriptedSource({
+        SERVICES: [('list', [web(10)], '100'), ('watch', [])],
+        SLICES: [('list', [web_slice(['10.244.1.11'], 20)], '100'),
+                 ('watch', [lambda: wait_for(lambda: node.backend.applied)] + [
+                     item for i in range(2, 5) for item in (
+                         event('MODIFIED', web_slice(['10.244.1.11', '10.244.1.1%d' % i], 101 + i)),
+                         lambda i=i: wait_for(lambda: '10.244.1.1%d' % i in kernel(node)))])],
+    })
+    lines = []
+    watcher, _sync = watcher_of(node, source, lines)
+    run_until(watcher, source, lambda: kernel(node) == expected_table(web(), web_slice(['10.244.1.11', '10.244.1.14'])))
+    changed = [line for line in lines if line.startswith('result=ok') and 'kubernetes=none' not in line]
+    assert len(changed) >= 4, lines  # the first (full) sync and one per change
+    assert not [line for line in changed if 'drift=' in line], changed
+    assert node.status().drift_corrections.get('kubernetes', 0) == 0
+
+
 def test_the_periodic_resync_reads_the_kernel_again_and_undoes_drift(node):
     source = ScriptedSource({SERVICES: [('list', [web(10)], '100')],
                              SLICES: [('list', [web_slice(['10.244.1.11'], 20)], '100')]})
