@@ -255,6 +255,8 @@ def test_the_units_are_valid_and_the_services_sandboxed(tmp_path, kubernetes):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
         exposure = re.search(r'Overall exposure level for \S+: ([0-9.]+)', done.stdout)
         assert exposure and float(exposure.group(1)) <= most, done.stdout
+    # A stop signals the watcher alone, so a command its sync in flight runs finishes too.
+    assert re.search(r'^KillMode=mixed$', (out / 'netlb-ipvs-watch.service').read_text(), re.M)
 
 
 # ---------------------------------------------------------------------------- the probe
