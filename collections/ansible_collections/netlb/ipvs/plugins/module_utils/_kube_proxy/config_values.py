@@ -154,11 +154,7 @@ def check_value(field, value, problems):
             return _hostport(_str(value).strip())
         if kind == 'cidrs':
             items = _list(value)
-            for index, item in enumerate(items):
-                try:
-                    _cidr(item)
-                except ValueError as err:
-                    problems.append('%s[%d]: %s' % (name, index, err))
+            _check_cidr_items(name, items, problems)
             return items
         if kind == 'cluster_cidr':
             return _check_cluster_cidr(name, value, problems)
@@ -210,12 +206,17 @@ def _check_nodeport_addresses(name, value, problems):
             problems.append("%s: 'primary' must be the only entry, not mixed with CIDRs (%s)"
                             % (name, ', '.join(items)))
         return items
+    _check_cidr_items(name, items, problems, " (or the single word 'primary')")
+    return items
+
+
+def _check_cidr_items(name, items, problems, hint=''):
+    """Each item a CIDR; a problem per one that is not, named name[index]."""
     for index, item in enumerate(items):
         try:
             _cidr(item)
         except ValueError as err:
-            problems.append("%s[%d]: %s (or the single word 'primary')" % (name, index, err))
-    return items
+            problems.append('%s[%d]: %s%s' % (name, index, err, hint))
 
 
 def _check_feature_gates(name, value, problems):
