@@ -14,7 +14,10 @@ keepalived would keep) sits in the table all along. The timer runs every 5 s.
 Order (one node, one set-up): converge -> drift of every kind at once -> `ipvsadm -C` ->
 an EndpointSlice change in the API -> kill -9 in the middle of an apply -> bad input and
 an unreachable / empty API -> 20 runs churning the real servers under a client loop ->
-reboot -> pull mode (a git repository, signed commits) -> mode off. Each test leaves the
+reboot -> pull mode (a git repository, signed commits) -> watch mode (`netlb-ipvs watch`:
+an EndpointSlice change, the API away and back, 410 Gone and a relist, SIGTERM in the
+middle of a sync, the health check port, /healthz and /metrics, 20 endpoint changes under
+a client loop, last: it leaves drained real servers) -> mode off. Each test leaves the
 node converged for the next.
 """
 
@@ -138,11 +141,11 @@ while i < minimum or not os.path.exists(stop):
 print(json.dumps({'ok': ok, 'failed': failed, 'answers': answers}))
 '''
 
-# Kills the running reconcile (kill -9 of the unit's main process) once the kernel holds
-# more than AT of TOTAL services on ADDRESS: polls /proc/net/ip_vs, which is cheap.
+# Signals the unit's main process (SIGNAL: KILL, TERM) in the middle of an apply, once the
+# kernel holds more than AT of TOTAL services on ADDRESS: polls /proc/net/ip_vs, which is cheap.
 KILLER = r'''
 import os, signal, socket, subprocess, sys, time
-address, at, total, unit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+address, at, total, unit, signum = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 needle = 'TCP  %s:' % socket.inet_aton(address).hex().upper()
 deadline = time.monotonic() + 300
 # The run's pid first (systemctl is slow on a loaded host), so the kill follows the count at once.
@@ -169,7 +172,7 @@ except OSError:
     alive = False
 if not alive:
     sys.exit('the run ended before it could be killed (%d services)' % count)
-os.kill(pid, signal.SIGKILL)
+os.kill(pid, getattr(signal, 'SIG' + signum))
 print(count)
 '''
 
@@ -194,11 +197,12 @@ def ipvs_timeouts(node):
     return node.run('ipvsadm -L --timeout').stdout.strip()
 
 
-def journal(node, since):
-    """The entry point's journal lines since a `date +%s.%N` of the node."""
+def journal(node, since, prefix='result='):
+    """The entry point's journal lines since a `date +%s.%N` of the node (its one line per
+    run, or those starting with another prefix)."""
     out = node.run(['journalctl', '-q', '-o', 'cat', '-t', 'netlb-ipvs', '--since', '@%s' % since],
                    check=False).stdout
-    return [line for line in out.splitlines() if line.startswith('result=')]
+    return [line for line in out.splitlines() if line.startswith(prefix)]
 
 
 def node_now(node):
@@ -250,11 +254,15 @@ def playbook(node, extra_inventory, playbook_path, extra_vars=None, check=True, 
     return proc
 
 
-def role_play(node, inventory, tmp_path, variables, roles=('ipvs_reconcile',)):
-    """These roles alone on the node (site.yml ran already), with these variables."""
+def role_play(node, inventory, tmp_path, variables, roles=('ipvs_reconcile',), vars_files=()):
+    """These roles alone on the node (site.yml ran already), with these variables and these
+    files of playbooks/vars/ (site.yml's: the modules' options the node config is made of).
+    A role is a name or a play's role entry ({'role': ..., 'when': ...})."""
     play = tmp_path / 'roles.yml'
     play.write_text(json.dumps([{'name': 'roles', 'hosts': node.name, 'become': True, 'gather_facts': False,
-                                 'roles': [{'role': role} for role in roles], 'vars': variables}]))
+                                 'vars_files': [os.path.join(REPO, 'playbooks', 'vars', name) for name in vars_files],
+                                 'roles': [role if isinstance(role, dict) else {'role': role} for role in roles],
+                                 'vars': variables}]))
     playbook(node, inventory, str(play))
 
 
@@ -446,7 +454,7 @@ def test_a_run_killed_in_the_middle_of_an_apply_is_converged_by_the_next(node, c
     try:
         write_json(node, SERVICES_FILE, big)
         node.run(['systemctl', 'start', '--no-block', UNIT])
-        at_kill = int(node.run(['python3', REMOTE + '/killer.py', '203.0.113.20', 10, total, UNIT],
+        at_kill = int(node.run(['python3', REMOTE + '/killer.py', '203.0.113.20', 10, total, UNIT, 'KILL'],
                                timeout=400).stdout)
         wait_until('the run gone', lambda: node.run(['systemctl', 'is-active', UNIT], check=False).stdout.strip()
                    in ('inactive', 'failed'))
@@ -605,6 +613,404 @@ def test_pull_mode_follows_a_git_repository_and_refuses_unsigned_commits(node, i
     line = pull_once(node)
     assert line.startswith('result=failed') and 'ansible-pull failed' in line, line
     assert ipvs(node) == table
+
+
+# Watch mode (issue 21): `netlb-ipvs watch` as the ipvs_reconcile role installs it, on the
+# node converged above, against the stand-in API server's watch streams. A full resync only
+# every 10 min: whatever reaches the kernel in between came by a watch. Each case starts
+# from the same cluster and table (watch_case), whatever the case before it left.
+WATCH_UNIT = 'netlb-ipvs-watch.service'
+WATCH = {'ipvs_reconcile_mode': 'watch', 'ipvs_reconcile_interval': '10min', 'ipvs_reconcile_min_sync': '1s'}
+STATUS_ADDRESS = '127.0.0.1:10266'  # the watcher's /healthz and /metrics (its --listen default)
+# Generous, never a performance goal: min_sync is 1 s; an emulated node under a loaded host
+# takes its share. After the API was away, a watch's reconnect backoff too: up to 30 s,
+# jittered up to 45 s.
+WATCH_WITHIN = 30
+RECONNECT_WITHIN = 75
+WEB = '10.96.0.20'
+WEB_SLICE = '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-abc12'
+LB_SLICE = '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-lb-q8w4d'
+HEALTH_CHECK_PORT = 31999  # web-lb's healthCheckNodePort (demo/cluster.yaml)
+STICKY = ('/api/v1/namespaces/default/services/web-sticky',
+          '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-sticky-m3n9v')
+STICKY_SERVICE = 'TCP 10.96.0.23:80'
+# What the EndpointSlice mirroring controller makes of the Endpoints of `legacy` (no selector).
+LEGACY_SLICE = {
+    'apiVersion': 'discovery.k8s.io/v1', 'kind': 'EndpointSlice', 'addressType': 'IPv4',
+    'metadata': {'name': 'legacy-mirrored', 'namespace': 'default', 'labels': {
+        'kubernetes.io/service-name': 'legacy',
+        'endpointslice.kubernetes.io/managed-by': 'endpointslicemirroring-controller.k8s.io'}},
+    'ports': [{'name': 'http', 'port': 8080, 'protocol': 'TCP'}],
+    'endpoints': [{'addresses': [PODS[1]], 'conditions': {'ready': True}, 'nodeName': 'node1'}]}
+# web's pods as endpoints of its slice (web-3 runs on "node2", demo/backends.sh).
+NODE_OF = {PODS[0]: 'node1', PODS[1]: 'node1', PODS[2]: 'node2'}
+
+# On the node, one process for a whole case: reads a JSON line {"TCP 10.96.0.20:80":
+# ["10.244.1.11:8080", ...] or null}, answers "ready", then "done" once /proc/net/ip_vs
+# has each of those virtual services sending new connections (weight > 0) to exactly those
+# real servers (null: the service is gone), or "timeout". Reading /proc is cheap: the
+# watcher keeps the guest's CPU, and no ssh starts per change.
+WAITER = r'''
+import json, socket, sys, time
+def hexed(text):
+    host, port = text.rsplit(':', 1)
+    return '%s:%04X' % (socket.inet_aton(host).hex().upper(), int(port))
+def serving():
+    services, current = {}, None
+    with open('/proc/net/ip_vs') as handle:
+        for line in handle:
+            words = line.split()
+            if words and words[0] in ('TCP', 'UDP', 'SCTP'):
+                current = services.setdefault(words[0] + ' ' + words[1], set())
+            elif len(words) > 3 and words[0] == '->' and current is not None and words[3].isdigit():
+                if int(words[3]) > 0:
+                    current.add(words[1])
+    return services
+timeout = float(sys.argv[1])
+for line in sys.stdin:
+    wanted = dict((proto + ' ' + hexed(address), None if servers is None else set(hexed(s) for s in servers))
+                  for proto, address, servers in ((key.split()[0], key.split()[1], value)
+                                                  for key, value in json.loads(line).items()))
+    print('ready', flush=True)
+    end = time.monotonic() + timeout
+    while True:
+        now = serving()
+        if all(now.get(key) == servers for key, servers in wanted.items()):
+            print('done', flush=True)
+            break
+        if time.monotonic() > end:
+            print('timeout %r' % dict((key, sorted(now.get(key) or ())) for key in wanted), flush=True)
+            break
+        time.sleep(0.05)
+'''
+
+
+def web_endpoints(pods):
+    return [{'addresses': [pod], 'conditions': {'ready': True, 'serving': True, 'terminating': False},
+             'nodeName': NODE_OF[pod]} for pod in pods]
+
+
+def web_serves(pods):
+    """For the waiter: web's port 80 sends new connections to exactly these pods (one removed
+    while it has connections stays, drained: weight 0)."""
+    return {'TCP %s:80' % WEB: ['%s:8080' % pod for pod in pods]}
+
+
+def serving(table):
+    """An `ipvs()` table without the drained real servers (weight 0): they go once their
+    connections have, at the next full resync (_watch/table.py)."""
+    return [line for line in table if not line.endswith(' -w 0')]
+
+
+class Waiter(object):
+    """The node's WAITER over one ssh: until(wanted, change) is the seconds from change()
+    (made on the controller) until the kernel holds what is wanted."""
+
+    def __init__(self, node, timeout):
+        node.run('cat > %s/waiter.py' % REMOTE, input=WAITER)
+        self.timeout = timeout
+        self.proc = subprocess.Popen(node.ssh_argv('python3 -u %s/waiter.py %d' % (REMOTE, timeout)),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     universal_newlines=True)
+
+    def until(self, wanted, change):
+        self.proc.stdin.write(json.dumps(wanted) + '\n')
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == 'ready', self.close()
+        begun = time.monotonic()
+        change()
+        line = self.proc.stdout.readline().strip()
+        seconds = time.monotonic() - begun
+        assert line == 'done', '%s: not within %d s of the change: %s' % (wanted, self.timeout, line or self.close())
+        return seconds
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return self.proc.communicate()
+
+
+@pytest.fixture
+def waiter(watching):
+    waiting = Waiter(watching, WATCH_WITHIN)
+    yield waiting
+    waiting.close()
+
+
+def fetch(node, url, netns=None):
+    """(HTTP status, body) of a GET with curl on the node (in netns if given)."""
+    argv = (['ip', 'netns', 'exec', netns] if netns else []) + [
+        'curl', '-s', '-m', '10', '-w', '\\n%{http_code}', url]
+    body, _sep, code = node.run(argv, check=False).stdout.rpartition('\n')
+    return int(code or 0), body
+
+
+def scrape(node):
+    """The watcher's /metrics: name{labels} -> value."""
+    code, text = fetch(node, 'http://%s/metrics' % STATUS_ADDRESS)
+    assert code == 200, text
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith('#'):
+            name, value = line.rsplit(' ', 1)
+            values[name] = float(value)
+    return values
+
+
+def restart_count(node, why):
+    return scrape(node).get('netlb_ipvs_watch_restarts_total{why="%s"}' % why, 0)
+
+
+def watcher_synced(node, since):
+    """Whether the watcher started since then has logged a sync: a journal line after its
+    "watching" line (a timer run before it logs the same kind of line)."""
+    lines = journal(node, since, prefix='')
+    begun = [index for index, line in enumerate(lines) if line.startswith('watching ')]
+    return bool(begun) and any(line.startswith('result=') for line in lines[begun[-1]:])
+
+
+def _stored(obj):
+    """An API object without what the server sets on each write."""
+    return dict(obj, metadata=dict((key, value) for key, value in obj['metadata'].items()
+                                   if key not in ('resourceVersion', 'uid')))
+
+
+@pytest.fixture(scope='module')
+def watching(node, converged, api, inventory, tmp_path_factory):
+    """The node in watch mode: its test set-up made again (the reboot above took the pods,
+    the client's namespace and the table), then role ipvs_reconcile with mode watch, not the
+    whole site.yml again; once the watcher's first sync converged the node. The mode-off test
+    after the watch tests removes the unit. node.cluster: the API's objects then.
+
+    The cluster gets the slice the EndpointSlice mirroring controller makes of the selector-less
+    Service `legacy`'s Endpoints, as a real cluster has it: the watcher reads slices only, a
+    timer run also a selector-less Service's Endpoints when it has no slice at all."""
+    node.run(SETUP, timeout=600)
+    api.add(LEGACY_SLICE)
+    since = node_now(node)
+    # ipvs_node's variables (the node config's kernel part), not its tasks: site.yml ran them.
+    role_play(node, inventory, tmp_path_factory.mktemp('watch'), WATCH,
+              roles=({'role': 'ipvs_node', 'when': False}, 'ipvs_reconcile'),
+              vars_files=('k8s_service_proxy.yml', 'ipvs_virtual_server.yml'))
+    assert node.run(['systemctl', 'is-active', WATCH_UNIT]).stdout.strip() == 'active'
+    # The timer made the same table: wait for the watcher's own first sync.
+    wait_until('the watcher\'s first sync', lambda: watcher_synced(node, since))
+    wait_until('the watcher\'s first sync converged the node', lambda: ipvs(node) == converged['ipvs'])
+    node.watch_started = since
+    node.cluster = dict((path, api.get(path)) for path in sorted(api.objects))
+    return node
+
+
+@pytest.fixture
+def watch_case(watching, converged, api):
+    """Before each watch case: the API up with the cluster as the watcher first synced it
+    (what a case before changed is put back, by the watch), and the node serving that."""
+    node = watching
+    api.faults[:] = []
+    api.up()
+    for path, obj in node.cluster.items():
+        now = api.get(path)
+        if now is None or _stored(now) != _stored(obj):
+            api.add(obj)
+    wait_until('the node serving the cluster again', lambda: serving(ipvs(node)) == converged['ipvs'],
+               timeout=RECONNECT_WITHIN, step=0.5)
+    return node
+
+
+def test_watch_mode_converges_the_node_and_an_endpointslice_change_reaches_the_kernel(watch_case, waiter,
+                                                                                       converged, api):
+    """The watcher's first sync (full) converges the node as site.yml did; then an
+    EndpointSlice change in the API reaches the kernel by the watch (the next resync is
+    10 min away) and the change back restores the table."""
+    node = watch_case
+    started = journal(node, node.watch_started, prefix='watching ')
+    assert started and 'min_sync=1.0s interval=600.0s status=http://%s/' % STATUS_ADDRESS in started[-1], started
+    assert [line for line in journal(node, node.watch_started) if line.startswith('result=ok')]
+    original = api.get(WEB_SLICE)['endpoints']
+    assert web_endpoints(PODS[:2]) == [dict((key, value) for key, value in endpoint.items() if key != 'targetRef')
+                                       for endpoint in original]
+    seconds = waiter.until(web_serves(PODS[:1]), lambda: api.update(
+        WEB_SLICE, lambda obj: obj.update(endpoints=original[:1])))
+    print('watch: an EndpointSlice change (a pod gone) reached the kernel in %.2f s' % seconds)
+    assert ipvs(node) == [line for line in converged['ipvs'] if not line.startswith('-a -t %s:' % WEB)
+                          or PODS[1] not in line]
+    seconds = waiter.until(web_serves(PODS[:2]), lambda: api.update(
+        WEB_SLICE, lambda obj: obj.update(endpoints=original)))
+    print('watch: an EndpointSlice change (a pod back) reached the kernel in %.2f s' % seconds)
+    assert ipvs(node) == converged['ipvs']
+
+
+def test_watch_survives_the_api_going_away_a_410_and_a_relist(watch_case, converged, api):
+    """The API goes away: every watch breaks off and reconnects with backoff, the table and
+    the health check stay as they were (nothing wiped, nothing applied); a change made
+    meanwhile arrives once it is back (the watches resume where they were). Then it goes
+    away again and comes back without the versions the watches hold (its watch cache
+    restarted): 410 Gone, each stream lists again, and the relist brings both a change and
+    a deletion made meanwhile."""
+    node = watch_case
+    waiting = Waiter(node, RECONNECT_WITHIN)
+    original = api.get(WEB_SLICE)
+    gone_before = restart_count(node, 'gone')
+    since = node_now(node)
+    try:
+        api.down()
+        api.update(WEB_SLICE, lambda obj: obj.update(endpoints=original['endpoints'][:1]))
+        # Each stream has failed twice (it keeps trying); the table and the health check as they were.
+        wait_until('every watch reconnecting', lambda: all(
+            len([line for line in journal(node, since, prefix='watch ') if line.startswith('watch %s: ' % stream)]) >= 2
+            for stream in ('Services', 'EndpointSlices', 'Node')), timeout=WATCH_WITHIN, step=0.5)
+        out = node.run('ipvsadm -S -n; curl -s -o /dev/null -w "health=%%{http_code}" http://127.0.0.1:%d/'
+                       % HEALTH_CHECK_PORT, check=False).stdout
+        assert sorted(out.splitlines()[:-1]) == converged['ipvs'] and out.endswith('health=200'), out
+        seconds = waiting.until(web_serves(PODS[:1]), api.up)
+        print('watch: the API back, the change made meanwhile reached the kernel in %.2f s' % seconds)
+        print('watch: reconnect lines while the API was away: %d' % len(journal(node, since, prefix='watch ')))
+        assert restart_count(node, 'gone') == gone_before  # resumed from where they were, no relist
+        # Away again, and back with a watch cache that starts after every version held.
+        api.down()
+        api.update(WEB_SLICE, lambda obj: obj.update(endpoints=original['endpoints']))
+        for path in STICKY:
+            api.remove(path)
+        api.compact()
+        wanted = dict(web_serves(PODS[:2]), **{STICKY_SERVICE: None})
+        seconds = waiting.until(wanted, api.up)
+        print('watch: after a 410 Gone, the relist brought the changes in %.2f s' % seconds)
+        # Each of the three streams met 410 Gone and listed again (not all at the same moment).
+        wait_until('every stream relisted', lambda: restart_count(node, 'gone') >= gone_before + 3,
+                   timeout=RECONNECT_WITHIN, step=0.5)
+    finally:
+        api.up()
+        waiting.close()
+    assert [line for line in journal(node, since, prefix='watch ') if '410 Gone' in line and 'listing again' in line]
+    expected = [line for line in converged['ipvs'] if '10.96.0.23:' not in line and '192.0.2.50:' not in line]
+    assert len(expected) < len(converged['ipvs']) and ipvs(node) == expected
+    assert all(line.startswith('result=ok') for line in journal(node, since)), journal(node, since)
+
+
+def test_watch_sigterm_in_the_middle_of_a_sync_loses_nothing(watch_case, converged):
+    """SIGTERM while the watcher's first sync applies a static table of 1,000 services: the
+    sync finishes (every service in the kernel, a journal line), the process ends by itself
+    (exit 0), and a one-shot reconcile of the same config finds nothing to change (the table
+    is the desired one). The next start converges the node (the big table gone again).
+    `systemctl stop` after the signal: the unit would restart (Restart=always) and waits for
+    the process to end."""
+    node = watch_case
+    total = 1000
+    big = static_table(PODS[:2]) + [
+        {'protocol': 'tcp', 'address': '203.0.113.20', 'port': port, 'scheduler': 'rr',
+         'real_servers': [{'address': PODS[2], 'port': 8080, 'forwarding': 'masq'}]}
+        for port in range(1000, 1000 + total)]
+    node.run(['systemctl', 'stop', WATCH_UNIT])
+    node.run('cat > %s/killer.py' % REMOTE, input=KILLER)
+    try:
+        write_json(node, SERVICES_FILE, big)
+        since = node_now(node)
+        node.run(['systemctl', 'start', WATCH_UNIT])
+        at_term = int(node.run(['python3', REMOTE + '/killer.py', '203.0.113.20', 10, total, WATCH_UNIT, 'TERM'],
+                               timeout=400).stdout)
+        node.run(['systemctl', 'stop', WATCH_UNIT], timeout=400)
+        ended = dict(line.split('=', 1) for line in node.run(
+            ['systemctl', 'show', '-p', 'ExecMainCode', '-p', 'ExecMainStatus', WATCH_UNIT]).stdout.split())
+        assert ended == {'ExecMainCode': '1', 'ExecMainStatus': '0'}, ended  # CLD_EXITED, 0: not killed by it
+        assert 10 < at_term < total, at_term  # signalled in the middle of the apply
+        assert _count(node, '203.0.113.20') == total  # and the apply finished
+        lines = journal(node, since)
+        assert len(lines) == 1 and lines[0].startswith('result=ok'), lines
+        assert 'static_table=%d/' % (total + 1) in lines[0], lines
+        assert journal(node, since, prefix='stopped: ')
+        table = ipvs(node)
+        proc = node.run('netlb-ipvs reconcile --wait 60', check=False, timeout=600)
+        assert proc.returncode == 0 and proc.stdout.startswith('result=ok') and ' changes=0 ' in proc.stdout, (
+            proc.stdout, proc.stderr)
+        assert ipvs(node) == table
+    finally:
+        write_json(node, SERVICES_FILE, static_table(PODS[:2]))
+        node.run(['systemctl', 'restart', WATCH_UNIT])
+    wait_until('the next start converged the node', lambda: ipvs(node) == converged['ipvs'], timeout=120)
+
+
+def test_watch_serves_health_check_ports_healthz_and_metrics(watch_case, converged, api):
+    """web-lb (externalTrafficPolicy: Local) has one ready endpoint on this node: its
+    healthCheckNodePort answers 200 and kube-proxy's body; when it is not ready, 503 (the
+    load balancer stops sending this node its traffic); ready again, 200. /healthz and
+    /metrics answer on the loopback address only; the per-Service counters count the
+    connections of requests through a Service."""
+    node = watch_case
+    url = 'http://127.0.0.1:%d/' % HEALTH_CHECK_PORT
+
+    def body(local):
+        return {'service': {'namespace': 'default', 'name': 'web-lb'}, 'localEndpoints': local,
+                'serviceProxyHealthy': True}
+
+    wait_until('the health check port answering', lambda: fetch(node, url)[0] == 200, step=0.5)
+    code, text = fetch(node, url)
+    assert (code, json.loads(text)) == (200, body(1)), text
+    original = api.get(LB_SLICE)['endpoints']
+    assert [endpoint['nodeName'] for endpoint in original] == ['node1', 'node2']
+    unready = json.loads(json.dumps(original))
+    unready[0]['conditions'] = {'ready': False, 'serving': True, 'terminating': True}
+    api.update(LB_SLICE, lambda obj: obj.update(endpoints=unready))
+    wait_until('503 once the local endpoint is not ready', lambda: fetch(node, url)[0] == 503, step=0.5)
+    code, text = fetch(node, url)
+    assert (code, json.loads(text)) == (503, body(0)), text
+    api.update(LB_SLICE, lambda obj: obj.update(endpoints=original))
+    wait_until('200 once it is ready again', lambda: fetch(node, url)[0] == 200, step=0.5)
+    # The status address: loopback only (nothing listens on another address of that port).
+    listening = node.run("ss -Hltn 'sport = :10266'").stdout.split()
+    assert [word for word in listening if word.endswith(':10266')] == [STATUS_ADDRESS], listening
+    code, text = fetch(node, 'http://%s/healthz' % STATUS_ADDRESS)
+    health = json.loads(text)
+    assert code == 200 and health['nodeEligible'] is True and set(health) == {
+        'lastUpdated', 'currentTime', 'nodeEligible'}, text
+    # Per-Service traffic from the kernel's counters: 5 requests through web's cluster IP.
+    series = ('netlb_ipvs_service_connections_total{namespace="default",name="web",kind="cluster_ip",'
+              'protocol="tcp",address="%s",port="80"}' % WEB)
+    before = scrape(node)
+    assert before['netlb_ipvs_watch_syncs_total{result="ok"}'] >= 3
+    assert before['netlb_ipvs_watch_table{what="virtual_services"}'] == len(
+        [line for line in converged['ipvs'] if line.startswith('-A ') and line != FOREIGN and VIP not in line])
+    for _request in range(5):
+        code, text = fetch(node, 'http://%s/' % WEB, netns='rc-cli')
+        assert code == 200 and text.startswith('hello from web-'), (code, text)
+    # The kernel sums its per-CPU counters every 2 s (its rate estimator): not at once.
+    wait_until('5 connections counted', lambda: scrape(node).get(series, 0) - before.get(series, 0) == 5,
+               timeout=WATCH_WITHIN)
+
+
+def test_watch_no_request_is_dropped_while_20_endpoint_changes_roll_through(watch_case, waiter, converged, api):
+    """A client loop through web's cluster IP (each request a new connection) while 20
+    EndpointSlice changes, each waited for in the kernel, swap web's pods (two of three;
+    one is common to each pair in turn, so one is ready at all times): every request
+    answered, by every pod in turn. Last of the watch cases: it leaves drained real servers."""
+    node = watch_case
+    node.run('cat > %s/client.py' % REMOTE, input=CLIENT)
+    stop = REMOTE + '/client.stop'
+    node.run(['rm', '-f', stop])
+    since = node_now(node)
+    client = subprocess.Popen(node.ssh_argv('ip netns exec rc-cli python3 %s/client.py %s 500 %s'
+                                            % (REMOTE, WEB, stop)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    took = []
+    try:
+        for turn in range(1, 21):  # turn 0 is the slice as it is
+            pods = (PODS[turn % 3], PODS[(turn + 1) % 3])
+            took.append(waiter.until(web_serves(pods), lambda pods=pods: api.update(
+                WEB_SLICE, lambda obj: obj.update(endpoints=web_endpoints(pods)))))
+        node.run(['touch', stop])
+        out, err = client.communicate(timeout=900)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+    took.sort()
+    print('watch: 20 EndpointSlice changes reached the kernel in %.2f s min, %.2f s median, %.2f s max'
+          % (took[0], took[10], took[-1]))
+    result = json.loads(out)
+    assert result['failed'] == [] and result['ok'] >= 500, (result, err)
+    assert sorted(result['answers']) == ['hello from web-%d' % index for index in (1, 2, 3)], result
+    syncs = [line for line in journal(node, since) if 'kubernetes=' in line and 'kubernetes=none' not in line]
+    assert len(syncs) >= 20 and all(line.startswith('result=ok') for line in syncs), syncs
+    assert not [line for line in syncs if 'drift=' in line], syncs  # a new input each, never drift
 
 
 def test_mode_off_removes_the_units_and_leaves_the_table(node, inventory, tmp_path):
