@@ -593,13 +593,14 @@ def test_pull_mode_follows_a_git_repository_and_refuses_unsigned_commits(node, i
     key = node.run('GNUPGHOME=%s.gnupg gpg --armor --export' % PULL_WORK).stdout
     assert 'BEGIN PGP PUBLIC KEY BLOCK' in key
     commit_table(node, [PODS[0]], signed=True)
-    # Not site.yml again: ipvs_node (the node config's kernel part) and ipvs_reconcile;
-    # the fleet's playbook brings the table.
+    # Not site.yml again: ipvs_node's variables (the node config's kernel part; its tasks ran
+    # with site.yml) and ipvs_reconcile; the fleet's playbook brings the table.
     role_play(node, inventory, tmp_path, {
         'ipvs_reconcile_mode': 'pull', 'ipvs_reconcile_repo_url': 'file://' + PULL_REPO,
         'ipvs_reconcile_pull_playbook': 'pull.yml', 'ipvs_reconcile_pull_inventory': 'hosts.json',
         'ipvs_reconcile_verify_commit': True, 'ipvs_reconcile_gpg_public_keys': [key],
-        'ipvs_reconcile_kubernetes': False, 'ipvs_reconcile_static': False}, roles=('ipvs_node', 'ipvs_reconcile'))
+        'ipvs_reconcile_kubernetes': False, 'ipvs_reconcile_static': False},
+        roles=({'role': 'ipvs_node', 'when': False}, 'ipvs_reconcile'))
     assert node.run(['systemctl', 'is-active', 'netlb-ipvs-pull.timer']).stdout.strip() == 'active'
     out = node.run(['systemd-analyze', 'security', '--no-pager', 'netlb-ipvs-pull.service']).stdout
     print('systemd-analyze security netlb-ipvs-pull.service: %s'
