@@ -103,7 +103,13 @@ KUBERNETES_SECTION = {
 PACKAGES = ('ipvsadm', 'nftables', 'conntrack', 'python3-kubernetes', 'python3-yaml')
 
 CASES = ('static', 'kubernetes')
-GOALS = {'static': 1.5, 'kubernetes': 2.0}  # converged run / ipvsadm -S -n, whole processes
+GOALS = {'static': 1.5, 'kubernetes': 2.0,  # converged run / ipvsadm -S -n, whole processes
+         'watch': 1.0}  # issue 21: a periodic resync / ipvsadm -S -n (the resync's own duration)
+# --mode watch: the unit's command (netlb-ipvs-watch.service.j2) with a short --interval, the
+# status on loopback in the namespace, --verbose for each sync's step timings.
+WATCH_ARGV = [PYTHON, COMMAND, 'watch', '--min-sync', '1s']
+WATCH_PORT = 10266  # serve.DEFAULT_ADDRESS's port, in the bench's namespace
+WATCH_LOAD_TIMEOUT = 3600.0  # the first sync loads 5,000 x 10 under TCG on a busy host
 GOAL_AT = 5000
 INTERVAL = 30.0  # ipvs_reconcile_interval: OnUnitInactiveSec, end of one run to start of the next
 
@@ -171,6 +177,158 @@ def node_runs(runs, first=False):
                 raise SystemExit('ipvsadm -S -n: rc=%d %s' % (save['rc'], save['stderr']))
             result['save'].append(save)
             result['python'].append(_timed([PYTHON, '-c', 'pass'], devnull))
+    text = subprocess.run(['ipvsadm', '-S', '-n'], stdout=subprocess.PIPE, universal_newlines=True, env=UNIT_ENV,
+                          check=True).stdout
+    result['virtual_services'] = sum(1 for line in text.splitlines() if line.startswith('-A'))
+    result['rules'] = sum(1 for line in text.splitlines() if line.startswith(('-A', '-a')))
+    return result
+
+
+def _cpu_of(pid):
+    """(the process's own CPU seconds, its waited-for children's): user + sys of every
+    thread, from /proc/<pid>/stat."""
+    with open('/proc/%d/stat' % pid) as handle:
+        fields = handle.read().rsplit(')', 1)[1].split()
+    tick = float(os.sysconf('SC_CLK_TCK'))
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return (utime + stime) / tick, (cutime + cstime) / tick
+
+
+def _reader(stream, name, lines):
+    import threading
+
+    def follow():
+        for line in stream:
+            lines.put((time.perf_counter(), name, line.rstrip('\n')))
+        lines.put((time.perf_counter(), name, None))
+    thread = threading.Thread(target=follow)
+    thread.daemon = True
+    thread.start()
+
+
+def _full_syncs(port):
+    """{'true': count, 'false': count} of the watcher's sync histogram (/metrics)."""
+    import urllib.request
+    with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=600) as answer:
+        text = answer.read().decode('utf-8')
+    found = {'true': 0, 'false': 0}
+    for full, count in re.findall(r'^netlb_ipvs_watch_sync_duration_seconds_count\{full="(true|false)"\} (\d+)$',
+                                  text, re.M):
+        found[full] = int(count)
+    return found
+
+
+class _Watch(object):
+    """netlb-ipvs watch as a child process, its lines read as they come."""
+
+    def __init__(self, interval, port):
+        import queue
+        self.lines = queue.Queue()
+        self.proc = subprocess.Popen(WATCH_ARGV + ['--interval', '%gs' % interval, '--listen', '127.0.0.1:%d' % port,
+                                                   '--verbose'],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     env=UNIT_ENV, universal_newlines=True)
+        _reader(self.proc.stdout, 'out', self.lines)
+        _reader(self.proc.stderr, 'err', self.lines)
+        self.log = []
+
+    def sync(self, within):
+        """The next sync: (perf_counter when its line came, the journal line, {part.step: s})."""
+        import queue
+        deadline = time.perf_counter() + within
+        line = None
+        while True:
+            try:
+                when, name, text = self.lines.get(timeout=max(0.01, deadline - time.perf_counter()))
+            except queue.Empty:
+                raise SystemExit('netlb-ipvs watch: no sync within %.0f s; its output:\n%s'
+                                 % (within, '\n'.join(self.log[-40:])))
+            if text is None:
+                raise SystemExit('netlb-ipvs watch ended (rc=%s); its output:\n%s'
+                                 % (self.proc.wait(), '\n'.join(self.log[-40:])))
+            self.log.append(text)
+            if name == 'out' and text.startswith('result='):
+                line, came = text, when
+                break
+        # --verbose's timings follow the line on stderr: a part's line each, kubernetes last.
+        steps_text = []
+        end = time.perf_counter() + 5.0
+        while time.perf_counter() < end:
+            try:
+                _when, name, text = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if text is None:
+                break
+            self.log.append(text)
+            if text.startswith('timings '):
+                steps_text.append(text)
+                if text.startswith('timings kubernetes:'):
+                    break
+        return came, line, steps_of('\n'.join(steps_text))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _status_duration(line):
+    try:
+        with open(STATUS_FILE) as handle:
+            return json.load(handle)['last_duration']
+    except (OSError, ValueError, KeyError):
+        match = re.search(r'\bduration=([0-9.]+)s', line)
+        return float(match.group(1)) if match else None
+
+
+def node_watch(rounds, runs, saves, interval, port=WATCH_PORT):
+    """netlb-ipvs watch started as the unit runs it (--interval short), its first sync (the
+    load), then rounds x runs periodic full resyncs, each followed by saves x `ipvsadm -S -n
+    > /dev/null` while the watcher is idle. Per resync: its own duration (the status file),
+    its journal line and step timings, its CPU time (/proc/<pid>/stat sampled a few seconds
+    before it is due and as soon as its line comes), and the full-sync count of /metrics."""
+    watch = _Watch(interval, port)
+    result = {'rounds': [], 'interval': interval}
+    try:
+        came, line, steps = watch.sync(WATCH_LOAD_TIMEOUT)
+        duration = _status_duration(line)
+        result['first'] = {'line': line, 'duration': duration, 'steps': steps}
+        started = came - duration  # about when the loop took the sync's start (next_resync's base)
+        counts = _full_syncs(port)
+        result['first']['full_syncs'] = counts
+        with open(os.devnull, 'w') as devnull:
+            for _round in range(rounds):
+                found = {'resync': [], 'save': []}
+                for _run in range(runs):
+                    for _save in range(saves):
+                        save = _timed(['ipvsadm', '-S', '-n'], devnull)
+                        if save['rc'] != 0:
+                            raise SystemExit('ipvsadm -S -n: rc=%d %s' % (save['rc'], save['stderr']))
+                        found['save'].append(save)
+                    due = started + interval
+                    pause = due - 3.0 - time.perf_counter()
+                    if pause > 0:
+                        time.sleep(pause)
+                    early = time.perf_counter() < due - 0.5  # else the CPU sample may be inside the resync
+                    before = _cpu_of(watch.proc.pid)
+                    came, line, steps = watch.sync(interval + 600.0)
+                    after = _cpu_of(watch.proc.pid)
+                    duration = _status_duration(line)
+                    started = came - duration
+                    last, counts = counts, _full_syncs(port)
+                    found['resync'].append({
+                        'line': line, 'duration': duration, 'steps': steps,
+                        'cpu': round(after[0] - before[0], 3) if early else None,
+                        'children_cpu': round(after[1] - before[1], 3) if early else None,
+                        'full': counts['true'] - last['true'], 'change': counts['false'] - last['false']})
+                result['rounds'].append(found)
+    finally:
+        watch.stop()
+    result['log_tail'] = watch.log[-20:]
     text = subprocess.run(['ipvsadm', '-S', '-n'], stdout=subprocess.PIPE, universal_newlines=True, env=UNIT_ENV,
                           check=True).stdout
     result['virtual_services'] = sum(1 for line in text.splitlines() if line.startswith('-A'))
@@ -315,6 +473,34 @@ def measure_case(node, case, services, args, label, server=None):
             'rules': rounds[-1]['rules'], 'kernel_virtual_services': rounds[-1]['virtual_services']}
 
 
+def measure_watch(node, services, args, label, server):
+    """netlb-ipvs watch's first sync, then args.repeat rounds of args.runs periodic
+    resyncs, each followed by args.saves `ipvsadm -S -n`: one dict."""
+    log('%s: netlb-ipvs watch --interval %gs, the first sync (the load), then %d round(s) of %d resync(s) '
+        '(about %.0f min)' % (label, args.interval, args.repeat, args.runs, args.repeat * args.runs * args.interval / 60))
+    before = len(server.requests)
+    found = node.json(['ip', 'netns', 'exec', NETNS, 'python3', REMOTE + '/reconcile_bench.py', 'node-watch',
+                       '--rounds', args.repeat, '--runs', args.runs, '--saves', args.saves,
+                       '--interval', args.interval])
+    first = found['first']
+    if not first['line'].startswith('result=ok') or not int(re.search(r'\bchanges=(\d+)', first['line']).group(1)):
+        raise SystemExit('%s: the first sync did not load the table: %s' % (label, first['line']))
+    for round_no, found_round in enumerate(found['rounds'], 1):
+        for resync in found_round['resync']:
+            line = resync['line']
+            if not line.startswith('result=ok') or int(re.search(r'\bchanges=(\d+)', line).group(1)):
+                raise SystemExit('%s, round %d: a resync was not ok or changed something: %s' % (label, round_no, line))
+            if (resync['full'], resync['change']) != (1, 0):
+                raise SystemExit('%s, round %d: the sync was not one full resync (full %d, change %d): %s'
+                                 % (label, round_no, resync['full'], resync['change'], line))
+    table = re.search(r'\bkubernetes_table=(\d+)/(\d+)', first['line'])
+    return {'case': 'watch', 'services': services, 'servers': args.servers, 'first': first,
+            'rounds': found['rounds'], 'interval': found['interval'], 'log_tail': found['log_tail'],
+            'virtual_services': int(table.group(1)), 'real_servers': int(table.group(2)),
+            'rules': found['rules'], 'kernel_virtual_services': found['virtual_services'],
+            'requests': len(server.requests) - before}
+
+
 def static_case(tb, node, services, args):
     label = 'static %d x %d' % (services, args.servers)
     log('%s: table and config to the node, a fresh namespace' % label)
@@ -339,7 +525,10 @@ def kubernetes_case(kb, node, server, services, args):
     del svc, slices
     fresh_netns(node)
     put(node, CONFIG_FILE, config(kubernetes=KUBERNETES_SECTION), mode='0600')
-    result = measure_case(node, 'kubernetes', services, args, label, server=server)
+    if args.mode == 'watch':
+        result = measure_watch(node, services, args, label.replace('kubernetes', 'watch', 1), server)
+    else:
+        result = measure_case(node, 'kubernetes', services, args, label, server=server)
     result.update(size, shape=args.shape)
     return result
 
@@ -390,6 +579,27 @@ def summarize(result):
     }
 
 
+def summarize_watch(result):
+    """The watch table's figures, from the raw resyncs."""
+    resyncs = all_runs(result, 'resync')
+    ratios = [statistics.median(run['duration'] for run in found['resync'])
+              / statistics.median(run['wall'] for run in found['save']) for found in result['rounds']]
+    cpu = spread(run['cpu'] for run in resyncs)
+    save_cpu = spread(run['cpu'] for run in all_runs(result, 'save'))
+    runs_per_hour = 3600.0 / INTERVAL  # the watch's interval runs from one resync's start to the next's
+    return {
+        'resync': spread(run['duration'] for run in resyncs), 'resync_cpu': cpu,
+        'resync_children_cpu': spread(run['children_cpu'] for run in resyncs),
+        'save': spread(run['wall'] for run in all_runs(result, 'save')), 'save_cpu': save_cpu,
+        'ratios': ratios, 'ratio': statistics.median(ratios),
+        'cpu_ratio': cpu[1] / max(save_cpu[1], 1e-6) if cpu else None,
+        'runs_per_hour': runs_per_hour, 'cpu_per_hour': runs_per_hour * cpu[1] if cpu else None,
+        'cpu_share': runs_per_hour * cpu[1] / 3600.0 if cpu else None,
+        'steps': dict((name, statistics.median(run['steps'].get(name, 0.0) for run in resyncs))
+                      for name in sorted(set().union(*(run.get('steps', {}) for run in resyncs)))),
+    }
+
+
 def seconds(value):
     if value is None:
         return 'n/a'
@@ -408,13 +618,18 @@ def three(values):
 
 def verdict(result):
     """The goal's ratio, the verdict, and beside them the min / median / max it comes from."""
+    return verdict_of(result, 'reconcile')
+
+
+def verdict_of(result, key):
     summary = result['summary']
     ratio, goal = summary['ratio'], GOALS[result['case']]
     if result['services'] < GOAL_AT:
         judged = '%.2fx (goal <= %.1fx judged at %s)' % (ratio, goal, '{:,}'.format(GOAL_AT))
     else:
         judged = '%.2fx %s (<= %.1fx)' % (ratio, 'met' if ratio <= goal else '**NOT met**', goal)
-    return '%s; run %s s, `ipvsadm -S -n` %s s' % (judged, three(summary['reconcile']), three(summary['save']))
+    return '%s; %s %s s, `ipvsadm -S -n` %s s' % (judged, 'resync' if key == 'resync' else 'run',
+                                                  three(summary[key]), three(summary['save']))
 
 
 def rows_for(results):
@@ -457,7 +672,67 @@ def rows_for(results):
     return rows
 
 
+def rows_for_watch(results):
+    rows = []
+
+    def row(label, fn):
+        rows.append((label, [fn(r) for r in results]))
+
+    def s(key):
+        return lambda r: three(r['summary'][key])
+
+    def steps(r):
+        return ', '.join('%s %.2f' % (name.split('.', 1)[1], value) for name, value in r['summary']['steps'].items()
+                         if value >= 0.05 and not name.split('.', 1)[1].startswith('ipvs_apply')) or 'n/a'
+
+    row('virtual services / real servers (the sync\'s `kubernetes_table=`; `ipvsadm -S -n` rules)',
+        lambda r: '{:,} / {:,} ({:,} rules)'.format(r['virtual_services'], r['real_servers'], r['rules']))
+    row('the first sync, the load from empty: its own `duration`', lambda r: seconds(r['first']['duration']))
+    row('bare `ipvsadm -S -n > /dev/null`, whole process: min / median / max', s('save'))
+    row('&nbsp;&nbsp;its CPU time (user + sys)', s('save_cpu'))
+    row('**periodic full resync**, its own `duration` (in the long-running process: the kernel read, translation, '
+        'rules, plan, addresses, status; `--interval %gs`): min / median / max' % results[0]['interval'], s('resync'))
+    row('&nbsp;&nbsp;where it goes (`--verbose` timings, median s; steps nest: total holds the rest)', steps)
+    row('&nbsp;&nbsp;its CPU time (the watcher\'s user + sys, /proc/<pid>/stat around it)', s('resync_cpu'))
+    row('&nbsp;&nbsp;its child processes\' CPU time (nft, ip, ...)', s('resync_children_cpu'))
+    row('**goal: resync / `ipvsadm -S -n`** (the resync\'s own duration against the whole process; ratio of the '
+        'round\'s medians, median of the rounds)', lambda r: verdict_of(r, 'resync'))
+    row('&nbsp;&nbsp;the rounds', lambda r: ', '.join('%.2fx' % ratio for ratio in r['summary']['ratios']))
+    row('&nbsp;&nbsp;CPU time / `ipvsadm -S -n` CPU time (shown, not judged)',
+        lambda r: 'n/a' if r['summary']['cpu_ratio'] is None else '%.1fx' % r['summary']['cpu_ratio'])
+    row('CPU at the role\'s default interval (a resync every %.0f s): resyncs an hour; CPU seconds an hour; share of '
+        'one CPU' % INTERVAL, lambda r: 'n/a' if r['summary']['cpu_per_hour'] is None else '%.0f; %s s; %.2f%%' % (
+            r['summary']['runs_per_hour'], seconds(r['summary']['cpu_per_hour']), 100.0 * r['summary']['cpu_share']))
+    return rows
+
+
+def markdown_watch(results, host, facts, end, args):
+    heads = ['watch %s x %d' % ('{:,}'.format(r['services']), r['servers']) for r in results]
+    lines = [
+        'Seconds; %d round(s) of %d periodic full resync(s) of `netlb-ipvs watch`, each followed by %d '
+        '`ipvsadm -S -n`; min / median / max over all of them. On the node, in a new network namespace; '
+        'no change to the cluster during the run (every sync after the first is a full resync: /metrics '
+        'counted each as `full="true"` and none as a change sync).'
+        % (args['repeat'], args['runs'], args.get('saves', 1)),
+        '',
+        'The resync is in-process work of a long-running process: its own `duration` (the status '
+        'file\'s) is the fair measure; `ipvsadm -S -n` is a whole process.',
+        '',
+        '| measurement | %s |' % ' | '.join(heads),
+        '|---|%s' % ('---:|' * len(results)),
+    ]
+    for label, cells in rows_for_watch(results):
+        lines.append('| %s | %s |' % (label, ' | '.join(cells)))
+    lines.append('')
+    lines.append('Kubernetes: cluster shape `%s`, node-7 in zone-b, stand-in API server on the controller.'
+                 % args['shape'])
+    lines += end_lines(host, facts, end)
+    return '\n'.join(lines) + '\n'
+
+
 def markdown(results, host, facts, end, args):
+    if args.get('mode') == 'watch':
+        return markdown_watch(results, host, facts, end, args)
     heads = ['%s %s x %d' % (r['case'], '{:,}'.format(r['services']), r['servers']) for r in results]
     lines = [
         'Seconds; %d round(s) of %d converged run(s), each followed by `ipvsadm -S -n` and `python3 -c pass`; '
@@ -506,6 +781,13 @@ def parse_args(argv):
     parser.add_argument('--repeat', type=int, default=3, help='rounds (default 3)')
     parser.add_argument('--runs', type=int, default=3, help='converged runs per round (default 3)')
     parser.add_argument('--only', choices=CASES, help='one table only (default: both)')
+    parser.add_argument('--mode', choices=('timer', 'watch'), default='timer',
+                        help='timer: converged runs of netlb-ipvs reconcile (default); watch: the periodic full '
+                             'resyncs of netlb-ipvs watch (kubernetes only; --runs resyncs per round)')
+    parser.add_argument('--interval', type=float, default=90.0,
+                        help='--mode watch: the watcher\'s --interval in seconds (default 90)')
+    parser.add_argument('--saves', type=int, default=2,
+                        help='--mode watch: `ipvsadm -S -n` runs after each resync (default 2)')
     parser.add_argument('--shape', choices=('mixed', 'clusterip'), default='mixed',
                         help='the generated cluster (k8s_proxy_bench.py\'s; default mixed)')
     parser.add_argument('--seed', type=int, default=1)
@@ -526,6 +808,12 @@ def parse_args(argv):
     args.sizes = [int(size) for size in re.split(r'[,\s]+', args.sizes.strip()) if size]
     if args.repeat < 1 or args.runs < 1 or args.servers < 1 or not args.sizes or min(args.sizes) < 1:
         parser.error('--sizes, --servers, --repeat and --runs need positive values')
+    if args.mode == 'watch':
+        if args.only == 'static':
+            parser.error('--mode watch follows the kubernetes table only')
+        args.only = 'kubernetes'
+        if args.saves < 1 or args.interval < 10:
+            parser.error('--saves needs a positive value and --interval at least 10 s')
     return args
 
 
@@ -563,12 +851,13 @@ def controller(argv):
                     result = static_case(tb, node, services, args)
                 else:
                     result = kubernetes_case(kb, node, server, services, args)
-                result['summary'] = summarize(result)
+                result['summary'] = summarize_watch(result) if args.mode == 'watch' else summarize(result)
                 results.append(result)
         node.run(['python3', REMOTE + '/k8s_proxy_node.py', 'cleanup'])
         end = {'controller': os.getloadavg(), 'node': node.json(['python3', '-c', 'import json, os; '
                                                                  'print(json.dumps(os.getloadavg()))'])}
-        shown = {'repeat': args.repeat, 'runs': args.runs, 'shape': args.shape}
+        shown = {'repeat': args.repeat, 'runs': args.runs, 'shape': args.shape, 'mode': args.mode,
+                 'saves': args.saves}
         table = markdown(results, host, facts, end, shown)
         sys.stdout.write(table)
         if args.markdown:
@@ -596,6 +885,16 @@ def main(argv=None):
         parser.add_argument('--first', action='store_true', help='one reconcile run alone (the load)')
         node_args = parser.parse_args(argv[1:])
         json.dump(node_runs(node_args.runs, node_args.first), sys.stdout)
+        sys.stdout.write('\n')
+        return 0
+    if argv[:1] == ['node-watch']:  # on the node, inside the namespace
+        parser = argparse.ArgumentParser(prog='reconcile_bench.py node-watch')
+        parser.add_argument('--rounds', type=int, required=True)
+        parser.add_argument('--runs', type=int, required=True, help='resyncs per round')
+        parser.add_argument('--saves', type=int, required=True, help='ipvsadm -S -n after each resync')
+        parser.add_argument('--interval', type=float, required=True)
+        node_args = parser.parse_args(argv[1:])
+        json.dump(node_watch(node_args.rounds, node_args.runs, node_args.saves, node_args.interval), sys.stdout)
         sys.stdout.write('\n')
         return 0
     return controller(argv)

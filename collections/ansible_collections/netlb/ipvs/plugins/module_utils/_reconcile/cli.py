@@ -11,7 +11,7 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
     netlb-ipvs reconcile [--config PATH] [--wait SECONDS] [--timeout SECONDS] [--verbose]
     netlb-ipvs pull      [--config PATH]
-    netlb-ipvs watch     [--config PATH] [--min-sync SPAN] [--interval SPAN] [--listen ADDRESS:PORT]
+    netlb-ipvs watch     [--config PATH] [--min-sync SPAN] [--interval SPAN] [--listen ADDRESS:PORT] [--verbose]
     netlb-ipvs pause     [--reason TEXT]
     netlb-ipvs resume
     netlb-ipvs status
@@ -83,6 +83,8 @@ def parser():
                         help='time between full resyncs, the kernel read again (default 5min)')
     follow.add_argument('--listen', type=listen_address, default='127.0.0.1:10266',
                         help="/healthz and /metrics on this address (default %(default)s; '' serves none)")
+    follow.add_argument('--verbose', action='store_true',
+                        help='after each sync\'s line, where each part spent its time (to stderr)')
     stop = commands.add_parser('pause', help='pause reconciling on this node (maintenance)')
     stop.add_argument('--reason', default='', help='shown in the journal and the metrics')
     commands.add_parser('resume', help='lift a pause')
@@ -140,16 +142,15 @@ def main(args, runner, out, err, stop=None):
     if args.command == 'watch':
         from ansible_collections.netlb.ipvs.plugins.module_utils._watch import node as watch_node
         return watch_node.watch(runner, paths, out, err, stop, min_sync=args.min_sync, interval=args.interval,
-                                listen=args.listen)
+                                listen=args.listen, verbose=args.verbose)
     if args.command == 'reconcile':
         report = run.reconcile(runner, paths=paths, wait=args.wait, what=args.what)
         out(status.journal_line(report))
         if args.verbose:
             for warning in report.warnings:
                 err('warning: %s' % warning)
-            for part, timings in sorted(report.timings.items()):
-                steps = ' '.join('%s=%.3fs' % (step, seconds) for step, seconds in sorted(timings.items()))
-                err('timings %s: %s' % (part, steps))
+            for line in status.timing_lines(report):
+                err(line)
         return exit_code(report)
     if args.command == 'pull':
         return _pull(runner, paths, out, err)

@@ -193,6 +193,12 @@ def _counts(changes):
     return ','.join('%s:%d' % (what, count) for what, count in sorted(changes.items()) if count) or 'none'
 
 
+def timing_lines(report):
+    """--verbose's lines after the journal line: 'timings PART: step=1.234s ...', a line per part."""
+    return ['timings %s: %s' % (part, ' '.join('%s=%.3fs' % (step, seconds) for step, seconds in sorted(timings.items())))
+            for part, timings in sorted(report.timings.items())]
+
+
 def journal_line(report):
     """One line (logfmt) saying what the run did, how long it took, or why it refused."""
     words = ['result=%s' % report.result, 'duration=%.2fs' % report.duration]

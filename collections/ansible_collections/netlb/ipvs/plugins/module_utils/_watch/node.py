@@ -55,7 +55,7 @@ class NodeSync(object):
     """sync(snapshot, full) for the Watcher: one node's sync, recorded and told."""
 
     def __init__(self, config, runner, paths, out, node=None, backend=None, what=HOLDER, now=time.time,
-                 clock=time.perf_counter, on_synced=None):
+                 clock=time.perf_counter, on_synced=None, err=None):
         self.config = config
         self.runner = runner
         self.paths = paths
@@ -70,6 +70,7 @@ class NodeSync(object):
         self.last = None  # the last status.Report
         self.result = None  # the last proxy.SyncResult (its translation: the table's ports)
         self.on_synced = on_synced  # on_synced(report, full, snapshot) after each sync
+        self.err = err  # given (--verbose): each part's step timings after each sync's line
 
     def __call__(self, snapshot, full):
         report = status.Report(result='ok', started=self.now())
@@ -92,6 +93,9 @@ class NodeSync(object):
         report.duration = self.clock() - begun
         self.last = run.record(report, self.config, self.paths)
         self.out(status.journal_line(report))
+        if self.err is not None:
+            for line in status.timing_lines(report):
+                self.err(line)
         if self.on_synced is not None:
             self.on_synced(report, full, snapshot)
         return done
@@ -207,11 +211,11 @@ def source_of(params, node_name):
 
 
 def watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0, source=None, backend=None,
-          listen=serve.DEFAULT_ADDRESS):
+          listen=serve.DEFAULT_ADDRESS, verbose=False):
     """Watch and sync until stop is set. Returns the exit code: 0 stopped, 2 the config is
     bad or not a Kubernetes node's reading the API, 1 the API connection cannot be made or
     the status address cannot be listened on. listen: (address, port) of /healthz and
-    /metrics, None: not served."""
+    /metrics, None: not served. verbose: each sync's step timings to err after its line."""
     try:
         config = node_config.load(paths.config)
         params = config.kubernetes
@@ -228,7 +232,7 @@ def watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0, source=No
     except StreamError as exc:
         err('cannot watch the cluster: %s' % exc)
         return EXIT_FAILED
-    sync = NodeSync(config, runner, paths, out, node=node, backend=backend)
+    sync = NodeSync(config, runner, paths, out, node=node, backend=backend, err=err if verbose else None)
     watcher = Watcher(source, sync, min_sync=min_sync, interval=interval, log=err)
     try:
         served = Served(watcher, sync, listen, interval, runner, err)

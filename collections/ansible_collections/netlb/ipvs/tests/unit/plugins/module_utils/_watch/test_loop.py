@@ -535,6 +535,21 @@ def test_watch_runs_until_stopped_and_says_so(node):
     assert json.loads(open(node.paths.status).read())['runs']['ok'] >= 1
 
 
+def test_verbose_says_where_each_sync_spent_its_time(node):
+    source = ScriptedSource({SERVICES: [('list', [web(10)], '100')],
+                             SLICES: [('list', [web_slice(['10.244.1.11'], 20)], '100')]})
+    lines = []
+    sync = watch_node.NodeSync(node_config.load(node.paths.config), node.runner, node.paths, lines.append,
+                               backend=node.backend, err=lines.append)
+    watcher = watch_node.Watcher(source, sync, min_sync=0.02, interval=3600.0, log=lines.append)
+    run_until(watcher, source, lambda: kernel(node) == expected_table(web(), web_slice(['10.244.1.11'])))
+    first = lines.index(next(line for line in lines if line.startswith('result=ok')))
+    # The journal line, then a line per part (the full sync's node part, then kubernetes).
+    assert lines[first + 1].startswith('timings kubernetes: ') or lines[first + 1].startswith('timings node: ')
+    kubernetes = next(line for line in lines if line.startswith('timings kubernetes: '))
+    assert re.search(r' translate=[0-9.]+s', kubernetes) and re.search(r' total=[0-9.]+s', kubernetes)
+
+
 def lb_local(name, port, health_check_port):
     service = objects.service(name, cluster_ip='10.96.0.40', type='LoadBalancer',
                               ports=[objects.service_port(port, node_port=30000 + port)])
