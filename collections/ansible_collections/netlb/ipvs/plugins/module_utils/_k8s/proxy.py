@@ -134,9 +134,15 @@ class SyncMemo(object):
     dummy addresses, hairpin endpoints, node addresses and options render the same text
     (an endpoint change of a ClusterIP Service changes none of them unless the endpoint
     is on this node). dummy: the dummy interface as the last sync left it (interface,
-    addresses wanted, owned), trusted like the IPVS table kept in memory (_watch/table.py):
-    forget() at every full resync and after any failure, and the next sync does it all.
-    Bounded: one translation's pieces, one table's text."""
+    addresses wanted, owned), trusted like the IPVS table kept in memory (_watch/table.py).
+
+    Two kinds, forgotten apart: dummy is trust in the host, which someone may change
+    behind the caller's back: forget_host() at every full resync (the interface is read
+    again). The rest are pure caches of the inputs (a piece, a text, a scope is reused
+    only for equal inputs, and made from them the same every time), so a resync keeps
+    them: it reads the kernel, the rules and the interface and plans, but translates and
+    renders nothing that did not change. forget() (after any failure) drops both, and the
+    next sync does it all. Bounded: one translation's pieces, one table's text."""
 
     def __init__(self):
         self.translation = TranslationCache()
@@ -150,6 +156,11 @@ class SyncMemo(object):
         """The next sync is whole: translated, rendered and the interface read again."""
         self.translation.clear()
         self.rules = self.rendered_before = self.scope_ports = self.scope = None
+        self.forget_host()
+
+    def forget_host(self):
+        """The next sync reads the host afresh (the dummy interface); the pure caches of
+        the inputs stay (see the class)."""
         self.dummy = None
 
 

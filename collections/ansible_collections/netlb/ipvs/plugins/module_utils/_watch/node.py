@@ -12,12 +12,17 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
 Each sync: paused -> nothing; the run lock (_run_lock.py) taken for the sync only
 (a module or a manual run gets in between syncs; busy: tried again after min_sync);
-a full resync (every interval, and the first) re-asserts the kernel modules and
-sysctls and the static table, reads the kernel table afresh and is whole; a sync on a
-change plans against the table kept in memory (_watch/table.py) and translates, renders
-and binds only what the change touched (proxy.SyncMemo: the Services whose objects
-changed are translated again, the packet rules rendered again only when their inputs
-changed); any failure forgets both, and the next sync is whole. The Kubernetes part is
+a sync on a change plans against the table kept in memory (_watch/table.py) and
+translates, renders and binds only what the change touched (proxy.SyncMemo: the
+Services whose objects changed are translated again, the packet rules rendered again
+only when their inputs changed). A full resync (every interval, and the first) is
+there to undo drift on the host: it re-asserts the kernel modules and sysctls and the
+static table, and forgets everything it trusts about the node (the remembered table,
+the dummy interface as the last sync left it: SyncMemo.forget_host), so it reads the
+kernel table, the packet rules and the interface afresh and corrects what differs; it
+keeps the memo's pure caches of the inputs (translation pieces, rendered rules), which
+are the same whoever made them, so with unchanged objects it translates no Service
+again. Any failure forgets both, and the next sync is whole. The Kubernetes part is
 k8s_service_proxy's pipeline.apply on the watcher's snapshot. Each sync records the
 status and the textfile and prints one journal line, as a timer run does.
 
@@ -101,9 +106,9 @@ class NodeSync(object):
         return done
 
     def _sync(self, snapshot, full, report):
-        if full:
+        if full:  # drift: read the host afresh; the translation and the rules text are the inputs' own
             self.table.forget()
-            self.memo.forget()
+            self.memo.forget_host()
         previous = status.load(self.paths.status)
 
         def sync_kubernetes():

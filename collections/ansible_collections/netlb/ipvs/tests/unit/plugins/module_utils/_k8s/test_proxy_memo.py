@@ -6,7 +6,9 @@
 """proxy.sync(memo=): a node synced with a SyncMemo after every step of the scripted
 event sequence ends exactly where a node synced whole every time ends (IPVS table,
 packet rules, dummy addresses, state, translation, warnings), and a sync on a change
-does only the work its change needs."""
+does only the work its change needs. A full resync (the watcher's, every interval)
+forgets what the memo trusts about the host and keeps its pure caches: it undoes each
+kind of drift and translates and renders nothing that did not change."""
 
 from __future__ import annotations
 
@@ -52,9 +54,9 @@ class Node(object):
         self.host.sync_rules = recorded
 
     def sync(self, world, full=False):
-        if full and self.memo is not None:
+        if full and self.memo is not None:  # as _watch/node.py NodeSync does at a resync
             self.backend.forget()
-            self.memo.forget()
+            self.memo.forget_host()
         options = dataclasses.replace(OPTIONS, proxy=world.options) if world.options != events.OPTIONS else OPTIONS
         return proxy.sync(world.store.snapshot('test'), self.host, self.backend, options, self.store,
                           node_name=o.NODE, now=1000.0, want_diff=False, memo=self.memo)
@@ -141,6 +143,95 @@ def test_without_a_memo_every_sync_renders_and_binds(counted):
     events.endpoint_not_ready(world)
     node.sync(world)
     assert counted == {'render': 3, 'dummy': 3}
+
+
+def ipvs_table_changed(node):
+    """`ipvsadm` by hand: one virtual service deleted, another's real servers emptied."""
+    first, second = sorted(node.kernel.table)[:2]
+    del node.kernel.table[first]
+    node.kernel.table[second] = dataclasses.replace(node.kernel.table[second], real_servers={})
+
+
+def rules_flushed(node):
+    node.host.rules = ''  # `nft flush ruleset`
+
+
+def dummy_address_removed(node):
+    node.host.on_dummy.discard(sorted(node.host.on_dummy)[0])  # `ip addr del ... dev kube-ipvs0`
+
+
+# (drift, whether a sync on a change, trusting the memo and the remembered table, misses it)
+DRIFTS = [
+    pytest.param(ipvs_table_changed, True, id='ipvs-table-changed'),
+    pytest.param(rules_flushed, False, id='rules-flushed'),  # every sync reads the rules
+    pytest.param(dummy_address_removed, True, id='dummy-address-removed'),
+]
+
+
+def settled(world):
+    """A node synced twice with a memo (the dummy interface then holds the cluster IPs:
+    the node's addresses, the translation's context, are settled), and its twin synced
+    whole, where the memo node must end."""
+    node, whole = Node(memo=True), Node(memo=False)
+    for _sync in range(2):
+        node.sync(world)
+        whole.sync(world)
+    assert node.state() == whole.state()
+    return node, whole
+
+
+def host_of(node):
+    """A copy of what drift changes: the kernel table, the rules, the dummy addresses."""
+    return dict(node.kernel.table), node.host.rules, frozenset(node.host.on_dummy)
+
+
+@pytest.mark.parametrize('drift, missed_on_a_change', DRIFTS)
+def test_a_resync_undoes_drift_with_the_pure_caches_kept(counted, drift, missed_on_a_change):
+    world = events.World()
+    events.start(world)
+    node, whole = settled(world)
+    want = host_of(node)
+    drift(node)
+    drifted = host_of(node)
+    assert drifted != want
+    if missed_on_a_change:
+        node.sync(world)  # a sync on a change trusts what it kept: the drift stays
+        assert host_of(node) == drifted
+    before, reads = dict(counted), node.backend.reads
+    result = node.sync(world, full=True)
+    assert result.changed  # the resync found the drift and undid it
+    assert host_of(node) == want
+    assert node.store.state == whole.store.state
+    assert node.backend.reads == reads + 1  # the kernel read again
+    # What it cost: no Service translated again, no rules rendered again.
+    assert (node.memo.translation.made, node.memo.translation.reused) == (0, len(world.store.objects['Service']))
+    assert counted['render'] == before['render']
+    assert node.sync(world, full=True).changed is False  # and converged
+
+
+def test_a_resync_after_a_change_reaches_the_whole_sync_table(counted):
+    world = events.World()
+    events.start(world)
+    node, whole = settled(world)
+    for step in (events.endpoint_on_this_node, events.service_added, events.endpoint_not_ready):
+        step(world)
+        renders = counted['render']
+        node.sync(world, full=True)
+        assert counted['render'] <= renders + 1, step.__name__  # once at most, for the new inputs
+        assert node.memo.translation.made <= 2, step.__name__  # the changed Service(s), not all
+        whole.sync(world)
+        assert host_of(node) == host_of(whole), step.__name__
+        assert node.store.state == whole.store.state and node.host.flows == whole.host.flows, step.__name__
+
+
+def test_forget_after_a_failure_translates_everything_again():
+    """The pair of the resync's cost fact: the whole forget() does make every piece again."""
+    world = events.World()
+    events.start(world)
+    node, _whole = settled(world)
+    node.memo.forget()
+    node.sync(world)
+    assert node.memo.translation.made == len(world.store.objects['Service']) > 1
 
 
 def test_a_failed_sync_forgets_the_memo():

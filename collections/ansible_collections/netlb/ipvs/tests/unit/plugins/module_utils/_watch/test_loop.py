@@ -302,13 +302,18 @@ def test_syncs_on_a_change_are_not_drift(node):
 def test_the_periodic_resync_reads_the_kernel_again_and_undoes_drift(node):
     source = ScriptedSource({SERVICES: [('list', [web(10)], '100')],
                              SLICES: [('list', [web_slice(['10.244.1.11'], 20)], '100')]})
-    watcher, _sync = watcher_of(node, source, [], interval=0.2)
+    watcher, sync = watcher_of(node, source, [], interval=0.2)
     with running(watcher, source):
         wait_for(lambda: kernel(node) == expected_table(web(), web_slice(['10.244.1.11'])))
         node.backend.table = {}  # `ipvsadm -C` behind the watcher's back
         want = expected_table(web(), web_slice(['10.244.1.11']), base=None)
         wait_for(lambda: kernel(node) == want)
-    assert node.backend.reads >= 2
+        reads = node.backend.reads
+        wait_for(lambda: node.backend.reads > reads)  # one more resync, the node settled
+    assert node.backend.reads >= 3
+    # A resync keeps the memo's pure caches: the unchanged Service is not translated again.
+    assert (sync.memo.translation.made, sync.memo.translation.reused) == (0, 1)
+    assert sync.memo.rules is not None
 
 
 def test_no_sync_before_every_stream_has_listed(node):
