@@ -33,7 +33,14 @@ Run from the repository root (.venv/bin/python bench/reconcile_bench.py --help):
    the run's own duration), and the CPU an hour of runs takes at the default interval
    (OnUnitInactiveSec=30s: 3600 / (30 + a run) runs an hour).
 
-Both sides of each ratio are whole processes as shipped, in the same round: netlb-ipvs
+--mode watch (kubernetes only): on the same node and cluster, `netlb-ipvs watch` as its unit
+runs it, with a short --interval; after its first sync, --repeat rounds of --runs periodic
+full resyncs, each followed by --saves `ipvsadm -S -n > /dev/null` while the watcher is
+idle (node-watch); the resync's own duration (status file), CPU (/proc/<pid>/stat) and
+--verbose timings against the whole ipvsadm process: goal <= 1.0x (issue 21). The resync is
+in-process work of a long-running process, so its own duration is the fair measure.
+
+Both sides of each ratio of the timer mode are whole processes as shipped, in the same round: netlb-ipvs
 with its own garbage-collector setting (it disables the collector for a run), ipvsadm
 in C. Stdlib only (the node side too), besides ansible-playbook for --prepare role;
 helpers (lab, ssh, the table and cluster generators) come from the other benchmarks.
