@@ -244,6 +244,8 @@ class _Watch(object):
         import queue
         deadline = time.perf_counter() + within
         line = None
+        # stdout and stderr are read by two threads: a sync's timings may be queued before its line.
+        steps_text = []
         while True:
             try:
                 when, name, text = self.lines.get(timeout=max(0.01, deadline - time.perf_counter()))
@@ -254,13 +256,14 @@ class _Watch(object):
                 raise SystemExit('netlb-ipvs watch ended (rc=%s); its output:\n%s'
                                  % (self.proc.wait(), '\n'.join(self.log[-40:])))
             self.log.append(text)
+            if text.startswith('timings '):
+                steps_text.append(text)
             if name == 'out' and text.startswith('result='):
                 line, came = text, when
                 break
         # --verbose's timings follow the line on stderr: a part's line each, kubernetes last.
-        steps_text = []
         end = time.perf_counter() + 5.0
-        while time.perf_counter() < end:
+        while time.perf_counter() < end and not any(text.startswith('timings kubernetes:') for text in steps_text):
             try:
                 _when, name, text = self.lines.get(timeout=0.1)
             except queue.Empty:
@@ -331,7 +334,8 @@ def node_watch(rounds, runs, saves, interval, port=WATCH_PORT):
                         'line': line, 'duration': duration, 'steps': steps,
                         'cpu': round(after[0] - before[0], 3) if early else None,
                         'children_cpu': round(after[1] - before[1], 3) if early else None,
-                        'full': counts['true'] - last['true'], 'change': counts['false'] - last['false']})
+                        'full': counts['true'] - last['true'], 'change': counts['false'] - last['false'],
+                        'overlap': not early})
                 result['rounds'].append(found)
     finally:
         watch.stop()
@@ -705,6 +709,9 @@ def rows_for_watch(results):
     row('**goal: resync / `ipvsadm -S -n`** (the resync\'s own duration against the whole process; ratio of the '
         'round\'s medians, median of the rounds)', lambda r: verdict_of(r, 'resync'))
     row('&nbsp;&nbsp;the rounds', lambda r: ', '.join('%.2fx' % ratio for ratio in r['summary']['ratios']))
+    row('&nbsp;&nbsp;resyncs that began before their `ipvsadm -S -n` runs ended (--interval too short: both '
+        'slowed, no CPU sample)', lambda r: '%d of %d' % (
+            sum(1 for run in all_runs(r, 'resync') if run.get('overlap', run.get('cpu') is None)), len(all_runs(r, 'resync'))))
     row('&nbsp;&nbsp;CPU time / `ipvsadm -S -n` CPU time (shown, not judged)',
         lambda r: 'n/a' if r['summary']['cpu_ratio'] is None else '%.1fx' % r['summary']['cpu_ratio'])
     row('CPU at the role\'s default interval (a resync every %.0f s): resyncs an hour; CPU seconds an hour; share of '
