@@ -643,15 +643,30 @@ def verdict_of(result, key):
                                                   three(summary[key]), three(summary['save']))
 
 
-def rows_for(results):
-    rows = []
+class _Rows(object):
+    """A table's rows: (label, a cell per result)."""
 
-    def row(label, fn):
-        rows.append((label, [fn(r) for r in results]))
+    def __init__(self, results):
+        self.results = results
+        self.rows = []
 
-    def s(key):
+    def row(self, label, fn):
+        self.rows.append((label, [fn(r) for r in self.results]))
+
+    @staticmethod
+    def spread(key):
         return lambda r: three(r['summary'][key])
 
+
+def steps_cell(r):
+    """Where the time went: the --verbose steps' medians (the apply's sub-steps left out)."""
+    return ', '.join('%s %.2f' % (name.split('.', 1)[1], value) for name, value in r['summary']['steps'].items()
+                     if value >= 0.05 and not name.split('.', 1)[1].startswith('ipvs_apply')) or 'n/a'
+
+
+def rows_for(results):
+    table = _Rows(results)
+    row, s = table.row, table.spread
     row('virtual services / real servers (the run\'s `_table=`; `ipvsadm -S -n` rules)',
         lambda r: '{:,} / {:,} ({:,} rules)'.format(r['virtual_services'], r['real_servers'], r['rules']))
     row('Kubernetes: EndpointSlices / endpoints; API answers (JSON, MB); requests per run', lambda r: (
@@ -667,8 +682,7 @@ def rows_for(results):
     row('&nbsp;&nbsp;the run\'s own `duration` (in the process: config, lock, kernel, table, status)', s('duration'))
     row('&nbsp;&nbsp;start-up, imports and exit (whole process - `duration`)', s('startup'))
     row('&nbsp;&nbsp;where `duration` goes (`--verbose` timings, median s; steps nest: total holds the rest)',
-        lambda r: ', '.join('%s %.2f' % (name.split('.', 1)[1], value) for name, value in r['summary']['steps'].items()
-                            if value >= 0.05 and not name.split('.', 1)[1].startswith('ipvs_apply')) or 'n/a')
+        steps_cell)
     row('&nbsp;&nbsp;for scale: `python3 -c pass`', s('python'))
     row('&nbsp;&nbsp;its CPU time (user + sys, with its child processes)', s('reconcile_cpu'))
     row('**goal: converged run / `ipvsadm -S -n`**, whole processes (ratio of the round\'s medians, median of '
@@ -680,21 +694,12 @@ def rows_for(results):
         % INTERVAL, lambda r: '%.0f; %s s; %.2f%%' % (r['summary']['runs_per_hour'],
                                                      seconds(r['summary']['cpu_per_hour']),
                                                      100.0 * r['summary']['cpu_share']))
-    return rows
+    return table.rows
 
 
 def rows_for_watch(results):
-    rows = []
-
-    def row(label, fn):
-        rows.append((label, [fn(r) for r in results]))
-
-    def s(key):
-        return lambda r: three(r['summary'][key])
-
-    def steps(r):
-        return ', '.join('%s %.2f' % (name.split('.', 1)[1], value) for name, value in r['summary']['steps'].items()
-                         if value >= 0.05 and not name.split('.', 1)[1].startswith('ipvs_apply')) or 'n/a'
+    table = _Rows(results)
+    row, s = table.row, table.spread
 
     row('virtual services / real servers (the sync\'s `kubernetes_table=`; `ipvsadm -S -n` rules)',
         lambda r: '{:,} / {:,} ({:,} rules)'.format(r['virtual_services'], r['real_servers'], r['rules']))
@@ -703,7 +708,7 @@ def rows_for_watch(results):
     row('&nbsp;&nbsp;its CPU time (user + sys)', s('save_cpu'))
     row('**periodic full resync**, its own `duration` (in the long-running process: the kernel read, translation, '
         'rules, plan, addresses, status; `--interval %gs`): min / median / max' % results[0]['interval'], s('resync'))
-    row('&nbsp;&nbsp;where it goes (`--verbose` timings, median s; steps nest: total holds the rest)', steps)
+    row('&nbsp;&nbsp;where it goes (`--verbose` timings, median s; steps nest: total holds the rest)', steps_cell)
     row('&nbsp;&nbsp;its CPU time (the watcher\'s user + sys, /proc/<pid>/stat around it)', s('resync_cpu'))
     row('&nbsp;&nbsp;its child processes\' CPU time (nft, ip, ...)', s('resync_children_cpu'))
     row('**goal: resync / `ipvsadm -S -n`** (the resync\'s own duration against the whole process; ratio of the '
@@ -717,7 +722,14 @@ def rows_for_watch(results):
     row('CPU at the role\'s default interval (a resync every %.0f s): resyncs an hour; CPU seconds an hour; share of '
         'one CPU' % INTERVAL, lambda r: 'n/a' if r['summary']['cpu_per_hour'] is None else '%.0f; %s s; %.2f%%' % (
             r['summary']['runs_per_hour'], seconds(r['summary']['cpu_per_hour']), 100.0 * r['summary']['cpu_share']))
-    return rows
+    return table.rows
+
+
+def table_lines(heads, rows):
+    """The markdown table of rows, a column per head, and a blank line after it."""
+    lines = ['| measurement | %s |' % ' | '.join(heads), '|---|%s' % ('---:|' * len(heads))]
+    lines.extend('| %s | %s |' % (label, ' | '.join(cells)) for label, cells in rows)
+    return lines + ['']
 
 
 def markdown_watch(results, host, facts, end, args):
@@ -732,12 +744,7 @@ def markdown_watch(results, host, facts, end, args):
         'The resync is in-process work of a long-running process: its own `duration` (the status '
         'file\'s) is the fair measure; `ipvsadm -S -n` is a whole process.',
         '',
-        '| measurement | %s |' % ' | '.join(heads),
-        '|---|%s' % ('---:|' * len(results)),
-    ]
-    for label, cells in rows_for_watch(results):
-        lines.append('| %s | %s |' % (label, ' | '.join(cells)))
-    lines.append('')
+    ] + table_lines(heads, rows_for_watch(results))
     lines.append('Kubernetes: cluster shape `%s`, node-7 in zone-b, stand-in API server on the controller.'
                  % args['shape'])
     lines += end_lines(host, facts, end)
@@ -753,12 +760,7 @@ def markdown(results, host, facts, end, args):
         'min / median / max over all runs. Every process timed whole, on the node, in a new network namespace.'
         % (args['repeat'], args['runs']),
         '',
-        '| measurement | %s |' % ' | '.join(heads),
-        '|---|%s' % ('---:|' * len(results)),
-    ]
-    for label, cells in rows_for(results):
-        lines.append('| %s | %s |' % (label, ' | '.join(cells)))
-    lines.append('')
+    ] + table_lines(heads, rows_for(results))
     if any(r['case'] == 'kubernetes' for r in results):
         lines.append('Kubernetes: cluster shape `%s`, node-7 in zone-b, stand-in API server on the controller.'
                      % args['shape'])
