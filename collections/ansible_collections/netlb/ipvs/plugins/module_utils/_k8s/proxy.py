@@ -24,7 +24,8 @@ converges):
    would refuse that service and the whole apply with it, on every run.
 3. Take the state lock (waiting up to state.LOCK_WAIT seconds, then failing with its
    holder named), load the state and read the node's rules, both inside the lock (another
-   run cannot change them between this read and our replace). Render the new rules and,
+   run cannot change them between this read and our replace; a SyncMemo's listing is
+   reused while the ruleset's generation has not moved). Render the new rules and,
    unless the node holds them already, have nft check them, so rules nft would refuse
    fail the run before anything changed. Every command (nft, conntrack) is killed after
    _command.NODE_TIMEOUT: a hung one fails this run instead of blocking every later one.
@@ -136,13 +137,20 @@ class SyncMemo(object):
     is on this node). dummy: the dummy interface as the last sync left it (interface,
     addresses wanted, owned), trusted like the IPVS table kept in memory (_watch/table.py).
 
+    rules_seen: (the nftables generation, our table as listed then): the listing is
+    reused only while the kernel reports that very generation (any commit to any table
+    raises it), so every sync asks the kernel, and a rule changed behind our back is
+    listed again; the same test as the timer run's short way (_k8s/converged.py).
+
     Two kinds, forgotten apart: dummy is trust in the host, which someone may change
     behind the caller's back: forget_host() at every full resync (the interface is read
     again). The rest are pure caches of the inputs (a piece, a text, a scope is reused
-    only for equal inputs, and made from them the same every time), so a resync keeps
-    them: it reads the kernel, the rules and the interface and plans, but translates and
-    renders nothing that did not change. forget() (after any failure) drops both, and the
-    next sync does it all. Bounded: one translation's pieces, one table's text."""
+    only for equal inputs, and made from them the same every time) or, for rules_seen,
+    checked against the kernel at each use, so a resync keeps them: it reads the kernel
+    table, the ruleset's generation (the rules when it moved) and the interface and
+    plans, but translates and renders nothing that did not change. forget() (after any
+    failure) drops both, and the next sync does it all. Bounded: one translation's
+    pieces, one table's text."""
 
     def __init__(self):
         self.translation = TranslationCache()
@@ -151,11 +159,12 @@ class SyncMemo(object):
         self.scope_ports = None  # (addresses, node_port_range, proxy_scope's ports)
         self.scope = None  # the last proxy_scope()
         self.dummy = None  # (interface, wanted, owned): what the interface holds since the last sync
+        self.rules_seen = None  # (ruleset generation, our table normalised) as listed at that generation
 
     def forget(self):
         """The next sync is whole: translated, rendered and the interface read again."""
         self.translation.clear()
-        self.rules = self.rendered_before = self.scope_ports = self.scope = None
+        self.rules = self.rendered_before = self.scope_ports = self.scope = self.rules_seen = None
         self.forget_host()
 
     def forget_host(self):
@@ -255,7 +264,7 @@ def _sync(snapshot, host, backend, options, state_store, drain_store, node_name,
         with engine.clock(timings, 'rules_check'):
             rendered = _rendered(translation, options, memo)
             rules, new_rules = rendered.text, rendered.normalised
-            current_rules = host.read_rules()
+            current_rules = _read_rules(host, memo)
             # nft checks only rules that would be loaded: a converged node skips it.
             if new_rules != current_rules:
                 host.check_rules(rules)
@@ -310,6 +319,22 @@ def _rendered(translation, options, memo):
         memo.rendered_before = memo.rules[1] if memo.rules is not None else None
         memo.rules = (inputs, rendered)
     return rendered
+
+
+def _read_rules(host, memo):
+    """host.read_rules(), unless memo listed them at the very ruleset generation the
+    kernel reports now (rules_generation.py: any commit to any table raises it), so the
+    text listed then is the text now; the generation is read before the listing, so a
+    change between the two is listed again next time. Unknown generation: listed."""
+    if memo is None:
+        return host.read_rules()
+    generation = host.rules_generation()
+    generation = tuple(generation) if generation else None
+    if generation is not None and memo.rules_seen is not None and memo.rules_seen[0] == generation:
+        return memo.rules_seen[1]
+    rules = host.read_rules()
+    memo.rules_seen = (generation, rules) if generation is not None else None
+    return rules
 
 
 def _sync_dummy(host, interface, wanted, owned, check_mode, memo):

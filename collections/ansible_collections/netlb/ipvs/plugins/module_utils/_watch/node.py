@@ -19,7 +19,8 @@ only when their inputs changed). A full resync (every interval, and the first) i
 there to undo drift on the host: it re-asserts the kernel modules and sysctls and the
 static table, and forgets everything it trusts about the node (the remembered table,
 the dummy interface as the last sync left it: SyncMemo.forget_host), so it reads the
-kernel table, the packet rules and the interface afresh and corrects what differs; it
+kernel table and the interface afresh, lists the packet rules unless the ruleset's
+generation says no rule changed since they were listed, and corrects what differs; it
 keeps the memo's pure caches of the inputs (translation pieces, rendered rules), which
 are the same whoever made them, so with unchanged objects it translates no Service
 again. Any failure forgets both, and the next sync is whole. The Kubernetes part is

@@ -224,6 +224,27 @@ def test_a_resync_after_a_change_reaches_the_whole_sync_table(counted):
         assert node.store.state == whole.store.state and node.host.flows == whole.host.flows, step.__name__
 
 
+def test_the_rules_are_listed_again_only_when_the_ruleset_generation_moved():
+    world = events.World()
+    events.start(world)
+    node, _whole = settled(world)
+    reads = node.host.rule_reads
+    node.sync(world, full=True)
+    node.sync(world)
+    assert node.host.rule_reads == reads  # no commit since the last listing: it is reused
+    node.host.generation += 1  # a commit to another table (iptables-nft, another tool)
+    node.sync(world, full=True)
+    assert node.host.rule_reads == reads + 1
+    node.host.generation = None  # the generation cannot be told: listed every time
+    node.sync(world, full=True)
+    node.sync(world, full=True)
+    assert node.host.rule_reads == reads + 3
+    node.memo.forget()  # after a failure
+    node.host.generation = 7
+    node.sync(world)
+    assert node.host.rule_reads == reads + 4
+
+
 def test_forget_after_a_failure_translates_everything_again():
     """The pair of the resync's cost fact: the whole forget() does make every piece again."""
     world = events.World()
