@@ -10,22 +10,22 @@ PRIVATE module_utils of netlb.ipvs: no compatibility promise outside this collec
 
     code = watch(runner, paths, out, err, stop, min_sync=1.0, interval=300.0, listen=('127.0.0.1', 10266))
 
-Each sync: paused -> nothing; the run lock (_run_lock.py) taken for the sync only
-(a module or a manual run gets in between syncs; busy: tried again after min_sync);
-a sync on a change plans against the table kept in memory (_watch/table.py) and
-translates, renders and binds only what the change touched (proxy.SyncMemo: the
-Services whose objects changed are translated again, the packet rules rendered again
-only when their inputs changed). A full resync (every interval, and the first) is
-there to undo drift on the host: it re-asserts the kernel modules and sysctls and the
-static table, and forgets everything it trusts about the node (the remembered table,
-the dummy interface as the last sync left it: SyncMemo.forget_host), so it reads the
-kernel table and the interface afresh, lists the packet rules unless the ruleset's
-generation says no rule changed since they were listed, and corrects what differs; it
-keeps the memo's pure caches of the inputs (translation pieces, rendered rules), which
-are the same whoever made them, so with unchanged objects it translates no Service
-again. Any failure forgets both, and the next sync is whole. The Kubernetes part is
-k8s_service_proxy's pipeline.apply on the watcher's snapshot. Each sync records the
-status and the textfile and prints one journal line, as a timer run does.
+Each sync: paused -> nothing; the run lock (_run_lock.py) taken for the sync only (a
+module or a manual run gets in between syncs; busy: tried again after min_sync); a sync
+on a change plans against the table kept in memory (_watch/table.py) and translates,
+renders and binds only what the change touched (proxy.SyncMemo: the Services whose
+objects changed are translated again, the packet rules rendered again only when their
+inputs changed). A full resync (every interval, and the first) is there to undo drift
+on the host: it re-asserts the kernel modules and sysctls and the static table, and
+forgets everything it trusts about the node (the remembered table, the dummy interface
+as the last sync left it: SyncMemo.forget_host; the node's addresses), so it reads the
+kernel table, the interface and the addresses afresh, lists the packet rules unless the
+ruleset's generation says no rule changed since they were listed, and corrects what
+differs; it keeps the memo's pure caches of the inputs (translation pieces, rendered
+rules), which are the same whoever made them, so with unchanged objects it translates
+no Service again. Any failure forgets both, and the next sync is whole. The Kubernetes
+part is k8s_service_proxy's pipeline.apply on the watcher's snapshot. Each sync records
+the status and the textfile and prints one journal line, as a timer run does.
 
 Served (serve.py, metrics.py): /healthz, /livez and /metrics on listen (loopback), and
 each externalTrafficPolicy: Local LoadBalancer Service's healthCheckNodePort, answered
@@ -110,6 +110,9 @@ class NodeSync(object):
         if full:  # drift: read the host afresh; the translation and the rules text are the inputs' own
             self.table.forget()
             self.memo.forget_host()
+            forget_addresses = getattr(self.node.host, 'forget_addresses', None)
+            if forget_addresses is not None:  # the node's addresses too (NodePorts, the primary address)
+                forget_addresses()
         previous = status.load(self.paths.status)
 
         def sync_kubernetes():

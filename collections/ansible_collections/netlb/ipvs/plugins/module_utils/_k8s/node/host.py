@@ -65,6 +65,11 @@ class HostNode(object):
                 self._found = addresses.read()
         return self._found
 
+    def forget_addresses(self):
+        """The next addresses() or primary_addresses() reads the node again (a long-running
+        caller's resync: an address added or moved since is seen)."""
+        self._found = None
+
     def addresses(self):
         """Every local address as (interface, address)."""
         return self._snapshot().local()

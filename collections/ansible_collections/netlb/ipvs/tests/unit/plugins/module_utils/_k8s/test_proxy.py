@@ -72,6 +72,10 @@ class FakeHost(object):
         self.writes = 0
         self.held = []  # each place() of the scheduler hold: the service names
         self.check_normalised = True  # sync_rules checks the caller's normalised text (the bench trusts it)
+        self.address_forgets = 0  # forget_addresses() calls: a long-running caller's resyncs
+
+    def forget_addresses(self):
+        self.address_forgets += 1
 
     def addresses(self):
         return (('lo', '127.0.0.1'), ('eth0', NODE_IP)) + tuple(('kube-ipvs0', a) for a in sorted(self.on_dummy))

@@ -311,6 +311,7 @@ def test_the_periodic_resync_reads_the_kernel_again_and_undoes_drift(node):
         reads = node.backend.reads
         wait_for(lambda: node.backend.reads > reads)  # one more resync, the node settled
     assert node.backend.reads >= 3
+    assert node.host.address_forgets == node.backend.reads  # each resync reads the node's addresses again too
     # A resync keeps the memo's pure caches: the unchanged Service is not translated again.
     assert (sync.memo.translation.made, sync.memo.translation.reused) == (0, 1)
     assert sync.memo.rules is not None
