@@ -44,6 +44,7 @@ import os
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._files import FileError, ensure_absent, read_text, write_atomic
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.model import SERVICE_SETTING_NAMES
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import rules_generation
 
 FORMAT_VERSION = 3
 
@@ -133,7 +134,7 @@ class Mark:
     def rules_unchanged(self, generation):
         """True when generation (read now) is the one read before the Mark's rules were
         listed: no rule of any table changed since, so they need not be listed again."""
-        return bool(generation) and self.generation is not None and tuple(generation) == self.generation
+        return rules_generation.unchanged(generation, self.generation)
 
     def holds(self, key, table, rules_text, state_bytes):
         """True when key is this Mark's and the node holds exactly what it holds: the

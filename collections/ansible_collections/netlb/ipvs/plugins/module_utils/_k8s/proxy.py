@@ -71,7 +71,7 @@ from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs.params import ser
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s import translate as translator
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import NodeContext
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import (
-    conntrack, packet_rules, packet_rules_nft, packet_rules_text, packet_rules_transition)
+    conntrack, packet_rules, packet_rules_nft, packet_rules_text, packet_rules_transition, rules_generation)
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node.dummy import DummyResult
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.options import DUMMY_INTERFACE
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.proxy_guards import (
@@ -329,11 +329,10 @@ def _read_rules(host, memo):
     if memo is None:
         return host.read_rules()
     generation = host.rules_generation()
-    generation = tuple(generation) if generation else None
-    if generation is not None and memo.rules_seen is not None and memo.rules_seen[0] == generation:
+    if memo.rules_seen is not None and rules_generation.unchanged(generation, memo.rules_seen[0]):
         return memo.rules_seen[1]
     rules = host.read_rules()
-    memo.rules_seen = (generation, rules) if generation is not None else None
+    memo.rules_seen = (tuple(generation), rules) if generation else None
     return rules
 
 

@@ -110,9 +110,7 @@ class NodeSync(object):
         if full:  # drift: read the host afresh; the translation and the rules text are the inputs' own
             self.table.forget()
             self.memo.forget_host()
-            forget_addresses = getattr(self.node.host, 'forget_addresses', None)
-            if forget_addresses is not None:  # the node's addresses too (NodePorts, the primary address)
-                forget_addresses()
+            self.node.host.forget_addresses()  # the node's addresses too (NodePorts, the primary address)
         previous = status.load(self.paths.status)
 
         def sync_kubernetes():

@@ -53,3 +53,10 @@ def read(sock=None, boot_id_path=BOOT_ID):
     except (core.NetlinkError, core.ProtocolError, OSError):
         pass
     return None
+
+
+def unchanged(now, then):
+    """True when now (read() just now) is then (read() before the rules were listed): no
+    rule of any table changed since, so that listing is the rules now. Either unknown
+    (None): False, and the caller lists them."""
+    return bool(now) and bool(then) and tuple(now) == tuple(then)

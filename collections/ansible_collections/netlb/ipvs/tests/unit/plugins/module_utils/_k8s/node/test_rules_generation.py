@@ -64,3 +64,15 @@ def test_any_doubt_is_none(boot_id, sock):
 def test_no_boot_id_is_none_without_asking_the_kernel(tmp_path):
     sock = FakeNfnl([newgen(core.attr(netfilter.NFTA_GEN_ID, struct.pack('>I', 1)))])
     assert rules_generation.read(sock, str(tmp_path / 'absent')) is None and sock.asked == []
+
+
+@pytest.mark.parametrize('now, then, expected', [
+    (['boot', 7], ('boot', 7), True),  # a list read now, a tuple kept: the same pair
+    (['boot', 8], ('boot', 7), False),  # a commit since
+    (['other-boot', 7], ('boot', 7), False),  # a reboot: the number started again
+    (None, ('boot', 7), False),  # unknown now
+    (['boot', 7], None, False),  # unknown then
+    (None, None, False),
+])
+def test_unchanged_only_for_the_same_known_pair(now, then, expected):
+    assert rules_generation.unchanged(now, then) is expected
