@@ -209,14 +209,19 @@ def node_now(node):
     return node.run('date +%s.%N').stdout.strip()
 
 
-def metrics(node):
-    """name{labels} -> value of the textfile."""
+def exposition(text):
+    """name{labels} -> value of a Prometheus text exposition."""
     values = {}
-    for line in node.run(['cat', METRICS]).stdout.splitlines():
+    for line in text.splitlines():
         if line and not line.startswith('#'):
             name, value = line.rsplit(' ', 1)
             values[name] = float(value)
     return values
+
+
+def metrics(node):
+    """The textfile's name{labels} -> value."""
+    return exposition(node.run(['cat', METRICS]).stdout)
 
 
 def quiet(node):
@@ -750,12 +755,7 @@ def scrape(node):
     """The watcher's /metrics: name{labels} -> value."""
     code, text = fetch(node, 'http://%s/metrics' % STATUS_ADDRESS)
     assert code == 200, text
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith('#'):
-            name, value = line.rsplit(' ', 1)
-            values[name] = float(value)
-    return values
+    return exposition(text)
 
 
 def restart_count(node, why):
