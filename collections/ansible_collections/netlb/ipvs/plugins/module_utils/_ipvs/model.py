@@ -22,6 +22,7 @@ import operator
 import socket
 from dataclasses import field, make_dataclass
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _address_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 
 PROTOCOLS = ('tcp', 'udp', 'sctp')
@@ -152,7 +153,7 @@ SERVER_FIELD = dict((setting.name, setting) for setting in SERVER_SETTINGS)
 
 def canonical_address(text):
     """Return the canonical text of an IPv4/IPv6 address (raises ValueError)."""
-    return str(ipaddress.ip_address(str(text).strip('[]')))
+    return _address_text.canonical(str(text).strip('[]'))
 
 
 def address_family(address):

@@ -20,6 +20,7 @@ import ipaddress
 import socket
 import struct
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _address_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core
 
 NETLINK_ROUTE = 0
@@ -77,7 +78,7 @@ def packed_address(address):
 
 
 def address_text(family, raw):
-    return str(ipaddress.ip_address(bytes(raw[:4] if family == socket.AF_INET else raw[:16])))
+    return _address_text.from_packed(raw[:4] if family == socket.AF_INET else raw[:16])
 
 
 def open_socket():

@@ -23,9 +23,10 @@ kernel table, the interface and the addresses afresh, lists the packet rules unl
 ruleset's generation says no rule changed since they were listed, and corrects what
 differs; it keeps the memo's pure caches of the inputs (translation pieces, rendered
 rules), which are the same whoever made them, so with unchanged objects it translates
-no Service again. Any failure forgets both, and the next sync is whole. The Kubernetes
-part is k8s_service_proxy's pipeline.apply on the watcher's snapshot. Each sync records
-the status and the textfile and prints one journal line, as a timer run does.
+no Service again. Any failure forgets both (and the node's addresses), and the next
+sync is whole. The Kubernetes part is k8s_service_proxy's pipeline.apply on the
+watcher's snapshot. Each sync records the status and the textfile and prints one
+journal line, as a timer run does.
 
 Served (serve.py, metrics.py): /healthz, /livez and /metrics on listen (loopback), and
 each externalTrafficPolicy: Local LoadBalancer Service's healthCheckNodePort, answered
@@ -120,8 +121,9 @@ class NodeSync(object):
                 result = pipeline.apply(self.node, snapshot, self.table, take_lock=False, drain_store=self.drain_store,
                                         memo=self.memo)
             except BaseException:
-                self.table.forget()  # refused or failed: the next sync reads the kernel
+                self.table.forget()  # refused or failed: the next sync reads the kernel and the host
                 self.memo.forget()
+                self.node.host.forget_addresses()
                 raise
             if full:  # drift is told at resyncs only: a sync on a change has a new input by definition
                 result.fingerprint = pipeline.fingerprint(snapshot, self.node.params)

@@ -27,10 +27,10 @@ netlink_decode.py:
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _address_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._ipvs import model
 
 
@@ -173,6 +173,6 @@ def address_text(raw, family):
             # real server's address, mostly all different (~30% of a 10,000-server read).
             text = socket.inet_ntop(socket.AF_INET, bytes(raw[:4]))
         else:
-            text = str(ipaddress.ip_address(bytes(raw[:16])))
+            text = _address_text.from_packed(bytes(raw[:16]))
         _TEXT.put(key, text)
     return text

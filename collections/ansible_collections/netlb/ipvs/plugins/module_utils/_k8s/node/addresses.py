@@ -138,6 +138,10 @@ class Snapshot(collections.namedtuple('Snapshot', ('addresses', 'routes', 'names
     def primary(self, dummy_interface=DUMMY_INTERFACE):
         return primary_addresses(self.addresses, self.routes, self.names, dummy_interface)
 
+    def on_interface(self, interface):
+        """The address texts on interface (a set; empty when it has none or is absent)."""
+        return set(item.address for item in self.addresses if item.interface == interface)
+
 
 def interface_names():
     """{index: name} of the node's interfaces (if_nameindex: one ioctl, no process)."""

@@ -29,6 +29,7 @@ import ipaddress
 import os
 import socket
 
+from ansible_collections.netlb.ipvs.plugins.module_utils import _address_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.option_table import DUMMY_INTERFACE
 
@@ -68,7 +69,7 @@ def canonical(address):
         if network.prefixlen != network.max_prefixlen:
             raise ValueError('%s: a dummy interface address must be a single address (/32 or /128)' % text)
         return str(network.network_address)
-    return str(ipaddress.ip_address(text))
+    return _address_text.canonical(text)
 
 
 def plan(current, desired, owned):
@@ -160,13 +161,15 @@ def _addresses_of(sock, index):
     return found
 
 
-def ensure(desired, owned, interface=DUMMY_INTERFACE, check_mode=False, sock=None):
+def ensure(desired, owned, interface=DUMMY_INTERFACE, check_mode=False, sock=None, current=None):
     """Make interface a dummy holding the desired addresses; see the module doc string.
 
     desired, owned: iterables of address texts (owned: what the previous run's
-    DummyResult.owned said). Returns a DummyResult, the same in check mode as the real
-    run would give. Raises DummyError naming the interface (and address) with the
-    kernel's message; on a refused address the others of the batch are applied.
+    DummyResult.owned said). current: the interface's addresses when the caller has
+    just dumped them (the node's own read, addresses.Snapshot.on_interface), else
+    None and they are dumped here. Returns a DummyResult, the same in check mode as
+    the real run would give. Raises DummyError naming the interface (and address) with
+    the kernel's message; on a refused address the others of the batch are applied.
     """
     if not interface or len(interface) >= IFNAMSIZ or '/' in interface or interface.strip() != interface:
         raise DummyError('invalid interface name %r' % (interface,), interface)
@@ -177,7 +180,7 @@ def ensure(desired, owned, interface=DUMMY_INTERFACE, check_mode=False, sock=Non
     except core.ProtocolError as exc:
         raise DummyError('cannot manage interface %s: %s' % (interface, exc), interface)
     try:
-        return _ensure(sock, interface, desired, owned, check_mode)
+        return _ensure(sock, interface, desired, owned, check_mode, current)
     except core.ProtocolError as exc:
         raise DummyError('cannot manage interface %s: %s' % (interface, exc), interface)
     finally:
@@ -185,16 +188,19 @@ def ensure(desired, owned, interface=DUMMY_INTERFACE, check_mode=False, sock=Non
             sock.close()
 
 
-def _ensure(sock, interface, desired, owned, check_mode):
+def _ensure(sock, interface, desired, owned, check_mode, current):
     found = _find(sock, interface)
     created = found is None
     if found is not None and found[1] != 'dummy':
         raise DummyError('interface %s exists and is not a dummy interface (type %s)' % (interface, found[1] or 'unknown'),
                          interface)
-    try:
-        current = _addresses_of(sock, found[0]) if found else set()
-    except core.NetlinkError as exc:
-        raise _kernel_error('read the addresses of', interface, None, exc)
+    if found is None:
+        current = set()
+    elif current is None:
+        try:
+            current = _addresses_of(sock, found[0])
+        except core.NetlinkError as exc:
+            raise _kernel_error('read the addresses of', interface, None, exc)
     add, remove, owned_after = plan(current, desired, owned)
     result = DummyResult(interface, created, add, remove, owned_after)
     if check_mode or not result.changed:

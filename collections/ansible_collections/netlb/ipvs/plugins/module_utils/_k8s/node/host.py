@@ -58,17 +58,19 @@ class HostNode(object):
     def __init__(self, runner):
         self.runner = runner
         self._found = None
+        self._unused = None  # the last read, until sync_dummy takes the dummy's addresses from it
 
     def _snapshot(self):
         if self._found is None:
             with _Edge('reading the node\'s addresses'):
-                self._found = addresses.read()
+                self._found = self._unused = addresses.read()
         return self._found
 
     def forget_addresses(self):
         """The next addresses() or primary_addresses() reads the node again (a long-running
-        caller's resync: an address added or moved since is seen)."""
-        self._found = None
+        caller's resync: an address added or moved since is seen; after a failed sync:
+        nothing read in it is lent to a later one)."""
+        self._found = self._unused = None
 
     def addresses(self):
         """Every local address as (interface, address)."""
@@ -89,9 +91,16 @@ class HostNode(object):
             packet_rules_nft.check(self.runner, text)
 
     def sync_dummy(self, interface, desired, owned, check_mode):
-        """dummy.DummyResult of making interface hold desired (removing only owned)."""
+        """dummy.DummyResult of making interface hold desired (removing only owned).
+
+        The first call after the node's addresses were read takes the interface's
+        addresses from that read, made at the start of this sync: one dump of every
+        address per sync instead of two (the dummy holds one per Service IP). Later calls
+        (a watcher's syncs on a change, which keep the addresses) dump the interface."""
+        read, self._unused = self._unused, None
+        current = read.on_interface(interface) if read is not None else None
         with _Edge('dummy interface %s' % interface):
-            return dummy.ensure(desired, owned, interface=interface, check_mode=check_mode)
+            return dummy.ensure(desired, owned, interface=interface, check_mode=check_mode, current=current)
 
     def read_rules(self):
         """Our nft table as it is now, normalised ('' when absent)."""

@@ -16,7 +16,7 @@ import pytest
 
 MODULE_UTILS = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'plugins', 'module_utils')
 PREFIX = 'ansible_collections.netlb.ipvs.plugins.module_utils'
-FLOOR = ('_command', '_diff', '_duration', '_errors', '_files', '_gc', '_json_state', '_netlink', '_nftables',
+FLOOR = ('_address_text', '_command', '_diff', '_duration', '_errors', '_files', '_gc', '_json_state', '_netlink', '_nftables',
          '_run_lock')
 # The engine (the IPVS table, the Kubernetes translation and sync, kube-proxy's hand-over)
 # and the rooms of bin/netlb-ipvs's commands, which drive it: the engine imports neither.

@@ -409,6 +409,8 @@ def test_the_delete_guard_refuses_an_emptied_cluster(node):
     want = expected_table(web(), web_slice(['10.244.1.11']))
     run_until(watcher, source, lambda: any('refusing to delete' in line for line in lines))
     assert kernel(node) == want
+    # the resync's read, then the refused sync's: what it read of the node is lent to no later sync
+    assert node.host.address_forgets == 2 and node.backend.reads == 1
 
 
 def test_backoff_doubles_to_its_cap_with_jitter():

@@ -86,6 +86,7 @@ class FakeRtnl:
         self.refuse = dict(refuse or {})  # address -> errno
         self.batches = []
         self.created = []
+        self.dumps = 0
 
     def get(self, kind, body, flags=0):
         name = body[16 + 4:].split(b'\0', 1)[0].decode()
@@ -101,6 +102,7 @@ class FakeRtnl:
         return []
 
     def dump(self, kind, body):
+        self.dumps += 1
         family = body[0]
         out = []
         for index, _kind, addrs in self.links.values():
@@ -150,6 +152,22 @@ def test_ensure_check_mode_changes_nothing():
     real = dummy.ensure(['10.96.0.1'], ['10.96.0.9'], sock=fake)
     assert real == result
     assert fake.links['kube-ipvs0'][2] == {'10.96.0.1', '192.0.2.1'}
+
+
+def test_ensure_takes_the_addresses_the_caller_just_read_instead_of_dumping():
+    fake = FakeRtnl({'kube-ipvs0': [5, 'dummy', {'10.96.0.9', '10.96.0.1'}]})
+    # what the caller's read found (it is the kernel's answer that decides, not the test's fake table)
+    result = dummy.ensure(['10.96.0.1', '10.96.0.2'], ['10.96.0.9'], sock=fake, current={'10.96.0.1', '10.96.0.9'})
+    assert (result.added, result.removed) == (['10.96.0.2'], ['10.96.0.9']) and fake.dumps == 0
+    assert fake.links['kube-ipvs0'][2] == {'10.96.0.1', '10.96.0.2'}
+    again = dummy.ensure(['10.96.0.1', '10.96.0.2'], result.owned, sock=fake)
+    assert not again.changed and fake.dumps == 2  # without current: dumped (one per family)
+
+
+def test_ensure_creates_a_missing_interface_whatever_the_caller_read():
+    fake = FakeRtnl()
+    result = dummy.ensure(['10.96.0.1'], [], sock=fake, current={'10.96.0.1'})  # read before someone deleted it
+    assert result.created and result.added == ['10.96.0.1'] and fake.links['kube-ipvs0'][2] == {'10.96.0.1'}
 
 
 def test_ensure_refuses_other_link_kind():
