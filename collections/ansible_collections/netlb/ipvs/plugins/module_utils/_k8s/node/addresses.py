@@ -20,9 +20,13 @@ from __future__ import annotations
 import collections
 import ipaddress
 import socket
+import struct
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.option_table import DUMMY_INTERFACE
+
+_ATTRIBUTE = struct.Struct('=HH')  # nlattr: length, type
+_U32 = struct.Struct('=I')
 
 
 class Address(collections.namedtuple('Address', ('interface', 'family', 'address', 'prefixlen', 'scope', 'flags'))):
@@ -49,20 +53,40 @@ def parse_addresses(bodies, names):
     """Addresses from RTM_NEWADDR bodies (ifaddrmsg + attributes); names maps interface
     index -> name (an index missing from it is named '#<index>')."""
     result = []
+    header, families = route.IFADDRMSG.unpack_from, route.AF_TO_FAMILY
     for body in bodies:
-        family, prefixlen, flags, scope, index = route.IFADDRMSG.unpack_from(body, 0)
-        if family not in route.AF_TO_FAMILY:
+        family, prefixlen, flags, scope, index = header(body, 0)
+        if family not in families:
             continue
-        attrs = core.parse_attrs(body, route.IFADDRMSG.size)
-        # IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point links.
-        raw = attrs.get(route.IFA_LOCAL) or attrs.get(route.IFA_ADDRESS)
+        raw, wide_flags = _address_attributes(body)
         if raw is None:
             continue
-        if route.IFA_FLAGS in attrs:  # the 8-bit header field cannot hold the newer flags
-            flags = core.get_u32(attrs, route.IFA_FLAGS)
-        result.append(Address(names.get(index, '#%d' % index), route.AF_TO_FAMILY[family],
-                              route.address_text(family, raw), prefixlen, scope, flags))
+        result.append(Address(names.get(index, '#%d' % index), families[family], route.address_text(family, raw),
+                              prefixlen, scope, flags if wide_flags is None else wide_flags))
     return result
+
+
+def _address_attributes(body):
+    """(the address, IFA_FLAGS or None) of one RTM_NEWADDR body. The address is IFA_LOCAL,
+    else IFA_ADDRESS (the peer on point-to-point links); IFA_FLAGS holds the flags the
+    8-bit header field cannot. One walk without a dict: a node with thousands of Service
+    addresses parses them at every resync."""
+    local = peer = wide_flags = None
+    offset, end = route.IFADDRMSG.size, len(body)
+    attribute, mask = _ATTRIBUTE.unpack_from, core.NLA_TYPE_MASK
+    while offset + 4 <= end:
+        length, kind = attribute(body, offset)
+        if length < 4 or offset + length > end:
+            raise core.ProtocolError('bad attribute length %d at offset %d' % (length, offset))
+        kind &= mask
+        if kind == route.IFA_LOCAL:
+            local = body[offset + 4:offset + length]
+        elif kind == route.IFA_ADDRESS:
+            peer = body[offset + 4:offset + length]
+        elif kind == route.IFA_FLAGS and length >= 8:
+            wide_flags = _U32.unpack_from(body, offset + 4)[0]
+        offset += (length + 3) & ~3
+    return local or peer, wide_flags
 
 
 def parse_routes(bodies):
@@ -159,11 +183,15 @@ def read(sock=None, names=None):
     try:
         if names is None:
             names = interface_names()
+        # Only the main table's routes, where the kernel can filter (strict dumps): every dummy
+        # address has a route in the local table, thousands not worth sending.
+        table = route.RT_TABLE_MAIN if sock.strict_dumps() else 0
         addr_bodies = [body for kind, body in sock.dump(route.RTM_GETADDR, route.IFADDRMSG.pack(0, 0, 0, 0, 0))
                        if kind == route.RTM_NEWADDR]
         # Default routes only (rtmsg's dst_len, its second byte, 0): the primary address is all
-        # routes serve here, and every dummy address adds a local route not worth parsing.
-        route_bodies = [body for kind, body in sock.dump(route.RTM_GETROUTE, route.RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0))
+        # routes serve here (parse_routes and primary_addresses check the table again).
+        route_bodies = [body for kind, body in sock.dump(route.RTM_GETROUTE,
+                                                         route.RTMSG.pack(0, 0, 0, 0, table, 0, 0, 0, 0))
                         if kind == route.RTM_NEWROUTE and len(body) > 1 and body[1] == 0]
     finally:
         if own:

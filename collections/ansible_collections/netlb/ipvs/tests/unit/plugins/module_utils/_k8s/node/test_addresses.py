@@ -55,20 +55,34 @@ def test_captured_default_routes(captured):
 
 
 class ReplayRtnl:
-    """Answers read()'s two dumps with the captured messages."""
+    """Answers read()'s two dumps with the captured messages (strict: a kernel that
+    filters route dumps by the request's table, as Linux 4.20+ with strict dumps)."""
 
-    def __init__(self, data):
+    def __init__(self, data, strict=False):
         self.answers = {route.RTM_GETADDR: [(route.RTM_NEWADDR, bytes.fromhex(b)) for b in data['addr']],
                         route.RTM_GETROUTE: [(route.RTM_NEWROUTE, bytes.fromhex(b)) for b in data['route']]}
+        self.strict = strict
+        self.tables = []  # the table of each route dump request
+
+    def strict_dumps(self):
+        return self.strict
 
     def dump(self, kind, body):
-        return self.answers[kind]
+        if kind != route.RTM_GETROUTE:
+            return self.answers[kind]
+        table = route.RTMSG.unpack_from(body)[4]
+        self.tables.append(table)
+        return [(kind, reply) for kind, reply in self.answers[kind]
+                if not (self.strict and table) or route.RTMSG.unpack_from(reply)[4] == table]
 
 
-def test_read_keeps_the_default_routes_alone_and_chooses_the_same_primary(captured):
+@pytest.mark.parametrize('strict', [False, True], ids=['unfiltered', 'kernel-filtered'])
+def test_read_keeps_the_default_routes_alone_and_chooses_the_same_primary(captured, strict):
     with open(FIXTURE) as handle:
         data = json.load(handle)
-    read = addresses.read(ReplayRtnl(data), names=captured.names)
+    sock = ReplayRtnl(data, strict)
+    read = addresses.read(sock, names=captured.names)
+    assert sock.tables == [route.RT_TABLE_MAIN if strict else 0]  # the main table asked for where it can be
     assert len(captured.routes) > len(read.routes) and all(route.dst_len == 0 for route in read.routes)
     assert read.routes == [route for route in captured.routes if route.dst_len == 0]
     assert read.local() == captured.local() and read.primary() == captured.primary() == ('10.0.2.15', '2001:db8:1::5')
