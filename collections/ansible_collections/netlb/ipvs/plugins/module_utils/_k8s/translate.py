@@ -115,6 +115,7 @@ from __future__ import annotations
 
 from ansible_collections.netlb.ipvs.plugins.module_utils._errors import IpvsError
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.cluster import NODE_PORT, Translation
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_cache import Assembly
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.translate_endpoints import (
     endpoints_owner,
     index,
@@ -203,6 +204,7 @@ class _Translator(object):
             if cache is not None:
                 cache.begin(self._context())
             ordered = sorted(((object_name(obj), i) for i, obj in enumerate(services)))
+            pieces = []
             for ref, i in ordered:
                 obj = services[i]
                 key = own_key(obj)
@@ -212,30 +214,51 @@ class _Translator(object):
                     piece = maker.piece(obj, ref, slices, endpoints)
                     if cache is not None:
                         cache.put(ref, obj, own_slices, own_endpoints, piece)
-                self._assemble(piece)
+                pieces.append(piece)
             if cache is not None:
                 cache.end()
-            # What anyone may ask for, only once every cluster IP and NodePort is taken.
-            for key, vs, port in self.deferred:
-                self._take(key, vs, port)
+            assembly = cache.assembly(pieces) if cache is not None else None
+            if assembly is None:
+                assembly = self._assembled(pieces)
+                if cache is not None:
+                    cache.keep_assembly(pieces, assembly)
         except Exception as error:  # pylint: disable=broad-except
             # A bug here must not take the node's proxy down with a traceback: say so, and
             # mark the translation incomplete (refuse_incomplete: nothing is applied from it).
             self.stopped = '%s: %s' % (type(error).__name__, error)
             self.warnings.append('translation stopped early: %s' % self.stopped)
-        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
+            assembly = self._assembly()
         return Translation(
-            services=[self.services[i] for i in order],
-            dummy_addresses=frozenset(self.dummy - self.own_addresses),
-            ports=[self.ports[i] for i in order],
-            local_endpoints=frozenset(self.local_endpoints - self.own_addresses),
+            services=list(assembly.services),
+            dummy_addresses=assembly.dummy - self.own_addresses,
+            ports=list(assembly.ports),
+            local_endpoints=assembly.local - self.own_addresses,
             node_addresses=self.node_addresses,
-            skipped=dict((reason, sorted(refs)) for reason, refs in sorted(self.skipped.items())),
-            warnings=self.warnings,
+            skipped=dict((reason, list(refs)) for reason, refs in assembly.skipped.items()),
+            warnings=self.warnings + list(assembly.warnings),
             seen=len(services),
-            health_check_node_ports=dict(sorted(self.health_check_ports.items())),
+            health_check_node_ports=dict(assembly.health),
             stopped=self.stopped,
         )
+
+    def _assembled(self, pieces):
+        """Assemble the pieces in order (rule 10: round-one claims as each piece made them,
+        then what anyone may ask for, only once every cluster IP and NodePort is taken)."""
+        before = len(self.warnings)
+        for piece in pieces:
+            self._assemble(piece)
+        for key, vs, port in self.deferred:
+            self._take(key, vs, port)
+        added, self.warnings[before:] = self.warnings[before:], []
+        return self._assembly(tuple(added))
+
+    def _assembly(self, warnings=()):
+        """The Assembly of what has been assembled so far."""
+        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
+        return Assembly(services=tuple(self.services[i] for i in order), ports=tuple(self.ports[i] for i in order),
+                        dummy=frozenset(self.dummy), local=frozenset(self.local_endpoints),
+                        skipped=dict((reason, tuple(sorted(refs))) for reason, refs in sorted(self.skipped.items())),
+                        health=dict(sorted(self.health_check_ports.items())), warnings=warnings)
 
     def _context(self):
         """Everything a Service's piece depends on besides its own objects."""

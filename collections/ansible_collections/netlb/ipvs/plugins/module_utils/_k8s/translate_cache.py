@@ -23,6 +23,9 @@ Rules of the cache:
   the last translation's; any other context empties the cache (a whole translation).
 - Bounded by the cluster: each translation keeps the pieces of the Services it saw and
   only those, so a deleted Service's piece goes with the next translation.
+- The assembly too is kept (Assembly): when a translation's pieces are the very pieces
+  of the last one, in the same order (nothing a piece depends on changed: a periodic
+  resync), its assembly is the last one's, by the same construction.
 - Pure: no I/O, no clock; it holds references to the objects it was given, never copies.
 """
 
@@ -51,6 +54,19 @@ class Fragment(object):
         self.skipped.append((reason, ref))
 
 
+class Assembly(object):
+    """What assembling a translation's pieces made, in the Translation's terms before the
+    node's own addresses are taken out: services and ports sorted by key, the dummy's and
+    the local endpoints' addresses (frozensets), skipped ({reason: sorted refs}), health
+    ({ref: port}) and the warnings the pieces and claims added. Never changed once made."""
+
+    __slots__ = ('services', 'ports', 'dummy', 'local', 'skipped', 'health', 'warnings')
+
+    def __init__(self, services, ports, dummy, local, skipped, health, warnings):
+        self.services, self.ports, self.dummy, self.local = services, ports, dummy, local
+        self.skipped, self.health, self.warnings = skipped, health, warnings
+
+
 class _Entry(object):
     __slots__ = ('service', 'slices', 'endpoints', 'fragment')
 
@@ -67,28 +83,45 @@ def _same(old, new):
 
 class TranslationCache(object):
     """The Fragments of the last translation, by Service (see the rules at the top).
-    made / reused: pieces made and reused by the last translation."""
+    made / reused: pieces made and reused by the last translation; assembled: whether it
+    assembled them (False: the last assembly was reused)."""
 
     def __init__(self):
         self.context = None
         self.entries = {}
         self.made = self.reused = 0
+        self.assembled = True
         self._previous = {}
+        self._assembly = None  # (the pieces in order, their Assembly)
 
     def clear(self):
         """Forget every piece: the next translation is whole."""
         self.context = None
         self.entries = {}
         self._previous = {}
+        self._assembly = None
 
     def begin(self, context):
         """Start a translation in context (a tuple of everything a piece depends on
         besides its own objects)."""
         if context != self.context:
             self.entries = {}
+            self._assembly = None
             self.context = context
         self._previous, self.entries = self.entries, {}
         self.made = self.reused = 0
+        self.assembled = True
+
+    def assembly(self, pieces):
+        """The Assembly of the last translation when pieces are its very pieces in its
+        order, else None."""
+        if self._assembly is not None and _same(self._assembly[0], pieces):
+            self.assembled = False
+            return self._assembly[1]
+        return None
+
+    def keep_assembly(self, pieces, assembly):
+        self._assembly = (pieces, assembly)
 
     def end(self):
         self._previous = {}

@@ -197,6 +197,11 @@ def nothing(world):
     pass
 
 
+def unreadable_slice(world):
+    # A slice whose owner label cannot be read: a warning of the whole translation, no piece's.
+    world.put(o.endpoint_slice('x', ['10.244.9.9'], name='stray', labels={o.SERVICE_NAME_LABEL: ['x']}))
+
+
 # (step, pieces made again: None = every Service's, a whole translation)
 STEPS = [
     (start, None),
@@ -221,7 +226,11 @@ STEPS = [
     (node_address, None),
     (options_changed, None),
     (nothing, 0),
+    (unreadable_slice, 0),
+    (nothing, 0),
 ]
+# Steps whose pieces are the last translation's, in its order: its assembly is reused.
+SAME_PIECES = (nothing, address_bound, unreadable_slice)
 
 
 def test_scripted_events_give_the_whole_translation():
@@ -232,6 +241,7 @@ def test_scripted_events_give_the_whole_translation():
         count = check(world, cache)
         expected = len(world.store.objects['Service']) if made is None else made
         assert count == expected, '%s: %d pieces made, not %d' % (step.__name__, count, expected)
+        assert cache.assembled == (step not in SAME_PIECES), step.__name__
         results.append(translator.translate(world.store.snapshot('test'), world.context, world.options))
     # The steps changed what they say (the test is not comparing empty tables).
     web = [port for port in results[6].ports if port.service == 'default/web']
@@ -240,6 +250,9 @@ def test_scripted_events_give_the_whole_translation():
     assert any('already a virtual service of Service team-a/thief' in line for line in results[9].warnings)
     assert not any('thief' in line for line in results[10].warnings)
     assert results[12].skipped.get('malformed') == ['team-b/api']
+    # The reused assembly comes with this translation's own warnings.
+    assert any(line.startswith('EndpointSlice default/stray: ') for line in results[-1].warnings)
+    assert not any(line.startswith('EndpointSlice default/stray: ') for line in results[-3].warnings)
 
 
 def test_a_piece_is_reused_only_for_the_very_same_objects():
@@ -277,7 +290,7 @@ def test_random_event_sequences_give_the_whole_translation():
 
     world, cache = World(), TranslationCache()
     world.put(o.node_object())
-    made = reused = 0
+    made = reused = assembled = 0
     for _step in range(300):
         roll = rng.random()
         namespace, name = rng.choice(names)
@@ -296,4 +309,6 @@ def test_random_event_sequences_give_the_whole_translation():
             world.context = node(zone=rng.choice(['zone-a', 'zone-b']))
         made += check(world, cache)
         reused += cache.reused
+        assembled += cache.assembled
     assert reused > made  # most steps reused most pieces
+    assert 0 < assembled < 300  # some steps changed no piece (a slice moved between unready endpoints...)
