@@ -140,7 +140,11 @@ class SyncMemo(object):
     rules_seen: (the nftables generation, our table as listed then): the listing is
     reused only while the kernel reports that very generation (any commit to any table
     raises it), so every sync asks the kernel, and a rule changed behind our back is
-    listed again; the same test as the timer run's short way (_k8s/converged.py).
+    listed again; the same test as the timer run's short way (_k8s/converged.py). A sync
+    that loads rules moves the generation itself: when it moved by exactly this sync's
+    own loads since the listing (each nft transaction raises it by one), nobody else
+    committed in between and the table is what the sync loaded (_rules_after_loads);
+    anything else and the next sync lists the rules.
 
     Two kinds, forgotten apart: dummy is trust in the host, which someone may change
     behind the caller's back: forget_host() at every full resync (the interface is read
@@ -284,7 +288,9 @@ def _sync(snapshot, host, backend, options, state_store, drain_store, node_name,
         result.addresses_added, result.addresses_removed = tuple(dummy.added), tuple(dummy.removed)
         with engine.clock(timings, 'rules_apply'):
             if new_rules != steps.rules:  # else the node holds them: sync_rules would find nothing to do
-                host.sync_rules(rules, check_mode, before=steps.rules, normalised=new_rules)
+                steps.loads += host.sync_rules(rules, check_mode, before=steps.rules, normalised=new_rules).changed
+            if memo is not None and steps.loads:
+                memo.rules_seen = _rules_after_loads(host, memo.rules_seen, steps.loads, new_rules)
         timings['rules_apply'] += timings.pop('rules_first', 0.0)
         change = packet_rules_nft.ApplyResult(new_rules != current_rules, current_rules, new_rules)
         result.rules_changed = change.changed
@@ -336,6 +342,17 @@ def _read_rules(host, memo):
     return rules
 
 
+def _rules_after_loads(host, seen, loads, rules):
+    """SyncMemo.rules_seen after this sync loaded rules loads times (each its own nft
+    transaction) since seen's listing: (the generation now, rules) when the generation
+    moved by exactly that many (no one else's commit between the listing and now), else
+    None (the next sync lists them)."""
+    now = host.rules_generation()
+    if seen is None or not now or now[0] != seen[0][0] or now[1] != (seen[0][1] + loads) & 0xffffffff:
+        return None
+    return tuple(now), rules
+
+
 def _sync_dummy(host, interface, wanted, owned, check_mode, memo):
     """host.sync_dummy, unless memo says the interface holds wanted, owned, since the
     last sync: then the DummyResult it would give (nothing to add or remove)."""
@@ -359,6 +376,7 @@ class _Steps(object):
         self.rules = rules
         self.rendered_before = rendered_before  # the Rendered of the last sync's rules (SyncMemo), or None
         self.queued = state.udp_flows
+        self.loads = 0  # nft transactions this sync committed (each raises the ruleset generation by one)
 
     def save(self, state, check_mode):
         if state != self.saved and not check_mode:
@@ -382,7 +400,9 @@ class _Steps(object):
                 first = packet_rules_transition.transition(self.rules, new_rules)
                 normalised = packet_rules_text.normalise(first)
             if normalised != self.rules:
-                self.rules = self.host.sync_rules(first, False, before=self.rules, normalised=normalised).after
+                loaded = self.host.sync_rules(first, False, before=self.rules, normalised=normalised)
+                self.loads += loaded.changed
+                self.rules = loaded.after
 
 
 def _diff(result, options, dummy, rules):

@@ -245,6 +245,32 @@ def test_the_rules_are_listed_again_only_when_the_ruleset_generation_moved():
     assert node.host.rule_reads == reads + 4
 
 
+def test_rules_a_sync_loaded_are_not_listed_again_unless_someone_else_committed():
+    world = events.World()
+    events.start(world)
+    node, _whole = settled(world)
+    events.endpoint_on_this_node(world)  # the hairpin set changes: the sync loads new rules
+    assert node.sync(world).rules_changed
+    reads = node.host.rule_reads
+    node.sync(world, full=True)
+    assert node.host.rule_reads == reads  # the generation moved by our own load only
+    sync_rules = node.host.sync_rules
+
+    def and_another_tool(*args, **kwargs):  # another commit lands between the listing and ours
+        node.host.generation += 1
+        return sync_rules(*args, **kwargs)
+
+    node.host.sync_rules = and_another_tool
+    world.change('EndpointSlice', 'default', 'web-abcde',
+                 lambda obj: obj['endpoints'].append(o.endpoint('10.244.1.14')))  # another local endpoint
+    assert node.sync(world).rules_changed
+    node.host.sync_rules = sync_rules
+    node.sync(world, full=True)
+    assert node.host.rule_reads == reads + 1
+    node.host.rules = ''  # and after our own load, `nft flush ruleset`: seen, listed, put back
+    assert node.sync(world, full=True).rules_changed and node.host.rule_reads == reads + 2
+
+
 def test_forget_after_a_failure_translates_everything_again():
     """The pair of the resync's cost fact: the whole forget() does make every piece again."""
     world = events.World()
