@@ -86,9 +86,24 @@ demo: system-packages venv lab-image ## install what is missing, boot one node, 
 # ---------------------------------------------------------------------------- tests
 .PHONY: test test-unit test-playbooks test-vm
 TEST_STEPS := test-unit test-playbooks test-sanity lint test-vm
-# One step after the other with a header and its duration; stops at the first failure.
+LAB_IMAGES_LOG ?= $(CURDIR)/lab/run/lab-images.log
+# One step after the other with a header and its duration; stops at the first failure. As
+# root, the lab images test-vm boots are built meanwhile (mostly downloads and unpacking:
+# they cost the steps before little) and their log is shown when test-vm begins; through
+# sudo (which may ask for a password) test-vm builds them itself, in the foreground.
 test: system-packages venv ## everything: unit, sanity, lint, then the VM tests (installs what is missing first)
-	@for step in $(TEST_STEPS); do \
+	@mkdir -p $(dir $(LAB_IMAGES_LOG)); images=; \
+	if [ -z "$(SUDO)" ]; then \
+	  ( $(MAKE) --no-print-directory lab-images > $(LAB_IMAGES_LOG) 2>&1 ) & images=$$!; \
+	  trap 'kill $$images 2>/dev/null' EXIT; \
+	fi; \
+	for step in $(TEST_STEPS); do \
+	  if [ "$$step" = test-vm ] && [ -n "$$images" ]; then \
+	    printf '\n===== make lab-images (built beside the steps before) =====\n'; start=$$SECONDS; \
+	    wait $$images; images_rc=$$?; cat $(LAB_IMAGES_LOG); \
+	    [ $$images_rc -eq 0 ] || { echo "===== make lab-images FAILED" >&2; exit 1; }; \
+	    printf '===== make lab-images: ok, waited %ds =====\n' $$((SECONDS - start)); \
+	  fi; \
 	  printf '\n===== make %s =====\n' "$$step"; start=$$SECONDS; \
 	  $(MAKE) --no-print-directory "$$step" || { echo "===== make $$step FAILED" >&2; exit 1; }; \
 	  printf '===== make %s: ok in %ds =====\n' "$$step" $$((SECONDS - start)); \
@@ -108,19 +123,32 @@ MOLECULE_SCENARIOS ?= default trixie
 # (one lab each, one after the other) run beside pytest -m vm (its own lab). Each stream
 # has its own run directory and inventory; Molecule's output is printed when both ended.
 MOLECULE_LOG ?= $(CURDIR)/lab/run/molecule.log
-test-vm: venv lab-images ## Molecule scenarios (default with the ipvs_virtual_server tests, trixie) beside pytest -m vm
+# The VM tests that run in the Molecule stream after its scenarios, in a pytest session of
+# their own (its own lab node and --basetemp: two sessions never share pytest's numbered
+# directories), so the two streams end close together; the rest of tests/vm runs beside.
+# Each of these files prepares the node it needs itself (apt), none needs test_reconcile.py's
+# site.yml run.
+VM_TESTS_AFTER_MOLECULE ?= tests/vm/test_handover.py
+VM_AFTER_MOLECULE_TEMP ?= $(CURDIR)/lab/run/pytest-after-molecule
+test-vm: venv lab-images ## Molecule scenarios (default with the ipvs_virtual_server tests, trixie), then some VM tests, beside pytest -m vm
 	@mkdir -p $(dir $(MOLECULE_LOG)); \
 	( for s in $(MOLECULE_SCENARIOS); do \
 	    printf '\n----- molecule test -s %s -----\n' "$$s"; start=$$SECONDS; \
 	    molecule test -s "$$s" || { printf -- '----- molecule %s: FAILED after %ds -----\n' "$$s" $$((SECONDS - start)); exit 1; }; \
 	    printf -- '----- molecule %s: ok in %ds -----\n' "$$s" $$((SECONDS - start)); \
-	  done ) > $(MOLECULE_LOG) 2>&1 & molecule_pid=$$!; \
-	start=$$SECONDS; pytest -m vm tests/vm --durations=20; rc=$$?; \
+	  done; \
+	  if [ -n "$(strip $(VM_TESTS_AFTER_MOLECULE))" ]; then \
+	    printf '\n----- pytest -m vm %s -----\n' "$(strip $(VM_TESTS_AFTER_MOLECULE))"; start=$$SECONDS; \
+	    pytest -m vm $(VM_TESTS_AFTER_MOLECULE) --basetemp=$(VM_AFTER_MOLECULE_TEMP) --durations=10; after_rc=$$?; \
+	    printf -- '----- pytest after Molecule: rc=%d in %ds -----\n' $$after_rc $$((SECONDS - start)); \
+	    [ $$after_rc -eq 0 ] || exit 1; \
+	  fi ) > $(MOLECULE_LOG) 2>&1 & molecule_pid=$$!; \
+	start=$$SECONDS; pytest -m vm tests/vm $(addprefix --ignore=,$(VM_TESTS_AFTER_MOLECULE)) --durations=20; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; fi; \
 	printf -- '----- pytest -m vm: rc=%d in %ds -----\n' $$rc $$((SECONDS - start)); \
 	wait $$molecule_pid; molecule_rc=$$?; \
-	printf '\n----- Molecule (ran beside pytest -m vm), rc=%d: its output -----\n' $$molecule_rc; \
-	cat $(MOLECULE_LOG); grep -- '^----- molecule ' $(MOLECULE_LOG); \
+	printf '\n----- Molecule, then pytest after it (ran beside pytest -m vm), rc=%d: its output -----\n' $$molecule_rc; \
+	cat $(MOLECULE_LOG); grep -- '^----- \(molecule\|pytest after\) ' $(MOLECULE_LOG); \
 	[ $$rc -eq 0 ] && [ $$molecule_rc -eq 0 ]
 
 # ---------------------------------------------------------------------------- sanity + lint
