@@ -74,6 +74,7 @@ class NetlinkBackend(base.Backend):
         self._sock = sock
         self._conn = None
         self._family = None
+        self._servers = {}  # the last read's real servers by their settings (netlink_decode.decode_dest_rows)
 
     def probe(self):
         """Open the socket and find the IPVS family now; raises BackendError."""
@@ -101,6 +102,7 @@ class NetlinkBackend(base.Backend):
         return self._conn
 
     def close(self):
+        self._servers = {}
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -135,6 +137,7 @@ class NetlinkBackend(base.Backend):
         """The real servers and counters of each service of keys, one dump per service."""
         servers = [[] for _key in keys]
         counters = [{} for _key in keys]
+        known, made = self._servers, {}  # one read's servers at most: bounded by the table
 
         def on_dest(index, data, offset, end):
             start, stop = netlink_decode.nested_span(data, offset, end, CMD_ATTR_DEST)
@@ -144,10 +147,12 @@ class NetlinkBackend(base.Backend):
                 counters[index][server.key] = counted
 
         def on_datagram(index, data, length, seq):
-            return netlink_decode.decode_dest_rows(data, length, keys[index].family, seq, servers[index], counters[index])
+            return netlink_decode.decode_dest_rows(data, length, keys[index].family, seq, servers[index], counters[index],
+                                                   known, made)
 
         self._dumps(CMD_GET_DEST, [netlink_encode.service_selector(key) for key in keys], on_dest,
                     lambda index: 'the real servers of %s' % (keys[index],), on_datagram)
+        self._servers = made
         return servers, counters
 
     def read_counters(self, keys):

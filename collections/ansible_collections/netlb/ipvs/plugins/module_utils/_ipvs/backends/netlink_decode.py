@@ -215,13 +215,18 @@ def _dest_row(size):
     return row
 
 
-def decode_dest_rows(data, length, family, seq, servers, connections):
+def decode_dest_rows(data, length, family, seq, servers, connections, known=None, made=None):
     """Decode a datagram of real server replies in one unpack, if it is made of
     messages of one size in today's layout; returns False (nothing decoded) otherwise.
 
     The hot loop of a read: 50,000 real servers. The kernel fills every reply with the
     same attributes in the same order, so equal sizes mean equal layouts; the first row
     of each datagram is checked field by field, every row for its header.
+
+    known, made: the caller's memo of real servers by their settings as the kernel sent
+    them (dicts): a server found in known (the last read's) is not made again; every
+    server decoded goes into made (this read's, the next one's known). Its connection
+    counters are read every time.
     """
     size = U32.unpack_from(data, 0)[0]
     row = _dest_row(size)
@@ -236,27 +241,35 @@ def decode_dest_rows(data, length, family, seq, servers, connections):
     ntop, ntohs, af_inet, fwd_name = socket.inet_ntop, socket.ntohs, socket.AF_INET, FWD_NAME
     tunnel_names, checksum_names, server_of = _DEST_NAMES[DEST_ATTR_TUN_TYPE], _DEST_NAMES[DEST_ATTR_TUN_FLAGS], \
         model.RealServer
+    recall = known.get if known is not None else {}.get
+    if made is None:
+        made = {}
     decoded, counted = [], []
     for (m_size, m_type, m_flags, m_seq, _c, _v, _r, _nl, _nk, _l, _k, raw, _l, _k, port, _l, _k, fwd,
          _l, _k, weight, _l, _k, tunnel, _l, _k, tunnel_port, _l, _k, checksum, _l, _k, upper, _l, _k, lower,
          _l, _k, active, _l, _k, inactive, _l, _k, _pc, _l, _k, af) in rows:
         if (m_size, m_type, m_flags, m_seq) != head:
             return False  # an interrupted dump, an error: the general path says which
-        if af == af_inet:
-            address = ntop(af_inet, raw[:4])
-        else:
-            address = address_text(raw, AF_FAMILY.get(af, family))
-        # RealServer's own constructor, positionally: the field order is model.SERVER_SETTINGS'
-        # (tests pin it); keywords would cost a third of this loop. Tunnel settings other
-        # than the defaults (all zero) are rare: only then are they named.
-        if tunnel or tunnel_port or checksum:
-            server = server_of(address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'), upper, lower,
-                               tunnel_names.get(tunnel, 'ipip'), ntohs(tunnel_port), checksum_names.get(checksum, 'none'))
-        else:
-            server = server_of(address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'), upper, lower)
+        settings = (raw, port, fwd, weight, upper, lower, tunnel, tunnel_port, checksum, af, family)
+        server = recall(settings)
+        if server is None:
+            if af == af_inet:
+                address = ntop(af_inet, raw[:4])
+            else:
+                address = address_text(raw, AF_FAMILY.get(af, family))
+            # RealServer's own constructor, positionally: the field order is model.SERVER_SETTINGS'
+            # (tests pin it); keywords would cost a third of this loop. Tunnel settings other
+            # than the defaults (all zero) are rare: only then are they named.
+            if tunnel or tunnel_port or checksum:
+                server = server_of(address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'), upper, lower,
+                                   tunnel_names.get(tunnel, 'ipip'), ntohs(tunnel_port),
+                                   checksum_names.get(checksum, 'none'))
+            else:
+                server = server_of(address, ntohs(port), weight, fwd_name.get(fwd & 7, 'masq'), upper, lower)
+        made[settings] = server
         decoded.append(server)
         if active or inactive:
-            counted.append(((address, server[1]), (active, inactive)))
+            counted.append(((server[0], server[1]), (active, inactive)))
     servers.extend(decoded)
     connections.update(counted)
     return True

@@ -214,6 +214,28 @@ def test_counters_are_read(loaded, kernel):
     assert service.connections_of(('10.244.0.3', 80)) == (0, 0)
 
 
+def test_a_read_makes_again_only_the_real_servers_whose_settings_changed(loaded, kernel):
+    """The backend's memo of the last read's servers: an unchanged server is the very
+    object of the last read, a changed one is decoded anew, counters are read every time,
+    and the memo holds this read's servers only."""
+    first = loaded.read()
+    kernel.counters('10.244.0.2', 4, 9)
+    loaded.apply([Action(model.EDIT_SERVER, first[TCP80], first[TCP80].real_servers[1].replace(weight=7))])
+    second = loaded.read()
+    assert second == apply_to_table(first, [Action(model.EDIT_SERVER, first[TCP80],
+                                                   first[TCP80].real_servers[1].replace(weight=7))])
+    old, new = first[TCP80].real_servers, second[TCP80].real_servers
+    assert new[0] is old[0] and new[2] is old[2]  # unchanged: not made again
+    assert new[1] is not old[1] and new[1].weight == 7
+    assert second[TCP80].connections_of(('10.244.0.2', 8080)) == (4, 9)
+    assert len(loaded._servers) == sum(len(service.real_servers) for service in second.values())
+    loaded.apply([Action(model.DELETE_SERVICE, second[TCP80])])
+    third = loaded.read()
+    assert len(loaded._servers) == sum(len(service.real_servers) for service in third.values())
+    loaded.close()
+    assert loaded._servers == {}
+
+
 def test_read_counters_dumps_only_the_services_asked(loaded, kernel):
     kernel.counters('10.244.0.2', 4, 9)
     kernel.sends.clear()
