@@ -893,23 +893,28 @@ def test_watch_sigterm_in_the_middle_of_a_sync_loses_nothing(watch_case, converg
     sync finishes (every service in the kernel, a journal line), the process ends by itself
     (exit 0), and a one-shot reconcile of the same config finds nothing to change (the table
     is the desired one). The next start converges the node (the big table gone again).
-    `systemctl stop` after the signal: the unit would restart (Restart=always) and waits for
-    the process to end."""
+    For the case, a runtime drop-in turns the unit's Restart=always off: the ended process
+    stays the unit's last one (a `systemctl stop` after the signal raced the restart 5 s
+    later, and took the new process, still starting, for the one that ended)."""
     node = watch_case
     total = 1000
     big = static_table(PODS[:2]) + [
         {'protocol': 'tcp', 'address': '203.0.113.20', 'port': port, 'scheduler': 'rr',
          'real_servers': [{'address': PODS[2], 'port': 8080, 'forwarding': 'masq'}]}
         for port in range(1000, 1000 + total)]
+    drop_in = '/run/systemd/system/%s.d/netlb-test-no-restart.conf' % WATCH_UNIT
     node.run(['systemctl', 'stop', WATCH_UNIT])
     node.run('cat > %s/killer.py' % REMOTE, input=KILLER)
     try:
+        node.run('mkdir -p $(dirname {0}) && printf "[Service]\\nRestart=no\\n" > {0} && systemctl daemon-reload'
+                 .format(drop_in))
         write_json(node, SERVICES_FILE, big)
         since = node_now(node)
         node.run(['systemctl', 'start', WATCH_UNIT])
         at_term = int(node.run(['python3', REMOTE + '/killer.py', '203.0.113.20', 10, total, WATCH_UNIT, 'TERM'],
                                timeout=400).stdout)
-        node.run(['systemctl', 'stop', WATCH_UNIT], timeout=400)
+        wait_until('the watcher ending by itself', lambda: node.run(
+            ['systemctl', 'is-active', WATCH_UNIT], check=False).stdout.strip() in ('inactive', 'failed'), timeout=400)
         ended = dict(line.split('=', 1) for line in node.run(
             ['systemctl', 'show', '-p', 'ExecMainCode', '-p', 'ExecMainStatus', WATCH_UNIT]).stdout.split())
         assert ended == {'ExecMainCode': '1', 'ExecMainStatus': '0'}, ended  # CLD_EXITED, 0: not killed by it
@@ -925,6 +930,7 @@ def test_watch_sigterm_in_the_middle_of_a_sync_loses_nothing(watch_case, converg
             proc.stdout, proc.stderr)
         assert ipvs(node) == table
     finally:
+        node.run('rm -f %s && systemctl daemon-reload' % drop_in, check=False)
         write_json(node, SERVICES_FILE, static_table(PODS[:2]))
         node.run(['systemctl', 'restart', WATCH_UNIT])
     wait_until('the next start converged the node', lambda: ipvs(node) == converged['ipvs'], timeout=120)
