@@ -31,6 +31,7 @@ import socket
 
 from ansible_collections.netlb.ipvs.plugins.module_utils import _address_text
 from ansible_collections.netlb.ipvs.plugins.module_utils._netlink import core, route
+from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.node import addresses
 from ansible_collections.netlb.ipvs.plugins.module_utils._k8s.option_table import DUMMY_INTERFACE
 
 IFNAMSIZ = 16
@@ -87,8 +88,8 @@ def plan(current, desired, owned):
     return _sorted(add), _sorted(remove), owned_after
 
 
-def _sorted(addresses):
-    return sorted(addresses, key=lambda text: (ipaddress.ip_address(text).version, ipaddress.ip_address(text)))
+def _sorted(texts):
+    return sorted(texts, key=lambda text: (ipaddress.ip_address(text).version, ipaddress.ip_address(text)))
 
 
 def link_request(name):
@@ -149,16 +150,9 @@ def _addresses_of(sock, index):
     for family in (socket.AF_INET, socket.AF_INET6):
         bodies.extend(body for kind, body in sock.dump(route.RTM_GETADDR, route.IFADDRMSG.pack(family, 0, 0, 0, 0))
                       if kind == route.RTM_NEWADDR)
-    found = set()
-    for body in bodies:
-        _family, _prefixlen, _flags, _scope, got = route.IFADDRMSG.unpack_from(body, 0)
-        if got != index:
-            continue
-        attrs = core.parse_attrs(body, route.IFADDRMSG.size)
-        raw = attrs.get(route.IFA_LOCAL) or attrs.get(route.IFA_ADDRESS)
-        if raw is not None:
-            found.add(route.address_text(_family, raw))
-    return found
+    # ifaddrmsg's last field is the interface index: only this interface's are parsed.
+    own = [body for body in bodies if route.IFADDRMSG.unpack_from(body, 0)[4] == index]
+    return set(item.address for item in addresses.parse_addresses(own, {}))
 
 
 def ensure(desired, owned, interface=DUMMY_INTERFACE, check_mode=False, sock=None, current=None):
